@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// The dispatcher: maps subcommands onto src/commands/*, and is the one place an error becomes
+// output and an exit code. Command modules are imported inside handlers so each hook loads
+// only what it runs.
+import { readFileSync } from 'node:fs';
+import { EXIT, JobboxError, formatError } from './errors.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { default: yargs } = await import('yargs');
+  await yargs(argv)
+    .scriptName('jobbox')
+    .usage('$0 <command>\n\nRuns batch jobs inside per-job containers on every allocated node (LSF and Slurm).')
+    .option('config', {
+      type: 'string',
+      describe: 'config file (else $JOBBOX_CONFIG, else /etc/jobbox/jobbox.ini)',
+    })
+    .command('image', 'manage images', (y) =>
+      y
+        .command(
+          'import <dir> <ref>',
+          'stream a chroot tree into the engine as an image (tar -C dir -c . | docker import -)',
+          (c) =>
+            c
+              .positional('dir', { type: 'string', demandOption: true, describe: 'root of the chroot tree' })
+              .positional('ref', { type: 'string', demandOption: true, describe: 'image reference, with its registry' })
+              .option('push', { type: 'boolean', default: false, describe: 'push to the registry after import' })
+              .option('engine', { type: 'string', default: 'docker', describe: 'docker-compatible engine CLI' }),
+          async (a) => {
+            const { imageImport } = await import('./commands/image-import.js');
+            await imageImport({ dir: a.dir, ref: a.ref, push: a.push, engine: a.engine, tty: process.stderr.isTTY });
+          },
+        )
+        .demandCommand(1, 'image: a subcommand is required'),
+    )
+    .command('config', 'inspect the configuration', (y) =>
+      y
+        .command(
+          'check',
+          'parse the config strictly, check its ownership, and print it resolved as JSON',
+          () => {},
+          async (a) => {
+            const { configCheck } = await import('./commands/config-check.js');
+            await configCheck(a.config, process.env);
+          },
+        )
+        .demandCommand(1, 'config: a subcommand is required'),
+    )
+    .demandCommand(1, 'a command is required')
+    .strict()
+    .version(version())
+    .help()
+    .alias('help', 'h')
+    .wrap(Math.min(110, process.stdout.columns || 110))
+    .fail((message, err) => {
+      if (err) throw err;
+      throw new JobboxError('usage', message, argv.join(' '), EXIT.usage);
+    })
+    .parseAsync();
+}
+
+const argv = process.argv.slice(2);
+// Fast path: `--version` is what monitoring and module checks run; it needs no parser.
+if (argv.length === 1 && argv[0] === '--version') {
+  process.stdout.write(`${version()}\n`);
+} else {
+  main(argv).catch((err: unknown) => {
+    const { line, exitCode } = formatError(err);
+    process.stderr.write(`${line}\n`);
+    process.exitCode = exitCode;
+  });
+}

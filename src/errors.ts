@@ -1,0 +1,42 @@
+// Every failure jobbox reports has one shape, `jobbox: <subject>: <problem>: <value>`,
+// and carries the exit code its caller needs. LSF reads pre-exec codes as
+// instructions (99 = give up, other non-zero = requeue, 97 = esub rejects), so the
+// code is chosen where the error is raised, where its nature is known.
+
+export const EXIT = {
+  /** Wrong use of the command line itself. */
+  usage: 2,
+  /** Will not heal by retrying: bad config, a disallowed image, bad job data. LSF_EXIT_PRE_ABORT. */
+  permanent: 99,
+  /** May heal: a node or the registry is unreachable. LSF requeues the job. */
+  transient: 1,
+  /** esub rejection: LSB_SUB_ABORT_VALUE. */
+  esubReject: 97,
+} as const;
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+export class JobboxError extends Error {
+  constructor(
+    readonly subject: string,
+    readonly problem: string,
+    readonly value: string,
+    readonly exitCode: ExitCode = EXIT.permanent,
+  ) {
+    super(`jobbox: ${subject}: ${problem}: ${printable(value)}`);
+    this.name = 'JobboxError';
+  }
+}
+
+/** Values come from attackers too: keep control characters and huge values out of terminals and logs. */
+export function printable(value: string): string {
+  const shown = value.length > 200 ? `${value.slice(0, 200)}… (${value.length} chars)` : value;
+  return JSON.stringify(shown).slice(1, -1);
+}
+
+/** The one place an error becomes output: a single stderr line. */
+export function formatError(err: unknown): { line: string; exitCode: number } {
+  if (err instanceof JobboxError) return { line: err.message, exitCode: err.exitCode };
+  const message = err instanceof Error ? err.message : String(err);
+  return { line: `jobbox: internal: unexpected failure: ${printable(message)}`, exitCode: EXIT.transient };
+}

@@ -1,0 +1,43 @@
+// The only code that asks the OS account database (NSS: files, LDAP, sssd) who a user is.
+// getent and id go through NSS like sshd and LSF do, where reading /etc/passwd would miss
+// directory users.
+import { execa } from 'execa';
+import { ACCOUNT_NAME } from '../config/parse.js';
+import { EXIT, JobboxError, printable } from '../errors.js';
+import type { AccountLookup } from '../job/job.js';
+
+// A root hook runs with the job's environment: the user's PATH must not choose our getent.
+const RUN = { reject: false, extendEnv: false, env: { PATH: '/usr/bin:/bin:/usr/sbin:/sbin', LC_ALL: 'C' }, timeout: 30_000 } as const;
+
+export const lookupAccount: AccountLookup = async (name) => {
+  if (!ACCOUNT_NAME.test(name)) throw new JobboxError('user', `not a valid account name (${ACCOUNT_NAME.source})`, name);
+  const passwd = await execa('getent', ['passwd', '--', name], RUN);
+  // getent exits 2 for "no such key"; anything else is NSS trouble (an LDAP server down) that may heal.
+  if (passwd.exitCode === 2) throw new JobboxError('user', 'no such account in the account database', name);
+  if (passwd.exitCode !== 0) throw failed(passwd, name);
+  const [user, , uid, gid, , home = '', shell = ''] = passwd.stdout.split('\n')[0]?.split(':') ?? [];
+  if (user !== name || !isId(uid) || !isId(gid) || !home.startsWith('/')) {
+    throw new JobboxError('user', 'unexpected passwd entry from getent', passwd.stdout);
+  }
+
+  const groups = await execa('id', ['-G', '--', name], RUN);
+  if (groups.exitCode !== 0) throw failed(groups, name);
+  const ids = groups.stdout.trim().split(/\s+/);
+  if (!ids.every(isId)) throw new JobboxError('user', 'unexpected group list from id -G', groups.stdout);
+  return {
+    name,
+    uid: Number(uid),
+    gid: Number(gid),
+    gids: [...new Set(ids.map(Number))].filter((g) => g !== Number(gid)),
+    home,
+    shell,
+  };
+};
+
+function isId(text: string | undefined): text is string {
+  return text !== undefined && /^\d{1,10}$/.test(text);
+}
+
+function failed(result: { command: string; exitCode?: number | undefined; stderr: string }, name: string): JobboxError {
+  return new JobboxError('user', `${result.command} failed (exit ${result.exitCode ?? 'none'}): ${printable(result.stderr.trim())}`, name, EXIT.transient);
+}

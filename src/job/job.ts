@@ -1,0 +1,44 @@
+// The one model of a job that every command below the scheduler adapters works on.
+// Adapters (lsf.ts, and slurm.ts later) are the only code that reads scheduler variables.
+
+export interface Owner {
+  name: string;
+  uid: number;
+  gid: number;
+  /** Supplementary groups, without the primary gid, in the account database's order. */
+  gids: number[];
+  home: string;
+  shell: string;
+}
+
+export interface Host {
+  name: string;
+  slots: number;
+}
+
+export interface Job {
+  scheduler: 'lsf' | 'slurm';
+  /** Decimal job id, as the scheduler prints it. */
+  id: string;
+  /** Array index; 0 for a job that is not an array element. */
+  index: number;
+  /**
+   * What distinguishes two runs of the same job id, for port claims and container labels.
+   * LSF has no attempt counter, so it is the first execution host (a requeued job that
+   * lands elsewhere is a new attempt); Slurm gives SLURM_JOB_RESTART_COUNT.
+   */
+  attempt: string;
+  queue: string;
+  owner: Owner;
+  /** Submission working directory; the user may name anything here, it is only used as the user. */
+  cwd: string;
+  /** Deduplicated, first execution host first. */
+  hosts: Host[];
+  /** Image alias the user asked for (advisory: always re-resolved through the root-owned config). */
+  image: string | undefined;
+  /** The user's own environment: everything the scheduler did not set. Unfiltered here. */
+  env: Record<string, string>;
+}
+
+/** Looks an account up in the OS account database (NSS), the only identity source jobbox trusts. */
+export type AccountLookup = (name: string) => Promise<Owner>;

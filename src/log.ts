@@ -1,0 +1,20 @@
+import type { Logger } from 'pino';
+import type { Job } from './job/job.js';
+
+// Two audiences: admins grep the JSON log file, users and schedulers read stderr.
+// pino is loaded only by commands that log, so `jobbox --version` never pays for it.
+
+export async function openLog(file: string, level: string): Promise<Logger> {
+  const { pino } = await import('pino');
+  // sync: hooks exit right after their last line, and async writes would be lost.
+  return pino({ level, base: { pid: process.pid } }, pino.destination({ dest: file, sync: true, mkdir: true }));
+}
+
+export function jobLog(log: Logger, job: Job, host: string): Logger {
+  return log.child({ job: job.id, index: job.index, attempt: job.attempt, host });
+}
+
+/** A short human line on stderr, in the same voice as errors. */
+export function say(message: string): void {
+  process.stderr.write(`jobbox: ${message}\n`);
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs inside a fresh node's network namespace, in its new mount and UTS namespaces
+# (started by testbed.sh). It gives the node what a real node has of its own, starts its
+# dockerd, and becomes its sshd, whose PID testbed.sh records.
+set -euo pipefail
+node=$1 dir=$2 tb=$3 registry=$4
+
+hostname "$node"
+mount --make-rprivate /
+# A private /run: the node's own docker.sock, pid files and sshd privsep dir.
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/sshd
+# Node names resolve the same way on every node and inside --net=host containers.
+mount --bind "$tb/etc/hosts" /etc/hosts
+# Every node sees its own InfiniBand devices at the one path the config names.
+mount --bind "$dir/ib" "$tb/ib"
+
+dockerd --data-root "$dir/docker" --bridge=none --iptables=false --ip-masq=false \
+  --insecure-registry "$registry" >>"$dir/log/dockerd.log" 2>&1 &
+echo $! >"$dir/dockerd.pid"
+
+exec /usr/sbin/sshd -D -e -f "$dir/sshd_config"

@@ -1,0 +1,357 @@
+#!/usr/bin/env bash
+# The jobbox testbed: a real multi-node cluster on one machine (see README "Testbed").
+#
+#   testbed.sh deps                 install the Debian packages the testbed needs
+#   testbed.sh up [--nodes N]       (re)create N nodes (default 3), the registry, users, images
+#   testbed.sh down                 stop everything by recorded PID, remove namespaces and bridge
+#   testbed.sh status [--json]      what runs
+#   testbed.sh exec NODE -- CMD...  run CMD as root in NODE's namespaces
+#   testbed.sh env                  print shell exports for the testbed (config path, registry)
+#
+# A node is a network + mount + UTS namespace with its own IP, hostname, /run, dockerd
+# and sshd; /home and the shared jobbox dirs are the host's, as on a site with NFS.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+TB=${JOBBOX_TESTBED_DIR:-/var/lib/jobbox-testbed}
+CACHE=${JOBBOX_TESTBED_CACHE:-/var/cache/jobbox-testbed}
+BRIDGE=jbbr0
+NET=10.78.0
+HOSTIP=$NET.1
+REGISTRY=$HOSTIP:5000
+# The image tag names the recipe, so a changed recipe never reuses a stale cached image.
+RECIPE=r1
+PACKAGES=(docker.io docker-registry debootstrap openssh-server openssh-client iproute2 iptables
+          util-linux procps curl)
+
+say() { printf 'testbed: %s\n' "$*" >&2; }
+die() { printf 'testbed: error: %s\n' "$*" >&2; exit 1; }
+
+node_ip() { echo "$NET.$((10 + ${1#node}))"; }
+nodes() { [[ -f $TB/nodes.list ]] && cat "$TB/nodes.list" || true; }
+node_pid() { cat "$TB/run/$1.pid" 2>/dev/null || true; }
+alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+# The caller's working directory is kept: paths are the same on every node (shared fs).
+in_node() { local node=$1; shift; nsenter -t "$(node_pid "$node")" --net --mount --uts --wd="$PWD" -- "$@"; }
+
+# Poll until a command succeeds; testbed start-up is asynchronous everywhere.
+wait_for() {
+  local what=$1 tries=$2; shift 2
+  for ((i = 0; i < tries; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  die "timed out waiting for $what"
+}
+
+# debootstrap's mirror is the machine's own Debian source, never a name written here.
+debian_mirror() {
+  local uri
+  uri=$(awk '/^URIs:/ {u=$2} /^Suites:/ && / bookworm( |$)/ {print u; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  [[ -n $uri ]] || uri=$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  [[ -n $uri ]] || die "no Debian bookworm source in the apt configuration"
+  echo "$uri"
+}
+
+cmd_deps() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+  ((${#missing[@]} == 0)) && return 0
+  say "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# ---------------------------------------------------------------- images
+# Chroots are cached outside the repo: debootstrap is the slow step (about 45 s each).
+build_chroot() {
+  local name=$1 include=$2 dir=$CACHE/chroot/$1
+  [[ -f $dir/.jobbox-complete ]] && return 0
+  rm -rf "$dir" && mkdir -p "$dir"
+  say "debootstrap $name ($include)"
+  debootstrap --variant=minbase --include="$include" bookworm "$dir" "$(debian_mirror)" >"$CACHE/chroot/$name.log" 2>&1 \
+    || die "debootstrap $name failed, see $CACHE/chroot/$name.log"
+  # A host key baked into an image would be shared by every job; jobbox makes one per job.
+  rm -f "$dir"/etc/ssh/ssh_host_*
+  chroot "$dir" apt-get clean
+  touch "$dir/.jobbox-complete"
+}
+
+registry_has() { curl -sf "http://$REGISTRY/v2/$1/tags/list" | grep -q "\"$RECIPE\""; }
+
+build_images() {
+  mkdir -p "$CACHE/chroot"
+  build_chroot deb12 openssh-server,openmpi-bin,procps,iproute2 &
+  local a=$!
+  build_chroot deb12-mpich openssh-server,mpich,procps,iproute2 &
+  local b=$!
+  wait "$a" && wait "$b" || die "building chroots failed"
+  [[ -x $REPO/dist/cli.js ]] || (cd "$REPO" && npm run -s build)
+  for name in deb12 deb12-mpich; do
+    registry_has "$name" && continue
+    say "jobbox image import $name"
+    in_node node1 node "$REPO/dist/cli.js" image import "$CACHE/chroot/$name" "$REGISTRY/$name:$RECIPE" --push
+    # Nodes must get images from the registry, as real nodes do: node1 keeps no private copy.
+    in_node node1 docker rmi -f "$REGISTRY/$name:$RECIPE" >/dev/null
+  done
+}
+
+# ---------------------------------------------------------------- site pieces
+make_users() {
+  getent group jbproj1 >/dev/null || groupadd -g 3001 jbproj1
+  getent group jbproj2 >/dev/null || groupadd -g 3002 jbproj2
+  id jbuser1 >/dev/null 2>&1 || useradd -m -u 2001 -s /bin/bash -G jbproj1,jbproj2 jbuser1
+  id jbuser2 >/dev/null 2>&1 || useradd -m -u 2002 -s /bin/bash jbuser2
+  usermod -G jbproj1,jbproj2 jbuser1
+}
+
+# Real character devices with InfiniBand's numbers; no driver answers them, but docker's
+# device cgroup and visibility inside containers are real. umad/issm are there so tests can
+# show that jobbox never passes them.
+make_ib_devices() {
+  local dir=$1 uverbs=$2
+  mkdir -p "$dir"
+  for ((i = 0; i < uverbs; i++)); do mknod -m 0666 "$dir/uverbs$i" c 231 $((192 + i)); done
+  mknod -m 0666 "$dir/rdma_cm" c 10 58
+  mknod -m 0600 "$dir/umad0" c 231 0
+  mknod -m 0600 "$dir/issm0" c 231 64
+}
+
+write_config() {
+  local conf=$TB/etc/jobbox.ini
+  cat >"$conf" <<EOF
+# Generated by test/testbed/testbed.sh up; do not edit.
+[jobbox]
+engine = docker
+registry = $REGISTRY
+port_range = 41000-41199
+port_dir = $TB/shared/ports
+state_dir = $TB/shared/jobs
+log_file = $TB/log/jobbox.log
+log_level = debug
+ssh_user = root
+ssh_key = $TB/etc/ssh/id_ed25519
+ssh_known_hosts = $TB/etc/ssh/known_hosts
+ssh_port = 22
+connect_timeout = 5
+start_timeout = 30
+pull_timeout = 300
+fanout = 64
+device_dir = $TB/ib
+default_queue = normal
+
+[queue normal]
+default_image = deb12
+allowed_images = deb12 deb12-mpich
+mounts = /home
+devices = uverbs* rdma_cm
+cpus = slots
+memory = 1g/slot
+shm_size = 256m
+
+[queue short]
+default_image = deb12-mpich
+allowed_images = deb12-mpich
+mounts = /home
+devices = uverbs* rdma_cm
+cpus = slots
+memory = none
+
+[image deb12]
+ref = $REGISTRY/deb12:$RECIPE
+
+[image deb12-mpich]
+ref = $REGISTRY/deb12-mpich:$RECIPE
+env.MPICH_PORT_RANGE = 42000:42999
+EOF
+  chmod 0644 "$conf"
+}
+
+start_registry() {
+  mkdir -p "$CACHE/registry"
+  cat >"$TB/etc/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $CACHE/registry
+http:
+  addr: $REGISTRY
+EOF
+  docker-registry serve "$TB/etc/registry.yml" >"$TB/log/registry.log" 2>&1 &
+  echo $! >"$TB/run/registry.pid"
+  wait_for registry 100 curl -sf "http://$REGISTRY/v2/"
+}
+
+# ---------------------------------------------------------------- nodes
+make_network() {
+  ip link add "$BRIDGE" type bridge
+  ip addr add "$HOSTIP/24" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+  # Docker and br_netfilter drop bridged traffic by default; nodes must reach each other.
+  iptables -I FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT
+}
+
+start_node() {
+  local node=$1 ip dir
+  ip=$(node_ip "$node")
+  dir=$TB/nodes/$node
+  mkdir -p "$dir/docker" "$dir/log" "$dir/ssh"
+  ip netns add "$node"
+  ip link add "jbv-$node" type veth peer name eth0 netns "$node"
+  ip link set "jbv-$node" master "$BRIDGE" up
+  ip -n "$node" addr add "$ip/24" dev eth0
+  ip -n "$node" link set eth0 up
+  ip -n "$node" link set lo up
+  ssh-keygen -q -t ed25519 -N '' -C "$node" -f "$dir/ssh/host_ed25519_key"
+  cat >"$dir/sshd_config" <<EOF
+Port 22
+ListenAddress $ip
+HostKey $dir/ssh/host_ed25519_key
+PidFile none
+PermitRootLogin prohibit-password
+AllowUsers root
+AuthorizedKeysFile $TB/etc/ssh/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+Subsystem sftp internal-sftp
+EOF
+  # nsenter+unshare, not `ip netns exec`: the latter remounts /sys and hides the cgroup tree
+  # that dockerd needs. The boot script execs sshd, so this PID is the node's anchor.
+  nsenter --net="/run/netns/$node" unshare --mount --uts -- \
+    bash "$HERE/node-boot.sh" "$node" "$dir" "$TB" "$REGISTRY" </dev/null >>"$dir/log/boot.log" 2>&1 &
+  echo $! >"$TB/run/$node.pid"
+}
+
+wait_node() {
+  local node=$1
+  wait_for "$node dockerd" 300 in_node "$node" docker info
+  wait_for "$node sshd" 100 in_node "$node" bash -c "exec 3<>/dev/tcp/$(node_ip "$node")/22"
+}
+
+cmd_up() {
+  local count=3
+  while (($#)); do
+    case $1 in
+      --nodes) count=${2:?--nodes needs a number}; shift 2 ;;
+      *) die "up: unknown option: $1" ;;
+    esac
+  done
+  [[ $count =~ ^[1-9][0-9]?$ ]] || die "up: --nodes must be 1..99: $count"
+  [[ $(id -u) == 0 ]] || die "up must run as root"
+  cmd_deps
+  cmd_down quiet
+  local t0=$SECONDS
+  mkdir -p "$TB"/{run,log,etc/ssh,shared/ports,shared/jobs,ib,nodes}
+  chmod 0755 "$TB" "$TB/etc" "$TB/shared"
+  chmod 0700 "$TB/shared/jobs"
+  make_users
+  ssh-keygen -q -t ed25519 -N '' -C jobbox-admin -f "$TB/etc/ssh/id_ed25519"
+  cp "$TB/etc/ssh/id_ed25519.pub" "$TB/etc/ssh/authorized_keys"
+  : >"$TB/etc/ssh/known_hosts"
+  {
+    echo "127.0.0.1 localhost"
+    echo "$HOSTIP tbhost"
+  } >"$TB/etc/hosts"
+  : >"$TB/nodes.list"
+  for ((n = 1; n <= count; n++)); do
+    echo "node$n" >>"$TB/nodes.list"
+    echo "$(node_ip "node$n") node$n" >>"$TB/etc/hosts"
+    make_ib_devices "$TB/nodes/node$n/ib" $((n == 1 ? 2 : 1))
+  done
+  write_config
+  make_network
+  start_registry
+  for node in $(nodes); do start_node "$node"; done
+  for node in $(nodes); do
+    wait_node "$node"
+    echo "$node,$(node_ip "$node") $(cut -d' ' -f1-2 "$TB/nodes/$node/ssh/host_ed25519_key.pub")" >>"$TB/etc/ssh/known_hosts"
+  done
+  build_images
+  say "up: $count nodes, registry $REGISTRY, config $TB/etc/jobbox.ini ($((SECONDS - t0)) s)"
+}
+
+# Stop by the PIDs recorded at start. The last sweep kills what is left inside a node's
+# network namespace (container shims of a dockerd that died): those are ours by construction.
+stop_pid() {
+  local pid=$1 i
+  alive "$pid" || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 150; i++)); do alive "$pid" || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+cmd_down() {
+  local quiet=${1:-}
+  for node in $(nodes); do
+    stop_pid "$(cat "$TB/nodes/$node/dockerd.pid" 2>/dev/null || true)"
+    stop_pid "$(node_pid "$node")"
+    if ip netns list | grep -qw "$node"; then
+      for pid in $(ip netns pids "$node" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+      ip netns del "$node"
+    fi
+  done
+  stop_pid "$(cat "$TB/run/registry.pid" 2>/dev/null || true)"
+  while iptables -D FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null; do :; done
+  ip link del "$BRIDGE" 2>/dev/null || true
+  # Node dirs hold the node image stores; the shared port and job dirs must start empty.
+  rm -rf "$TB/nodes" "$TB/run" "$TB/shared" "$TB/etc" "$TB/ib" "$TB/nodes.list"
+  [[ -n $quiet ]] || say "down"
+}
+
+cmd_status() {
+  local json=${1:-}
+  local up=false regup=false
+  alive "$(cat "$TB/run/registry.pid" 2>/dev/null || true)" && regup=true
+  local rows=()
+  for node in $(nodes); do
+    local pid sshd=false dockerd=false
+    pid=$(node_pid "$node")
+    alive "$pid" && sshd=true && up=true
+    alive "$(cat "$TB/nodes/$node/dockerd.pid" 2>/dev/null || true)" && dockerd=true
+    rows+=("$node $(node_ip "$node") ${pid:-0} $sshd $dockerd")
+  done
+  if [[ $json == --json ]]; then
+    printf '{"up":%s,"dir":"%s","config":"%s","registry":"%s","registryUp":%s,"bridge":"%s","bridgeIp":"%s","nodes":[' \
+      "$up" "$TB" "$TB/etc/jobbox.ini" "$REGISTRY" "$regup" "$BRIDGE" "$HOSTIP"
+    local sep=''
+    for row in "${rows[@]}"; do
+      read -r name ip pid sshd dockerd <<<"$row"
+      printf '%s{"name":"%s","ip":"%s","pid":%s,"sshd":%s,"dockerd":%s}' "$sep" "$name" "$ip" "$pid" "$sshd" "$dockerd"
+      sep=,
+    done
+    printf ']}\n'
+  else
+    echo "registry $REGISTRY up=$regup"
+    for row in "${rows[@]}"; do echo "$row" | awk '{printf "%-8s %-12s pid=%-8s sshd=%-5s dockerd=%s\n", $1, $2, $3, $4, $5}'; done
+  fi
+}
+
+cmd_exec() {
+  local node=${1:-}
+  shift || true
+  [[ ${1:-} == -- ]] && shift
+  [[ -n $node ]] && (($#)) || die "usage: exec NODE -- CMD..."
+  alive "$(node_pid "$node")" || die "exec: node is not up: $node"
+  in_node "$node" "$@"
+}
+
+cmd_env() {
+  echo "export JOBBOX_CONFIG=$TB/etc/jobbox.ini"
+  echo "export JOBBOX_TESTBED_REGISTRY=$REGISTRY"
+}
+
+main() {
+  local cmd=${1:-}
+  shift || true
+  case $cmd in
+    deps) cmd_deps ;;
+    up) cmd_up "$@" ;;
+    down) cmd_down ;;
+    status) cmd_status "$@" ;;
+    exec) cmd_exec "$@" ;;
+    env) cmd_env ;;
+    *) die "usage: testbed.sh deps|up [--nodes N]|down|status [--json]|exec NODE -- CMD...|env" ;;
+  esac
+}
+main "$@"
