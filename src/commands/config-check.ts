@@ -5,6 +5,6 @@ import { configPath, loadConfig } from '../config/load.js';
 export async function configCheck(cli: string | undefined, env: NodeJS.ProcessEnv): Promise<void> {
   const path = configPath(cli, env);
   const config = await loadConfig(path);
-  process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(config, (_k, v: unknown) => (v instanceof Map ? Object.fromEntries(v) : v), 2)}\n`);
   process.stderr.write(`jobbox: config: ok: ${path}\n`);
 }

@@ -282,7 +282,8 @@ stop_pid() {
 }
 
 cmd_down() {
-  local quiet=${1:-}
+  local quiet=${1:-} pids=()
+  for f in "$TB"/run/*.pid "$TB"/nodes/*/dockerd.pid; do [[ -f $f ]] && pids+=("$(cat "$f")"); done
   for node in $(nodes); do
     stop_pid "$(cat "$TB/nodes/$node/dockerd.pid" 2>/dev/null || true)"
     stop_pid "$(node_pid "$node")"
@@ -296,7 +297,12 @@ cmd_down() {
   ip link del "$BRIDGE" 2>/dev/null || true
   # Node dirs hold the node image stores; the shared port and job dirs must start empty.
   rm -rf "$TB/nodes" "$TB/run" "$TB/shared" "$TB/etc" "$TB/ib" "$TB/nodes.list"
-  [[ -n $quiet ]] || say "down"
+  # Prove it: nothing we recorded still runs, and no namespace, bridge or mount is left.
+  for pid in "${pids[@]}"; do ! alive "$pid" || die "down: process $pid is still alive"; done
+  ! ip netns list | grep -qE '^node[0-9]+( |$)' || die "down: namespaces left: $(ip netns list | tr '\n' ' ')"
+  ! ip link show "$BRIDGE" >/dev/null 2>&1 || die "down: bridge $BRIDGE is left"
+  ! grep -q " $TB" /proc/mounts || die "down: mounts left under $TB"
+  [[ -n $quiet ]] || say "down: ${#pids[@]} processes stopped, no namespace, bridge or mount left"
 }
 
 cmd_status() {

@@ -1,0 +1,62 @@
+// The validated configuration. Everything here has passed parseConfig's checks, so code
+// below the commands can use it without checking again.
+
+export interface Mount {
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+/** How much memory a job's container may use on one node. */
+export type MemoryPolicy =
+  | { kind: 'none' }
+  | { kind: 'total'; bytes: number }
+  | { kind: 'perSlot'; bytes: number };
+
+export interface Image {
+  alias: string;
+  /** Always qualified with a registry, so nothing is ever pulled from an implied public hub. */
+  ref: string;
+  mounts: Mount[];
+  env: Record<string, string>;
+}
+
+export interface Queue {
+  name: string;
+  defaultImage: string;
+  /** Image aliases, each with an [image] section; includes defaultImage. */
+  allowedImages: string[];
+  mounts: Mount[];
+  /** Globs of device names under Config.deviceDir: only uverbs* and rdma_cm. */
+  devices: string[];
+  cpus: 'slots' | 'none';
+  memory: MemoryPolicy;
+  shmSizeBytes: number;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Config {
+  engine: string;
+  /** host[:port], or '' when every image ref names its own registry. */
+  registry: string;
+  portRange: { first: number; last: number };
+  portDir: string;
+  stateDir: string;
+  logFile: string;
+  logLevel: LogLevel;
+  sshUser: string;
+  sshKey: string;
+  sshKnownHosts: string;
+  sshPort: number;
+  connectTimeoutMs: number;
+  startTimeoutMs: number;
+  pullTimeoutMs: number;
+  fanout: number;
+  deviceDir: string;
+  defaultQueue: string;
+  /** Maps, not plain objects: lookups by user-supplied names must not reach Object.prototype. */
+  queues: Map<string, Queue>;
+  images: Map<string, Image>;
+}

@@ -1,0 +1,117 @@
+import { describe, it, expect } from 'vitest';
+import { JobboxError } from '../../src/errors.js';
+import type { AccountLookup, Owner } from '../../src/job/job.js';
+import { lsfJob, parseLsfHosts, parseMcpuHosts } from '../../src/job/lsf.js';
+
+const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27], home: '/home/alice', shell: '/bin/bash' };
+const accounts: Record<string, Owner> = { alice, root: { ...alice, name: 'root', uid: 0, gid: 0, home: '/root' } };
+const lookup: AccountLookup = async (name) => {
+  const owner = accounts[name];
+  if (!owner) throw new JobboxError('user', 'no such account in the account database', name);
+  return owner;
+};
+
+const ENV = {
+  LSB_JOBID: '4711',
+  LSB_QUEUE: 'normal',
+  LSB_JOB_EXECUSER: 'alice',
+  LSB_HOSTS: 'h1 h1 h5 h3',
+  LSB_MCPU_HOSTS: 'h3 1 h5 1 h1 2 ',
+  LS_SUBCWD: '/home/alice/run',
+  LSF_SERVERDIR: '/opt/lsf/etc',
+  USER: 'root',
+  JOBBOX_IMAGE: 'deb12',
+  OMPI_MCA_btl: '^openib',
+};
+
+describe('lsfJob', () => {
+  it('builds the job from a full environment', async () => {
+    expect(await lsfJob(ENV, 'h1', lookup)).toEqual({
+      scheduler: 'lsf',
+      id: '4711',
+      index: 0,
+      attempt: 'h1',
+      queue: 'normal',
+      owner: alice,
+      cwd: '/home/alice/run',
+      hosts: [
+        { name: 'h1', slots: 2 },
+        { name: 'h5', slots: 1 },
+        { name: 'h3', slots: 1 },
+      ],
+      image: 'deb12',
+      env: { USER: 'root', JOBBOX_IMAGE: 'deb12', OMPI_MCA_btl: '^openib' },
+    });
+  });
+
+  it.each([
+    ['this host first, then LSB_HOSTS order', { LSB_HOSTS: 'h1 h5 h3 h1' }, 'h5', 'h5:1 h1:2 h3:1'],
+    ['MCPU only, repeated host summed', { LSB_HOSTS: undefined, LSB_MCPU_HOSTS: 'h3 1 h5 1 h3 2' }, 'h5', 'h5:1 h3:3'],
+    ['HOSTS only', { LSB_MCPU_HOSTS: undefined, LSB_HOSTS: 'h2 h2 h7' }, 'h7', 'h7:1 h2:2'],
+    ['empty HOSTS falls back to MCPU', { LSB_HOSTS: ' ', LSB_MCPU_HOSTS: 'h3 4' }, 'h3', 'h3:4'],
+    ['OS gives the FQDN, LSF the short name', {}, 'h5.cluster.example', 'h5:1 h1:2 h3:1'],
+    ['LSF gives the FQDN, OS the short name', { LSB_HOSTS: 'h1.c h5.c', LSB_MCPU_HOSTS: 'h5.c 1 h1.c 1' }, 'h5', 'h5.c:1 h1.c:1'],
+    ['case differs', {}, 'H3', 'h3:1 h1:2 h5:1'],
+    ['exact name wins over a short-name match', { LSB_HOSTS: 'n1.a n1', LSB_MCPU_HOSTS: undefined }, 'n1', 'n1:1 n1.a:1'],
+  ])('%s', async (_name, vars, thisHost, hosts) => {
+    const job = await lsfJob({ ...ENV, ...vars }, thisHost, lookup);
+    expect(job.hosts.map((h) => `${h.name}:${h.slots}`).join(' ')).toBe(hosts);
+    expect(job.attempt).toBe(job.hosts[0]?.name);
+  });
+
+  it.each([
+    ['array index', { LSB_JOBINDEX: '12' }, { index: 12 }],
+    ['empty array index', { LSB_JOBINDEX: '' }, { index: 0 }],
+    ['no LS_SUBCWD: home', { LS_SUBCWD: undefined }, { cwd: '/home/alice' }],
+    ['empty JOBBOX_IMAGE', { JOBBOX_IMAGE: '' }, { image: undefined }],
+  ])('%s', async (_name, vars, expected) => {
+    expect(await lsfJob({ ...ENV, ...vars }, 'h1', lookup)).toMatchObject(expected);
+  });
+
+  it.each([
+    ['missing job id', { LSB_JOBID: undefined }, 'h1', 'jobbox: LSB_JOBID: is not set (not running under LSF?): '],
+    ['non-decimal job id', { LSB_JOBID: '12a' }, 'h1', 'jobbox: LSB_JOBID: must be a decimal job id: 12a'],
+    ['negative job id', { LSB_JOBID: '-1' }, 'h1', 'jobbox: LSB_JOBID: must be a decimal job id: -1'],
+    ['bad index', { LSB_JOBINDEX: '1;id' }, 'h1', 'jobbox: LSB_JOBINDEX: must be a decimal array index: 1;id'],
+    ['missing queue', { LSB_QUEUE: '' }, 'h1', 'jobbox: LSB_QUEUE: is not set (not running under LSF?): '],
+    ['bad queue', { LSB_QUEUE: '../x' }, 'h1', 'jobbox: LSB_QUEUE: must match ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$: ../x'],
+    ['missing owner', { LSB_JOB_EXECUSER: undefined }, 'h1', 'jobbox: LSB_JOB_EXECUSER: is not set (not running under LSF?): '],
+    ['unknown owner', { LSB_JOB_EXECUSER: 'mallory' }, 'h1', 'jobbox: user: no such account in the account database: mallory'],
+    ['root owner', { LSB_JOB_EXECUSER: 'root' }, 'h1', 'jobbox: LSB_JOB_EXECUSER: jobs owned by uid 0 are refused: root'],
+    ['no hosts', { LSB_HOSTS: undefined, LSB_MCPU_HOSTS: undefined }, 'h1', 'jobbox: LSB_MCPU_HOSTS: is not set, nor is LSB_HOSTS: '],
+    ['disagreeing counts', { LSB_HOSTS: 'h1 h5 h3' }, 'h1', 'jobbox: LSB_HOSTS: disagrees with LSB_MCPU_HOSTS "h3 1 h5 1 h1 2": h1 h5 h3'],
+    ['disagreeing hosts', { LSB_HOSTS: 'h1 h1 h5 h4' }, 'h1', 'jobbox: LSB_HOSTS: disagrees with LSB_MCPU_HOSTS "h3 1 h5 1 h1 2": h1 h1 h5 h4'],
+    ['option as host', { LSB_HOSTS: '-oProxyCommand=x', LSB_MCPU_HOSTS: undefined }, 'h1', 'jobbox: LSB_HOSTS: host names must match ^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$: -oProxyCommand=x'],
+    ['option as MCPU host', { LSB_MCPU_HOSTS: '-oProxyCommand=x 1' }, 'h1', 'jobbox: LSB_MCPU_HOSTS: host names must match ^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$: -oProxyCommand=x'],
+    ['odd MCPU', { LSB_MCPU_HOSTS: 'h1 2 h5' }, 'h1', 'jobbox: LSB_MCPU_HOSTS: must be pairs of "host count": h1 2 h5'],
+    ['zero count', { LSB_MCPU_HOSTS: 'h1 0' }, 'h1', 'jobbox: LSB_MCPU_HOSTS: slot counts must be positive integers: 0'],
+    ['count not a number', { LSB_MCPU_HOSTS: 'h1 two' }, 'h1', 'jobbox: LSB_MCPU_HOSTS: slot counts must be positive integers: two'],
+    ['this host not in the job', {}, 'h9', 'jobbox: job hosts: do not include this host (h1 h5 h3): h9'],
+    ['ambiguous short name', { LSB_HOSTS: 'n1.a n1.b', LSB_MCPU_HOSTS: undefined }, 'n1', 'jobbox: job hosts: include several hosts with this short name: n1'],
+  ])('%s is refused', async (_name, vars, thisHost, message) => {
+    await expect(lsfJob({ ...ENV, ...vars }, thisHost, lookup)).rejects.toThrow(expect.objectContaining({ message }));
+  });
+});
+
+describe('host list parsers', () => {
+  it.each([
+    ['h3 1 h5 1 h1 2', 'h3:1 h5:1 h1:2'],
+    ['h3 1 h5 1 h1 2 ', 'h3:1 h5:1 h1:2'],
+    ['  h1   4\th2 1\n', 'h1:4 h2:1'],
+    ['h1 1 h2 1 h1 3', 'h1:4 h2:1'],
+  ])('LSB_MCPU_HOSTS %j → %s', (text, hosts) => {
+    expect(parseMcpuHosts(text).map((h) => `${h.name}:${h.slots}`).join(' ')).toBe(hosts);
+  });
+
+  it.each([
+    ['h1 h1 h5 h3', 'h1:2 h5:1 h3:1'],
+    ['h5 h1 h5 ', 'h5:2 h1:1'],
+  ])('LSB_HOSTS %j → %s', (text, hosts) => {
+    expect(parseLsfHosts(text).map((h) => `${h.name}:${h.slots}`).join(' ')).toBe(hosts);
+  });
+
+  it('refuses empty lists', () => {
+    expect(() => parseMcpuHosts(' ')).toThrow('jobbox: LSB_MCPU_HOSTS: must be pairs of "host count":  ');
+    expect(() => parseLsfHosts('')).toThrow('jobbox: LSB_HOSTS: must list at least one host: ');
+  });
+});
