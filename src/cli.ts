@@ -13,6 +13,8 @@ function version(): string {
 async function main(argv: string[]): Promise<void> {
   const { default: yargs } = await import('yargs');
   await yargs(argv)
+    // Everything after `--` is the user's command, never options of ours.
+    .parserConfiguration({ 'populate--': true })
     .scriptName('jobbox')
     .usage('$0 <command>\n\nRuns batch jobs inside per-job containers on every allocated node (LSF and Slurm).')
     .option('config', {
@@ -49,6 +51,58 @@ async function main(argv: string[]): Promise<void> {
           },
         )
         .demandCommand(1, 'config: a subcommand is required'),
+    )
+    .command(
+      'esub',
+      'LSF esub (job owner, at submit): check `bsub -a docker-<alias>` against the queue, pass it to the job',
+      (c) => c.option('alias', { type: 'string', describe: 'alias asked for (per-alias esub); else read from LSB_SUB_ADDITIONAL' }),
+      async (a) => {
+        const { esub } = await import('./commands/esub.js');
+        await esub({ alias: a.alias, config: a.config }, process.env);
+      },
+    )
+    .command('lsf', 'LSF administration', (y) =>
+      y
+        .command(
+          'install-esubs <dir>',
+          'link esub.docker-<alias> for every configured alias into LSF_SERVERDIR, remove stale ones',
+          (c) =>
+            c
+              .positional('dir', { type: 'string', demandOption: true, describe: 'LSF_SERVERDIR' })
+              .option('master', { type: 'boolean', default: false, describe: 'also install the master esub (openlava)' }),
+          async (a) => {
+            const { lsfInstallEsubs } = await import('./commands/lsf-install-esubs.js');
+            await lsfInstallEsubs({ dir: a.dir, master: a.master, config: a.config }, process.env);
+          },
+        )
+        .demandCommand(1, 'lsf: a subcommand is required'),
+    )
+    .command(
+      'pre-exec',
+      'LSF queue PRE_EXEC (root, first host): start the job container on every node, then wait for all',
+      (c) => c.option('dry-run', { type: 'boolean', default: false, describe: 'print each node\'s docker argv, the ssh_config and the hostfile; run nothing' }),
+      async (a) => {
+        const { preExec } = await import('./commands/pre-exec.js');
+        await preExec(a.config, a.dryRun, process.env);
+      },
+    )
+    .command(
+      'start',
+      'LSF JOB_STARTER (job owner, first host): run `-- <command>` inside the first container',
+      () => {},
+      async (a) => {
+        const { start } = await import('./commands/start.js');
+        process.exitCode = await start(a.config, ((a['--'] as unknown[] | undefined) ?? []).map(String), process.env);
+      },
+    )
+    .command(
+      'post-exec',
+      'LSF queue POST_EXEC (root, first host): remove the job containers on every node, free the port',
+      () => {},
+      async (a) => {
+        const { postExec } = await import('./commands/post-exec.js');
+        await postExec(a.config, process.env);
+      },
     )
     .demandCommand(1, 'a command is required')
     .strict()

@@ -41,6 +41,7 @@ const QUEUE_DEFAULTS = {
   cpus: 'slots',
   memory: 'none',
   shm_size: '64m',
+  memlock: 'unlimited',
 };
 const IMAGE_DEFAULTS = { ref: '', mounts: '' };
 const ENV_KEY = /^env\.(.*)$/s;
@@ -200,6 +201,8 @@ function parseQueue(name: string, values: Section, images: Map<string, Image>): 
     cpus: must(at('cpus'), s.cpus, '"slots" or "none"', (v) => (v === 'slots' || v === 'none' ? v : undefined)),
     memory: must(at('memory'), s.memory, '"none", <size> or <size>/slot (size: digits with an optional k, m, g or t)', parseMemory),
     shmSizeBytes: must(at('shm_size'), s.shm_size, 'a size: digits with an optional k, m, g or t', size),
+    memlock: must(at('memlock'), s.memlock, '"unlimited" or a size: digits with an optional k, m, g or t', (v) =>
+      v === 'unlimited' ? v : size(v)),
   };
 }
 

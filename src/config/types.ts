@@ -32,6 +32,8 @@ export interface Queue {
   cpus: 'slots' | 'none';
   memory: MemoryPolicy;
   shmSizeBytes: number;
+  /** RDMA pins memory: 'unlimited' (ulimit memlock=-1), or a byte limit where dockerd cannot raise it. */
+  memlock: 'unlimited' | number;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

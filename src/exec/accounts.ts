@@ -41,3 +41,16 @@ function isId(text: string | undefined): text is string {
 function failed(result: { command: string; exitCode?: number | undefined; stderr: string }, name: string): JobboxError {
   return new JobboxError('user', `${result.command} failed (exit ${result.exitCode ?? 'none'}): ${printable(result.stderr.trim())}`, name, EXIT.transient);
 }
+
+/** Group names for gids, for the container's /etc/group; a gid without a name gets `g<gid>`. */
+export async function lookupGroupNames(gids: number[]): Promise<Map<number, string>> {
+  const result = await execa('getent', ['group', '--', ...gids.map(String)], RUN);
+  // Exit 2 means some gid has no entry; the lines found are still printed.
+  if (result.exitCode !== 0 && result.exitCode !== 2) throw failed(result, gids.join(' '));
+  const names = new Map<number, string>();
+  for (const line of result.stdout.split('\n')) {
+    const [name, , gid] = line.split(':');
+    if (name && isId(gid)) names.set(Number(gid), name);
+  }
+  return new Map(gids.map((g) => [g, names.get(g) ?? `g${g}`]));
+}

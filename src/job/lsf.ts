@@ -98,3 +98,62 @@ function required(env: Record<string, string | undefined>, name: string): string
   if (!value) throw new JobboxError(name, 'is not set (not running under LSF?)', '');
   return value;
 }
+
+// ---- Submit time: the esub's parameter file ----
+
+/**
+ * `$LSB_SUB_PARM_FILE` → its variables. LSF writes `NAME=value` lines that the documented
+ * esubs source with `. "$LSB_SUB_PARM_FILE"`, with string values double-quoted
+ * (`LSB_SUB_QUEUE="short"`), so a quoted value is read by sh's double-quote rules (`\"`, `\\`,
+ * `\$`, `` \` `` and line continuation) and may span lines (a command line can). Nothing is
+ * expanded. Lines that are not `NAME=` are skipped: a future LSF must not fail every submit.
+ */
+export function parseParmFile(text: string): Map<string, string> {
+  const vars = new Map<string, string>();
+  const name = /([A-Za-z_][A-Za-z0-9_]*)=/y;
+  let i = 0;
+  while (i < text.length) {
+    name.lastIndex = i;
+    const m = name.exec(text);
+    if (!m?.[1]) {
+      i = lineEnd(text, i) + 1;
+      continue;
+    }
+    i = name.lastIndex;
+    let value = '';
+    if (text[i] === '"') {
+      for (i += 1; i < text.length && text[i] !== '"'; i += 1) {
+        const next = text[i + 1];
+        if (text[i] === '\\' && next !== undefined && '"\\$`\n'.includes(next)) {
+          if (next !== '\n') value += next;
+          i += 1;
+        } else {
+          value += text[i];
+        }
+      }
+      i = lineEnd(text, i) + 1;
+    } else {
+      const end = lineEnd(text, i);
+      value = text.slice(i, end);
+      i = end + 1;
+    }
+    vars.set(m[1], value);
+  }
+  return vars;
+}
+
+function lineEnd(text: string, from: number): number {
+  const end = text.indexOf('\n', from);
+  return end === -1 ? text.length : end;
+}
+
+/**
+ * `bsub -a` values (openlava's `LSB_SUB_ADDITIONAL="docker-deb12 other"`) → the image alias
+ * asked for, or undefined when no word starts with `docker-`. Words for other applications
+ * belong to other esubs; two docker- words would be two images for one job.
+ */
+export function requestedAlias(additional: string | undefined): string | undefined {
+  const docker = (additional ?? '').split(/\s+/).filter((w) => w.startsWith('docker-'));
+  if (docker.length > 1) throw new JobboxError('bsub -a', 'names more than one docker- application, give one image', docker.join(' '));
+  return docker[0]?.slice('docker-'.length);
+}

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { JobboxError } from '../../src/errors.js';
 import type { AccountLookup, Owner } from '../../src/job/job.js';
-import { lsfJob, parseLsfHosts, parseMcpuHosts } from '../../src/job/lsf.js';
+import { lsfJob, parseLsfHosts, parseMcpuHosts, parseParmFile, requestedAlias } from '../../src/job/lsf.js';
 
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27], home: '/home/alice', shell: '/bin/bash' };
 const accounts: Record<string, Owner> = { alice, root: { ...alice, name: 'root', uid: 0, gid: 0, home: '/root' } };
@@ -113,5 +113,38 @@ describe('host list parsers', () => {
   it('refuses empty lists', () => {
     expect(() => parseMcpuHosts(' ')).toThrow('jobbox: LSB_MCPU_HOSTS: must be pairs of "host count":  ');
     expect(() => parseLsfHosts('')).toThrow('jobbox: LSB_HOSTS: must list at least one host: ');
+  });
+});
+
+describe('parseParmFile', () => {
+  it.each([
+    ['quoted', 'LSB_SUB_QUEUE="short"\n', { LSB_SUB_QUEUE: 'short' }],
+    ['unquoted, no final newline', 'LSB_SUB_QUEUE=short', { LSB_SUB_QUEUE: 'short' }],
+    ['several', 'LSB_SUB_QUEUE="short"\nLSB_SUB_ADDITIONAL="docker-deb12"\nLSB_SUB_NUM_PROCESSORS=4\n', { LSB_SUB_QUEUE: 'short', LSB_SUB_ADDITIONAL: 'docker-deb12', LSB_SUB_NUM_PROCESSORS: '4' }],
+    ['sh double-quote escapes, nothing expanded', 'LSB_SUB_COMMAND_LINE="echo \\"$HOME\\" \\$x \\\\ `id`"\n', { LSB_SUB_COMMAND_LINE: 'echo "$HOME" $x \\ `id`' }],
+    ['a quoted value over two lines', 'LSB_SUB_COMMAND_LINE="a\nLSB_SUB_QUEUE=\\"evil\\""\nLSB_SUB_QUEUE="short"\n', { LSB_SUB_COMMAND_LINE: 'a\nLSB_SUB_QUEUE="evil"', LSB_SUB_QUEUE: 'short' }],
+    ['empty value', 'LSB_SUB_QUEUE=""\n', { LSB_SUB_QUEUE: '' }],
+    ['other lines skipped', '# comment\n\nnot a pair\nLSB_SUB_QUEUE="short"\n', { LSB_SUB_QUEUE: 'short' }],
+    ['the last one wins', 'LSB_SUB_QUEUE="a"\nLSB_SUB_QUEUE="b"\n', { LSB_SUB_QUEUE: 'b' }],
+    ['unterminated quote: the rest', 'LSB_SUB_QUEUE="short\n', { LSB_SUB_QUEUE: 'short\n' }],
+  ])('%s', (_name, text, vars) => expect(Object.fromEntries(parseParmFile(text))).toEqual(vars));
+
+  it('gives a Map, so a name like __proto__ stays data', () => {
+    expect(parseParmFile('__proto__="x"\n').get('__proto__')).toBe('x');
+  });
+});
+
+describe('requestedAlias', () => {
+  it.each([
+    [undefined, undefined],
+    ['', undefined],
+    ['gpu', undefined],
+    ['docker-deb12', 'deb12'],
+    [' gpu  docker-deb12-mpich ', 'deb12-mpich'],
+    ['docker-', ''],
+  ])('%j → %j', (additional, alias) => expect(requestedAlias(additional)).toBe(alias));
+
+  it('refuses two docker- words', () => {
+    expect(() => requestedAlias('docker-a docker-b')).toThrow('jobbox: bsub -a: names more than one docker- application, give one image: docker-a docker-b');
   });
 });

@@ -1,0 +1,60 @@
+// The esub: runs at submit time, as the user, on the submission host. It turns
+// `bsub -a docker-<alias>` into JOBBOX_IMAGE=<alias> in the job's environment, or rejects the
+// job there and then with the reason, instead of letting it fail at pre-exec much later.
+// It runs as the user, so what it writes is advisory: the root pre-exec resolves the alias
+// again through the root-owned config.
+import { appendFile, readFile } from 'node:fs/promises';
+import { resolveImage } from '../config/image.js';
+import { configPath, loadConfig } from '../config/load.js';
+import { EXIT, JobboxError, type ExitCode } from '../errors.js';
+import { parseParmFile, requestedAlias } from '../job/lsf.js';
+
+export interface EsubOptions {
+  /** Set by the per-alias esub (`esub.docker-<alias>`, run by LSF 10's mesub); unset for the master esub. */
+  alias: string | undefined;
+  config: string | undefined;
+}
+
+type Env = Record<string, string | undefined>;
+
+export async function esub(opts: EsubOptions, env: Env): Promise<void> {
+  const parmFile = env.LSB_SUB_PARM_FILE;
+  // lsrun and lsgrun run the esub too, with no parameter file: there is no job to check.
+  if (!parmFile) return;
+  try {
+    const parm = parseParmFile(await readText(parmFile));
+    // The master esub (the only one openlava runs) runs for every job: one that asks for no
+    // image gets the queue's default at pre-exec and costs no config read here.
+    const alias = opts.alias ?? requestedAlias(parm.get('LSB_SUB_ADDITIONAL'));
+    if (alias === undefined) return;
+    const config = await loadConfig(configPath(opts.config, env));
+    const image = resolveImage(config, parm.get('LSB_SUB_QUEUE') || config.defaultQueue, alias);
+    const envfile = env.LSB_SUB_MODIFY_ENVFILE;
+    if (!envfile) throw new JobboxError('LSB_SUB_MODIFY_ENVFILE', 'is not set (not run by bsub?)', '');
+    // Appended, not replaced: other esubs of the site write to the same file.
+    await appendFile(envfile, `JOBBOX_IMAGE=${image.alias}\n`).catch((err: unknown) => {
+      throw new JobboxError('LSB_SUB_MODIFY_ENVFILE', `cannot append (${(err as NodeJS.ErrnoException).code ?? String(err)})`, envfile);
+    });
+  } catch (err) {
+    throw rejection(err, env);
+  }
+}
+
+async function readText(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new JobboxError('LSB_SUB_PARM_FILE', `cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)})`, path);
+  }
+}
+
+// Any failure past this point rejects the submit, a broken config included: a job that
+// asked for an image must not silently run in the default one. bsub takes the esub's
+// rejection only from the code LSF names in LSB_SUB_ABORT_VALUE (97 in every LSF and
+// openlava); ExitCode lists jobbox's own codes, and this one is LSF's to choose.
+function rejection(err: unknown, env: Env): JobboxError {
+  const named = env.LSB_SUB_ABORT_VALUE ?? '';
+  const code = /^[1-9]\d{0,2}$/.test(named) && Number(named) <= 255 ? Number(named) : EXIT.esubReject;
+  const cause = err instanceof JobboxError ? err : new JobboxError('esub', 'unexpected failure', err instanceof Error ? err.message : String(err));
+  return new JobboxError(cause.subject, cause.problem, cause.value, code as ExitCode);
+}

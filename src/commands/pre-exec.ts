@@ -1,0 +1,53 @@
+import { readdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { resolveImage } from '../config/image.js';
+import { configPath, loadConfig } from '../config/load.js';
+import { lookupAccount, lookupGroupNames } from '../exec/accounts.js';
+import { quote } from '../exec/ssh.js';
+import { lsfJob } from '../job/lsf.js';
+import { planJob } from '../lifecycle/plan.js';
+import { setupJob } from '../lifecycle/setup.js';
+import { jobLog, openLog } from '../log.js';
+import { claimedPort } from '../ports/allocator.js';
+import { jobKey, jobPaths } from '../plan/job-files.js';
+
+// LSF's queue-level PRE_EXEC, as root on the first execution host. Exit 0 only when every
+// node's container answers; 99 for what will never work; 1 (requeue) for what may heal.
+export async function preExec(cli: string | undefined, dryRun: boolean, env: NodeJS.ProcessEnv): Promise<void> {
+  const config = await loadConfig(configPath(cli, env));
+  const job = await lsfJob(env, hostname(), lookupAccount);
+  if (dryRun) {
+    await printPlan(config, job);
+    return;
+  }
+  const log = jobLog(await openLog(config.logFile, config.logLevel), job, hostname());
+  const { port } = await setupJob(config, job, log);
+  process.stderr.write(`jobbox: job ${job.id}: started on ${job.hosts.length} nodes, port ${port}\n`);
+}
+
+// Runs nothing: keys, the image's accounts and the port are shown as placeholders, and devices
+// are the ones this host has (other nodes are probed at run time).
+async function printPlan(config: Awaited<ReturnType<typeof loadConfig>>, job: Awaited<ReturnType<typeof lsfJob>>): Promise<void> {
+  const image = resolveImage(config, job.queue, job.image);
+  const paths = jobPaths(config.stateDir, job);
+  const port = (await claimedPort(config.portDir, jobKey(job)).catch(() => undefined)) ?? config.portRange.first;
+  const devices = await readdir(config.deviceDir).catch(() => [] as string[]);
+  const placeholder = 'ssh-ed25519 <generated-at-run-time>';
+  const plan = planJob({
+    config, job, image, port, paths,
+    keys: { userKey: '', userKeyPub: placeholder, hostKey: '', hostKeyPub: placeholder },
+    accounts: { passwd: '', group: '' },
+    groupNames: await lookupGroupNames([job.owner.gid, ...job.owner.gids]),
+    facts: new Map(job.hosts.map((h) => [h.name, { devices }])),
+  });
+  const out: string[] = [
+    `# job ${job.id}[${job.index}] attempt ${job.attempt}, queue ${job.queue}, owner ${job.owner.name} (${job.owner.uid}:${job.owner.gid})`,
+    `# image ${image.alias} = ${image.ref}; port ${port} (allocated at run time from ${config.portRange.first}-${config.portRange.last})`,
+  ];
+  for (const run of plan.runs) out.push(`\n# ${run.host}`, quote([config.engine, ...run.argv]));
+  for (const path of [paths.sshConfig, paths.hostfile, paths.mpichHostfile]) {
+    out.push(`\n# ${path}`, plan.files.find((f) => f.path === path)!.content.trimEnd());
+  }
+  if (plan.dropped.length > 0) out.push(`\n# user variables kept out: ${plan.dropped.join(' ')}`);
+  process.stdout.write(`${out.join('\n')}\n`);
+}

@@ -1,0 +1,123 @@
+// The only code that talks ssh to nodes (ssh2, in-process: no ssh children are left behind
+// for LSF to wait on), and the one place argv becomes a shell string: quote().
+import ssh2, { type ConnectConfig } from 'ssh2';
+
+// ssh2 is CommonJS: its classes come off the default export under ESM.
+const { Client } = ssh2;
+import { EXIT, JobboxError } from '../errors.js';
+
+const SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
+
+/** POSIX shell quoting of an argv, for the remote shell and for logs alike. */
+export function quote(argv: string[]): string {
+  return argv.map((a) => (SAFE.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+export interface Target {
+  host: string;
+  port: number;
+  username: string;
+  privateKey: string;
+  /** Accepted host keys, as base64 key blobs (the second field of a known_hosts line). */
+  hostKeys: string[];
+  timeoutMs: number;
+}
+
+export interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class Session {
+  private constructor(
+    readonly host: string,
+    private readonly client: InstanceType<typeof Client>,
+  ) {}
+
+  static connect(target: Target): Promise<Session> {
+    return new Promise((resolve, reject) => {
+      const client = new Client();
+      const fail = (problem: string) => {
+        client.end();
+        reject(new JobboxError(`ssh ${target.host}:${target.port}`, problem, target.username, EXIT.transient));
+      };
+      const config: ConnectConfig = {
+        host: target.host,
+        port: target.port,
+        username: target.username,
+        privateKey: target.privateKey,
+        readyTimeout: target.timeoutMs,
+        // The host key must be one we pinned; ssh2 hands us the raw key blob.
+        hostVerifier: (key: Buffer) => target.hostKeys.includes(key.toString('base64')),
+        algorithms: { serverHostKey: ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'rsa-sha2-512', 'rsa-sha2-256'] },
+      };
+      client
+        .once('ready', () => resolve(new Session(target.host, client)))
+        .once('error', (err) => fail(err.message))
+        .connect(config);
+    });
+  }
+
+  /** Runs argv on the node and collects its output; a non-zero exit is a result, not an error. */
+  run(argv: string[], timeoutMs: number): Promise<Result> {
+    const command = quote(argv);
+    return new Promise((resolve, reject) => {
+      this.client.exec(command, (err, stream) => {
+        if (err) {
+          reject(new JobboxError(`ssh ${this.host}`, err.message, command, EXIT.transient));
+          return;
+        }
+        let stdout = '';
+        let stderr = '';
+        const timer = setTimeout(() => {
+          stream.close();
+          reject(new JobboxError(`ssh ${this.host}`, `timed out after ${timeoutMs / 1000} s`, command, EXIT.transient));
+        }, timeoutMs);
+        stream.on('data', (d: Buffer) => (stdout += d.toString()));
+        stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        stream.on('close', (code: number | null) => {
+          clearTimeout(timer);
+          resolve({ code: code ?? 255, stdout, stderr });
+        });
+      });
+    });
+  }
+
+  close(): void {
+    this.client.end();
+  }
+}
+
+/** Keys for `host` in a known_hosts text (plain host patterns; hashed entries are not supported). */
+export function knownHostKeys(text: string, host: string, port: number): string[] {
+  const names = port === 22 ? [host] : [`[${host}]:${port}`];
+  const keys: string[] = [];
+  for (const line of text.split('\n')) {
+    const [patterns, , blob] = line.trim().split(/\s+/);
+    if (!patterns || !blob || patterns.startsWith('#') || patterns.startsWith('|')) continue;
+    if (patterns.split(',').some((p) => names.includes(p))) keys.push(blob);
+  }
+  return keys;
+}
+
+/**
+ * Runs fn for every item with at most `limit` in flight, and waits for all of them: a
+ * failure on one node never abandons the others half-done.
+ */
+export async function fanOut<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
+  const results: PromiseSettledResult<R>[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      try {
+        results[i] = { status: 'fulfilled', value: await fn(items[i]!) };
+      } catch (reason) {
+        results[i] = { status: 'rejected', reason };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}

@@ -1,0 +1,78 @@
+// The whole start of a job as data: which files with which modes and owners, and which
+// docker argv on which node. Used by the real run and printed by --dry-run.
+import type { Config, Image } from '../config/types.js';
+import type { JobFile } from '../exec/jobdir.js';
+import type { Job } from '../job/job.js';
+import { runArgv, type NodeFacts } from '../plan/container.js';
+import { containerEnv } from '../plan/env.js';
+import {
+  authorizedKeys, containerGroup, containerPasswd, envFile, knownHosts, mpiEnv, mpichHostfile,
+  openMpiHostfile, sshConfig, sshdConfig, type JobPaths,
+} from '../plan/job-files.js';
+
+export interface Keys {
+  userKey: string;
+  userKeyPub: string;
+  hostKey: string;
+  hostKeyPub: string;
+}
+
+export interface JobPlan {
+  image: Image;
+  port: number;
+  files: JobFile[];
+  /** docker argv per host, in job host order. */
+  runs: { host: string; argv: string[] }[];
+  /** User variables kept out of the container (deny-list, newlines). */
+  dropped: string[];
+}
+
+export interface ImageAccounts {
+  passwd: string;
+  group: string;
+}
+
+export function planJob(input: {
+  config: Config;
+  job: Job;
+  image: Image;
+  port: number;
+  paths: JobPaths;
+  keys: Keys;
+  accounts: ImageAccounts;
+  groupNames: Map<number, string>;
+  facts: Map<string, NodeFacts>;
+}): JobPlan {
+  const { config, job, image, port, paths, keys } = input;
+  const owner = job.owner;
+  const { env: userEnv, dropped } = containerEnv(job.env);
+  const env = {
+    ...userEnv,
+    ...image.env,
+    HOME: owner.home,
+    USER: owner.name,
+    LOGNAME: owner.name,
+    ...mpiEnv(paths),
+  };
+  const mine = { uid: owner.uid, gid: owner.gid };
+  const files: JobFile[] = [
+    { path: paths.userKey, content: keys.userKey, mode: 0o600, owner: mine },
+    { path: paths.userKeyPub, content: keys.userKeyPub, mode: 0o644 },
+    // sshd runs as the owner and must read its host key; it is the job's own, used nowhere else.
+    { path: paths.hostKey, content: keys.hostKey, mode: 0o600, owner: mine },
+    { path: paths.authorizedKeys, content: authorizedKeys(keys.userKeyPub), mode: 0o644 },
+    { path: paths.knownHosts, content: knownHosts(job.hosts, port, keys.hostKeyPub), mode: 0o644 },
+    { path: paths.sshdConfig, content: sshdConfig(paths, owner, port), mode: 0o644 },
+    { path: paths.sshConfig, content: sshConfig(paths, job.hosts, owner, port), mode: 0o644 },
+    { path: paths.hostfile, content: openMpiHostfile(job.hosts), mode: 0o644 },
+    { path: paths.mpichHostfile, content: mpichHostfile(job.hosts), mode: 0o644 },
+    { path: paths.passwd, content: containerPasswd(input.accounts.passwd, owner), mode: 0o644 },
+    { path: paths.group, content: containerGroup(input.accounts.group, owner, input.groupNames), mode: 0o644 },
+    { path: paths.envFile, content: envFile(env), mode: 0o644 },
+  ];
+  const runs = job.hosts.map((host) => ({
+    host: host.name,
+    argv: runArgv(config, job, host, image, paths, input.facts.get(host.name) ?? { devices: [] }),
+  }));
+  return { image, port, files, runs, dropped };
+}

@@ -1,0 +1,210 @@
+// Starting a job: the body of LSF's pre-exec (and of Slurm's start later). Every node is
+// handled in parallel over ssh2; the function returns only when every container's sshd
+// accepts the job key with the pinned host key, and on any failure it rolls back what it
+// started on every node, so nothing is leaked for a requeue to trip over.
+import { readFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import ssh2 from 'ssh2';
+import { resolveImage } from '../config/image.js';
+import type { Config, Image } from '../config/types.js';
+import { EXIT, JobboxError, printable } from '../errors.js';
+import { lookupGroupNames } from '../exec/accounts.js';
+import { makeJobDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
+import { Session, fanOut, knownHostKeys } from '../exec/ssh.js';
+import type { Job } from '../job/job.js';
+import { allocatePort } from '../ports/allocator.js';
+import { imageAccountsArgv, nameArgv, removeArgv, splitHeadOutput, type NodeFacts } from '../plan/container.js';
+import { jobKey, jobPaths, type JobPaths } from '../plan/job-files.js';
+import { planJob, type Keys } from './plan.js';
+import { teardownJob } from './teardown.js';
+
+const PULL_LOCK = '/run/jobbox-pull.lock';
+
+interface Probe extends NodeFacts {
+  portBusy: boolean;
+  /** This attempt's container already running from an earlier run of the same pre-exec. */
+  running: string | undefined;
+  /** Containers holding the job's name that must go first. */
+  stale: string[];
+}
+
+export async function adminSessions(config: Config, hosts: string[]): Promise<Map<string, Session>> {
+  const [privateKey, known] = await Promise.all([readFile(config.sshKey, 'utf8'), readFile(config.sshKnownHosts, 'utf8')]);
+  const sessions = new Map<string, Session>();
+  const results = await fanOut(hosts, config.fanout, async (host) => {
+    const hostKeys = knownHostKeys(known, host, config.sshPort);
+    if (hostKeys.length === 0) throw new JobboxError(`ssh ${host}`, 'no host key in ssh_known_hosts', config.sshKnownHosts, EXIT.transient);
+    const session = await Session.connect({
+      host, port: config.sshPort, username: config.sshUser, privateKey, hostKeys, timeoutMs: config.connectTimeoutMs,
+    });
+    sessions.set(host, session);
+  });
+  const failed = failures(hosts, results);
+  if (failed) {
+    for (const s of sessions.values()) s.close();
+    throw failed;
+  }
+  return sessions;
+}
+
+/** One error for all nodes that failed: transient unless every failure is permanent. */
+export function failures(hosts: string[], results: PromiseSettledResult<unknown>[]): JobboxError | undefined {
+  const bad = results.flatMap((r, i) => (r.status === 'rejected' ? [{ host: hosts[i]!, err: r.reason as unknown }] : []));
+  if (bad.length === 0) return undefined;
+  const permanent = bad.every((b) => b.err instanceof JobboxError && b.err.exitCode === EXIT.permanent);
+  const detail = bad.map((b) => (b.err instanceof Error ? b.err.message : String(b.err)).replace(/^jobbox: /, '')).join('; ');
+  return new JobboxError('nodes', `failed on ${bad.length} of ${hosts.length}`, detail, permanent ? EXIT.permanent : EXIT.transient);
+}
+
+/** The line that says what went wrong: docker puts usage hints after it. */
+export function firstLine(stderr: string): string {
+  return stderr.split('\n').map((l) => l.trim()).find(Boolean) ?? '';
+}
+
+async function must(session: Session, argv: string[], timeoutMs: number): Promise<string> {
+  const r = await session.run(argv, timeoutMs);
+  if (r.code !== 0) {
+    throw new JobboxError(`${session.host}: ${argv.slice(0, 2).join(' ')}`, `exit ${r.code}: ${printable(firstLine(r.stderr))}`, argv.at(-1) ?? '', EXIT.transient);
+  }
+  return r.stdout;
+}
+
+async function probe(session: Session, config: Config, job: Job, port: number): Promise<Probe> {
+  const t = config.connectTimeoutMs;
+  const [devices, listening, named] = await Promise.all([
+    session.run(['find', config.deviceDir, '-maxdepth', '1', '-type', 'c', '-printf', '%f\\n'], t),
+    must(session, ['ss', '-Htln', `sport = :${port}`], t),
+    must(session, [config.engine, ...nameArgv(job)], t),
+  ]);
+  const [id, state, attempt] = named.trim().split(/\s+/);
+  const ours = id !== undefined && attempt === job.attempt && state === 'running';
+  return {
+    devices: devices.code === 0 ? devices.stdout.split('\n').filter(Boolean) : [],
+    portBusy: listening.trim() !== '' && !ours,
+    running: ours ? id : undefined,
+    stale: id && !ours ? [id] : [],
+  };
+}
+
+/** Pulls are serialized per node (flock), and a registry failure falls back to the node's copy. */
+async function pull(session: Session, config: Config, image: Image, log: Logger): Promise<void> {
+  const pulled = await session.run(
+    ['flock', '-w', String(config.pullTimeoutMs / 1000), PULL_LOCK, config.engine, 'pull', '--quiet', image.ref],
+    config.pullTimeoutMs + 5000,
+  );
+  if (pulled.code === 0) return;
+  const local = await session.run([config.engine, 'image', 'inspect', '--format', '{{.Id}}', image.ref], config.connectTimeoutMs);
+  const reason = firstLine(pulled.stderr);
+  if (local.code !== 0) {
+    throw new JobboxError(`${session.host}: pull`, `registry failed and no local copy (${printable(reason)})`, image.ref, EXIT.transient);
+  }
+  log.warn({ node: session.host, image: image.ref, reason }, 'pull failed; using the local copy');
+  process.stderr.write(`jobbox: ${session.host}: pull failed, using the local copy: ${image.ref}\n`);
+}
+
+async function jobKeys(paths: JobPaths): Promise<Keys> {
+  // A re-run of the same attempt keeps its keys: its containers may already serve them.
+  const [userKey, userKeyPub, hostKey, hostKeyPub] = await Promise.all(
+    [paths.userKey, paths.userKeyPub, paths.hostKey, `${paths.hostKey}.pub`].map(readJobFile),
+  );
+  if (userKey && userKeyPub && hostKey && hostKeyPub) return { userKey, userKeyPub, hostKey, hostKeyPub };
+  const user = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'jobbox-user' });
+  const host = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'jobbox-host' });
+  return { userKey: user.private, userKeyPub: user.public, hostKey: host.private, hostKeyPub: host.public };
+}
+
+/** Waits until the node's job sshd logs the owner in with the job key and shows the pinned host key. */
+async function barrier(host: string, port: number, job: Job, keys: Keys, config: Config): Promise<void> {
+  const deadline = Date.now() + config.startTimeoutMs;
+  const hostKeys = [keys.hostKeyPub.split(/\s+/)[1]!];
+  for (;;) {
+    try {
+      const s = await Session.connect({ host, port, username: job.owner.name, privateKey: keys.userKey, hostKeys, timeoutMs: config.connectTimeoutMs });
+      s.close();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) {
+        throw new JobboxError(`${host}: job sshd`, `not answering after ${config.startTimeoutMs / 1000} s`, String(port), EXIT.transient);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+export interface SetupResult {
+  port: number;
+  paths: JobPaths;
+}
+
+export async function setupJob(config: Config, job: Job, log: Logger): Promise<SetupResult> {
+  const image = resolveImage(config, job.queue, job.image);
+  const hosts = job.hosts.map((h) => h.name);
+  const paths = jobPaths(config.stateDir, job);
+  const started = Date.now();
+  let sessions = new Map<string, Session>();
+  // Nodes that may hold a container of this attempt: the rollback must reach exactly these.
+  const touched = new Set<string>();
+  try {
+    sessions = await adminSessions(config, hosts);
+    const each = <R>(fn: (s: Session, host: string) => Promise<R>) =>
+      fanOut(hosts, config.fanout, (h) => fn(sessions.get(h)!, h)).then((results) => {
+        const failed = failures(hosts, results);
+        if (failed) throw failed;
+        return results.map((r) => (r as PromiseFulfilledResult<R>).value);
+      });
+
+    // Pull everywhere while the port is chosen and checked on every node.
+    const pulls = each((s) => pull(s, config, image, log));
+    pulls.catch(() => {});
+    const busy = new Set<number>();
+    let port: number;
+    let probes: Probe[];
+    for (;;) {
+      port = await allocatePort(config.portDir, config.portRange, jobKey(job), busy);
+      const p = port;
+      probes = await each((s) => probe(s, config, job, p));
+      if (!probes.some((x) => x.portBusy)) break;
+      busy.add(port);
+      log.warn({ port, nodes: hosts.filter((_, i) => probes[i]!.portBusy) }, 'port in use on a node; taking another');
+    }
+    await pulls;
+
+    const first = sessions.get(hosts[0]!)!;
+    const [keys, accounts, groupNames] = await Promise.all([
+      jobKeys(paths),
+      must(first, [config.engine, ...imageAccountsArgv(image)], config.startTimeoutMs).then(splitHeadOutput),
+      lookupGroupNames([job.owner.gid, ...job.owner.gids]),
+    ]);
+    const plan = planJob({
+      config, job, image, port, paths, keys, groupNames,
+      accounts: { passwd: accounts.get('/etc/passwd') ?? '', group: accounts.get('/etc/group') ?? '' },
+      facts: new Map(hosts.map((h, i) => [h, probes[i]!])),
+    });
+    if (plan.dropped.length > 0) log.info({ dropped: plan.dropped }, 'user variables kept out of the container');
+    await makeJobDir(paths.dir);
+    await Promise.all([...plan.files, { path: `${paths.hostKey}.pub`, content: keys.hostKeyPub, mode: 0o644 }].map(writeJobFile));
+
+    await each(async (s, host) => {
+      const i = hosts.indexOf(host);
+      const found = probes[i]!;
+      touched.add(host);
+      if (found.running) return; // a re-run of this attempt: the container already serves these files
+      if (found.stale.length > 0) await must(s, [config.engine, ...removeArgv(found.stale)], config.startTimeoutMs);
+      await must(s, [config.engine, ...plan.runs[i]!.argv], config.startTimeoutMs);
+    });
+    await fanOut(hosts, config.fanout, (h) => barrier(h, port, job, keys, config)).then((r) => {
+      const failed = failures(hosts, r);
+      if (failed) throw failed;
+    });
+    log.info({ port, image: image.ref, hosts, ms: Date.now() - started }, 'job started on every node');
+    return { port, paths };
+  } catch (err) {
+    log.error({ err: err instanceof Error ? err.message : String(err) }, 'start failed; rolling back');
+    for (const s of sessions.values()) s.close();
+    sessions.clear();
+    await teardownJob(config, job, log, [...touched]).catch((e: unknown) => log.error({ err: String(e) }, 'rollback incomplete'));
+    throw err;
+  } finally {
+    for (const s of sessions.values()) s.close();
+  }
+}

@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { esub } from '../../src/commands/esub.js';
+
+// default_queue is short so that a job naming no queue is visibly judged by short's list.
+const CONFIG = `[jobbox]
+default_queue = short
+[queue normal]
+default_image = deb12
+allowed_images = deb12 deb12-mpich
+[queue short]
+default_image = deb12-mpich
+[image deb12]
+ref = registry.example.org/deb12
+[image deb12-mpich]
+ref = registry.example.org/deb12-mpich
+`;
+
+// As root, loadConfig refuses anything under the world-writable /tmp: the config lives
+// under /run, root-owned 0755 all the way up. The job's files may live anywhere.
+let confDir: string;
+let config: string;
+let dir: string;
+let parm: string;
+let envfile: string;
+
+beforeAll(async () => {
+  confDir = await mkdtemp('/run/jobbox-esub-test-');
+  config = join(confDir, 'jobbox.ini');
+  await writeFile(config, CONFIG, { mode: 0o644 });
+});
+afterAll(() => rm(confDir, { recursive: true, force: true }));
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'jobbox-esub-'));
+  parm = join(dir, 'parm');
+  envfile = join(dir, 'envfile');
+  return () => rm(dir, { recursive: true, force: true });
+});
+
+async function run(alias: string | undefined, parmText: string | undefined): Promise<void> {
+  const env: Record<string, string> = { LSB_SUB_MODIFY_ENVFILE: envfile };
+  if (parmText !== undefined) {
+    await writeFile(parm, parmText);
+    env.LSB_SUB_PARM_FILE = parm;
+  }
+  return esub({ alias, config }, env);
+}
+const written = () => readFile(envfile, 'utf8').catch(() => '(none)');
+
+describe('esub accepts', () => {
+  it.each([
+    ['per-alias esub, allowed alias', 'deb12', 'LSB_SUB_QUEUE="normal"\n', 'JOBBOX_IMAGE=deb12\n'],
+    ['unquoted queue value', 'deb12', 'LSB_SUB_QUEUE=normal\n', 'JOBBOX_IMAGE=deb12\n'],
+    ['no queue: the config default (short)', 'deb12-mpich', 'LSB_SUB_COMMAND_LINE="mpirun ./a.out"\n', 'JOBBOX_IMAGE=deb12-mpich\n'],
+    ['master esub, one docker- word', undefined, 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker-deb12"\n', 'JOBBOX_IMAGE=deb12\n'],
+    ['master esub, other applications beside', undefined, 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="gpu docker-deb12-mpich"\n', 'JOBBOX_IMAGE=deb12-mpich\n'],
+    ['--alias wins over LSB_SUB_ADDITIONAL', 'deb12', 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker-nope docker-nada"\n', 'JOBBOX_IMAGE=deb12\n'],
+    ['master esub, no docker- word: nothing to do', undefined, 'LSB_SUB_QUEUE="short"\nLSB_SUB_ADDITIONAL="gpu"\n', '(none)'],
+    ['master esub, no -a at all', undefined, 'LSB_SUB_QUEUE="short"\n', '(none)'],
+    ['no parm file (lsrun): nothing to do, even for a bad alias', 'nope', undefined, '(none)'],
+  ])('%s', async (_name, alias, parmText, envLines) => {
+    await expect(run(alias, parmText)).resolves.toBeUndefined();
+    expect(await written()).toBe(envLines);
+  });
+
+  it('appends to what other esubs wrote', async () => {
+    await writeFile(envfile, 'SITE_TAG=x\n');
+    await run('deb12', 'LSB_SUB_QUEUE="normal"\n');
+    expect(await written()).toBe('SITE_TAG=x\nJOBBOX_IMAGE=deb12\n');
+  });
+
+  it('does not read the config for a job that asks for no image', async () => {
+    await writeFile(parm, 'LSB_SUB_QUEUE="normal"\n');
+    await expect(esub({ alias: undefined, config: join(confDir, 'missing.ini') }, { LSB_SUB_PARM_FILE: parm, LSB_SUB_MODIFY_ENVFILE: envfile })).resolves.toBeUndefined();
+  });
+});
+
+describe('esub rejects with LSB_SUB_ABORT_VALUE and writes nothing', () => {
+  it.each([
+    ['disallowed alias', 'deb12', 'LSB_SUB_QUEUE="short"\n', {}, 97, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich): deb12'],
+    ['disallowed in the default queue', 'deb12', '', {}, 97, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich): deb12'],
+    ['unknown alias', 'centos7', 'LSB_SUB_QUEUE="normal"\n', {}, 97, 'jobbox: image: no such image alias, only aliases are accepted (allowed: deb12 deb12-mpich): centos7'],
+    ['option-like alias', '-x', 'LSB_SUB_QUEUE="normal"\n', {}, 97, 'jobbox: image: must not start with "-": -x'],
+    ['command substitution', '$(id)', 'LSB_SUB_QUEUE="normal"\n', {}, 97, 'jobbox: image: must not contain shell metacharacters: $(id)'],
+    ['a queue jobbox does not know', 'deb12', 'LSB_SUB_QUEUE="gpu"\n', {}, 97, 'jobbox: queue: no such [queue] section in the config (defined: normal short): gpu'],
+    ['master esub, disallowed alias', undefined, 'LSB_SUB_QUEUE="short"\nLSB_SUB_ADDITIONAL="docker-deb12"\n', {}, 97, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich): deb12'],
+    ['master esub, two docker- words', undefined, 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker-deb12 docker-deb12-mpich"\n', {}, 97, 'jobbox: bsub -a: names more than one docker- application, give one image: docker-deb12 docker-deb12-mpich'],
+    ['master esub, empty alias', undefined, 'LSB_SUB_ADDITIONAL="docker-"\n', {}, 97, 'jobbox: image: must not be empty: '],
+    ['custom LSB_SUB_ABORT_VALUE', 'deb12', 'LSB_SUB_QUEUE="short"\n', { LSB_SUB_ABORT_VALUE: '55' }, 55, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich): deb12'],
+    ['nonsense LSB_SUB_ABORT_VALUE: 97', 'deb12', 'LSB_SUB_QUEUE="short"\n', { LSB_SUB_ABORT_VALUE: '9x' }, 97, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich): deb12'],
+    ['unreadable config', 'deb12', 'LSB_SUB_QUEUE="normal"\n', { JOBBOX_CONFIG: '/nonexistent.ini' }, 97, 'jobbox: config: cannot read the file (ENOENT): /nonexistent.ini'],
+    ['no envfile to write to', 'deb12', 'LSB_SUB_QUEUE="normal"\n', { LSB_SUB_MODIFY_ENVFILE: '' }, 97, 'jobbox: LSB_SUB_MODIFY_ENVFILE: is not set (not run by bsub?): '],
+  ])('%s', async (_name, alias, parmText, env, exitCode, message) => {
+    await writeFile(envfile, 'SITE_TAG=x\n');
+    const options = 'JOBBOX_CONFIG' in env ? { alias, config: undefined } : { alias, config };
+    await writeFile(parm, parmText);
+    const base = { LSB_SUB_PARM_FILE: parm, LSB_SUB_MODIFY_ENVFILE: envfile };
+    await expect(esub(options, { ...base, ...env })).rejects.toThrow(expect.objectContaining({ message, exitCode }));
+    expect(await written()).toBe('SITE_TAG=x\n');
+  });
+
+  it('rejects when the parm file named cannot be read', async () => {
+    await expect(esub({ alias: 'deb12', config }, { LSB_SUB_PARM_FILE: join(dir, 'gone') })).rejects.toThrow(
+      expect.objectContaining({ message: `jobbox: LSB_SUB_PARM_FILE: cannot read the file (ENOENT): ${dir}/gone`, exitCode: 97 }),
+    );
+  });
+});

@@ -1,0 +1,201 @@
+import { fork } from 'node:child_process';
+import { chmodSync, closeSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXIT, JobboxError } from '../../src/errors.js';
+import { allocatePort, claimedPort, listClaims, releasePort } from '../../src/ports/allocator.js';
+
+// Real directories on a root-owned tmpfs: the allocator refuses a port area others can write.
+const asRoot = process.getuid?.() === 0;
+let root = '';
+beforeAll(() => {
+  root = mkdtempSync('/run/jobbox-ports-test-');
+  chmodSync(root, 0o755);
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const area = () => mkdtempSync(join(root, 'area-'));
+const touch = (path: string) => closeSync(openSync(path, 'wx', 0o644));
+const nlink = (path: string) => lstatSync(path).nlink;
+const R1 = { first: 41000, last: 41000 };
+const R8 = { first: 41000, last: 41007 };
+
+async function noFreePort(promise: Promise<unknown>): Promise<void> {
+  const err: unknown = await promise.catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(JobboxError);
+  expect((err as JobboxError).exitCode).toBe(EXIT.transient);
+  expect((err as JobboxError).problem).toMatch(/^no free port in 41000-41000/);
+}
+
+describe('allocatePort / releasePort', () => {
+  it('claims a port in range with a second link, and release gives it back', async () => {
+    const dir = area();
+    const port = await allocatePort(dir, R8, '1234.0.node1');
+    expect(port).toBeGreaterThanOrEqual(41000);
+    expect(port).toBeLessThanOrEqual(41007);
+    expect(nlink(join(dir, `claim.1234.0.node1.${port}`))).toBe(2);
+    expect(lstatSync(join(dir, `claim.1234.0.node1.${port}`)).ino).toBe(lstatSync(join(dir, `port.${port}`)).ino);
+    expect(await claimedPort(dir, '1234.0.node1')).toBe(port);
+    expect(await listClaims(dir)).toEqual([{ claim: '1234.0.node1', port, mtimeMs: expect.any(Number) }]);
+
+    expect(await releasePort(dir, '1234.0.node1')).toEqual([port]);
+    expect(nlink(join(dir, `port.${port}`))).toBe(1);
+    expect(await claimedPort(dir, '1234.0.node1')).toBeUndefined();
+    expect(await releasePort(dir, '1234.0.node1')).toEqual([]);
+  });
+
+  it('gives a re-run pre-exec the port it already holds, without taking a second', async () => {
+    const dir = area();
+    const port = await allocatePort(dir, R8, '77.0.node1');
+    expect(await allocatePort(dir, R8, '77.0.node1')).toBe(port);
+    expect(readdirSync(dir).filter((n) => n.startsWith('claim.'))).toEqual([`claim.77.0.node1.${port}`]);
+  });
+
+  it('gives two claims two ports; with one port the second gets a transient error and keeps nothing', async () => {
+    const dir = area();
+    const a = await allocatePort(dir, R8, '1.0.n');
+    const b = await allocatePort(dir, R8, '2.0.n');
+    expect(a).not.toBe(b);
+
+    const one = area();
+    expect(await allocatePort(one, R1, '1.0.n')).toBe(41000);
+    await noFreePort(allocatePort(one, R1, '2.0.n'));
+    expect(readdirSync(one).sort()).toEqual(['claim.1.0.n.41000', 'port.41000']);
+  });
+
+  it('skips excluded ports, and drops a held one that is now excluded', async () => {
+    const dir = area();
+    const exclude = new Set([41000, 41001, 41002, 41003, 41004, 41005, 41006]);
+    expect(await allocatePort(dir, R8, '5.0.n', exclude)).toBe(41007);
+    expect(await allocatePort(dir, R8, '5.0.n', new Set([41007]))).not.toBe(41007);
+    expect(readdirSync(dir).filter((n) => n.startsWith('claim.'))).toHaveLength(1);
+    await noFreePort(allocatePort(area(), R1, '6.0.n', new Set([41000])));
+  });
+
+  it('never follows or links a planted symlink or directory, and leaves garbage alone', async () => {
+    const dir = area();
+    const target = join(root, `target-${Date.now()}`);
+    writeFileSync(target, 'not a port');
+    symlinkSync(target, join(dir, 'port.41000'));
+    mkdirSync(join(dir, 'port.41001'));
+    const garbage = ['foo', 'claim.bad', 'port.abc', 'claim.9.0.n.99999', 'claim.9.0.n.041002', 'port.041002'];
+    for (const name of garbage) touch(join(dir, name));
+
+    expect(await allocatePort(dir, { first: 41000, last: 41002 }, '9.0.n')).toBe(41002);
+    expect(nlink(target)).toBe(1);
+    expect(lstatSync(join(dir, 'port.41000')).isSymbolicLink()).toBe(true);
+    expect(readdirSync(dir).sort()).toEqual([...garbage, 'claim.9.0.n.41002', 'port.41000', 'port.41001', 'port.41002'].sort());
+
+    const err: unknown = await allocatePort(dir, { first: 41000, last: 41001 }, '10.0.n').catch((e: unknown) => e);
+    expect((err as JobboxError).problem).toBe('no free port in 41000-41001 (2 port files are not regular files)');
+    expect(await releasePort(dir, '9.0.n')).toEqual([41002]);
+    expect(readdirSync(dir)).toEqual(expect.arrayContaining(garbage));
+  });
+
+  it('drops a held claim whose port has a third link (another job linked it) and moves on', async () => {
+    const dir = area();
+    touch(join(dir, 'port.41000'));
+    linkSync(join(dir, 'port.41000'), join(dir, 'claim.3.0.n.41000'));
+    linkSync(join(dir, 'port.41000'), join(dir, 'claim.4.0.n.41000'));
+    expect(await claimedPort(dir, '3.0.n')).toBeUndefined();
+
+    expect(await allocatePort(dir, { first: 41000, last: 41001 }, '3.0.n')).toBe(41001);
+    expect(readdirSync(dir).filter((n) => n.startsWith('claim.')).sort()).toEqual(['claim.3.0.n.41001', 'claim.4.0.n.41000']);
+    expect(nlink(join(dir, 'port.41000'))).toBe(2);
+  });
+
+  it('drops a held claim that is not the same inode as its port file', async () => {
+    const dir = area();
+    touch(join(dir, 'port.41000'));
+    touch(join(dir, 'elsewhere'));
+    linkSync(join(dir, 'elsewhere'), join(dir, 'claim.3.0.n.41000'));
+    expect(await claimedPort(dir, '3.0.n')).toBeUndefined();
+    expect(await allocatePort(dir, R1, '3.0.n')).toBe(41000);
+    expect(nlink(join(dir, 'elsewhere'))).toBe(1);
+  });
+
+  it('never releases a look-alike claim of another job', async () => {
+    const dir = area();
+    for (const [i, claim] of ['12.0.node1', '12.0.node1x', '12.0.node1.5', '112.0.node1', '2.0.node1'].entries()) {
+      touch(join(dir, `port.${41000 + i}`));
+      linkSync(join(dir, `port.${41000 + i}`), join(dir, `claim.${claim}.${41000 + i}`));
+    }
+    expect(await releasePort(dir, '12.0.node1')).toEqual([41000]);
+    expect((await listClaims(dir)).map((c) => c.claim).sort()).toEqual(['112.0.node1', '12.0.node1.5', '12.0.node1x', '2.0.node1']);
+  });
+
+  it.each(['', '-rf', '../x', 'a/b', 'a b', 'x'.repeat(202)])('rejects the claim %j', async (claim) => {
+    await expect(allocatePort(area(), R8, claim)).rejects.toThrow(/^jobbox: port claim: must match/);
+    await expect(releasePort(area(), claim)).rejects.toThrow(JobboxError);
+  });
+
+  it.each([[{ first: 0, last: 10 }], [{ first: 10, last: 9 }], [{ first: 1, last: 65536 }], [{ first: 1.5, last: 9 }]])('rejects the range %j', async (range) => {
+    await expect(allocatePort(area(), range, '1.0.n')).rejects.toMatchObject({ subject: 'ports', exitCode: EXIT.permanent });
+  });
+});
+
+describe('the port area', () => {
+  it('is created when missing, 0755', async () => {
+    const dir = join(area(), 'ports');
+    expect(await listClaims(dir)).toEqual([]);
+    expect(await releasePort(dir, '1.0.n')).toEqual([]);
+    expect(await allocatePort(dir, R1, '1.0.n')).toBe(41000);
+    expect(lstatSync(dir).isDirectory()).toBe(true);
+    expect(lstatSync(dir).mode & 0o777).toBe(0o755);
+  });
+
+  it('must not be a symlink', async () => {
+    const link = join(area(), 'ports');
+    symlinkSync(area(), link);
+    await expect(allocatePort(link, R1, '1.0.n')).rejects.toMatchObject({ subject: 'port dir', value: link, exitCode: EXIT.permanent });
+    await expect(listClaims(link)).rejects.toThrow(/^jobbox: port dir: must be a directory/);
+  });
+
+  it.skipIf(!asRoot)('must not be group or world writable when running as root', async () => {
+    const dir = area();
+    chmodSync(dir, 0o777);
+    await expect(allocatePort(dir, R1, '1.0.n')).rejects.toThrow(/^jobbox: port dir: must be owned by root and not group or world writable/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('concurrency', () => {
+  // Forked children cannot run TypeScript: bundle the worker (and the allocator) with esbuild.
+  let worker = '';
+  beforeAll(async () => {
+    worker = join(root, 'stress-worker.mjs');
+    await build({
+      entryPoints: [fileURLToPath(new URL('./stress-worker.ts', import.meta.url))],
+      outfile: worker,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      logLevel: 'silent',
+    });
+  });
+
+  it('16 processes × 50 cycles over 8 ports never hold one port twice', async () => {
+    const dir = area();
+    const held = area();
+    const WORKERS = 16;
+    const CYCLES = 50;
+    type Result = { completed: number; duplicates: number; waits: number; badReleases: number };
+    const results = await Promise.all(
+      Array.from({ length: WORKERS }, (_, i) => new Promise<Result>((resolve, reject) => {
+        let result: Result | undefined;
+        const child = fork(worker, [dir, held, `${1000 + i}`, `${CYCLES}`, `${R8.first}`, `${R8.last}`], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+        child.on('message', (m) => { result = m as Result; });
+        child.on('error', reject);
+        child.on('exit', (code) => (code === 0 && result ? resolve(result) : reject(new Error(`worker ${i} exited ${code}`))));
+      })),
+    );
+    const total = results.reduce((a, r) => ({ completed: a.completed + r.completed, duplicates: a.duplicates + r.duplicates, badReleases: a.badReleases + r.badReleases }), { completed: 0, duplicates: 0, badReleases: 0 });
+    expect(total).toEqual({ completed: WORKERS * CYCLES, duplicates: 0, badReleases: 0 });
+    // Everything given back: every port file has its single name again.
+    expect(readdirSync(dir).filter((n) => !n.startsWith('port.'))).toEqual([]);
+    for (const name of readdirSync(dir)) expect(nlink(join(dir, name))).toBe(1);
+    expect(readdirSync(held)).toEqual([]);
+  }, 20_000);
+});
