@@ -2,6 +2,7 @@
 // --dry-run, logged, and sent to each node through the ssh executor's one quoting function.
 // Nothing a user controls becomes a docker flag: the image is a ref from the root-owned
 // config, mounts and devices come from the config and the node, the rest is the account.
+import { posix } from 'node:path';
 import type { Config, Image, Mount, Queue } from '../config/types.js';
 import type { Host, Job } from '../job/job.js';
 import type { JobPaths } from './job-files.js';
@@ -37,9 +38,11 @@ export function memoryLimit(queue: Queue, slots: number): number | undefined {
 
 /** The working directory inside: the job's cwd when a mount makes it visible, else $HOME. */
 export function containerCwd(job: Job, mounts: Mount[]): string {
-  const visible = (dir: string) =>
-    mounts.some((m) => m.source === m.target && (dir === m.target || dir.startsWith(`${m.target}/`)));
-  return visible(job.cwd) ? job.cwd : job.owner.home;
+  // The cwd is the user's text: only a normalized absolute path can be judged by prefix.
+  const dir = job.cwd;
+  const normal = dir.startsWith('/') && posix.normalize(dir) === dir;
+  const visible = mounts.some((m) => m.source === m.target && (dir === m.target || dir.startsWith(`${m.target}/`)));
+  return normal && visible ? dir : job.owner.home;
 }
 
 export interface NodeFacts {

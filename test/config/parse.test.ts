@@ -90,6 +90,7 @@ describe('parseConfig', () => {
             cpus: 'slots',
             memory: { kind: 'none' },
             shmSizeBytes: 64 * 1024 ** 2,
+            memlock: 'unlimited',
           },
         ],
       ]),
@@ -132,6 +133,7 @@ describe('parseConfig', () => {
       cpus: 'none',
       memory: { kind: 'perSlot', bytes: 2 * 1024 ** 3 },
       shmSizeBytes: 1024 ** 3,
+      memlock: 'unlimited',
     });
     expect(queues.get('long')?.allowedImages).toEqual(['deb12']);
     expect(images.get('deb12')?.ref).toBe('registry.example.org:5000/hpc/deb12:latest');
@@ -220,11 +222,12 @@ describe('parseConfig', () => {
     ['missing default queue', g('default_queue = short'), 'jobbox: config [jobbox] default_queue: must name a [queue] section (defined: normal): short'],
     ['no queues', '[image a]\nref = r.example/a\n', 'jobbox: config [jobbox] default_queue: must name a [queue] section (defined: none): normal'],
     // [queue]
-    ['unknown queue key', q('memroy = 1g'), 'jobbox: config [queue normal]: unknown key (allowed: default_image allowed_images mounts devices cpus memory shm_size): memroy'],
+    ['unknown queue key', q('memroy = 1g'), 'jobbox: config [queue normal]: unknown key (allowed: default_image allowed_images mounts devices cpus memory shm_size memlock): memroy'],
     ['no default image', `${MINIMAL}[queue x]\ncpus = none\n`, 'jobbox: config [queue x] default_image: is required: '],
     ['unknown default image', `${MINIMAL}[queue x]\ndefault_image = centos\n`, 'jobbox: config [queue x] default_image: must name an [image] section (defined: deb12): centos'],
     ['unknown allowed image', q('allowed_images = deb12 centos'), 'jobbox: config [queue normal] allowed_images: each must name an [image] section (defined: deb12): centos'],
     ['default not allowed', `${MINIMAL}[image other]\nref = r.example/o\n[queue x]\ndefault_image = deb12\nallowed_images = other\n`, 'jobbox: config [queue x] default_image: must be one of allowed_images (other): deb12'],
+    ['bad memlock', q('memlock = lots'), 'jobbox: config [queue normal] memlock: must be "unlimited" or a size: digits with an optional k, m, g or t: lots'],
     ['umad device', q('devices = uverbs* umad*'), 'jobbox: config [queue normal] devices: each must be "rdma_cm" or a glob of [A-Za-z0-9_*?-] starting with "uverbs": umad*'],
     ['device path', q('devices = uverbs/../umad0'), 'jobbox: config [queue normal] devices: each must be "rdma_cm" or a glob of [A-Za-z0-9_*?-] starting with "uverbs": uverbs/../umad0'],
     ['cpus', q('cpus = 4'), 'jobbox: config [queue normal] cpus: must be "slots" or "none": 4'],

@@ -1,0 +1,279 @@
+// Plays LSF's documented part in a job's life (CONTRACTS.md, LSF and openlava sections) on the
+// real testbed, and nothing else: no scheduling, no dispatch decisions. See README.md here.
+import { chmod, chown, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseParmFile } from '../../../src/job/lsf.js';
+import { onNode, testbed, testbedStatus, type TestbedStatus } from '../../integration/testbed.js';
+
+export interface LsfQueueHooks {
+  /** lsb.queues lines, e.g. `${repo}/hooks/lsf/pre-exec --config ${tb.config}`; jobStarter contains %USRCMD. */
+  preExec: string;
+  postExec: string;
+  jobStarter: string;
+}
+export interface Slots {
+  name: string;
+  slots: number;
+}
+export interface LsfJobSpec {
+  user: string;
+  queue?: string;
+  /** `bsub -a` value, e.g. 'docker-deb12'. */
+  app?: string;
+  /** %USRCMD text. */
+  command: string;
+  /** The allocation; the first is the first execution host. */
+  hosts: Slots[];
+  /** Extra user environment at submit. */
+  env?: Record<string, string>;
+  jobId?: number;
+  jobIndex?: number;
+  /** Default 3. */
+  maxRequeues?: number;
+  /** Allocation for re-runs after a requeue; default the same. */
+  requeueHosts?: Slots[];
+  /** Plays bkill: signals the starter's process group once its stdout contains the text. */
+  starterSignal?: { signal: 'SIGTERM' | 'SIGINT' | 'SIGKILL'; whenStdoutContains: string };
+  skipStarter?: boolean;
+  skipPostExec?: boolean;
+  /** 'lsf' (default): LSF 10, mesub runs esub.<app> for -a. 'openlava': only the master esub runs, and root hooks keep the user's gid and groups. */
+  flavour?: 'lsf' | 'openlava';
+}
+export interface EsubResult {
+  code: number;
+  stderr: string;
+  /** What the esubs wrote to LSB_SUB_MODIFY_ENVFILE ('' when nothing). */
+  envfile: string;
+  rejected: boolean;
+}
+export interface LsfJobRun {
+  jobId: number;
+  esub: EsubResult;
+  preExec: { code: number; stderr: string; hosts: string[] }[];
+  starter?: { code: number | null; signal?: string; stdout: string; stderr: string };
+  postExec?: { code: number; stderr: string };
+  state: 'DONE' | 'EXIT' | 'REJECTED';
+}
+export interface Account {
+  name: string;
+  uid: number;
+  gids: number[];
+  home: string;
+  shell: string;
+}
+
+const REPO = fileURLToPath(new URL('../../..', import.meta.url)).replace(/\/$/, '');
+const WRAPPER = fileURLToPath(new URL('job-starter.mjs', import.meta.url));
+/** lsb.params DEFAULT_QUEUE, as the testbed config's default_queue. */
+export const DEFAULT_QUEUE = 'normal';
+export const SUBMIT_HOST = 'node1';
+const ABORT = 97; // LSB_SUB_ABORT_VALUE
+const PRE_ABORT = 99; // LSB_EXIT_PRE_ABORT
+// Output exactly as the hook wrote it; exit codes are results, not failures.
+const RAW = { reject: false, stdin: 'ignore', stripFinalNewline: false } as const;
+const ROOT_PATH = '/bin:/usr/bin:/sbin:/usr/sbin';
+const USER_PATH = '/usr/local/bin:/usr/bin:/bin';
+
+let status: Promise<TestbedStatus> | undefined;
+const tb = () => (status ??= testbedStatus());
+
+/** Submit, then play one job's life: esub, PRE_EXEC (with requeues), JOB_STARTER, POST_EXEC. */
+export async function submitLsf(hooks: LsfQueueHooks, spec: LsfJobSpec): Promise<LsfJobRun> {
+  const account = await lookup(spec.user);
+  const dir = await userDir(account);
+  try {
+    const jobId = spec.jobId ?? 10_000 + Math.floor(Math.random() * 80_000);
+    const esub = await esubStage(spec, account, dir);
+    const run: LsfJobRun = { jobId, esub, preExec: [], state: 'REJECTED' };
+    if (esub.rejected) return run;
+    const envfileVars = Object.fromEntries(parseParmFile(esub.envfile));
+
+    let hosts = spec.hosts;
+    for (let attempt = 0; ; attempt += 1) {
+      if (attempt > 0) hosts = spec.requeueHosts ?? spec.hosts;
+      const r = await asRoot(hosts, hooks.preExec, rootEnv(lsfJobEnv(spec, jobId, hosts, envfileVars, account)), account, spec);
+      run.preExec.push({ ...r, hosts: hosts.map((h) => h.name) });
+      if (r.code === 0) break;
+      // 99 EXITs the job; anything else requeues it, here up to maxRequeues times. The job never
+      // ran, so no POST_EXEC: a failed pre-exec must undo its own partial work.
+      if (r.code === PRE_ABORT || attempt >= (spec.maxRequeues ?? 3)) return { ...run, state: 'EXIT' };
+    }
+
+    const env = lsfJobEnv(spec, jobId, hosts, envfileVars, account);
+    let waitStatus = 0;
+    if (!spec.skipStarter) {
+      run.starter = await starter(hooks.jobStarter, spec, env, dir, account);
+      waitStatus = run.starter.signal ? (constants.signals[run.starter.signal as NodeJS.Signals] ?? 0) : (run.starter.code ?? 0) << 8;
+    }
+    if (!spec.skipPostExec) {
+      const postEnv: Record<string, string> = { ...rootEnv(env), LSB_JOBEXIT_STAT: String(waitStatus) };
+      delete postEnv.LSB_JOBPEND;
+      run.postExec = await asRoot(hosts, hooks.postExec, postEnv, account, spec);
+    }
+    return { ...run, state: waitStatus === 0 ? 'DONE' : 'EXIT' };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The submit stage alone: what bsub does with the esubs before the job exists. */
+export async function runEsub(spec: LsfJobSpec): Promise<EsubResult> {
+  const account = await lookup(spec.user);
+  const dir = await userDir(account);
+  try {
+    return await esubStage(spec, account, dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The job's environment as sbatchd builds it: the user's submit environment, the esub's additions, then LSF's own. */
+export function lsfJobEnv(
+  spec: LsfJobSpec,
+  jobId: number,
+  hosts: Slots[],
+  envfileVars: Record<string, string>,
+  account: Pick<Account, 'home' | 'shell'> = { home: `/home/${spec.user}`, shell: '/bin/bash' },
+): Record<string, string> {
+  return {
+    ...loginEnv(spec, account),
+    ...envfileVars,
+    LSB_JOBID: String(jobId),
+    ...(spec.jobIndex !== undefined && { LSB_JOBINDEX: String(spec.jobIndex) }),
+    LSB_QUEUE: spec.queue ?? DEFAULT_QUEUE,
+    LSB_JOBNAME: spec.command,
+    LSB_HOSTS: hosts.flatMap((h) => Array<string>(h.slots).fill(h.name)).join(' '),
+    // Another order than LSB_HOSTS, and openlava's trailing space.
+    LSB_MCPU_HOSTS: [...hosts].reverse().map((h) => `${h.name} ${h.slots} `).join(''),
+    LSB_JOB_EXECUSER: spec.user,
+    LS_SUBCWD: account.home,
+    LSB_SUB_HOST: SUBMIT_HOST,
+  };
+}
+
+function loginEnv(spec: LsfJobSpec, account: Pick<Account, 'home' | 'shell'>): Record<string, string> {
+  return { HOME: account.home, USER: spec.user, LOGNAME: spec.user, SHELL: account.shell, PATH: USER_PATH, ...spec.env };
+}
+
+// Root hooks: the job's environment without HOME (openlava), LSF's PATH.
+function rootEnv(env: Record<string, string>): Record<string, string> {
+  const { HOME: _home, ...rest } = env;
+  return { ...rest, PATH: ROOT_PATH };
+}
+
+async function esubStage(spec: LsfJobSpec, account: Account, dir: string): Promise<EsubResult> {
+  const { config } = await tb();
+  const openlava = spec.flavour === 'openlava';
+  const name = openlava ? 'esub' : spec.app && `esub.${spec.app}`;
+  if (!name) return { code: 0, stderr: '', envfile: '', rejected: false };
+  if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new Error(`harness: bad bsub -a value: ${spec.app}`);
+
+  const serverdir = await mkdtemp('/tmp/jobbox-lsf-serverdir-');
+  try {
+    await chmod(serverdir, 0o755);
+    const install = [`${REPO}/dist/cli.js`, 'lsf', 'install-esubs', serverdir, '--config', config, ...(openlava ? ['--master'] : [])];
+    await onNode(SUBMIT_HOST, ['/usr/bin/node', ...install]);
+    if (!(await stat(join(serverdir, name)).catch(() => undefined))) {
+      return { code: 127, stderr: `harness: bsub -a ${spec.app}: no ${name} in LSF_SERVERDIR, so LSF rejects the job\n`, envfile: '', rejected: true };
+    }
+    const parm = join(dir, 'parm');
+    const quoted = (v: string) => `"${v.replace(/["\\$`]/g, '\\$&')}"`;
+    const lines = [
+      ...(spec.queue !== undefined ? [`LSB_SUB_QUEUE=${quoted(spec.queue)}`] : []),
+      ...(spec.app !== undefined ? [`LSB_SUB_ADDITIONAL=${quoted(spec.app)}`] : []),
+      `LSB_SUB_COMMAND_LINE=${quoted(spec.command)}`,
+    ];
+    await writeFile(parm, `${lines.join('\n')}\n`);
+    await chown(parm, account.uid, account.gids[0] ?? account.uid);
+    const envfile = join(dir, 'envfile');
+    const env = {
+      // LSF passes esubs no arguments, so a site relies on /etc/jobbox/jobbox.ini; the testbed's config is elsewhere.
+      JOBBOX_CONFIG: config,
+      ...loginEnv(spec, account),
+      LSF_SERVERDIR: serverdir,
+      LSB_SUB_PARM_FILE: parm,
+      LSB_SUB_MODIFY_ENVFILE: envfile,
+      LSB_SUB_MODIFY_FILE: join(dir, 'modify'),
+      LSB_SUB_ABORT_VALUE: String(ABORT),
+    };
+    const r = await testbed(['exec', SUBMIT_HOST, '--', ...asUser(account, env), join(serverdir, name)], RAW);
+    const code = r.exitCode ?? -1;
+    // bsub rejects only on LSB_SUB_ABORT_VALUE.
+    return { code, stderr: String(r.stderr), envfile: await readFile(envfile, 'utf8').catch(() => ''), rejected: code === ABORT };
+  } finally {
+    await rm(serverdir, { recursive: true, force: true });
+  }
+}
+
+async function starter(line: string, spec: LsfJobSpec, env: Record<string, string>, dir: string, account: Account): Promise<NonNullable<LsfJobRun['starter']>> {
+  const host = spec.hosts[0]?.name ?? SUBMIT_HOST;
+  // LSF substitutes the command text into the line as it stands, quotes and all.
+  const text = line.includes('%USRCMD') ? line.replaceAll('%USRCMD', spec.command) : `${line} ${spec.command}`;
+  const pidFile = join(dir, 'starter.pid');
+  const statusFile = join(dir, 'starter.status');
+  const proc = testbed(['exec', host, '--', ...asUser(account, env), '/usr/bin/node', WRAPPER, pidFile, statusFile, text], RAW);
+  const bkill = spec.starterSignal;
+  if (bkill) {
+    let seen = '';
+    let sent = false;
+    proc.stdout?.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (sent || !seen.includes(bkill.whenStdoutContains)) return;
+      sent = true;
+      void pidOf(pidFile).then((pid) => testbed(['exec', host, '--', 'kill', '-s', bkill.signal.slice(3), '--', `-${pid}`], { reject: false }));
+    });
+  }
+  const r = await proc;
+  const ended = JSON.parse(await readFile(statusFile, 'utf8').catch(() => 'null')) as { code: number | null; signal: string | null } | null;
+  return {
+    code: ended ? ended.code : (r.exitCode ?? null),
+    ...(ended?.signal && { signal: ended.signal }),
+    stdout: String(r.stdout),
+    stderr: String(r.stderr),
+  };
+}
+
+// The wrapper writes the pid right after the fork; output can come first.
+async function pidOf(file: string): Promise<number> {
+  for (let i = 0; i < 100; i += 1) {
+    const pid = Number.parseInt(await readFile(file, 'utf8').catch(() => ''), 10);
+    if (pid > 0) return pid;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`harness: no starter pid in ${file}`);
+}
+
+// PRE_EXEC and POST_EXEC: root, first execution host, /bin/sh -c, cwd /tmp, stdin /dev/null.
+// LSF sends their output to /dev/null; the harness keeps stderr for the tests to read.
+async function asRoot(hosts: Slots[], line: string, env: Record<string, string>, account: Account, spec: LsfJobSpec) {
+  const host = hosts[0]?.name ?? SUBMIT_HOST;
+  const identity = spec.flavour === 'openlava' ? ['setpriv', `--regid=${account.gids[0]}`, `--groups=${account.gids.join(',')}`, '--'] : [];
+  const r = await testbed(['exec', host, '--', ...identity, 'env', '-i', '-C', '/tmp', ...pairs(env), '/bin/sh', '-c', line], RAW);
+  return { code: r.exitCode ?? -1, stderr: String(r.stderr) };
+}
+
+function asUser(account: Account, env: Record<string, string>): string[] {
+  return ['runuser', '-u', account.name, '--', 'env', '-i', '-C', account.home, ...pairs(env)];
+}
+
+function pairs(env: Record<string, string>): string[] {
+  return Object.entries(env).map(([k, v]) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`harness: bad environment name: ${k}`);
+    return `${k}=${v}`;
+  });
+}
+
+async function lookup(user: string): Promise<Account> {
+  const [name = '', , uid = '', , , home = '', shell = ''] = (await onNode(SUBMIT_HOST, ['getent', 'passwd', '--', user])).split(':');
+  const gids = (await onNode(SUBMIT_HOST, ['id', '-G', '--', user])).split(/\s+/).map(Number);
+  return { name, uid: Number(uid), gids, home, shell };
+}
+
+// bsub's and sbatchd's files for the job: the user's, so the esub can write its modify files.
+async function userDir(account: Account): Promise<string> {
+  const dir = await mkdtemp('/tmp/jobbox-lsf-job-');
+  await chown(dir, account.uid, account.gids[0] ?? account.uid);
+  return dir;
+}

@@ -1,0 +1,194 @@
+import { chown, readdir, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/types.js';
+import { lsfJobEnv, submitLsf, type LsfJobSpec, type LsfQueueHooks } from '../harness/lsf/harness.js';
+import { onNode, testbedStatus } from './testbed.js';
+
+// The LSF core path end to end on the real testbed: real esub, pre-exec, job starter and
+// post-exec through hooks/lsf, real dockerd per node, real sshd and MPI in the containers.
+const REPO = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
+const NODES = ['node1', 'node2', 'node3'];
+const ALLOC = [{ name: 'node1', slots: 2 }, { name: 'node2', slots: 2 }, { name: 'node3', slots: 1 }];
+let config: Config;
+let hooks: LsfQueueHooks;
+let configPath: string;
+
+beforeAll(async () => {
+  configPath = (await testbedStatus()).config;
+  config = await loadConfig(configPath);
+  // User scripts in the shared home, as users write them: the starter line's own quoting
+  // ("%USRCMD") would expand $(…) on the host before the container is reached.
+  for (const [name, body] of Object.entries(SCRIPTS)) {
+    await writeFile(`/home/jbuser1/${name}`, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    await chown(`/home/jbuser1/${name}`, 2001, 2001);
+  }
+  hooks = {
+    preExec: `${REPO}/hooks/lsf/pre-exec --config ${configPath}`,
+    postExec: `${REPO}/hooks/lsf/post-exec --config ${configPath}`,
+    jobStarter: `${REPO}/hooks/lsf/starter --config ${configPath} "%USRCMD"`,
+  };
+});
+
+const SCRIPTS = {
+  'jobbox-rank.sh': 'echo rank $(hostname) $(id -u) $(id -g) $(id -G)',
+  'jobbox-devices.sh': 'echo $(hostname) $(ls /dev/infiniband)',
+};
+
+const spec = (over: Partial<LsfJobSpec>): LsfJobSpec => ({ user: 'jbuser1', command: 'true', hosts: ALLOC, ...over });
+
+async function containers(jobId: number): Promise<string[]> {
+  const all = await Promise.all(
+    NODES.map((n) => onNode(n, ['docker', 'ps', '-a', '--filter', `label=org.jobbox.job=${jobId}`, '--format', `${n} {{.Names}} {{.Image}}`])),
+  );
+  return all.filter(Boolean).flatMap((s) => s.split('\n'));
+}
+
+async function claims(jobId: number): Promise<string[]> {
+  return (await readdir(config.portDir)).filter((f) => f.startsWith(`claim.${jobId}.`));
+}
+
+async function jobDirs(jobId: number): Promise<string[]> {
+  return (await readdir(config.stateDir)).filter((f) => f.startsWith(`${jobId}.`));
+}
+
+/** A root hook line run again by hand, as LSF would on a requeue or a late post-exec. */
+async function hook(line: string, env: Record<string, string>): Promise<{ code: number; stderr: string }> {
+  const { HOME: _h, ...rest } = env;
+  const vars = Object.entries({ ...rest, PATH: '/bin:/usr/bin:/sbin:/usr/sbin' }).map(([k, v]) => `${k}=${v}`);
+  try {
+    await onNode('node1', ['env', '-i', ...vars, '/bin/sh', '-c', `cd /tmp && ${line} </dev/null`]);
+    return { code: 0, stderr: '' };
+  } catch (err) {
+    const e = err as { exitCode: number; stderr: string };
+    return { code: e.exitCode, stderr: String(e.stderr) };
+  }
+}
+
+describe('LSF: bsub -a docker-deb12 -n 5 mpirun across three nodes', () => {
+  it('runs every rank in a container as the owner, on every node, then leaves nothing', async () => {
+    const run = await submitLsf(hooks, spec({ app: 'docker-deb12', command: 'mpirun -np 5 ./jobbox-rank.sh' }));
+    expect(run.preExec.map((p) => p.code)).toEqual([0]);
+    expect(run.starter?.stderr).toBe('');
+    expect(run.starter?.code).toBe(0);
+    const ranks = run.starter!.stdout.split('\n').filter((l) => l.startsWith('rank ')).sort();
+    expect(ranks).toEqual([
+      'rank node1 2001 2001 2001 3001 3002',
+      'rank node1 2001 2001 2001 3001 3002',
+      'rank node2 2001 2001 2001 3001 3002',
+      'rank node2 2001 2001 2001 3001 3002',
+      'rank node3 2001 2001 2001 3001 3002',
+    ]);
+    expect(run.postExec?.code).toBe(0);
+    expect(run.state).toBe('DONE');
+    expect(await containers(run.jobId)).toEqual([]);
+    expect(await claims(run.jobId)).toEqual([]);
+    expect(await jobDirs(run.jobId)).toEqual([]);
+  });
+
+  it('returns the user command exit code and streams stdout and stderr apart', async () => {
+    const run = await submitLsf(hooks, spec({ app: 'docker-deb12', command: 'echo out; echo err >&2; exit 7' }));
+    expect(run.starter).toMatchObject({ code: 7, stdout: 'out\n', stderr: 'err\n' });
+    expect(run.state).toBe('EXIT');
+    expect(await containers(run.jobId)).toEqual([]);
+  });
+});
+
+describe('LSF: the queue default image and the submit-time allow-list', () => {
+  it('uses the queue default (normal: deb12) when no -a is given', async () => {
+    const run = await submitLsf(hooks, spec({ command: 'cat /etc/debian_version; mpirun --version | head -1', skipPostExec: true }));
+    expect(run.starter?.code).toBe(0);
+    expect(run.starter?.stdout).toContain('Open MPI');
+    expect((await containers(run.jobId)).map((c) => c.split(' ')[2])).toEqual(NODES.map(() => config.images.get('deb12')!.ref));
+    const env = lsfJobEnv(spec({}), run.jobId, ALLOC, {});
+    expect((await hook(hooks.postExec, env)).code).toBe(0);
+    expect(await containers(run.jobId)).toEqual([]);
+  });
+
+  it('rejects -a docker-deb12 on queue short with 97 at submit, and starts nothing', async () => {
+    const run = await submitLsf(hooks, spec({ queue: 'short', app: 'docker-deb12', command: 'hostname' }));
+    expect(run.state).toBe('REJECTED');
+    expect(run.esub).toMatchObject({ code: 97, stderr: 'jobbox: image: not allowed in queue short (allowed: deb12-mpich): deb12\n' });
+    expect(run.preExec).toEqual([]);
+    expect(await containers(run.jobId)).toEqual([]);
+    expect(await claims(run.jobId)).toEqual([]);
+  });
+
+  it('re-checks the image in pre-exec: an alias forged past the esub exits 99 with nothing started', async () => {
+    const run = await submitLsf(hooks, spec({ queue: 'short', env: { JOBBOX_IMAGE: 'deb12' }, command: 'hostname' }));
+    expect(run.preExec).toHaveLength(1);
+    expect(run.preExec[0]).toMatchObject({ code: 99, stderr: 'jobbox: image: not allowed in queue short (allowed: deb12-mpich): deb12\n' });
+    expect(run.state).toBe('EXIT');
+    expect(await containers(run.jobId)).toEqual([]);
+    expect(await claims(run.jobId)).toEqual([]);
+  });
+});
+
+describe('LSF: MPICH', () => {
+  it('-a docker-deb12-mpich: mpiexec spans the nodes', async () => {
+    const run = await submitLsf(hooks, spec({ queue: 'short', app: 'docker-deb12-mpich', command: 'mpiexec -n 5 hostname' }));
+    expect(run.starter?.stderr).toBe('');
+    expect(run.starter?.stdout.split('\n').filter(Boolean).sort()).toEqual(['node1', 'node1', 'node2', 'node2', 'node3']);
+    expect(run.state).toBe('DONE');
+    expect(await containers(run.jobId)).toEqual([]);
+  });
+});
+
+describe('LSF: InfiniBand devices', () => {
+  it('shows each node its own uverbs and rdma_cm devices, never umad or issm', async () => {
+    const run = await submitLsf(hooks, spec({ app: 'docker-deb12', command: 'mpirun -np 5 ./jobbox-devices.sh' }));
+    expect(run.starter?.code).toBe(0);
+    const seen = new Set(run.starter!.stdout.split('\n').filter(Boolean).map((l) => l.trim()));
+    expect([...seen].sort()).toEqual(['node1 rdma_cm uverbs0 uverbs1', 'node2 rdma_cm uverbs0', 'node3 rdma_cm uverbs0']);
+  });
+});
+
+describe('LSF: post-exec', () => {
+  it('frees the port, the containers and the job dir, and a second post-exec exits 0', async () => {
+    const run = await submitLsf(hooks, spec({ app: 'docker-deb12', command: 'true', skipPostExec: true }));
+    expect(await containers(run.jobId)).toHaveLength(3);
+    expect(await claims(run.jobId)).toHaveLength(1);
+    expect(await jobDirs(run.jobId)).toHaveLength(1);
+    const env = { ...lsfJobEnv(spec({}), run.jobId, ALLOC, { JOBBOX_IMAGE: 'deb12' }), LSB_JOBEXIT_STAT: '0' };
+    expect(await hook(hooks.postExec, env)).toEqual({ code: 0, stderr: '' });
+    expect(await containers(run.jobId)).toEqual([]);
+    expect(await claims(run.jobId)).toEqual([]);
+    expect(await jobDirs(run.jobId)).toEqual([]);
+    expect(await hook(hooks.postExec, env)).toEqual({ code: 0, stderr: '' });
+  });
+});
+
+describe('LSF: only the owner gets in', () => {
+  it('refuses a second user on the same node, with or without the job ssh_config', async () => {
+    const run = await submitLsf(hooks, spec({ app: 'docker-deb12', command: 'true', skipPostExec: true }));
+    const dir = `${config.stateDir}/${run.jobId}.0.node1`;
+    const port = (await claims(run.jobId))[0]!.split('.').pop()!;
+    const attempts = [
+      ['ssh', '-F', `${dir}/ssh_config`, 'node2', 'id'],
+      ['ssh', '-p', port, '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', 'jbuser1@node2', 'id'],
+      ['ssh', '-p', port, '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', 'jbuser2@node2', 'id'],
+    ];
+    for (const argv of attempts) {
+      await expect(onNode('node1', ['runuser', '-u', 'jbuser2', '--', ...argv])).rejects.toMatchObject({ exitCode: 255 });
+    }
+    // The owner does get in with the same file: the refusals above are about who, not a broken sshd.
+    expect(await onNode('node1', ['runuser', '-u', 'jbuser1', '--', 'ssh', '-F', `${dir}/ssh_config`, 'node2', 'id -un'])).toBe('jbuser1');
+    const env = lsfJobEnv(spec({}), run.jobId, ALLOC, { JOBBOX_IMAGE: 'deb12' });
+    expect((await hook(hooks.postExec, env)).code).toBe(0);
+  });
+});
+
+describe('LSF: a requeued pre-exec for the same attempt', () => {
+  it('reuses the port and the containers instead of starting duplicates', async () => {
+    const run = await submitLsf(hooks, spec({ app: 'docker-deb12', command: 'true', skipStarter: true, skipPostExec: true }));
+    const before = { claims: await claims(run.jobId), containers: await containers(run.jobId) };
+    const env = lsfJobEnv(spec({}), run.jobId, ALLOC, { JOBBOX_IMAGE: 'deb12' });
+    expect((await hook(hooks.preExec, env)).code).toBe(0);
+    expect(await claims(run.jobId)).toEqual(before.claims);
+    expect(await containers(run.jobId)).toEqual(before.containers);
+    expect(before.containers).toHaveLength(3);
+    expect((await hook(hooks.postExec, env)).code).toBe(0);
+    expect(await containers(run.jobId)).toEqual([]);
+  });
+});

@@ -1,0 +1,293 @@
+import { describe, it, expect } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig, type Config } from '../../src/config/parse.js';
+import type { Host, Job, Owner } from '../../src/job/job.js';
+import {
+  attemptFilters, containerCwd, containerName, imageAccountsArgv, matchDevices, memoryLimit, nameArgv, psArgv,
+  removeArgv, runArgv, splitHeadOutput, type NodeFacts,
+} from '../../src/plan/container.js';
+import { jobPaths } from '../../src/plan/job-files.js';
+
+const REF = 'registry.example.org/hpc/deb12:latest';
+
+/** A config with one queue "normal" and one image "deb12"; extra lines go into each section. */
+function config(queue = '', image = '', jobbox = ''): Config {
+  return parseConfig(
+    `[jobbox]\nstate_dir = /var/lib/jobbox/jobs\n${jobbox}\n` +
+      `[queue normal]\ndefault_image = deb12\n${queue}\n` +
+      `[image deb12]\nref = ${REF}\n${image}\n`,
+    'test.ini',
+  );
+}
+
+const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27, 44], home: '/home/alice', shell: '/bin/bash' };
+
+const JOB: Job = {
+  scheduler: 'lsf',
+  id: '4711',
+  index: 0,
+  attempt: 'node1',
+  queue: 'normal',
+  owner: alice,
+  cwd: '/home/alice/run',
+  hosts: [{ name: 'node1', slots: 2 }, { name: 'node2', slots: 2 }, { name: 'node3', slots: 1 }],
+  image: 'deb12',
+  env: { OMP_NUM_THREADS: '4' },
+};
+
+const PATHS = jobPaths('/var/lib/jobbox/jobs', JOB);
+const DIR = '/var/lib/jobbox/jobs/4711.0.node1';
+const IB = ['issm0', 'rdma_cm', 'umad0', 'uverbs0', 'uverbs1'];
+
+function argvFor(c: Config, opts: { job?: Partial<Job>; host?: Host; facts?: NodeFacts } = {}): string[] {
+  return runArgv(c, { ...JOB, ...opts.job }, opts.host ?? { name: 'node1', slots: 2 }, c.images.get('deb12')!, PATHS, opts.facts ?? { devices: IB });
+}
+
+/** Every value that follows `flag` in argv, in order. */
+function values(argv: string[], flag: string): string[] {
+  return argv.flatMap((a, i) => (a === flag ? [argv[i + 1]!] : []));
+}
+
+const mount = (source: string, target: string, ro: boolean) => `type=bind,source=${source},target=${target}${ro ? ',readonly' : ''}`;
+const JOB_MOUNTS = [
+  mount(DIR, DIR, true),
+  mount(`${DIR}/passwd`, '/etc/passwd', true),
+  mount(`${DIR}/group`, '/etc/group', true),
+  mount(`${DIR}/ssh_config`, '/etc/ssh/ssh_config', true),
+];
+const dev = (name: string, dir = '/dev/infiniband') => `${dir}/${name}:/dev/infiniband/${name}`;
+
+interface Row {
+  queue?: string;
+  image?: string;
+  jobbox?: string;
+  job?: Partial<Job>;
+  host?: Host;
+  facts?: NodeFacts;
+  /** flag → every value expected after it ([] = the flag is absent). */
+  expect: Record<string, string[]>;
+}
+
+const ROWS: [string, Row][] = [
+  ['cpus = slots limits to the host slots', { host: { name: 'node1', slots: 4 }, expect: { '--cpus': ['4'] } }],
+  ['cpus = none sets no CPU limit', { queue: 'cpus = none', host: { name: 'node1', slots: 4 }, expect: { '--cpus': [] } }],
+  ['memory = none sets no limit', { queue: 'memory = none', expect: { '--memory': [] } }],
+  ['memory as a total ignores slots', { queue: 'memory = 4g', host: { name: 'node1', slots: 3 }, expect: { '--memory': [String(4 * 1024 ** 3)] } }],
+  ['memory per slot times the host slots', { queue: 'memory = 2g/slot', host: { name: 'node1', slots: 3 }, expect: { '--memory': [String(6 * 1024 ** 3)] } }],
+  ['memlock unlimited by default', { expect: { '--ulimit': ['memlock=-1:-1'] } }],
+  ['memlock as a size', { queue: 'memlock = 64m', expect: { '--ulimit': [`memlock=${64 * 1024 ** 2}:${64 * 1024 ** 2}`] } }],
+  ['shm_size', { queue: 'shm_size = 1g', expect: { '--shm-size': [String(1024 ** 3)] } }],
+  ['each supplementary gid is added', { expect: { '--group-add': ['27', '44'] } }],
+  ['no supplementary gids', { job: { owner: { ...alice, gids: [] } }, expect: { '--group-add': [] } }],
+  ['default devices: uverbs* and rdma_cm, never umad/issm', { expect: { '--device': [dev('rdma_cm'), dev('uverbs0'), dev('uverbs1')] } }],
+  ['devices narrowed by the queue', { queue: 'devices = uverbs0', expect: { '--device': [dev('uverbs0')] } }],
+  ['node without InfiniBand', { facts: { devices: [] }, expect: { '--device': [] } }],
+  ['node with only management devices', { facts: { devices: ['umad0', 'issm0', 'umad1'] }, expect: { '--device': [] } }],
+  ['device_dir elsewhere on the host, same path inside', { jobbox: 'device_dir = /dev/ib', facts: { devices: ['uverbs0'] }, expect: { '--device': [dev('uverbs0', '/dev/ib')] } }],
+  ['only the job files are mounted by default', { expect: { '--mount': JOB_MOUNTS } }],
+  [
+    'queue then image mounts, readonly only where asked',
+    {
+      queue: 'mounts = /scratch /apps:/opt/apps:ro /data:rw',
+      image: 'mounts = /etc/hosts.equiv:ro',
+      expect: {
+        '--mount': [
+          ...JOB_MOUNTS,
+          mount('/scratch', '/scratch', false),
+          mount('/apps', '/opt/apps', true),
+          mount('/data', '/data', false),
+          mount('/etc/hosts.equiv', '/etc/hosts.equiv', true),
+        ],
+      },
+    },
+  ],
+  ['the account, never root', { expect: { '--user': ['1000:1000'], '--workdir': ['/home/alice'] } }],
+  ['the job files', { expect: { '--env-file': [`${DIR}/env`], '--name': ['jobbox-4711'] } }],
+  [
+    'labels name the job attempt and owner',
+    { job: { index: 3, attempt: 'node7' }, expect: { '--label': ['org.jobbox.job=4711', 'org.jobbox.index=3', 'org.jobbox.attempt=node7', 'org.jobbox.owner=alice'], '--name': ['jobbox-4711-3'] } },
+  ],
+  [
+    'user data never becomes a flag',
+    { job: { image: '--privileged', cwd: '--privileged', env: { X: '--privileged', '--privileged': 'x' } }, expect: { '--privileged': [] } },
+  ],
+];
+
+const FORBIDDEN = ['--privileged', '--cap-add', '--pid', '--ipc', '--userns', '--entrypoint', '--runtime', '-v', '--volume', '--network', '--uts', '--device-cgroup-rule', '--rm'];
+
+describe('runArgv', () => {
+  it.each(ROWS)('%s', (_name, row) => {
+    const argv = argvFor(config(row.queue, row.image, row.jobbox), row);
+    for (const [flag, expected] of Object.entries(row.expect)) expect(values(argv, flag)).toEqual(expected);
+  });
+
+  it.each(ROWS)('keeps the fixed security flags: %s', (_name, row) => {
+    const argv = argvFor(config(row.queue, row.image, row.jobbox), row);
+    expect(argv.slice(0, 3)).toEqual(['run', '--detach', '--init']);
+    expect(argv.filter((a) => a === '--net=host')).toHaveLength(1);
+    expect(values(argv, '--cap-drop')).toEqual(['ALL']);
+    expect(values(argv, '--security-opt')).toEqual(['no-new-privileges']);
+    expect(values(argv, '--user')).toEqual([`${row.job?.owner?.uid ?? 1000}:${row.job?.owner?.gid ?? 1000}`]);
+    // The image ref is the first positional: sshd and its arguments follow, nothing else.
+    expect(argv.slice(-6)).toEqual([REF, '/usr/sbin/sshd', '-D', '-e', '-f', `${DIR}/sshd_config`]);
+    expect(argv.indexOf(REF)).toBe(argv.length - 6);
+  });
+
+  it.each(ROWS)('never carries a forbidden flag: %s', (_name, row) => {
+    const argv = argvFor(config(row.queue, row.image, row.jobbox), row);
+    for (const arg of argv.slice(0, -6)) {
+      for (const flag of FORBIDDEN) {
+        expect(arg === flag || arg.startsWith(`${flag}=`), `${arg} is ${flag}`).toBe(false);
+      }
+    }
+  });
+
+  it('takes nothing from what the user controls: image name, cwd, environment', () => {
+    const image = 'evil.example.org/x:1';
+    const cwd = '/home/alice/--privileged';
+    const flag = '--volume=/:/host';
+    const argv = argvFor(config(), { job: { image, cwd, env: { A: flag, LD_PRELOAD: '/tmp/x.so', [flag]: 'x' } } });
+    for (const value of [image, cwd, flag, '/tmp/x.so']) expect(argv.some((a) => a.includes(value))).toBe(false);
+  });
+});
+
+describe('containerName', () => {
+  it.each([
+    [0, 'jobbox-4711'],
+    [1, 'jobbox-4711-1'],
+    [250, 'jobbox-4711-250'],
+  ])('index %i → %s', (index, name) => {
+    expect(containerName({ id: '4711', index })).toBe(name);
+  });
+});
+
+describe('attemptFilters', () => {
+  it('selects job, index and attempt', () => {
+    expect(attemptFilters({ id: '4711', index: 2, attempt: 'node1' })).toEqual([
+      '--filter', 'label=org.jobbox.job=4711',
+      '--filter', 'label=org.jobbox.index=2',
+      '--filter', 'label=org.jobbox.attempt=node1',
+    ]);
+  });
+});
+
+describe('matchDevices', () => {
+  it.each([
+    ['default globs', ['uverbs*', 'rdma_cm'], IB, ['rdma_cm', 'uverbs0', 'uverbs1']],
+    ['sorted whatever the node order', ['uverbs*', 'rdma_cm'], ['uverbs1', 'rdma_cm', 'uverbs0'], ['rdma_cm', 'uverbs0', 'uverbs1']],
+    ['exact name', ['uverbs1'], IB, ['uverbs1']],
+    ['? is one character', ['uverbs?'], ['uverbs1', 'uverbs10', 'uverbs'], ['uverbs1']],
+    ['* may be empty', ['uverbs*'], ['uverbs', 'uverbs12'], ['uverbs', 'uverbs12']],
+    ['anchored at both ends', ['rdma_cm'], ['rdma_cm0', 'xrdma_cm', 'rdma_cm'], ['rdma_cm']],
+    ['regex characters are literal', ['rdma.cm'], ['rdma_cm', 'rdmaXcm'], []],
+    ['no globs', [], IB, []],
+    ['no devices', ['uverbs*', 'rdma_cm'], [], []],
+    ['management devices never', ['uverbs*', 'rdma_cm'], ['umad0', 'umad1', 'issm0', 'issm1'], []],
+  ])('%s', (_name, globs, available, expected) => {
+    expect(matchDevices(available, globs)).toEqual(expected);
+  });
+
+  it.each(['umad*', 'issm*', '*', 'umad0', '?mad0', 'uverbs0/../umad0'])('the config refuses the glob %s', (glob) => {
+    expect(() => config(`devices = ${glob}`)).toThrow('jobbox: config [queue normal] devices: each must be "rdma_cm" or a glob');
+  });
+});
+
+describe('memoryLimit', () => {
+  it.each([
+    ['none', 'memory = none', 4, undefined],
+    ['total', 'memory = 3g', 4, 3 * 1024 ** 3],
+    ['total, one slot', 'memory = 3g', 1, 3 * 1024 ** 3],
+    ['per slot', 'memory = 512m/slot', 4, 2 * 1024 ** 3],
+    ['per slot, one slot', 'memory = 512m/slot', 1, 512 * 1024 ** 2],
+  ])('%s', (_name, line, slots, bytes) => {
+    expect(memoryLimit(config(line).queues.get('normal')!, slots)).toBe(bytes);
+  });
+});
+
+describe('containerCwd', () => {
+  const mounts = [
+    { source: '/scratch', target: '/scratch', readOnly: false },
+    { source: '/apps', target: '/opt/apps', readOnly: true },
+    { source: '/home', target: '/home', readOnly: false },
+  ];
+  it.each([
+    ['under a same-path mount', '/scratch/alice/run', mounts, '/scratch/alice/run'],
+    ['the mount point itself', '/scratch', mounts, '/scratch'],
+    ['home mounted', '/home/alice/run', mounts, '/home/alice/run'],
+    ['home not mounted', '/home/alice/run', mounts.slice(0, 2), '/home/alice'],
+    ['a sibling with the same prefix', '/scratchy/run', mounts, '/home/alice'],
+    ['mounted elsewhere inside (source)', '/apps/bin', mounts, '/home/alice'],
+    ['mounted elsewhere inside (target)', '/opt/apps/bin', mounts, '/home/alice'],
+    ['no mounts', '/scratch/alice', [], '/home/alice'],
+    ['not mounted at all', '/tmp', mounts, '/home/alice'],
+    ['.. leaves the mount', '/scratch/../etc', mounts, '/home/alice'],
+    ['. is not normalized', '/scratch/./run', mounts, '/home/alice'],
+    ['relative', 'scratch/run', mounts, '/home/alice'],
+  ])('%s: %s', (_name, cwd, ms, expected) => {
+    expect(containerCwd({ ...JOB, cwd }, ms)).toBe(expected);
+  });
+});
+
+describe('splitHeadOutput', () => {
+  it('splits the output of a real head on several files', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'jobbox-head-'));
+    try {
+      const passwd = 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n';
+      const group = 'root:x:0:\nusers:x:100:\n';
+      writeFileSync(join(dir, 'passwd'), passwd);
+      writeFileSync(join(dir, 'group'), group);
+      const out = execFileSync('head', ['-n', '1000000', join(dir, 'passwd'), join(dir, 'group')], { encoding: 'utf8' });
+      const files = splitHeadOutput(out);
+      expect([...files.keys()]).toEqual([join(dir, 'passwd'), join(dir, 'group')]);
+      // head puts a blank line between files; the readers skip blank lines.
+      expect(files.get(join(dir, 'passwd'))?.trimEnd()).toBe(passwd.trimEnd());
+      expect(files.get(join(dir, 'group'))?.trimEnd()).toBe(group.trimEnd());
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    ['headers with paths', '==> /etc/passwd <==\na\nb\n\n==> /etc/group <==\nc\n', { '/etc/passwd': 'a\nb\n\n', '/etc/group': 'c\n\n' }],
+    ['an empty file', '==> /etc/passwd <==\n\n==> /etc/group <==\nc\n', { '/etc/passwd': '\n', '/etc/group': 'c\n\n' }],
+    ['text before any header is ignored', 'noise\n==> /etc/group <==\nc', { '/etc/group': 'c\n' }],
+    ['no header at all', 'root:x:0:0::/root:/bin/sh\n', {}],
+    ['nothing', '', {}],
+  ])('%s', (_name, text, expected) => {
+    expect(Object.fromEntries(splitHeadOutput(text))).toEqual(expected);
+  });
+});
+
+describe('argv of the other docker commands', () => {
+  it('nameArgv finds any container holding the name, with its state and attempt', () => {
+    expect(nameArgv(JOB)).toEqual([
+      'ps', '--all', '--filter', 'name=^/jobbox-4711$', '--format', '{{.ID}} {{.State}} {{.Label "org.jobbox.attempt"}}',
+    ]);
+    expect(nameArgv({ ...JOB, index: 5 })).toContain('name=^/jobbox-4711-5$');
+  });
+
+  it('psArgv lists only this attempt', () => {
+    expect(psArgv(JOB)).toEqual([
+      'ps', '--all', '--quiet',
+      '--filter', 'label=org.jobbox.job=4711', '--filter', 'label=org.jobbox.index=0', '--filter', 'label=org.jobbox.attempt=node1',
+    ]);
+  });
+
+  it.each([
+    [['abc'], ['rm', '--force', '--volumes', 'abc']],
+    [['abc', 'def'], ['rm', '--force', '--volumes', 'abc', 'def']],
+  ])('removeArgv %j', (ids, argv) => {
+    expect(removeArgv(ids)).toEqual(argv);
+  });
+
+  it('imageAccountsArgv reads the files as nobody, offline and unprivileged', () => {
+    const image = config().images.get('deb12')!;
+    expect(imageAccountsArgv(image)).toEqual([
+      'run', '--rm', '--net=none', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--user', '65534:65534',
+      REF, 'head', '-n', '1000000', '/etc/passwd', '/etc/group',
+    ]);
+  });
+});
