@@ -6,7 +6,8 @@ import ssh2, { type ConnectConfig } from 'ssh2';
 const { Client } = ssh2;
 import { EXIT, JobboxError } from '../errors.js';
 
-const SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
+// No '=': a bare NAME=value as the first word would be an assignment, not a command.
+const SAFE = /^[A-Za-z0-9_@%+:,./-]+$/;
 
 /** POSIX shell quoting of an argv, for the remote shell and for logs alike. */
 export function quote(argv: string[]): string {

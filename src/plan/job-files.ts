@@ -125,22 +125,28 @@ export function containerPasswd(imagePasswd: string, owner: Owner): string {
   return [...kept, `${owner.name}:x:${owner.uid}:${owner.gid}::${owner.home}:${shell}`].join('\n') + '\n';
 }
 
-/** The image's groups, with the owner added as a member of each of its groups. */
+/**
+ * The image's groups, with the owner added as a member of each of its groups. A gid the image
+ * already has keeps the image's name; a new one takes the site's name unless the image uses
+ * that name already, then `g<gid>`, so names and gids stay unique.
+ */
 export function containerGroup(imageGroup: string, owner: Owner, names: Map<number, string>): string {
-  const wanted = new Map([owner.gid, ...owner.gids].map((gid) => [gid, names.get(gid) ?? `g${gid}`]));
-  const out: string[] = [];
-  for (const line of lines(imageGroup)) {
-    const [name = '', pw = 'x', gid = '', members = ''] = line.split(':');
-    const ours = wanted.get(Number(gid));
-    if (ours !== undefined) {
-      const list = members ? members.split(',') : [];
-      out.push(`${name}:${pw}:${gid}:${[...list.filter((m) => m !== owner.name), owner.name].join(',')}`);
-      wanted.delete(Number(gid));
-    } else if (![...wanted.values()].includes(name)) {
-      out.push(line);
-    }
+  const wanted = new Set([owner.gid, ...owner.gids]);
+  const image = lines(imageGroup).map((l) => l.split(':'));
+  const imageGids = new Set(image.map((f) => Number(f[2])));
+  const taken = new Set(image.map((f) => f[0]));
+  const out = image.map(([name = '', pw = 'x', gid = '', members = '']) => {
+    if (!wanted.has(Number(gid))) return `${name}:${pw}:${gid}:${members}`;
+    const list = members ? members.split(',').filter((m) => m !== owner.name) : [];
+    return `${name}:${pw}:${gid}:${[...list, owner.name].join(',')}`;
+  });
+  for (const gid of wanted) {
+    if (imageGids.has(gid)) continue;
+    const site = names.get(gid);
+    const name = site && !taken.has(site) ? site : `g${gid}`;
+    taken.add(name);
+    out.push(`${name}:x:${gid}:${owner.name}`);
   }
-  for (const [gid, name] of wanted) out.push(`${name}:x:${gid}:${owner.name}`);
   return out.join('\n') + '\n';
 }
 

@@ -6,7 +6,7 @@ describe('quote', () => {
   it.each([
     [['docker', 'ps'], 'docker ps'],
     [['docker', 'run', '--name', 'jobbox-4711', '--user', '1000:1000'], 'docker run --name jobbox-4711 --user 1000:1000'],
-    [['--mount', 'type=bind,source=/a,target=/b,readonly'], '--mount type=bind,source=/a,target=/b,readonly'],
+    [['--mount', 'type=bind,source=/a,target=/b,readonly'], "--mount 'type=bind,source=/a,target=/b,readonly'"],
     [['reg.example.org:5000/hpc/deb12@sha256:ab', '%f\\n'], "reg.example.org:5000/hpc/deb12@sha256:ab '%f\\n'"],
     [['a b'], "'a b'"],
     [["it's"], "'it'\\''s'"],

@@ -236,15 +236,16 @@ describe('containerPasswd', () => {
 describe('containerGroup', () => {
   const names = new Map([[1000, 'alice'], [27, 'sudo'], [44, 'video']]);
 
-  it('adds the owner to existing groups, adds missing ones, drops a same-name different-gid group', () => {
+  it('adds the owner to existing groups, adds missing ones, and never reuses an image group name', () => {
     const image = ['root:x:0:', 'sudo:x:27:ubuntu', 'video:x:44:', 'alice:x:1001:', '# comment', 'users:x:100:'].join('\n');
     expect(containerGroup(image, { ...alice, gids: [27, 44, 600] }, names)).toBe(
       [
         'root:x:0:',
         'sudo:x:27:ubuntu,alice',
         'video:x:44:alice',
+        'alice:x:1001:',
         'users:x:100:',
-        'alice:x:1000:alice',
+        'g1000:x:1000:alice',
         'g600:x:600:alice',
       ].join('\n') + '\n',
     );
