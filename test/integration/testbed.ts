@@ -1,7 +1,18 @@
 import { execa, type Options } from 'execa';
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const script = fileURLToPath(new URL('../testbed/testbed.sh', import.meta.url));
+/** The checkout, found upwards from this module, so the helpers also work when bundled (the demo). */
+export const REPO = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(`${dir}/test/testbed/testbed.sh`)) {
+    if (dir === '/') throw new Error('testbed: cannot find the jobbox checkout');
+    dir = dirname(dir);
+  }
+  return dir;
+})();
+const script = `${REPO}/test/testbed/testbed.sh`;
 
 export interface TestbedStatus {
   up: boolean;

@@ -3,9 +3,8 @@
 import { chmod, chown, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseParmFile } from '../../../src/job/lsf.js';
-import { onNode, testbed, testbedStatus, type TestbedStatus } from '../../integration/testbed.js';
+import { REPO, onNode, testbed, testbedStatus, type TestbedStatus } from '../../integration/testbed.js';
 
 export interface LsfQueueHooks {
   /** lsb.queues lines, e.g. `${repo}/hooks/lsf/pre-exec --config ${tb.config}`; jobStarter contains %USRCMD. */
@@ -38,6 +37,8 @@ export interface LsfJobSpec {
   starterSignal?: { signal: 'SIGTERM' | 'SIGINT' | 'SIGKILL'; whenStdoutContains: string };
   skipStarter?: boolean;
   skipPostExec?: boolean;
+  /** Called after the starter, before POST_EXEC: a look at the running job (the demo prints the nodes). */
+  beforePostExec?: (jobId: number) => Promise<void>;
   /** 'lsf' (default): LSF 10, mesub runs esub.<app> for -a. 'openlava': only the master esub runs, and root hooks keep the user's gid and groups. */
   flavour?: 'lsf' | 'openlava';
 }
@@ -64,8 +65,7 @@ export interface Account {
   shell: string;
 }
 
-const REPO = fileURLToPath(new URL('../../..', import.meta.url)).replace(/\/$/, '');
-const WRAPPER = fileURLToPath(new URL('job-starter.mjs', import.meta.url));
+const WRAPPER = `${REPO}/test/harness/lsf/job-starter.mjs`;
 /** lsb.params DEFAULT_QUEUE, as the testbed config's default_queue. */
 export const DEFAULT_QUEUE = 'normal';
 export const SUBMIT_HOST = 'node1';
@@ -107,6 +107,7 @@ export async function submitLsf(hooks: LsfQueueHooks, spec: LsfJobSpec): Promise
       run.starter = await starter(hooks.jobStarter, spec, env, dir, account);
       waitStatus = run.starter.signal ? (constants.signals[run.starter.signal as NodeJS.Signals] ?? 0) : (run.starter.code ?? 0) << 8;
     }
+    await spec.beforePostExec?.(jobId);
     if (!spec.skipPostExec) {
       const postEnv: Record<string, string> = { ...rootEnv(env), LSB_JOBEXIT_STAT: String(waitStatus) };
       delete postEnv.LSB_JOBPEND;
