@@ -43,6 +43,7 @@ async function printPlan(config: Awaited<ReturnType<typeof loadConfig>>, job: Aw
   const out: string[] = [
     `# job ${job.id}[${job.index}] attempt ${job.attempt}, queue ${job.queue}, owner ${job.owner.name} (${job.owner.uid}:${job.owner.gid})`,
     `# image ${image.alias} = ${image.ref}; port ${port} (allocated at run time from ${config.portRange.first}-${config.portRange.last})`,
+    `# devices: this host's under ${config.deviceDir}; each node's own are found at run time`,
   ];
   for (const run of plan.runs) out.push(`\n# ${run.host}`, quote([config.engine, ...run.argv]));
   for (const path of [paths.sshConfig, paths.hostfile, paths.mpichHostfile]) {

@@ -70,7 +70,8 @@ async function must(session: Session, argv: string[], timeoutMs: number): Promis
 }
 
 async function probe(session: Session, config: Config, job: Job, port: number): Promise<Probe> {
-  const t = config.connectTimeoutMs;
+  // Not the connect timeout: a dockerd busy extracting a pull answers slowly, and that is no fault.
+  const t = config.startTimeoutMs;
   const [devices, listening, named] = await Promise.all([
     session.run(['find', config.deviceDir, '-maxdepth', '1', '-type', 'c', '-printf', '%f\\n'], t),
     must(session, ['ss', '-Htln', `sport = :${port}`], t),
