@@ -36,9 +36,7 @@ export async function start(cli: string | undefined, command: string[], env: Nod
     `echo $$ > ${quote([pgid])}`,
     `exec ${quote(['env', '--', ...vars, '/bin/sh', '-c', text])}`,
   ].join(' && ');
-  const deliver = (sig: NodeJS.Signals) => {
-    const name = sig.replace(/^SIG/, '');
-    void sshQuiet(paths.sshConfig, host, `kill -s ${name} -- -"$(cat ${quote([pgid])})"`);
-  };
+  const deliver = (sig: NodeJS.Signals) =>
+    sshQuiet(paths.sshConfig, host, `kill -s ${sig.replace(/^SIG/, '')} -- -"$(cat ${quote([pgid])})"`);
   return sshInteractive(paths.sshConfig, host, remote, deliver);
 }

@@ -8,19 +8,32 @@ export function sshArgv(sshConfig: string, host: string, remote: string): string
 }
 
 /**
- * Runs `remote` on `host` with stdio streamed, and resolves to its exit code (128+n for a
- * signal, as shells report it). `onSignal` gets SIGTERM/SIGINT sent to us: OpenSSH cannot
- * forward signals to a non-root sshd, so the caller delivers them over a second session.
+ * Runs `remote` on `host` with stdio streamed, and resolves to its exit code. `onSignal` gets
+ * SIGTERM/SIGINT sent to us: OpenSSH cannot forward signals to a non-root sshd, so the caller
+ * delivers them over a second session. The client runs in its own process group: a bkill
+ * signals the starter's whole group, and a client killed with it would cut the session before
+ * the signal is delivered and lose the command's exit status.
  */
-export function sshInteractive(sshConfig: string, host: string, remote: string, onSignal: (sig: NodeJS.Signals) => void): Promise<number> {
-  const child = spawn('ssh', sshArgv(sshConfig, host, remote), { stdio: 'inherit' });
-  const forward = (sig: NodeJS.Signals) => onSignal(sig);
+export function sshInteractive(
+  sshConfig: string,
+  host: string,
+  remote: string,
+  onSignal: (sig: NodeJS.Signals) => Promise<unknown>,
+): Promise<number> {
+  const child = spawn('ssh', sshArgv(sshConfig, host, remote), { stdio: 'inherit', detached: true });
+  const delivered: { sig: NodeJS.Signals; done: Promise<unknown> }[] = [];
+  const forward = (sig: NodeJS.Signals) => delivered.push({ sig, done: onSignal(sig) });
   process.on('SIGTERM', forward).on('SIGINT', forward);
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code, signal) => {
       process.off('SIGTERM', forward).off('SIGINT', forward);
-      resolve(code ?? 128 + (signal ? constants.signals[signal] : 0));
+      void Promise.all(delivered.map((d) => d.done)).then(() => {
+        // ssh reports a remote command killed by a signal as 255; say which signal, as a shell does.
+        const first = delivered[0];
+        if (code === 255 && first) resolve(128 + constants.signals[first.sig]);
+        else resolve(code ?? 128 + (signal ? constants.signals[signal] : 0));
+      });
     });
   });
 }

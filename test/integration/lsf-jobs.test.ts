@@ -192,3 +192,24 @@ describe('LSF: a requeued pre-exec for the same attempt', () => {
     expect(await containers(run.jobId)).toEqual([]);
   });
 });
+
+describe('LSF: bkill', () => {
+  it.each(['SIGTERM', 'SIGINT'] as const)('%s to the job starter stops the command inside the container', async (signal) => {
+    let inside = '';
+    const run = await submitLsf(hooks, spec({
+      app: 'docker-deb12',
+      command: 'echo started; sleep 300; echo not-reached',
+      starterSignal: { signal, whenStdoutContains: 'started' },
+      beforePostExec: async (jobId) => {
+        inside = await onNode('node1', ['docker', 'exec', `jobbox-${jobId}`, 'ps', '-eo', 'args']);
+      },
+    }));
+    expect(run.starter?.stdout).toBe('started\n');
+    // LSF's own `sh -c` around the starter line dies of the signal too: that is the job's status.
+    expect(run.starter?.signal).toBe(signal);
+    expect(inside).toContain('sshd');
+    expect(inside).not.toContain('sleep 300');
+    expect(run.postExec?.code).toBe(0);
+    expect(await containers(run.jobId)).toEqual([]);
+  });
+});
