@@ -104,6 +104,35 @@ async function main(argv: string[]): Promise<void> {
         await postExec(a.config, process.env);
       },
     )
+    .command('slurm', 'Slurm Prolog/Epilog, batch-script wrapper and submit filter', (y) =>
+      y
+        .command('prolog', 'Prolog (root, every node, PrologFlags=Alloc): the batch host starts the job containers', () => {}, async (a) => {
+          const { prolog } = await import('./commands/slurm.js');
+          await prolog(a.config, process.env);
+        })
+        .command('epilog', 'Epilog (root, every node): the batch host removes the job containers, frees the port', () => {}, async (a) => {
+          const { epilog } = await import('./commands/slurm.js');
+          await epilog(a.config, process.env);
+        })
+        .command(
+          'start',
+          'the wrapped batch script (job owner): run the submitted script in the first container',
+          (c) => c.option('script', { type: 'string', demandOption: true, describe: 'the wrapped batch script ($0)' }),
+          async (a) => {
+            const { start } = await import('./commands/slurm.js');
+            process.exitCode = await start(a.config, a.script, ((a['--'] as unknown[] | undefined) ?? []).map(String), process.env);
+          },
+        )
+        .command('features', 'print the node Features (docker-<alias>, …) for slurm.conf', () => {}, async (a) => {
+          const { features } = await import('./commands/slurm.js');
+          await features(a.config, process.env);
+        })
+        .command('job-submit-lua', 'print a job_submit.lua generated from the config', () => {}, async (a) => {
+          const { submitLua } = await import('./commands/slurm.js');
+          await submitLua(a.config, process.env);
+        })
+        .demandCommand(1, 'slurm: a subcommand is required'),
+    )
     .demandCommand(1, 'a command is required')
     .strict()
     .version(version())

@@ -19,8 +19,12 @@ export function sshInteractive(
   host: string,
   remote: string,
   onSignal: (sig: NodeJS.Signals) => Promise<unknown>,
+  /** Sent as the session's stdin instead of ours (a batch script to run). */
+  input?: string,
 ): Promise<number> {
-  const child = spawn('ssh', sshArgv(sshConfig, host, remote), { stdio: 'inherit', detached: true });
+  const stdin = input === undefined ? 'inherit' : 'pipe';
+  const child = spawn('ssh', sshArgv(sshConfig, host, remote), { stdio: [stdin, 'inherit', 'inherit'], detached: true });
+  child.stdin?.end(input);
   const delivered: { sig: NodeJS.Signals; done: Promise<unknown> }[] = [];
   const forward = (sig: NodeJS.Signals) => delivered.push({ sig, done: onSignal(sig) });
   process.on('SIGTERM', forward).on('SIGINT', forward);

@@ -3,7 +3,7 @@ import { JobboxError } from '../errors.js';
 import { QUEUE_NAME } from '../config/parse.js';
 import type { AccountLookup, Host, Job } from './job.js';
 
-const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$/;
+export const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$/;
 const SCHEDULER_VAR = /^(LSB_|LSF_|LS_)/;
 
 export async function lsfJob(env: Record<string, string | undefined>, thisHost: string, lookup: AccountLookup): Promise<Job> {

@@ -3,7 +3,7 @@
 import type { Config, Image } from '../config/types.js';
 import type { JobFile } from '../exec/jobdir.js';
 import type { Job } from '../job/job.js';
-import { runArgv, type NodeFacts } from '../plan/container.js';
+import { containerCwd, jobMounts, runArgv, type NodeFacts } from '../plan/container.js';
 import { containerEnv } from '../plan/env.js';
 import {
   authorizedKeys, containerGroup, containerPasswd, envFile, knownHosts, mpiEnv, mpichHostfile,
@@ -69,6 +69,7 @@ export function planJob(input: {
     { path: paths.passwd, content: containerPasswd(input.accounts.passwd, owner), mode: 0o644 },
     { path: paths.group, content: containerGroup(input.accounts.group, owner, input.groupNames), mode: 0o644 },
     { path: paths.envFile, content: envFile(env), mode: 0o644 },
+    { path: paths.cwd, content: `${containerCwd(job, jobMounts(config.queues.get(job.queue)!, image))}\n`, mode: 0o644 },
   ];
   const runs = job.hosts.map((host) => ({
     host: host.name,

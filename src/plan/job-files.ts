@@ -17,6 +17,8 @@ export interface JobPaths {
   passwd: string;
   group: string;
   envFile: string;
+  /** Where the job starter runs the command inside the container. */
+  cwd: string;
 }
 
 /** Job, array index and attempt: what tells two runs of a job apart (port claim, job dir). */
@@ -40,6 +42,7 @@ export function jobPaths(stateDir: string, job: Pick<Job, 'id' | 'index' | 'atte
     passwd: `${dir}/passwd`,
     group: `${dir}/group`,
     envFile: `${dir}/env`,
+    cwd: `${dir}/cwd`,
   };
 }
 

@@ -7,9 +7,23 @@ node=$1 dir=$2 tb=$3 registry=$4
 
 hostname "$node"
 mount --make-rprivate /
+# munged serves every node, as one munge key does on a site: keep its socket dir across the
+# private /run below.
+if [[ -d /run/munge ]]; then
+  mkdir -p "$dir/munge"
+  mount --bind /run/munge "$dir/munge"
+fi
 # A private /run: the node's own docker.sock, pid files and sshd privsep dir.
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/sshd
+if [[ -d $dir/munge ]]; then
+  mkdir -p /run/munge
+  mount --move "$dir/munge" /run/munge
+fi
+# The testbed configs where a site keeps them: Slurm's Prolog takes no arguments, and a Slurm
+# client that finds no slurm.conf would look the controller up in DNS.
+mount --bind "$tb/etc" /etc/jobbox
+[[ ! -d /etc/slurm ]] || mount --bind "$tb/etc" /etc/slurm
 # Node names resolve the same way on every node and inside --net=host containers.
 mount --bind "$tb/etc/hosts" /etc/hosts
 # Every node sees its own InfiniBand devices at the one path the config names.

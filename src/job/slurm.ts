@@ -1,0 +1,210 @@
+// Slurm job environment → Job. The only code that reads SLURM_* variables.
+import { JobboxError } from '../errors.js';
+import { QUEUE_NAME } from '../config/parse.js';
+import type { AccountLookup, Host, Job } from './job.js';
+import { HOST_NAME } from './lsf.js';
+
+/** Which variables a context has: Prolog/Epilog (run by slurmd as root), or the batch step (the job's own environment). */
+export type SlurmContext = 'prolog' | 'batch';
+
+// More nodes than any cluster has: a bound on what a hostlist or a count list may expand to.
+const MAX_HOSTS = 100_000;
+// Set by slurmd/slurmstepd or by the submit commands; everything else in the batch step is the user's.
+const SCHEDULER_VAR = /^(SLURM_|SLURMD_|SBATCH_|SRUN_)/;
+
+export async function slurmJob(
+  env: Record<string, string | undefined>,
+  context: SlurmContext,
+  lookup: AccountLookup,
+  cpusPerNode?: number[],
+): Promise<Job> {
+  const id = required(env, 'SLURM_JOB_ID');
+  if (!/^\d{1,20}$/.test(id)) throw new JobboxError('SLURM_JOB_ID', 'must be a decimal job id', id);
+  const index = env.SLURM_ARRAY_TASK_ID || '0';
+  if (!/^\d{1,10}$/.test(index)) throw new JobboxError('SLURM_ARRAY_TASK_ID', 'must be a decimal array index', index);
+  // slurmd names the counter differently in the Prolog and in the job's own environment.
+  const restartVar = context === 'prolog' ? 'SLURM_JOB_RESTART_COUNT' : 'SLURM_RESTART_COUNT';
+  const restarts = env[restartVar] || '0';
+  if (!/^\d{1,10}$/.test(restarts)) throw new JobboxError(restartVar, 'must be a decimal restart count', restarts);
+  const queue = required(env, 'SLURM_JOB_PARTITION');
+  if (!QUEUE_NAME.test(queue)) throw new JobboxError('SLURM_JOB_PARTITION', `must match ${QUEUE_NAME.source}`, queue);
+
+  const hosts = jobHosts(env, context, cpusPerNode);
+  // slurmd builds the Prolog environment from the job record, and slurmstepd sets these in the
+  // batch step over anything the user submitted with, so both name the job's real owner.
+  const ownerName = required(env, 'SLURM_JOB_USER');
+  const owner = await lookup(ownerName);
+  if (owner.uid === 0) throw new JobboxError('SLURM_JOB_USER', 'jobs owned by uid 0 are refused', ownerName);
+  const uid = context === 'prolog' ? required(env, 'SLURM_JOB_UID') : env.SLURM_JOB_UID;
+  if (uid !== undefined && uid !== '') {
+    if (!/^\d{1,10}$/.test(uid)) throw new JobboxError('SLURM_JOB_UID', 'must be a decimal uid', uid);
+    if (Number(uid) !== owner.uid) {
+      throw new JobboxError('SLURM_JOB_UID', `disagrees with SLURM_JOB_USER "${ownerName}" (uid ${owner.uid} in the account database)`, uid);
+    }
+  }
+
+  const cwd = context === 'prolog' ? env.SLURM_JOB_WORK_DIR : env.SLURM_SUBMIT_DIR;
+  return {
+    scheduler: 'slurm',
+    id,
+    index: Number(index),
+    attempt: String(Number(restarts)),
+    queue,
+    owner,
+    cwd: cwd || owner.home,
+    hosts,
+    // Only the Prolog starts containers; the batch step needs no image.
+    image: context === 'prolog' ? constraintAlias(env.SLURM_JOB_CONSTRAINTS) : undefined,
+    env:
+      context === 'prolog'
+        ? {}
+        : Object.fromEntries(
+            Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && !SCHEDULER_VAR.test(e[0])),
+          ),
+  };
+}
+
+// Slurm lists the allocation in node order, and its first node runs the batch script: keep it.
+function jobHosts(env: Record<string, string | undefined>, context: SlurmContext, cpusPerNode: number[] | undefined): Host[] {
+  // 22.05 sets only SLURM_NODELIST in the Prolog; later versions add SLURM_JOB_NODELIST.
+  const listVar = context === 'batch' || env.SLURM_JOB_NODELIST ? 'SLURM_JOB_NODELIST' : 'SLURM_NODELIST';
+  const names = expandHostlist(required(env, listVar), listVar);
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (seen.has(name)) throw new JobboxError(listVar, 'names a host twice', name);
+    seen.add(name);
+  }
+
+  let counts: number[];
+  let countsFrom: string;
+  if (cpusPerNode) {
+    counts = cpusPerNode;
+    countsFrom = 'cpus per node';
+    const bad = counts.find((n) => !Number.isInteger(n) || n < 1);
+    if (bad !== undefined) throw new JobboxError(countsFrom, 'slot counts must be positive integers', String(bad));
+  } else if (env.SLURM_JOB_CPUS_PER_NODE) {
+    counts = expandCounts(env.SLURM_JOB_CPUS_PER_NODE);
+    countsFrom = 'SLURM_JOB_CPUS_PER_NODE';
+  } else {
+    counts = names.map(() => 1);
+    countsFrom = listVar;
+  }
+  if (counts.length !== names.length) {
+    throw new JobboxError(countsFrom, `must have one count per host of ${listVar} (${names.length}), not ${counts.length}`, counts.join(','));
+  }
+  return names.map((name, i) => ({ name, slots: counts[i] ?? 1 }));
+}
+
+/**
+ * A Slurm hostlist expression → host names, in Slurm's order: `n[01-04,07],gpu3` →
+ * n01 n02 n03 n04 n07 gpu3. Zero-padding follows the lower bound (`n[009-011]`), and several
+ * bracket groups in one name multiply out, the first varying slowest (`r[1-2]n[1-2]` →
+ * r1n1 r1n2 r2n1 r2n2). Duplicates are kept: this only expands.
+ */
+export function expandHostlist(text: string, subject = 'SLURM_NODELIST'): string[] {
+  if (text === '') throw new JobboxError(subject, 'must list at least one host', text);
+  const patterns = splitNames(text, subject).map((pattern) => {
+    if (pattern === '') throw new JobboxError(subject, 'has an empty host name', text);
+    return parsePattern(pattern, subject);
+  });
+  // Counted before anything is built, so `n[0-999999999]` fails instead of filling memory.
+  const total = patterns.reduce((sum, parts) => sum + parts.reduce((n, part) => n * partSize(part), 1), 0);
+  if (total > MAX_HOSTS) throw new JobboxError(subject, `expands to more than ${MAX_HOSTS} hosts`, text);
+
+  const names: string[] = [];
+  for (const parts of patterns) {
+    let expanded = [''];
+    for (const part of parts) {
+      const pieces = typeof part === 'string' ? [part] : part.flatMap(rangeNumbers);
+      expanded = expanded.flatMap((prefix) => pieces.map((piece) => prefix + piece));
+    }
+    for (const name of expanded) {
+      if (!HOST_NAME.test(name)) throw new JobboxError(subject, `host names must match ${HOST_NAME.source}`, name);
+      names.push(name);
+    }
+  }
+  return names;
+}
+
+interface Range {
+  lo: number;
+  hi: number;
+  /** Digits of the lower bound as written: `009` pads to 3. */
+  width: number;
+}
+
+// Commas separate names only outside brackets; inside they separate ranges.
+function splitNames(text: string, subject: string): string[] {
+  const names: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text[i];
+    if (c === '[') depth += 1;
+    else if (c === ']') depth -= 1;
+    else if (c === ',' && depth === 0) {
+      names.push(text.slice(start, i));
+      start = i + 1;
+    }
+    if (depth < 0 || depth > 1) throw new JobboxError(subject, 'has unbalanced or nested brackets', text);
+  }
+  if (depth !== 0) throw new JobboxError(subject, 'has unbalanced or nested brackets', text);
+  names.push(text.slice(start));
+  return names;
+}
+
+/** `r[1-2]n3` → ['r', [1-2], 'n3']: literal text and bracket groups, in order. */
+function parsePattern(pattern: string, subject: string): (string | Range[])[] {
+  return pattern.split(/\[([^\]]*)\]/).map((piece, i) => (i % 2 === 0 ? piece : parseRanges(piece, subject)));
+}
+
+function parseRanges(body: string, subject: string): Range[] {
+  return body.split(',').map((range) => {
+    const m = /^(\d{1,9})(?:-(\d{1,9}))?$/.exec(range);
+    if (!m?.[1]) throw new JobboxError(subject, 'bracket ranges must be N or N-M with decimal N and M', range);
+    const lo = Number(m[1]);
+    const hi = m[2] === undefined ? lo : Number(m[2]);
+    if (hi < lo) throw new JobboxError(subject, 'bracket ranges must not run backwards', range);
+    return { lo, hi, width: m[1].length };
+  });
+}
+
+function partSize(part: string | Range[]): number {
+  return typeof part === 'string' ? 1 : part.reduce((n, r) => n + r.hi - r.lo + 1, 0);
+}
+
+function rangeNumbers({ lo, hi, width }: Range): string[] {
+  return Array.from({ length: hi - lo + 1 }, (_, k) => String(lo + k).padStart(width, '0'));
+}
+
+/** SLURM_JOB_CPUS_PER_NODE's compressed form → one count per node: `2(x3),1` → [2, 2, 2, 1]. */
+export function expandCounts(text: string): number[] {
+  const subject = 'SLURM_JOB_CPUS_PER_NODE';
+  if (text === '') throw new JobboxError(subject, 'must list at least one count', text);
+  const entries = text.split(',').map((entry) => {
+    const m = /^([1-9]\d{0,5})(?:\(x([1-9]\d{0,5})\))?$/.exec(entry);
+    if (!m?.[1]) throw new JobboxError(subject, 'entries must be N or N(xM) with positive integers N and M', entry);
+    return { count: Number(m[1]), times: Number(m[2] ?? '1') };
+  });
+  if (entries.reduce((n, e) => n + e.times, 0) > MAX_HOSTS) throw new JobboxError(subject, `covers more than ${MAX_HOSTS} hosts`, text);
+  return entries.flatMap(({ count, times }) => Array.from({ length: times }, () => count));
+}
+
+/**
+ * `-C/--constraint` text (SLURM_JOB_CONSTRAINTS, e.g. `docker-deb12&bigmem` or `[docker-deb12*2|gpu]`)
+ * → the image alias of its one `docker-<alias>` feature, or undefined. Words are split at the
+ * constraint operators, so `*2` counts fall away. Advisory, like LSF's `bsub -a`: the alias is
+ * resolved again through the root-owned config.
+ */
+export function constraintAlias(constraints: string | undefined): string | undefined {
+  const words = (constraints ?? '').split(/[&|,[\]()*\s]+/);
+  const aliases = new Set(words.filter((w) => w.startsWith('docker-')).map((w) => w.slice('docker-'.length)));
+  if (aliases.size > 1) throw new JobboxError('constraint', 'names more than one image', constraints ?? '');
+  return [...aliases][0];
+}
+
+function required(env: Record<string, string | undefined>, name: string): string {
+  const value = env[name];
+  if (!value) throw new JobboxError(name, 'is not set (not running under Slurm?)', '');
+  return value;
+}

@@ -1,0 +1,38 @@
+// Running the user's work in the job's first container, as the job owner, through the job's
+// own sshd: the job starter on LSF, the wrapped batch script on Slurm.
+import { randomBytes } from 'node:crypto';
+import { EXIT, JobboxError } from '../errors.js';
+import { readJobFile } from '../exec/jobdir.js';
+import { sshInteractive, sshQuiet } from '../exec/openssh.js';
+import { quote } from '../exec/ssh.js';
+import type { Job } from '../job/job.js';
+import { containerEnv } from '../plan/env.js';
+import type { JobPaths } from '../plan/job-files.js';
+
+export type Work =
+  /** Shell text, run with `sh -c` exactly as the user wrote it. */
+  | { command: string }
+  /** A whole script with its own #! line, sent over the session and run with `args`. */
+  | { script: string; args: string[] };
+
+export async function runInFirstContainer(job: Job, paths: JobPaths, work: Work): Promise<number> {
+  if (process.getuid?.() !== job.owner.uid) {
+    throw new JobboxError('start', `must run as the job owner ${job.owner.name}, not uid`, String(process.getuid?.()));
+  }
+  const cwd = (await readJobFile(paths.cwd))?.trim();
+  if (!cwd) throw new JobboxError('start', 'no running job container (pre-exec or Prolog did not finish)', paths.dir, EXIT.transient);
+  const vars = Object.entries(containerEnv(job.env).env).map(([k, v]) => `${k}=${v}`);
+  // sshd makes the session a process-group leader; its pid lets a second session signal the
+  // whole group, since signals cannot travel over ssh to a non-root sshd.
+  const pgid = `/tmp/.jobbox-${randomBytes(8).toString('hex')}.pgid`;
+  const steps = [quote(['cd', '--', cwd]), `echo $$ > ${quote([pgid])}`];
+  if ('command' in work) {
+    steps.push(`exec ${quote(['env', '--', ...vars, '/bin/sh', '-c', work.command])}`);
+  } else {
+    steps.push('s=$(mktemp)', 'cat > "$s"', 'chmod 700 "$s"', `exec ${quote(['env', '--', ...vars])} "$s" ${quote(work.args)}`);
+  }
+  const host = job.hosts[0]!.name;
+  const deliver = (sig: NodeJS.Signals) =>
+    sshQuiet(paths.sshConfig, host, `kill -s ${sig.replace(/^SIG/, '')} -- -"$(cat ${quote([pgid])})"`);
+  return sshInteractive(paths.sshConfig, host, steps.join(' && '), deliver, 'script' in work ? work.script : undefined);
+}

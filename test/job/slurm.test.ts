@@ -1,0 +1,281 @@
+import { describe, it, expect } from 'vitest';
+import { JobboxError } from '../../src/errors.js';
+import type { AccountLookup, Owner } from '../../src/job/job.js';
+import { constraintAlias, expandCounts, expandHostlist, slurmJob } from '../../src/job/slurm.js';
+
+const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27], home: '/home/alice', shell: '/bin/bash' };
+const accounts: Record<string, Owner> = { alice, root: { ...alice, name: 'root', uid: 0, gid: 0, home: '/root' } };
+const lookup: AccountLookup = async (name) => {
+  const owner = accounts[name];
+  if (!owner) throw new JobboxError('user', 'no such account in the account database', name);
+  return owner;
+};
+
+// toThrow(string) only checks a substring; these compare whole messages.
+function thrown(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+  return 'nothing thrown';
+}
+
+// What slurmd 22.05 gives a Prolog with PrologFlags=Alloc (TESTBED.md): no SLURM_JOB_NODELIST.
+const PROLOG = {
+  SLURM_JOB_ID: '42',
+  SLURM_JOB_USER: 'alice',
+  SLURM_JOB_UID: '1000',
+  SLURM_JOB_GID: '1000',
+  SLURM_JOB_PARTITION: 'debug',
+  SLURMD_NODENAME: 'n2',
+  SLURM_NODELIST: 'n[1-3]',
+  SLURM_JOB_NUM_NODES: '3',
+  SLURM_JOB_WORK_DIR: '/home/alice/run',
+  SLURM_JOB_RESTART_COUNT: '0',
+  SLURM_JOB_CONSTRAINTS: 'docker-deb12&bigmem',
+};
+
+// The batch step: slurmstepd's variables mixed with everything the user submitted with.
+const BATCH = {
+  SLURM_JOB_ID: '43',
+  SLURM_JOB_USER: 'alice',
+  SLURM_JOB_UID: '1000',
+  SLURM_JOB_PARTITION: 'debug',
+  SLURM_JOB_NODELIST: 'n[2-3],gpu1',
+  SLURM_NODELIST: 'n[2-3],gpu1',
+  SLURM_JOB_CPUS_PER_NODE: '2(x2),4',
+  SLURM_SUBMIT_DIR: '/home/alice/sub',
+  SLURM_RESTART_COUNT: '2',
+  SLURM_JOB_RESTART_COUNT: '9',
+  SLURM_JOB_CONSTRAINTS: 'docker-deb12',
+  SLURMD_NODENAME: 'n2',
+  SBATCH_EXPORT: 'ALL',
+  SRUN_DEBUG: '3',
+  HOME: '/home/alice',
+  USER: 'root',
+  LD_PRELOAD: '/tmp/x.so',
+  OMPI_MCA_btl: '^openib',
+  MY_SLURM_NOTE: 'kept',
+};
+
+describe('expandHostlist', () => {
+  it.each([
+    ['n[01-04,07],gpu3', 'n01 n02 n03 n04 n07 gpu3'],
+    ['node[1-3]', 'node1 node2 node3'],
+    ['a,b', 'a b'],
+    ['r[1-2]n[1-2]', 'r1n1 r1n2 r2n1 r2n2'],
+    ['n[009-011]', 'n009 n010 n011'],
+    ['n1', 'n1'],
+    ['n[7]', 'n7'],
+    ['n[9-11]', 'n9 n10 n11'],
+    ['n[1-2]-ib', 'n1-ib n2-ib'],
+    ['n[3,1]', 'n3 n1'],
+    ['gpu3,n[1-2]', 'gpu3 n1 n2'],
+    ['n[1-2],m[01-02]', 'n1 n2 m01 m02'],
+    ['[1-2]n', '1n 2n'],
+    ['n[1-2,5-6]', 'n1 n2 n5 n6'],
+    ['n1.cluster.example,n2.cluster.example', 'n1.cluster.example n2.cluster.example'],
+    ['rack[1-2]-n[08-09]', 'rack1-n08 rack1-n09 rack2-n08 rack2-n09'],
+    ['n[0-0]', 'n0'],
+  ])('%s → %s', (text, hosts) => expect(expandHostlist(text).join(' ')).toBe(hosts));
+
+  it('expands up to 100000 hosts', () => expect(expandHostlist('n[1-100000]')).toHaveLength(100_000));
+
+  it.each([
+    ['', 'jobbox: SLURM_NODELIST: must list at least one host: '],
+    ['n[1-2', 'jobbox: SLURM_NODELIST: has unbalanced or nested brackets: n[1-2'],
+    ['n1-2]', 'jobbox: SLURM_NODELIST: has unbalanced or nested brackets: n1-2]'],
+    ['n[[1-2]]', 'jobbox: SLURM_NODELIST: has unbalanced or nested brackets: n[[1-2]]'],
+    ['n[5-2]', 'jobbox: SLURM_NODELIST: bracket ranges must not run backwards: 5-2'],
+    ['n[]', 'jobbox: SLURM_NODELIST: bracket ranges must be N or N-M with decimal N and M: '],
+    ['n[1-]', 'jobbox: SLURM_NODELIST: bracket ranges must be N or N-M with decimal N and M: 1-'],
+    ['n[a-c]', 'jobbox: SLURM_NODELIST: bracket ranges must be N or N-M with decimal N and M: a-c'],
+    ['n[1-2-3]', 'jobbox: SLURM_NODELIST: bracket ranges must be N or N-M with decimal N and M: 1-2-3'],
+    ['n[1,,2]', 'jobbox: SLURM_NODELIST: bracket ranges must be N or N-M with decimal N and M: '],
+    ['n[1, 2]', 'jobbox: SLURM_NODELIST: bracket ranges must be N or N-M with decimal N and M:  2'],
+    ['n1,,n2', 'jobbox: SLURM_NODELIST: has an empty host name: n1,,n2'],
+    ['n1,', 'jobbox: SLURM_NODELIST: has an empty host name: n1,'],
+    ['-oProxyCommand=x', 'jobbox: SLURM_NODELIST: host names must match ^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$: -oProxyCommand=x'],
+    ['n[1-2],-o[1]', 'jobbox: SLURM_NODELIST: host names must match ^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$: -o1'],
+    ['n1 n2', 'jobbox: SLURM_NODELIST: host names must match ^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$: n1 n2'],
+    ['n$(id)', 'jobbox: SLURM_NODELIST: host names must match ^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$: n$(id)'],
+    ['n[0-100000]', 'jobbox: SLURM_NODELIST: expands to more than 100000 hosts: n[0-100000]'],
+    ['n[0-999999999]', 'jobbox: SLURM_NODELIST: expands to more than 100000 hosts: n[0-999999999]'],
+    ['a[1-1000]b[1-1000]', 'jobbox: SLURM_NODELIST: expands to more than 100000 hosts: a[1-1000]b[1-1000]'],
+  ])('%j is refused', (text, message) => expect(thrown(() => expandHostlist(text))).toBe(message));
+
+  it('names the given subject', () => {
+    expect(thrown(() => expandHostlist('n[2-1]', 'SLURM_JOB_NODELIST'))).toBe('jobbox: SLURM_JOB_NODELIST: bracket ranges must not run backwards: 2-1');
+  });
+});
+
+describe('expandCounts', () => {
+  it.each([
+    ['2(x3),1', [2, 2, 2, 1]],
+    ['4', [4]],
+    ['1(x2),3(x1)', [1, 1, 3]],
+    ['16(x2)', [16, 16]],
+    ['1,2,3', [1, 2, 3]],
+  ])('%s → %j', (text, counts) => expect(expandCounts(text)).toEqual(counts));
+
+  it.each([
+    ['', 'jobbox: SLURM_JOB_CPUS_PER_NODE: must list at least one count: '],
+    ['0', 'jobbox: SLURM_JOB_CPUS_PER_NODE: entries must be N or N(xM) with positive integers N and M: 0'],
+    ['2(x0)', 'jobbox: SLURM_JOB_CPUS_PER_NODE: entries must be N or N(xM) with positive integers N and M: 2(x0)'],
+    ['2(3)', 'jobbox: SLURM_JOB_CPUS_PER_NODE: entries must be N or N(xM) with positive integers N and M: 2(3)'],
+    ['2(x3', 'jobbox: SLURM_JOB_CPUS_PER_NODE: entries must be N or N(xM) with positive integers N and M: 2(x3'],
+    ['-1', 'jobbox: SLURM_JOB_CPUS_PER_NODE: entries must be N or N(xM) with positive integers N and M: -1'],
+    ['2,', 'jobbox: SLURM_JOB_CPUS_PER_NODE: entries must be N or N(xM) with positive integers N and M: '],
+    ['1(x99999),1(x2)', 'jobbox: SLURM_JOB_CPUS_PER_NODE: covers more than 100000 hosts: 1(x99999),1(x2)'],
+  ])('%j is refused', (text, message) => expect(thrown(() => expandCounts(text))).toBe(message));
+});
+
+describe('constraintAlias', () => {
+  it.each([
+    [undefined, undefined],
+    ['', undefined],
+    ['bigmem', undefined],
+    ['docker-deb12', 'deb12'],
+    ['docker-deb12&bigmem', 'deb12'],
+    ['bigmem|docker-deb12-mpich', 'deb12-mpich'],
+    ['[docker-deb12*2&gpu]', 'deb12'],
+    ['(rack1|rack2)&docker-cs7', 'cs7'],
+    ['docker-deb12,bigmem', 'deb12'],
+    ['docker-deb12&docker-deb12', 'deb12'],
+    ['mydocker-deb12', undefined],
+  ])('%j → %j', (constraints, alias) => expect(constraintAlias(constraints)).toBe(alias));
+
+  it.each([['docker-a&docker-b'], ['[docker-a|docker-b]'], ['docker-a*2,docker-b']])('%j names two images', (constraints) => {
+    expect(thrown(() => constraintAlias(constraints))).toBe(`jobbox: constraint: names more than one image: ${constraints}`);
+  });
+});
+
+describe('slurmJob in the Prolog', () => {
+  it('builds the job from the 22.05 Prolog environment', async () => {
+    expect(await slurmJob(PROLOG, 'prolog', lookup)).toEqual({
+      scheduler: 'slurm',
+      id: '42',
+      index: 0,
+      attempt: '0',
+      queue: 'debug',
+      owner: alice,
+      cwd: '/home/alice/run',
+      hosts: [
+        { name: 'n1', slots: 1 },
+        { name: 'n2', slots: 1 },
+        { name: 'n3', slots: 1 },
+      ],
+      image: 'deb12',
+      env: {},
+    });
+  });
+
+  it.each([
+    ['SLURM_JOB_NODELIST wins when set', { SLURM_JOB_NODELIST: 'm[1-2]' }, 'm1:1 m2:1'],
+    ["Slurm's order is kept", { SLURM_NODELIST: 'n3,n1,n2' }, 'n3:1 n1:1 n2:1'],
+    ['counts from SLURM_JOB_CPUS_PER_NODE', { SLURM_JOB_CPUS_PER_NODE: '2(x2),4' }, 'n1:2 n2:2 n3:4'],
+  ])('%s', async (_name, vars, hosts) => {
+    const job = await slurmJob({ ...PROLOG, ...vars }, 'prolog', lookup);
+    expect(job.hosts.map((h) => `${h.name}:${h.slots}`).join(' ')).toBe(hosts);
+  });
+
+  it('takes counts from the caller over the environment', async () => {
+    const job = await slurmJob({ ...PROLOG, SLURM_JOB_CPUS_PER_NODE: '1(x3)' }, 'prolog', lookup, [4, 8, 2]);
+    expect(job.hosts.map((h) => `${h.name}:${h.slots}`).join(' ')).toBe('n1:4 n2:8 n3:2');
+  });
+
+  it.each([
+    ['array task', { SLURM_ARRAY_TASK_ID: '7' }, { index: 7 }],
+    ['empty array task', { SLURM_ARRAY_TASK_ID: '' }, { index: 0 }],
+    ['restart count', { SLURM_JOB_RESTART_COUNT: '3' }, { attempt: '3' }],
+    ['restart count with zeros', { SLURM_JOB_RESTART_COUNT: '007' }, { attempt: '7' }],
+    ['no restart count', { SLURM_JOB_RESTART_COUNT: undefined }, { attempt: '0' }],
+    ['the batch restart name is not read', { SLURM_JOB_RESTART_COUNT: '1', SLURM_RESTART_COUNT: '5' }, { attempt: '1' }],
+    ['no work dir: home', { SLURM_JOB_WORK_DIR: undefined }, { cwd: '/home/alice' }],
+    ['SLURM_SUBMIT_DIR is not read', { SLURM_JOB_WORK_DIR: '', SLURM_SUBMIT_DIR: '/x' }, { cwd: '/home/alice' }],
+    ['no constraints', { SLURM_JOB_CONSTRAINTS: undefined }, { image: undefined }],
+    ['constraints without an image', { SLURM_JOB_CONSTRAINTS: 'bigmem' }, { image: undefined }],
+    ['user variables are ignored', { USER: 'root', JOBBOX_IMAGE: 'evil' }, { env: {}, image: 'deb12' }],
+  ])('%s', async (_name, vars, expected) => {
+    expect(await slurmJob({ ...PROLOG, ...vars }, 'prolog', lookup)).toMatchObject(expected);
+  });
+
+  it.each([
+    ['missing job id', { SLURM_JOB_ID: undefined }, 'jobbox: SLURM_JOB_ID: is not set (not running under Slurm?): '],
+    ['non-decimal job id', { SLURM_JOB_ID: '12a' }, 'jobbox: SLURM_JOB_ID: must be a decimal job id: 12a'],
+    ['negative job id', { SLURM_JOB_ID: '-1' }, 'jobbox: SLURM_JOB_ID: must be a decimal job id: -1'],
+    ['array-style job id', { SLURM_JOB_ID: '42_7' }, 'jobbox: SLURM_JOB_ID: must be a decimal job id: 42_7'],
+    ['bad array task', { SLURM_ARRAY_TASK_ID: '1;id' }, 'jobbox: SLURM_ARRAY_TASK_ID: must be a decimal array index: 1;id'],
+    ['bad restart count', { SLURM_JOB_RESTART_COUNT: 'x' }, 'jobbox: SLURM_JOB_RESTART_COUNT: must be a decimal restart count: x'],
+    ['missing partition', { SLURM_JOB_PARTITION: '' }, 'jobbox: SLURM_JOB_PARTITION: is not set (not running under Slurm?): '],
+    ['bad partition', { SLURM_JOB_PARTITION: '../x' }, 'jobbox: SLURM_JOB_PARTITION: must match ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$: ../x'],
+    ['no node list', { SLURM_NODELIST: undefined }, 'jobbox: SLURM_NODELIST: is not set (not running under Slurm?): '],
+    ['bad node list', { SLURM_NODELIST: 'n[3-1]' }, 'jobbox: SLURM_NODELIST: bracket ranges must not run backwards: 3-1'],
+    ['bad SLURM_JOB_NODELIST', { SLURM_JOB_NODELIST: '-oProxyCommand=x' }, 'jobbox: SLURM_JOB_NODELIST: host names must match ^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$: -oProxyCommand=x'],
+    ['a host twice', { SLURM_NODELIST: 'n[1-2],n1' }, 'jobbox: SLURM_NODELIST: names a host twice: n1'],
+    ['too few counts', { SLURM_JOB_CPUS_PER_NODE: '2(x2)' }, 'jobbox: SLURM_JOB_CPUS_PER_NODE: must have one count per host of SLURM_NODELIST (3), not 2: 2,2'],
+    ['too many counts', { SLURM_JOB_CPUS_PER_NODE: '2(x4)' }, 'jobbox: SLURM_JOB_CPUS_PER_NODE: must have one count per host of SLURM_NODELIST (3), not 4: 2,2,2,2'],
+    ['bad counts', { SLURM_JOB_CPUS_PER_NODE: '2(x3' }, 'jobbox: SLURM_JOB_CPUS_PER_NODE: entries must be N or N(xM) with positive integers N and M: 2(x3'],
+    ['missing user', { SLURM_JOB_USER: undefined }, 'jobbox: SLURM_JOB_USER: is not set (not running under Slurm?): '],
+    ['unknown user', { SLURM_JOB_USER: 'mallory' }, 'jobbox: user: no such account in the account database: mallory'],
+    ['root user', { SLURM_JOB_USER: 'root', SLURM_JOB_UID: '0' }, 'jobbox: SLURM_JOB_USER: jobs owned by uid 0 are refused: root'],
+    ['missing uid', { SLURM_JOB_UID: undefined }, 'jobbox: SLURM_JOB_UID: is not set (not running under Slurm?): '],
+    ['bad uid', { SLURM_JOB_UID: '1000x' }, 'jobbox: SLURM_JOB_UID: must be a decimal uid: 1000x'],
+    ['uid of someone else', { SLURM_JOB_UID: '1001' }, 'jobbox: SLURM_JOB_UID: disagrees with SLURM_JOB_USER "alice" (uid 1000 in the account database): 1001'],
+    ['uid 0 with a user name', { SLURM_JOB_UID: '0' }, 'jobbox: SLURM_JOB_UID: disagrees with SLURM_JOB_USER "alice" (uid 1000 in the account database): 0'],
+    ['two images', { SLURM_JOB_CONSTRAINTS: 'docker-a&docker-b' }, 'jobbox: constraint: names more than one image: docker-a&docker-b'],
+  ])('%s is refused', async (_name, vars, message) => {
+    await expect(slurmJob({ ...PROLOG, ...vars }, 'prolog', lookup)).rejects.toThrow(expect.objectContaining({ message }));
+  });
+
+  it.each([
+    ['too few', [4, 8], 'jobbox: cpus per node: must have one count per host of SLURM_NODELIST (3), not 2: 4,8'],
+    ['zero', [4, 0, 2], 'jobbox: cpus per node: slot counts must be positive integers: 0'],
+    ['fraction', [4, 1.5, 2], 'jobbox: cpus per node: slot counts must be positive integers: 1.5'],
+  ])('caller counts %s are refused', async (_name, counts, message) => {
+    await expect(slurmJob(PROLOG, 'prolog', lookup, counts)).rejects.toThrow(expect.objectContaining({ message }));
+  });
+});
+
+describe('slurmJob in the batch step', () => {
+  it('builds the job from the batch environment', async () => {
+    expect(await slurmJob(BATCH, 'batch', lookup)).toEqual({
+      scheduler: 'slurm',
+      id: '43',
+      index: 0,
+      attempt: '2',
+      queue: 'debug',
+      owner: alice,
+      cwd: '/home/alice/sub',
+      hosts: [
+        { name: 'n2', slots: 2 },
+        { name: 'n3', slots: 2 },
+        { name: 'gpu1', slots: 4 },
+      ],
+      image: undefined,
+      env: { HOME: '/home/alice', USER: 'root', LD_PRELOAD: '/tmp/x.so', OMPI_MCA_btl: '^openib', MY_SLURM_NOTE: 'kept' },
+    });
+  });
+
+  it.each([
+    ['no restart count', { SLURM_RESTART_COUNT: undefined }, { attempt: '0' }],
+    ['no submit dir: home', { SLURM_SUBMIT_DIR: '' }, { cwd: '/home/alice' }],
+    ['SLURM_JOB_WORK_DIR is not read', { SLURM_SUBMIT_DIR: undefined, SLURM_JOB_WORK_DIR: '/x' }, { cwd: '/home/alice' }],
+    ['no uid: the caller checks the process uid', { SLURM_JOB_UID: undefined }, { owner: alice }],
+    ['no counts: one slot each', { SLURM_JOB_CPUS_PER_NODE: undefined }, { hosts: [{ name: 'n2', slots: 1 }, { name: 'n3', slots: 1 }, { name: 'gpu1', slots: 1 }] }],
+    ['two images do not matter here', { SLURM_JOB_CONSTRAINTS: 'docker-a&docker-b' }, { image: undefined }],
+  ])('%s', async (_name, vars, expected) => {
+    expect(await slurmJob({ ...BATCH, ...vars }, 'batch', lookup)).toMatchObject(expected);
+  });
+
+  it.each([
+    ['no SLURM_JOB_NODELIST', { SLURM_JOB_NODELIST: undefined }, 'jobbox: SLURM_JOB_NODELIST: is not set (not running under Slurm?): '],
+    ['bad restart count', { SLURM_RESTART_COUNT: '-1' }, 'jobbox: SLURM_RESTART_COUNT: must be a decimal restart count: -1'],
+    ['uid of someone else', { SLURM_JOB_UID: '1001' }, 'jobbox: SLURM_JOB_UID: disagrees with SLURM_JOB_USER "alice" (uid 1000 in the account database): 1001'],
+    ['root user', { SLURM_JOB_USER: 'root', SLURM_JOB_UID: '0' }, 'jobbox: SLURM_JOB_USER: jobs owned by uid 0 are refused: root'],
+    ['count mismatch', { SLURM_JOB_CPUS_PER_NODE: '2' }, 'jobbox: SLURM_JOB_CPUS_PER_NODE: must have one count per host of SLURM_JOB_NODELIST (3), not 1: 2'],
+  ])('%s is refused', async (_name, vars, message) => {
+    await expect(slurmJob({ ...BATCH, ...vars }, 'batch', lookup)).rejects.toThrow(expect.objectContaining({ message }));
+  });
+});
