@@ -5,8 +5,9 @@ import { testbed, testbedStatus } from './testbed.js';
 let started = false;
 
 export async function setup(): Promise<void> {
-  if ((await testbedStatus()).up) return;
-  await testbed(['up'], { stdio: 'inherit' });
+  const status = await testbedStatus();
+  if (status.up && status.slurm) return;
+  await testbed(['up', '--slurm'], { stdio: 'inherit' });
   started = true;
 }
 

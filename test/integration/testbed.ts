@@ -20,6 +20,8 @@ export interface TestbedStatus {
   config: string;
   registry: string;
   registryUp: boolean;
+  slurm: boolean;
+  slurmConf: string;
   bridgeIp: string;
   nodes: { name: string; ip: string; pid: number; sshd: boolean; dockerd: boolean }[];
 }

@@ -9,6 +9,7 @@
 #   testbed.sh status [--json]      what runs
 #   testbed.sh exec NODE -- CMD...  run CMD as root in NODE's namespaces
 #   testbed.sh env                  print shell exports for the testbed (config path, registry)
+#   testbed.sh registry stop|start  take the registry away and back (fault suites)
 #
 # A node is a network + mount + UTS namespace with its own IP, hostname, /run, dockerd
 # and sshd; /home and the shared jobbox dirs are the host's, as on a site with NFS.
@@ -391,8 +392,9 @@ cmd_down() {
 
 cmd_status() {
   local json=${1:-}
-  local up=false regup=false
+  local up=false regup=false slurm=false
   alive "$(cat "$TB/run/registry.pid" 2>/dev/null || true)" && regup=true
+  alive "$(cat "$TB/run/slurmctld.pid" 2>/dev/null || true)" && slurm=true
   local rows=()
   for node in $(nodes); do
     local pid sshd=false dockerd=false
@@ -402,8 +404,8 @@ cmd_status() {
     rows+=("$node $(node_ip "$node") ${pid:-0} $sshd $dockerd")
   done
   if [[ $json == --json ]]; then
-    printf '{"up":%s,"dir":"%s","config":"%s","registry":"%s","registryUp":%s,"bridge":"%s","bridgeIp":"%s","nodes":[' \
-      "$up" "$TB" "$TB/etc/jobbox.ini" "$REGISTRY" "$regup" "$BRIDGE" "$HOSTIP"
+    printf '{"up":%s,"dir":"%s","config":"%s","registry":"%s","registryUp":%s,"slurm":%s,"slurmConf":"%s","bridge":"%s","bridgeIp":"%s","nodes":[' \
+      "$up" "$TB" "$TB/etc/jobbox.ini" "$REGISTRY" "$regup" "$slurm" "$SLURM_CONF" "$BRIDGE" "$HOSTIP"
     local sep=''
     for row in "${rows[@]}"; do
       read -r name ip pid sshd dockerd <<<"$row"
@@ -412,7 +414,7 @@ cmd_status() {
     done
     printf ']}\n'
   else
-    echo "registry $REGISTRY up=$regup"
+    echo "registry $REGISTRY up=$regup; slurm up=$slurm"
     for row in "${rows[@]}"; do echo "$row" | awk '{printf "%-8s %-12s pid=%-8s sshd=%-5s dockerd=%s\n", $1, $2, $3, $4, $5}'; done
   fi
 }
@@ -424,6 +426,15 @@ cmd_exec() {
   [[ -n $node ]] && (($#)) || die "usage: exec NODE -- CMD..."
   alive "$(node_pid "$node")" || die "exec: node is not up: $node"
   in_node "$node" "$@"
+}
+
+# Faults for the suites: the registry goes away and comes back, as on a site.
+cmd_registry() {
+  case ${1:-} in
+    stop) stop_pid "$(cat "$TB/run/registry.pid" 2>/dev/null || true)"; rm -f "$TB/run/registry.pid" ;;
+    start) alive "$(cat "$TB/run/registry.pid" 2>/dev/null || true)" || start_registry ;;
+    *) die "usage: registry stop|start" ;;
+  esac
 }
 
 cmd_env() {
@@ -442,6 +453,7 @@ main() {
     status) cmd_status "$@" ;;
     exec) cmd_exec "$@" ;;
     env) cmd_env ;;
+    registry) cmd_registry "$@" ;;
     *) die "usage: testbed.sh deps|up [--nodes N] [--slurm]|down|status [--json]|exec NODE -- CMD...|env" ;;
   esac
 }
