@@ -87,6 +87,7 @@ describe('planJob', () => {
       { path: `${DIR}/passwd`, mode: '644', owner: undefined },
       { path: `${DIR}/group`, mode: '644', owner: undefined },
       { path: `${DIR}/env`, mode: '644', owner: undefined },
+      { path: `${DIR}/cwd`, mode: '644', owner: undefined },
     ]);
     for (const f of plan.files) expect(Object.hasOwn(f, 'owner')).toBe(f.mode === 0o600);
   });
@@ -96,6 +97,10 @@ describe('planJob', () => {
     expect(file(`${DIR}/hostkey`).content).toBe(keys.hostKey);
     expect(file(`${DIR}/authorized_keys`).content).toBe('restrict ssh-ed25519 AAAAUSER jobbox-job\n');
     expect(file(`${DIR}/known_hosts`).content).toBe('[node1]:41000,[node2]:41000,[node3]:41000 ssh-ed25519 AAAAHOST\n');
+  });
+
+  it('records where the starter runs the command: the job cwd when mounted, else $HOME', () => {
+    expect(file(`${DIR}/cwd`).content).toBe(`${job.cwd}\n`);
   });
 
   it('writes hostfiles with every host and its slots', () => {

@@ -51,6 +51,7 @@ describe('jobPaths', () => {
       passwd: `${DIR}/passwd`,
       group: `${DIR}/group`,
       envFile: `${DIR}/env`,
+      cwd: `${DIR}/cwd`,
     });
   });
 
