@@ -2,7 +2,6 @@
 // handled in parallel over ssh2; the function returns only when every container's sshd
 // accepts the job key with the pinned host key, and on any failure it rolls back what it
 // started on every node, so nothing is leaked for a requeue to trip over.
-import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import ssh2 from 'ssh2';
 import { resolveImage } from '../config/image.js';
@@ -10,12 +9,13 @@ import type { Config, Image } from '../config/types.js';
 import { EXIT, JobboxError, printable } from '../errors.js';
 import { lookupGroupNames } from '../exec/accounts.js';
 import { makeJobDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
-import { Session, fanOut, knownHostKeys } from '../exec/ssh.js';
+import { Session, fanOut } from '../exec/ssh.js';
 import type { Job } from '../job/job.js';
 import { allocatePort } from '../ports/allocator.js';
 import { imageAccountsArgv, nameArgv, removeArgv, splitHeadOutput, type NodeFacts } from '../plan/container.js';
 import { jobKey, jobPaths, type JobPaths } from '../plan/job-files.js';
 import { planJob, type Keys } from './plan.js';
+import { adminSessions, failures } from './nodes.js';
 import { teardownJob } from './teardown.js';
 
 const PULL_LOCK = '/run/jobbox-pull.lock';
@@ -26,34 +26,6 @@ interface Probe extends NodeFacts {
   running: string | undefined;
   /** Containers holding the job's name that must go first. */
   stale: string[];
-}
-
-export async function adminSessions(config: Config, hosts: string[]): Promise<Map<string, Session>> {
-  const [privateKey, known] = await Promise.all([readFile(config.sshKey, 'utf8'), readFile(config.sshKnownHosts, 'utf8')]);
-  const sessions = new Map<string, Session>();
-  const results = await fanOut(hosts, config.fanout, async (host) => {
-    const hostKeys = knownHostKeys(known, host, config.sshPort);
-    if (hostKeys.length === 0) throw new JobboxError(`ssh ${host}`, 'no host key in ssh_known_hosts', config.sshKnownHosts, EXIT.transient);
-    const session = await Session.connect({
-      host, port: config.sshPort, username: config.sshUser, privateKey, hostKeys, timeoutMs: config.connectTimeoutMs,
-    });
-    sessions.set(host, session);
-  });
-  const failed = failures(hosts, results);
-  if (failed) {
-    for (const s of sessions.values()) s.close();
-    throw failed;
-  }
-  return sessions;
-}
-
-/** One error for all nodes that failed: transient unless every failure is permanent. */
-export function failures(hosts: string[], results: PromiseSettledResult<unknown>[]): JobboxError | undefined {
-  const bad = results.flatMap((r, i) => (r.status === 'rejected' ? [{ host: hosts[i]!, err: r.reason as unknown }] : []));
-  if (bad.length === 0) return undefined;
-  const permanent = bad.every((b) => b.err instanceof JobboxError && b.err.exitCode === EXIT.permanent);
-  const detail = bad.map((b) => (b.err instanceof Error ? b.err.message : String(b.err)).replace(/^jobbox: /, '')).join('; ');
-  return new JobboxError('nodes', `failed on ${bad.length} of ${hosts.length}`, detail, permanent ? EXIT.permanent : EXIT.transient);
 }
 
 /** The line that says what went wrong: docker puts usage hints after it. */

@@ -9,7 +9,7 @@ import type { Job } from '../job/job.js';
 import { releasePort } from '../ports/allocator.js';
 import { psArgv, removeArgv } from '../plan/container.js';
 import { jobKey, jobPaths } from '../plan/job-files.js';
-import { adminSessions, failures } from './setup.js';
+import { adminSessions, failures } from './nodes.js';
 import { fanOut, type Session } from '../exec/ssh.js';
 import { EXIT, JobboxError, printable } from '../errors.js';
 

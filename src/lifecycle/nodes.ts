@@ -1,0 +1,34 @@
+// Reaching the job's nodes as the admin, and reporting what failed where: shared by the
+// start and the teardown of a job.
+import { readFile } from 'node:fs/promises';
+import type { Config } from '../config/types.js';
+import { EXIT, JobboxError } from '../errors.js';
+import { Session, fanOut, knownHostKeys } from '../exec/ssh.js';
+
+export async function adminSessions(config: Config, hosts: string[]): Promise<Map<string, Session>> {
+  const [privateKey, known] = await Promise.all([readFile(config.sshKey, 'utf8'), readFile(config.sshKnownHosts, 'utf8')]);
+  const sessions = new Map<string, Session>();
+  const results = await fanOut(hosts, config.fanout, async (host) => {
+    const hostKeys = knownHostKeys(known, host, config.sshPort);
+    if (hostKeys.length === 0) throw new JobboxError(`ssh ${host}`, 'no host key in ssh_known_hosts', config.sshKnownHosts, EXIT.transient);
+    const session = await Session.connect({
+      host, port: config.sshPort, username: config.sshUser, privateKey, hostKeys, timeoutMs: config.connectTimeoutMs,
+    });
+    sessions.set(host, session);
+  });
+  const failed = failures(hosts, results);
+  if (failed) {
+    for (const s of sessions.values()) s.close();
+    throw failed;
+  }
+  return sessions;
+}
+
+/** One error for all nodes that failed: transient unless every failure is permanent. */
+export function failures(hosts: string[], results: PromiseSettledResult<unknown>[]): JobboxError | undefined {
+  const bad = results.flatMap((r, i) => (r.status === 'rejected' ? [{ host: hosts[i]!, err: r.reason as unknown }] : []));
+  if (bad.length === 0) return undefined;
+  const permanent = bad.every((b) => b.err instanceof JobboxError && b.err.exitCode === EXIT.permanent);
+  const detail = bad.map((b) => (b.err instanceof Error ? b.err.message : String(b.err)).replace(/^jobbox: /, '')).join('; ');
+  return new JobboxError('nodes', `failed on ${bad.length} of ${hosts.length}`, detail, permanent ? EXIT.permanent : EXIT.transient);
+}
