@@ -5,9 +5,9 @@ import { configPath, loadConfig } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { EXIT, JobboxError, formatError } from '../errors.js';
 import { lookupAccount } from '../exec/accounts.js';
-import { requeueJob, cancelJob } from '../exec/slurm.js';
+import { cancelJob, requeueJob, showJob } from '../exec/slurm.js';
 import type { Job } from '../job/job.js';
-import { slurmJob } from '../job/slurm.js';
+import { parseJobCpus, slurmJob } from '../job/slurm.js';
 import { runInFirstContainer } from '../lifecycle/run.js';
 import { setupJob } from '../lifecycle/setup.js';
 import { teardownJob } from '../lifecycle/teardown.js';
@@ -28,21 +28,17 @@ export async function submitLua(cli: string | undefined, env: NodeJS.ProcessEnv)
 /**
  * The Prolog and Epilog run on every node. The batch host (the first node) does the whole
  * job for all nodes, in parallel over ssh2, exactly as LSF's pre-exec does: one port, one set
- * of keys, one start barrier. Other nodes have nothing to do.
+ * of keys, one start barrier. Other nodes, and partitions jobbox does not manage, have nothing
+ * to do: undefined.
  */
-async function onBatchHost(
-  cli: string | undefined,
-  env: NodeJS.ProcessEnv,
-  hook: string,
-  act: (config: Config, job: Job, log: Logger) => Promise<void>,
-): Promise<void> {
+async function onBatchHost(cli: string | undefined, env: NodeJS.ProcessEnv, hook: string): Promise<{ config: Config; job: Job; log: Logger } | undefined> {
   const config = await loadConfig(configPath(cli, env));
-  if (!config.queues.has(env.SLURM_JOB_PARTITION ?? '')) return; // a partition jobbox does not manage
+  if (!config.queues.has(env.SLURM_JOB_PARTITION ?? '')) return undefined;
   const job = await slurmJob(env, 'prolog', lookupAccount);
-  if (job.hosts[0]?.name !== env.SLURMD_NODENAME) return;
+  if (job.hosts[0]?.name !== env.SLURMD_NODENAME) return undefined;
   const log = jobLog(await openLog(config.logFile, config.logLevel), job, env.SLURMD_NODENAME ?? '');
   log.info({ hook }, `slurm ${hook}`);
-  await act(config, job, log);
+  return { config, job, log };
 }
 
 /**
@@ -52,9 +48,13 @@ async function onBatchHost(
  */
 export async function prolog(cli: string | undefined, env: NodeJS.ProcessEnv): Promise<void> {
   try {
-    await onBatchHost(cli, env, 'prolog', async (config, job, log) => {
-      await setupJob(config, job, log);
-    });
+    const ours = await onBatchHost(cli, env, 'prolog');
+    if (!ours) return;
+    const { config, job, log } = ours;
+    // Slots decide the hostfile; the 22.05 Prolog has no SLURM_JOB_CPUS_PER_NODE, scontrol does.
+    const cpus = env.SLURM_JOB_CPUS_PER_NODE ? undefined : parseJobCpus(await showJob(job.id));
+    const sized = cpus ? await slurmJob(env, 'prolog', lookupAccount, job.hosts.map((h) => cpus.get(h.name) ?? 1)) : job;
+    await setupJob(config, sized, log);
   } catch (err) {
     const { line, exitCode } = formatError(err);
     process.stderr.write(`${line}\n`);
@@ -68,7 +68,8 @@ export async function prolog(cli: string | undefined, env: NodeJS.ProcessEnv): P
 /** Best effort, never failing (a failing Epilog drains the node); what is left is `jobbox gc`'s. */
 export async function epilog(cli: string | undefined, env: NodeJS.ProcessEnv): Promise<void> {
   try {
-    await onBatchHost(cli, env, 'epilog', teardownJob);
+    const ours = await onBatchHost(cli, env, 'epilog');
+    if (ours) await teardownJob(ours.config, ours.job, ours.log);
   } catch (err) {
     process.stderr.write(`${formatError(err).line}\n`);
   }

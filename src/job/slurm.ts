@@ -208,3 +208,20 @@ function required(env: Record<string, string | undefined>, name: string): string
   if (!value) throw new JobboxError(name, 'is not set (not running under Slurm?)', '');
   return value;
 }
+
+/**
+ * CPUs per node from `scontrol show job -d -o`: `Nodes=node[1-2] CPU_IDs=0-1 … Nodes=node3
+ * CPU_IDs=0`. The 22.05 Prolog has no SLURM_JOB_CPUS_PER_NODE, and slots decide the hostfile.
+ */
+export function parseJobCpus(text: string): Map<string, number> {
+  const cpus = new Map<string, number>();
+  for (const m of text.matchAll(/\bNodes=(\S+) CPU_IDs=(\S+)/g)) {
+    const count = m[2]!.split(',').reduce((n, part) => {
+      const [lo, hi = lo] = part.split('-').map(Number);
+      return n + (hi! - lo! + 1);
+    }, 0);
+    if (!Number.isInteger(count) || count < 1) throw new JobboxError('scontrol show job', 'unreadable CPU_IDs', m[2]!);
+    for (const host of expandHostlist(m[1]!, 'scontrol show job')) cpus.set(host, count);
+  }
+  return cpus;
+}

@@ -79,6 +79,14 @@ describe('Slurm: sbatch -N3 -C docker-deb12', () => {
   });
 });
 
+describe('Slurm: slots', () => {
+  it('writes the allocated CPUs per node into the hostfile (-N2 -n3 → 2+1), and mpirun fills them', async () => {
+    const id = await submit('s7', '#SBATCH -N2 -n3\ncat $JOBBOX_HOSTFILE\nmpirun -np 3 hostname | sort', []);
+    await finished(id);
+    expect(await readFile(`${HOME}/s7.out`, 'utf8')).toBe('node1 slots=2\nnode2 slots=1\nnode1\nnode1\nnode2\n');
+  });
+});
+
 describe('Slurm: the partition default image', () => {
   it('gives a job without -C the partition default (normal: deb12, Open MPI)', async () => {
     const id = await submit('s2', '#SBATCH -N2\nmpirun --version | head -1', []);
@@ -145,7 +153,7 @@ describe('Slurm: a transient fault', () => {
 });
 
 afterAll(async () => {
-  for (const n of ['s1', 's2', 's3', 's4', 's5', 's6']) {
+  for (const n of ['s1', 's2', 's3', 's4', 's5', 's6', 's7']) {
     await rm(`${HOME}/${n}.sh`, { force: true });
     await rm(`${HOME}/${n}.out`, { force: true });
   }

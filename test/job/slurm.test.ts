@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { JobboxError } from '../../src/errors.js';
 import type { AccountLookup, Owner } from '../../src/job/job.js';
-import { constraintAlias, expandCounts, expandHostlist, slurmJob } from '../../src/job/slurm.js';
+import { constraintAlias, expandCounts, expandHostlist, parseJobCpus, slurmJob } from '../../src/job/slurm.js';
 
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27], home: '/home/alice', shell: '/bin/bash' };
 const accounts: Record<string, Owner> = { alice, root: { ...alice, name: 'root', uid: 0, gid: 0, home: '/root' } };
@@ -277,5 +277,15 @@ describe('slurmJob in the batch step', () => {
     ['count mismatch', { SLURM_JOB_CPUS_PER_NODE: '2' }, 'jobbox: SLURM_JOB_CPUS_PER_NODE: must have one count per host of SLURM_JOB_NODELIST (3), not 1: 2'],
   ])('%s is refused', async (_name, vars, message) => {
     await expect(slurmJob({ ...BATCH, ...vars }, 'batch', lookup)).rejects.toThrow(expect.objectContaining({ message }));
+  });
+});
+
+describe('parseJobCpus', () => {
+  it.each([
+    ['Nodes=node1 CPU_IDs=0-1 Mem=0 GRES= Nodes=node2 CPU_IDs=0 Mem=0 GRES=', { node1: 2, node2: 1 }],
+    ['Nodes=n[1-3] CPU_IDs=0-3,6 Mem=0', { n1: 5, n2: 5, n3: 5 }],
+    ['JobId=7 NumCPUs=3', {}],
+  ])('%s', (text, cpus) => {
+    expect(Object.fromEntries(parseJobCpus(text))).toEqual(cpus);
   });
 });
