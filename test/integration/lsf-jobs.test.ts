@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { lsfJobEnv, submitLsf, type LsfJobSpec, type LsfQueueHooks } from '../harness/lsf/harness.js';
-import { onNode, testbedStatus } from './testbed.js';
+import { onNode, testbed, testbedStatus } from './testbed.js';
 
 // The LSF core path end to end on the real testbed: real esub, pre-exec, job starter and
 // post-exec through hooks/lsf, real dockerd per node, real sshd and MPI in the containers.
@@ -211,5 +211,41 @@ describe('LSF: bkill', () => {
     expect(inside).not.toContain('sleep 300');
     expect(run.postExec?.code).toBe(0);
     expect(await containers(run.jobId)).toEqual([]);
+  });
+});
+
+describe('LSF: the registry goes away', () => {
+  it('nodes with a local copy warn and use it, and the job runs', async () => {
+    await Promise.all(NODES.map((n) => onNode(n, ['docker', 'pull', '-q', config.images.get('deb12')!.ref])));
+    await testbed(['registry', 'stop']);
+    try {
+      const run = await submitLsf(hooks, spec({ app: 'docker-deb12', command: 'mpirun -np 5 hostname' }));
+      expect(run.preExec.map((p) => p.code)).toEqual([0]);
+      for (const n of NODES) expect(run.preExec[0]!.stderr).toContain(`jobbox: ${n}: pull failed, using the local copy: ${config.images.get('deb12')!.ref}`);
+      expect(run.state).toBe('DONE');
+      expect(await containers(run.jobId)).toEqual([]);
+    } finally {
+      await testbed(['registry', 'start']);
+    }
+  });
+
+  it('a node without a copy makes pre-exec exit 1 (requeue) with every node rolled back; once it is back the job runs', async () => {
+    const ref = config.images.get('deb12')!.ref;
+    await onNode('node3', ['docker', 'rmi', '-f', ref]);
+    await testbed(['registry', 'stop']);
+    let failed;
+    try {
+      failed = await submitLsf(hooks, spec({ app: 'docker-deb12', command: 'true', maxRequeues: 0 }));
+    } finally {
+      await testbed(['registry', 'start']);
+    }
+    expect(failed.preExec).toHaveLength(1);
+    expect(failed.preExec[0]!.code).toBe(1);
+    expect(failed.preExec[0]!.stderr).toContain(`node3: pull: registry failed and no local copy`);
+    expect(await containers(failed.jobId)).toEqual([]);
+    expect(await claims(failed.jobId)).toEqual([]);
+    expect(await jobDirs(failed.jobId)).toEqual([]);
+    const again = await submitLsf(hooks, spec({ app: 'docker-deb12', command: 'true', jobId: failed.jobId }));
+    expect(again.state).toBe('DONE');
   });
 });
