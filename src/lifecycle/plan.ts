@@ -60,6 +60,7 @@ export function planJob(input: {
     { path: paths.userKeyPub, content: keys.userKeyPub, mode: 0o644 },
     // sshd runs as the owner and must read its host key; it is the job's own, used nowhere else.
     { path: paths.hostKey, content: keys.hostKey, mode: 0o600, owner: mine },
+    { path: paths.hostKeyPub, content: keys.hostKeyPub, mode: 0o644 },
     { path: paths.authorizedKeys, content: authorizedKeys(keys.userKeyPub), mode: 0o644 },
     { path: paths.knownHosts, content: knownHosts(job.hosts, port, keys.hostKeyPub), mode: 0o644 },
     { path: paths.sshdConfig, content: sshdConfig(paths, owner, port), mode: 0o644 },

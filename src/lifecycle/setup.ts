@@ -78,7 +78,7 @@ async function pull(session: Session, config: Config, image: Image, log: Logger)
 async function jobKeys(paths: JobPaths): Promise<Keys> {
   // A re-run of the same attempt keeps its keys: its containers may already serve them.
   const [userKey, userKeyPub, hostKey, hostKeyPub] = await Promise.all(
-    [paths.userKey, paths.userKeyPub, paths.hostKey, `${paths.hostKey}.pub`].map(readJobFile),
+    [paths.userKey, paths.userKeyPub, paths.hostKey, paths.hostKeyPub].map(readJobFile),
   );
   if (userKey && userKeyPub && hostKey && hostKeyPub) return { userKey, userKeyPub, hostKey, hostKeyPub };
   const user = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'jobbox-user' });
@@ -155,7 +155,7 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     });
     if (plan.dropped.length > 0) log.info({ dropped: plan.dropped }, 'user variables kept out of the container');
     await makeJobDir(paths.dir);
-    await Promise.all([...plan.files, { path: `${paths.hostKey}.pub`, content: keys.hostKeyPub, mode: 0o644 }].map(writeJobFile));
+    await Promise.all(plan.files.map(writeJobFile));
 
     await each(async (s, host) => {
       const i = hosts.indexOf(host);

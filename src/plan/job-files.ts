@@ -8,6 +8,7 @@ export interface JobPaths {
   userKey: string;
   userKeyPub: string;
   hostKey: string;
+  hostKeyPub: string;
   authorizedKeys: string;
   knownHosts: string;
   sshdConfig: string;
@@ -33,6 +34,7 @@ export function jobPaths(stateDir: string, job: Pick<Job, 'id' | 'index' | 'atte
     userKey: `${dir}/userkey`,
     userKeyPub: `${dir}/userkey.pub`,
     hostKey: `${dir}/hostkey`,
+    hostKeyPub: `${dir}/hostkey.pub`,
     authorizedKeys: `${dir}/authorized_keys`,
     knownHosts: `${dir}/known_hosts`,
     sshdConfig: `${dir}/sshd_config`,

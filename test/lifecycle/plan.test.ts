@@ -78,6 +78,7 @@ describe('planJob', () => {
       { path: `${DIR}/userkey`, mode: '600', owner: { uid: 1000, gid: 1000 } },
       { path: `${DIR}/userkey.pub`, mode: '644', owner: undefined },
       { path: `${DIR}/hostkey`, mode: '600', owner: { uid: 1000, gid: 1000 } },
+      { path: `${DIR}/hostkey.pub`, mode: '644', owner: undefined },
       { path: `${DIR}/authorized_keys`, mode: '644', owner: undefined },
       { path: `${DIR}/known_hosts`, mode: '644', owner: undefined },
       { path: `${DIR}/sshd_config`, mode: '644', owner: undefined },

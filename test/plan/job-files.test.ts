@@ -42,6 +42,7 @@ describe('jobPaths', () => {
       userKey: `${DIR}/userkey`,
       userKeyPub: `${DIR}/userkey.pub`,
       hostKey: `${DIR}/hostkey`,
+      hostKeyPub: `${DIR}/hostkey.pub`,
       authorizedKeys: `${DIR}/authorized_keys`,
       knownHosts: `${DIR}/known_hosts`,
       sshdConfig: `${DIR}/sshd_config`,
