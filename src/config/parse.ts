@@ -16,7 +16,8 @@ export const ACCOUNT_NAME = /^[a-z_][a-z0-9_.-]{0,31}\$?$/i;
 const GLOBAL_DEFAULTS = {
   engine: 'docker',
   registry: '',
-  port_range: '40000-40999',
+  // Below Linux's ephemeral range (32768-60999): an outgoing connection must never hold a job's port.
+  port_range: '30000-30999',
   port_dir: '/var/lib/jobbox/ports',
   state_dir: '/var/lib/jobbox/jobs',
   log_file: '/var/log/jobbox/jobbox.log',

@@ -12,7 +12,7 @@ import { makeJobDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
 import { Session, fanOut } from '../exec/ssh.js';
 import type { Job } from '../job/job.js';
 import { allocatePort } from '../ports/allocator.js';
-import { imageAccountsArgv, nameArgv, removeArgv, splitHeadOutput, type NodeFacts } from '../plan/container.js';
+import { containerName, imageAccountsArgv, nameArgv, removeArgv, splitHeadOutput, type NodeFacts } from '../plan/container.js';
 import { jobKey, jobPaths, type JobPaths } from '../plan/job-files.js';
 import { planJob, type Keys } from './plan.js';
 import { adminSessions, failures } from './nodes.js';
@@ -46,7 +46,8 @@ async function probe(session: Session, config: Config, job: Job, port: number): 
   const t = config.startTimeoutMs;
   const [devices, listening, named] = await Promise.all([
     session.run(['find', config.deviceDir, '-maxdepth', '1', '-type', 'c', '-printf', '%f\\n'], t),
-    must(session, ['ss', '-Htln', `sport = :${port}`], t),
+    // Any socket on the port, not only listeners: a connection's local port blocks sshd's bind too.
+    must(session, ['ss', '-Htan', `sport = :${port}`], t),
     must(session, [config.engine, ...nameArgv(job)], t),
   ]);
   const [id, state, attempt] = named.trim().split(/\s+/);
@@ -165,10 +166,14 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
       if (found.stale.length > 0) await must(s, [config.engine, ...removeArgv(found.stale)], config.startTimeoutMs);
       await must(s, [config.engine, ...plan.runs[i]!.argv], config.startTimeoutMs);
     });
-    await fanOut(hosts, config.fanout, (h) => barrier(h, port, job, keys, config)).then((r) => {
-      const failed = failures(hosts, r);
-      if (failed) throw failed;
-    });
+    await each((s, h) =>
+      barrier(h, port, job, keys, config).catch(async (err: unknown) => {
+        // The container's own last words say why its sshd never answered.
+        const logs = await s.run([config.engine, 'logs', '--tail', '3', containerName(job)], config.connectTimeoutMs);
+        const last = `${logs.stdout}\n${logs.stderr}`.split('\n').map((l) => l.trim()).filter(Boolean).at(-1);
+        throw last && err instanceof JobboxError ? new JobboxError(err.subject, `${err.problem} (container: ${printable(last)})`, err.value, err.exitCode) : err;
+      }),
+    );
     log.info({ port, image: image.ref, hosts, ms: Date.now() - started }, 'job started on every node');
     return { port, paths };
   } catch (err) {

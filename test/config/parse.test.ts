@@ -63,7 +63,7 @@ describe('parseConfig', () => {
     expect(config).toEqual({
       engine: 'docker',
       registry: '',
-      portRange: { first: 40000, last: 40999 },
+      portRange: { first: 30000, last: 30999 },
       portDir: '/var/lib/jobbox/ports',
       stateDir: '/var/lib/jobbox/jobs',
       logFile: '/var/log/jobbox/jobbox.log',

@@ -131,7 +131,7 @@ write_config() {
 [jobbox]
 engine = docker
 registry = $REGISTRY
-port_range = 41000-41199
+port_range = 30000-30199
 port_dir = $TB/shared/ports
 state_dir = $TB/shared/jobs
 log_file = $TB/log/jobbox.log
