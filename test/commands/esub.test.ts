@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { esub } from '../../src/commands/esub.js';
+import { rootConfig } from '../helpers/config-file.js';
 
 // default_queue is short so that a job naming no queue is visibly judged by short's list.
 const CONFIG = `[jobbox]
@@ -18,8 +19,7 @@ ref = registry.example.org/deb12
 ref = registry.example.org/deb12-mpich
 `;
 
-// As root, loadConfig refuses anything under the world-writable /tmp: the config lives
-// under /run, root-owned 0755 all the way up. The job's files may live anywhere.
+// The config lives where loadConfig accepts it as root; the job's files may live anywhere.
 let confDir: string;
 let config: string;
 let dir: string;
@@ -27,9 +27,7 @@ let parm: string;
 let envfile: string;
 
 beforeAll(async () => {
-  confDir = await mkdtemp('/run/jobbox-esub-test-');
-  config = join(confDir, 'jobbox.ini');
-  await writeFile(config, CONFIG, { mode: 0o644 });
+  ({ dir: confDir, file: config } = await rootConfig(CONFIG));
 });
 afterAll(() => rm(confDir, { recursive: true, force: true }));
 beforeEach(async () => {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lsfInstallEsubs } from '../../src/commands/lsf-install-esubs.js';
+import { rootConfig } from '../helpers/config-file.js';
 
 const SHIM = fileURLToPath(new URL('../../hooks/lsf/esub.docker', import.meta.url));
 const MASTER = fileURLToPath(new URL('../../hooks/lsf/esub', import.meta.url));
@@ -16,16 +17,13 @@ ref = registry.example.org/deb12
 ref = registry.example.org/deb12-mpich
 `;
 
-// Root-owned 0755 up to /: as root, loadConfig refuses a config under /tmp.
 let confDir: string;
 let config: string;
 let dir: string;
 let said: string[];
 
 beforeAll(async () => {
-  confDir = await mkdtemp('/run/jobbox-install-esubs-test-');
-  config = join(confDir, 'jobbox.ini');
-  await writeFile(config, CONFIG, { mode: 0o644 });
+  ({ dir: confDir, file: config } = await rootConfig(CONFIG));
 });
 afterAll(() => rm(confDir, { recursive: true, force: true }));
 beforeEach(async () => {
