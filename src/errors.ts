@@ -31,7 +31,10 @@ export class JobboxError extends Error {
 /** Values come from attackers too: keep control characters and huge values out of terminals and logs. */
 export function printable(value: string): string {
   const shown = value.length > 200 ? `${value.slice(0, 200)}… (${value.length} chars)` : value;
-  return JSON.stringify(shown).slice(1, -1);
+  // JSON escapes C0 controls; DEL and the C1 range (U+009B is a one-byte terminal escape) too.
+  return JSON.stringify(shown)
+    .slice(1, -1)
+    .replace(/[\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** The one place an error becomes output: a single stderr line. */

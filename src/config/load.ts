@@ -28,7 +28,8 @@ export async function loadConfig(path: string): Promise<Config> {
   }
   // Checked on the resolved path and on the open descriptor, so a symlink or a swap between
   // check and read cannot substitute another file.
-  const file = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: unknown) => {
+  // O_NONBLOCK: a FIFO planted as the config must fail the type check below, not hang the hook.
+  const file = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((err: unknown) => {
     throw unreadable(err, path);
   });
   try {

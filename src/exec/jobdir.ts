@@ -17,7 +17,8 @@ export interface JobFile {
 }
 
 async function checkedDir(path: string, subject: string): Promise<void> {
-  const info = await lstat(path);
+  const info = await lstat(path).catch(() => undefined);
+  if (!info) throw new JobboxError(subject, 'is not a directory (a symlink or file was planted?)', path);
   if (!info.isDirectory()) throw new JobboxError(subject, 'is not a directory (a symlink or file was planted?)', path);
   if (process.getuid?.() === 0 && (info.uid !== 0 || (info.mode & 0o022) !== 0)) {
     throw new JobboxError(subject, 'must be owned by root and not writable by group or others', path);
@@ -27,7 +28,8 @@ async function checkedDir(path: string, subject: string): Promise<void> {
 /** Creates (or, for a re-run of the same attempt, accepts) the root-owned job directory. */
 export async function makeJobDir(dir: string): Promise<void> {
   const parent = dirname(dir);
-  await mkdir(parent, { recursive: true, mode: 0o755 });
+  // A planted file or dangling symlink makes mkdir fail first: report it as what it is.
+  await mkdir(parent, { recursive: true, mode: 0o755 }).catch(() => undefined);
   await checkedDir(parent, 'state_dir');
   try {
     await mkdir(dir, { mode: 0o755 });

@@ -1,70 +1,33 @@
-import { chown, readdir, writeFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
+import { chown, writeFile } from 'node:fs/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
-import { lsfJobEnv, submitLsf, type LsfJobSpec, type LsfQueueHooks } from '../harness/lsf/harness.js';
-import { onNode, testbed, testbedStatus } from './testbed.js';
+import { lsfJobEnv, submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
+import { ALLOC, NODES, containers, hook, lsfFixture, spec } from './lsf-fixture.js';
+import * as fixture from './lsf-fixture.js';
+import { onNode, testbed } from './testbed.js';
 
 // The LSF core path end to end on the real testbed: real esub, pre-exec, job starter and
 // post-exec through hooks/lsf, real dockerd per node, real sshd and MPI in the containers.
-const REPO = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
-const NODES = ['node1', 'node2', 'node3'];
-const ALLOC = [{ name: 'node1', slots: 2 }, { name: 'node2', slots: 2 }, { name: 'node3', slots: 1 }];
 let config: Config;
 let hooks: LsfQueueHooks;
-let configPath: string;
-
-beforeAll(async () => {
-  configPath = (await testbedStatus()).config;
-  config = await loadConfig(configPath);
-  // User scripts in the shared home, as users write them: the starter line's own quoting
-  // ("%USRCMD") would expand $(…) on the host before the container is reached.
-  for (const [name, body] of Object.entries(SCRIPTS)) {
-    await writeFile(`/home/jbuser1/${name}`, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
-    await chown(`/home/jbuser1/${name}`, 2001, 2001);
-  }
-  hooks = {
-    preExec: `${REPO}/hooks/lsf/pre-exec --config ${configPath}`,
-    postExec: `${REPO}/hooks/lsf/post-exec --config ${configPath}`,
-    jobStarter: `${REPO}/hooks/lsf/starter --config ${configPath} "%USRCMD"`,
-  };
-});
 
 const SCRIPTS = {
   'jobbox-rank.sh': 'echo rank $(hostname) $(id -u) $(id -g) $(id -G)',
   'jobbox-devices.sh': 'echo $(hostname) $(ls /dev/infiniband)',
 };
 
-const spec = (over: Partial<LsfJobSpec>): LsfJobSpec => ({ user: 'jbuser1', command: 'true', hosts: ALLOC, ...over });
-
-async function containers(jobId: number): Promise<string[]> {
-  const all = await Promise.all(
-    NODES.map((n) => onNode(n, ['docker', 'ps', '-a', '--filter', `label=org.jobbox.job=${jobId}`, '--format', `${n} {{.Names}} {{.Image}}`])),
-  );
-  return all.filter(Boolean).flatMap((s) => s.split('\n'));
-}
-
-async function claims(jobId: number): Promise<string[]> {
-  return (await readdir(config.portDir)).filter((f) => f.startsWith(`claim.${jobId}.`));
-}
-
-async function jobDirs(jobId: number): Promise<string[]> {
-  return (await readdir(config.stateDir)).filter((f) => f.startsWith(`${jobId}.`));
-}
-
-/** A root hook line run again by hand, as LSF would on a requeue or a late post-exec. */
-async function hook(line: string, env: Record<string, string>): Promise<{ code: number; stderr: string }> {
-  const { HOME: _h, ...rest } = env;
-  const vars = Object.entries({ ...rest, PATH: '/bin:/usr/bin:/sbin:/usr/sbin' }).map(([k, v]) => `${k}=${v}`);
-  try {
-    await onNode('node1', ['env', '-i', ...vars, '/bin/sh', '-c', `cd /tmp && ${line} </dev/null`]);
-    return { code: 0, stderr: '' };
-  } catch (err) {
-    const e = err as { exitCode: number; stderr: string };
-    return { code: e.exitCode, stderr: String(e.stderr) };
+beforeAll(async () => {
+  ({ config, hooks } = await lsfFixture());
+  // User scripts in the shared home, as users write them: the starter line's own quoting
+  // ("%USRCMD") would expand $(…) on the host before the container is reached.
+  for (const [name, body] of Object.entries(SCRIPTS)) {
+    await writeFile(`/home/jbuser1/${name}`, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    await chown(`/home/jbuser1/${name}`, 2001, 2001);
   }
-}
+});
+
+const claims = (jobId: number) => fixture.claims(config, jobId);
+const jobDirs = (jobId: number) => fixture.jobDirs(config, jobId);
 
 describe('LSF: bsub -a docker-deb12 -n 5 mpirun across three nodes', () => {
   it('runs every rank in a container as the owner, on every node, then leaves nothing', async () => {

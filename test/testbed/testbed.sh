@@ -10,6 +10,8 @@
 #   testbed.sh exec NODE -- CMD...  run CMD as root in NODE's namespaces
 #   testbed.sh env                  print shell exports for the testbed (config path, registry)
 #   testbed.sh registry stop|start  take the registry away and back (fault suites)
+#   testbed.sh link NODE down|up    cut a node off the bridge and back
+#   testbed.sh dockerd NODE stop|start
 #
 # A node is a network + mount + UTS namespace with its own IP, hostname, /run, dockerd
 # and sshd; /home and the shared jobbox dirs are the host's, as on a site with NFS.
@@ -437,6 +439,27 @@ cmd_registry() {
   esac
 }
 
+# A node's link to the bridge goes down and up: the node is unreachable, as when it crashes.
+cmd_link() {
+  local node=${1:-} state=${2:-}
+  [[ $state == up || $state == down ]] || die "usage: link NODE up|down"
+  ip link set "jbv-$node" "$state"
+}
+
+# A node's dockerd stops and starts again (same arguments as node-boot.sh).
+cmd_dockerd() {
+  local node=${1:-} what=${2:-} dir=$TB/nodes/${1:-}
+  case $what in
+    stop) stop_pid "$(cat "$dir/dockerd.pid" 2>/dev/null || true)" ;;
+    start)
+      alive "$(cat "$dir/dockerd.pid" 2>/dev/null || true)" && return 0
+      in_node "$node" bash -c 'dockerd --data-root "$1/docker" --bridge=none --iptables=false --ip-masq=false \
+        --insecure-registry "$2" >>"$1/log/dockerd.log" 2>&1 </dev/null & echo $! >"$1/dockerd.pid"' _ "$dir" "$REGISTRY"
+      wait_for "$node dockerd" 300 in_node "$node" docker info ;;
+    *) die "usage: dockerd NODE stop|start" ;;
+  esac
+}
+
 cmd_env() {
   echo "export JOBBOX_CONFIG=$TB/etc/jobbox.ini"
   echo "export JOBBOX_TESTBED_REGISTRY=$REGISTRY"
@@ -454,6 +477,8 @@ main() {
     exec) cmd_exec "$@" ;;
     env) cmd_env ;;
     registry) cmd_registry "$@" ;;
+    link) cmd_link "$@" ;;
+    dockerd) cmd_dockerd "$@" ;;
     *) die "usage: testbed.sh deps|up [--nodes N] [--slurm]|down|status [--json]|exec NODE -- CMD...|env" ;;
   esac
 }

@@ -1,20 +1,14 @@
 // The demo behind `npm run demo`: one MPI job as LSF would run it, through the contract
 // harness and jobbox's real hooks, on the testbed that demo.sh brought up.
 import { chown, readdir, writeFile } from 'node:fs/promises';
-import { loadConfig } from '../../../src/config/load.js';
-import { REPO, onNode, testbedStatus } from '../../integration/testbed.js';
+import { lsfFixture } from '../../integration/lsf-fixture.js';
+import { onNode } from '../../integration/testbed.js';
 import { submitLsf, type LsfJobSpec } from './harness.js';
 
 const NODES = ['node1', 'node2', 'node3'];
 const show = (title: string, text = '') => process.stdout.write(`\n== ${title}\n${text.trimEnd()}${text ? '\n' : ''}`);
 
-const { config: configPath } = await testbedStatus();
-const config = await loadConfig(configPath);
-const hooks = {
-  preExec: `${REPO}/hooks/lsf/pre-exec --config ${configPath}`,
-  postExec: `${REPO}/hooks/lsf/post-exec --config ${configPath}`,
-  jobStarter: `${REPO}/hooks/lsf/starter --config ${configPath} "%USRCMD"`,
-};
+const { config, hooks } = await lsfFixture();
 await writeFile('/home/jbuser1/rank.sh', '#!/bin/sh\necho "rank on $(hostname): $(id)"\n', { mode: 0o755 });
 await chown('/home/jbuser1/rank.sh', 2001, 2001);
 

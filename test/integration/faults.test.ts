@@ -1,0 +1,112 @@
+import { link, readFile, rm, writeFile } from 'node:fs/promises';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../src/config/types.js';
+import { lsfJobEnv, submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
+import { ALLOC, containers, hook, lsfFixture, spec } from './lsf-fixture.js';
+import * as fixture from './lsf-fixture.js';
+import { onNode, testbed } from './testbed.js';
+
+// The fault catalogue on the real testbed. After each fault: nothing leaked (containers,
+// claims, job dirs) and the scheduler-facing result is the right one (LSF exit codes).
+let config: Config;
+let hooks: LsfQueueHooks;
+beforeAll(async () => ({ config, hooks } = await lsfFixture()));
+
+const claims = (jobId: number) => fixture.claims(config, jobId);
+const jobDirs = (jobId: number) => fixture.jobDirs(config, jobId);
+async function expectNothingLeft(jobId: number): Promise<void> {
+  expect({ containers: await containers(jobId), claims: await claims(jobId), dirs: await jobDirs(jobId) }).toEqual({ containers: [], claims: [], dirs: [] });
+}
+const envOf = (jobId: number, hosts = ALLOC) => lsfJobEnv(spec({}), jobId, hosts, { JOBBOX_IMAGE: 'deb12' });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('faults', () => {
+  it('1. SIGKILL of pre-exec in the middle of the fan-out, then post-exec: nothing left', async () => {
+    const jobId = 70001;
+    const vars = Object.entries({ ...envOf(jobId), PATH: '/bin:/usr/bin:/sbin:/usr/sbin' }).map(([k, v]) => `${k}=${v}`);
+    // Pre-exec in its own session, its pid recorded, so its whole process group can be killed
+    // as LSF's JOB_PREPROC_TIMEOUT does, once the fan-out has begun.
+    const pidFile = `/tmp/jobbox-fault1-${process.pid}.pid`;
+    const run = testbed(['exec', 'node1', '--', 'env', '-i', ...vars, 'setsid', '/bin/sh', '-c', `echo $$ > ${pidFile}; exec ${hooks.preExec} </dev/null`], { reject: false });
+    await waitUntil(async () => (await containers(jobId)).length > 0, 60_000);
+    await onNode('node1', ['kill', '-s', 'KILL', '--', `-${(await readFile(pidFile, 'utf8')).trim()}`]);
+    expect((await run).exitCode).not.toBe(0);
+    await rm(pidFile, { force: true });
+    const post = await hook(hooks.postExec, envOf(jobId));
+    expect(post.code).toBe(0);
+    await expectNothingLeft(jobId);
+  });
+
+  it('2. one node unreachable during pre-exec: every node rolled back, exit 1 (requeue)', async () => {
+    await testbed(['link', 'node3', 'down']);
+    let pre;
+    try {
+      pre = await hook(hooks.preExec, envOf(70002));
+    } finally {
+      await testbed(['link', 'node3', 'up']);
+    }
+    expect(pre.code).toBe(1);
+    expect(pre.stderr).toMatch(/^jobbox: nodes: failed on 1 of 3: ssh node3:22: /);
+    await expectNothingLeft(70002);
+  });
+
+  it('3. dockerd stopped on one node: rolled back, exit 1; runs once dockerd is back', async () => {
+    await testbed(['dockerd', 'node2', 'stop']);
+    let failed;
+    try {
+      failed = await submitLsf(hooks, spec({ app: 'docker-deb12', jobId: 70003, maxRequeues: 0 }));
+    } finally {
+      await testbed(['dockerd', 'node2', 'start']);
+    }
+    expect(failed.preExec[0]).toMatchObject({ code: 1 });
+    expect(failed.preExec[0]!.stderr).toContain('node2: ');
+    await expectNothingLeft(70003);
+    expect((await submitLsf(hooks, spec({ app: 'docker-deb12', jobId: 70003 }))).state).toBe('DONE');
+    await expectNothingLeft(70003);
+  });
+
+  it('5. port space exhausted: a clear error, exit 1 (requeue), nothing taken', async () => {
+    // Other jobs hold every port: a claim link on each port file, as their pre-execs made.
+    const ports: string[] = [];
+    for (let p = config.portRange.first; p <= config.portRange.last; p++) {
+      const file = `${config.portDir}/port.${p}`;
+      await writeFile(file, '', { flag: 'a', mode: 0o644 });
+      const other = `${config.portDir}/claim.69999.0.node9.${p}`;
+      await link(file, other).catch(() => undefined);
+      ports.push(other);
+    }
+    try {
+      const pre = await hook(hooks.preExec, envOf(70005));
+      expect(pre).toEqual({ code: 1, stderr: `jobbox: ports: no free port in ${config.portRange.first}-${config.portRange.last}: ${config.portDir}` });
+      await expectNothingLeft(70005);
+    } finally {
+      await Promise.all(ports.map((f) => rm(f, { force: true })));
+    }
+  });
+
+  it('7. a stale post-exec of an earlier attempt frees nothing of the new attempt', async () => {
+    const jobId = 70007;
+    // Attempt 1 on node1 was requeued; attempt 2 runs with node2 as the first host.
+    const first = await hook(hooks.preExec, envOf(jobId));
+    expect(first.code).toBe(0);
+    const again = [{ name: 'node2', slots: 2 }, { name: 'node3', slots: 1 }, { name: 'node1', slots: 1 }];
+    expect((await hook(hooks.preExec, envOf(jobId, again), 'node2')).code).toBe(0);
+    const live = { containers: await containers(jobId), claims: await claims(jobId) };
+    expect(live.claims.filter((c) => c.includes('.node2.'))).toHaveLength(1);
+    // The late post-exec of attempt 1 on node1.
+    expect((await hook(hooks.postExec, envOf(jobId))).code).toBe(0);
+    expect(await claims(jobId)).toEqual(live.claims.filter((c) => c.includes('.node2.')));
+    expect((await containers(jobId)).sort()).toEqual(live.containers.sort());
+    expect(await jobDirs(jobId)).toEqual([`${jobId}.0.node2`]);
+    expect((await hook(hooks.postExec, envOf(jobId, again), 'node2')).code).toBe(0);
+    await expectNothingLeft(jobId);
+  });
+});
+
+async function waitUntil(test: () => Promise<boolean>, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await test())) {
+    if (Date.now() > end) throw new Error('timed out');
+    await sleep(100);
+  }
+}
