@@ -133,6 +133,20 @@ async function main(argv: string[]): Promise<void> {
         })
         .demandCommand(1, 'slurm: a subcommand is required'),
     )
+    .command(
+      'gc',
+      'orphan reaper (root, admin host): reclaim the containers, job dir and port of attempts the scheduler says are over',
+      (c) =>
+        c
+          .option('dry-run', { type: 'boolean', default: false, describe: 'print what would be reclaimed and why; change nothing' })
+          .option('grace', { type: 'number', default: 600, describe: 'seconds a claim and job dir must be unchanged before they are reclaimed' })
+          .option('scheduler', { type: 'string', choices: ['lsf', 'slurm'], describe: 'whom to ask (default: the one whose client, bjobs or scontrol, is on PATH)' })
+          .option('nodes', { type: 'string', describe: 'hostlist to sweep for attempts whose job dir has no hostfile, e.g. node[1-64]' }),
+      async (a) => {
+        const { gc } = await import('./commands/gc.js');
+        process.exitCode = await gc({ config: a.config, dryRun: a.dryRun, grace: a.grace, scheduler: a.scheduler, nodes: a.nodes }, process.env);
+      },
+    )
     .demandCommand(1, 'a command is required')
     .strict()
     .version(version())

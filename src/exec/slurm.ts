@@ -2,6 +2,7 @@
 // clients must read SLURM_CONF (never DNS), which slurmd passes on to its scripts.
 import { execa } from 'execa';
 import { EXIT, JobboxError } from '../errors.js';
+import { SQUEUE_FORMAT, clientRun, type ClientRun } from '../plan/gc.js';
 
 const RUN = { reject: false, timeout: 30_000, env: { PATH: '/usr/bin:/bin:/usr/sbin:/sbin' } } as const;
 
@@ -19,4 +20,26 @@ export async function showJob(id: string): Promise<string> {
   const r = await execa('scontrol', ['show', 'job', '--details', '--oneliner', '--', id], RUN);
   if (r.exitCode !== 0) throw new JobboxError('scontrol show job', r.stderr.trim() || 'failed', id, EXIT.transient);
   return r.stdout;
+}
+
+// ---- The orphan reaper's questions (jobbox gc, as root on an admin host) ----
+
+/** `env`: the reaper's own (SLURM_CONF, PATH); kept whole, as the Slurm clients may need more of it. */
+function clientOptions(env: NodeJS.ProcessEnv) {
+  return { reject: false, timeout: RUN.timeout, env: { ...env, PATH: env.PATH || RUN.env.PATH }, extendEnv: false } as const;
+}
+
+async function squeue(args: string[], env: NodeJS.ProcessEnv): Promise<ClientRun> {
+  const r = await execa('squeue', ['--noheader', '--states=all', `--Format=${SQUEUE_FORMAT}`, ...args], clientOptions(env));
+  return clientRun(r, RUN.timeout);
+}
+
+/** Every job slurmctld still holds, finished ones included until MinJobAge purges them. */
+export function listJobStates(env: NodeJS.ProcessEnv): Promise<ClientRun> {
+  return squeue([], env);
+}
+
+/** One job alone: for a job missing from the listing, slurmctld then says "Invalid job id specified". */
+export function jobState(id: string, env: NodeJS.ProcessEnv): Promise<ClientRun> {
+  return squeue([`--jobs=${id}`], env);
 }

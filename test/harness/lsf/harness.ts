@@ -278,3 +278,17 @@ async function userDir(account: Account): Promise<string> {
   await chown(dir, account.uid, account.gids[0] ?? account.uid);
   return dir;
 }
+
+// ---- bjobs, for `jobbox gc --scheduler lsf` (bin/bjobs; not LSF, see README.md) ----
+
+/** Put this directory first on gc's PATH to give it the bjobs stand-in. */
+export const BJOBS_BIN = `${REPO}/test/harness/lsf/bin`;
+
+/**
+ * Writes what the stand-in answers (its file is named by JOBBOX_BJOBS_STATE): the jobs LSF
+ * still knows, with their status; any other job "is not found". 'down' plays mbatchd not answering.
+ */
+export async function writeBjobsState(file: string, jobs: { id: string | number; index?: number; stat: string }[] | 'down'): Promise<void> {
+  const text = jobs === 'down' ? 'down\n' : jobs.map((j) => `${j.id} ${j.index ?? 0} ${j.stat}\n`).join('');
+  await writeFile(file, text, { mode: 0o644 });
+}

@@ -1,0 +1,127 @@
+// The orphan reaper: what a post-exec or Epilog could not finish (a node was down, the hook
+// was killed) is finished here, from one admin host that sees port_dir and state_dir. It
+// gathers the facts, asks the scheduler once, lets planGc decide, and reclaims with the same
+// teardown the hooks use, so only an attempt whose containers are all gone loses its claim.
+import { lstat, readdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from '../config/types.js';
+import { formatError } from '../errors.js';
+import { readJobFile } from '../exec/jobdir.js';
+import { jobStates as bjobsStates } from '../exec/lsf.js';
+import { fanOut } from '../exec/ssh.js';
+import { jobState, listJobStates } from '../exec/slurm.js';
+import type { Job } from '../job/job.js';
+import { jobLog } from '../log.js';
+import { listClaims } from '../ports/allocator.js';
+import {
+  describeAction, jobsToAsk, parseBjobs, parseSqueue, planGc, refKey, runFailure, slurmAnswer,
+  type Answer, type DirFact, type GcAction, type JobRef, type Scheduler,
+} from '../plan/gc.js';
+import { teardownJob } from './teardown.js';
+
+export interface GcOptions {
+  scheduler: Scheduler;
+  dryRun: boolean;
+  graceMs: number;
+  sweepNodes: string[];
+}
+
+/** Job directories under state_dir, with their hostfile (never through a symlink). */
+async function jobDirs(stateDir: string): Promise<DirFact[]> {
+  const names = await readdir(stateDir).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  const dirs: DirFact[] = [];
+  for (const name of names) {
+    const st = await lstat(join(stateDir, name)).catch(() => undefined);
+    if (!st) continue; // removed meanwhile
+    const hostfile = st.isDirectory() ? await readJobFile(join(stateDir, name, 'hostfile')).catch(() => undefined) : undefined;
+    dirs.push({ name, mtimeMs: st.mtimeMs, isDirectory: st.isDirectory(), hostfile });
+  }
+  return dirs;
+}
+
+/** One answer per job (by refKey). Slurm: one listing, then one query per job missing from it. */
+async function ask(scheduler: Scheduler, refs: JobRef[], env: NodeJS.ProcessEnv, fanout: number): Promise<Map<string, Answer>> {
+  if (refs.length === 0) return new Map();
+  if (scheduler === 'lsf') return parseBjobs(refs, await bjobsStates(refs, env));
+  const listed = await listJobStates(env);
+  if (listed.code !== 0) {
+    const reason = runFailure('squeue', listed);
+    return new Map(refs.map((r): [string, Answer] => [refKey(r), { kind: 'failed', reason }]));
+  }
+  const listing = parseSqueue(listed.stdout);
+  const missing = [...new Set(refs.map((r) => r.id).filter((id) => !listing.has(id)))];
+  // A few at a time: slurmctld serves every client on the cluster.
+  const singles = await fanOut(missing, Math.min(fanout, 8), (id) => jobState(id, env));
+  const single = new Map(missing.map((id, i) => {
+    const s = singles[i]!;
+    return [id, s.status === 'fulfilled' ? s.value : { code: undefined, stdout: '', stderr: '', error: String(s.reason) }];
+  }));
+  return new Map(refs.map((r): [string, Answer] => [refKey(r), slurmAnswer(r.id, listing, single.get(r.id))]));
+}
+
+/** Newest mtime of what the action would remove, read again right before removing it. */
+async function touchedSince(config: Config, a: GcAction): Promise<boolean> {
+  const paths = [...a.ports.map((p) => join(config.portDir, `claim.${a.key}.${p}`)), ...(a.dir ? [join(config.stateDir, a.key)] : [])];
+  const times = await Promise.all(paths.map((p) => lstat(p).then((s) => s.mtimeMs, () => -Infinity)));
+  return times.some((t) => t > a.sinceMs);
+}
+
+// teardownJob reads only id, index and attempt (labels, job dir, claim) and the nodes it is given.
+function orphanJob(scheduler: Scheduler, a: GcAction & { job: NonNullable<GcAction['job']> }): Job {
+  return {
+    scheduler, ...a.job, queue: '', cwd: '', image: undefined, env: {},
+    owner: { name: '', uid: -1, gid: -1, gids: [], home: '', shell: '' },
+    hosts: a.nodes.map((name) => ({ name, slots: 1 })),
+  };
+}
+
+/** Returns the exit code: 1 when the scheduler could not be asked about a job or a reclaim failed, else 0. */
+export async function reapOrphans(config: Config, options: GcOptions, env: NodeJS.ProcessEnv, log: Logger, say: (line: string) => void): Promise<number> {
+  const [claims, dirs] = await Promise.all([listClaims(config.portDir), jobDirs(config.stateDir)]);
+  const answers = await ask(options.scheduler, jobsToAsk(claims, dirs), env, config.fanout);
+  const actions = planGc({
+    scheduler: options.scheduler, claims, dirs, answers, nowMs: Date.now(), graceMs: options.graceMs, sweepNodes: options.sweepNodes,
+  });
+
+  const count = { reclaimed: 0, kept: 0, failed: 0, unanswered: 0 };
+  const keep = (key: string, reason: string) => {
+    count.kept += 1;
+    say(`jobbox: gc: keep ${key}: ${reason}`);
+  };
+  for (const a of actions) {
+    if (!a.reclaim || !a.job) {
+      if (a.unanswered) count.unanswered += 1;
+      keep(a.key, a.reason);
+    } else if (options.dryRun) {
+      count.reclaimed += 1;
+      say(`jobbox: gc: would reclaim ${a.key} (${describeAction(a)}): ${a.reason}`);
+    } else if (await touchedSince(config, a)) {
+      // A re-run pre-exec of the same attempt stamps its claim: it is in use again.
+      keep(a.key, 'changed while gc ran');
+    } else {
+      const job = orphanJob(options.scheduler, { ...a, job: a.job });
+      const jlog = jobLog(log, job, hostname());
+      try {
+        jlog.info({ reason: a.reason, nodes: a.nodes, ports: a.ports }, 'gc: reclaiming');
+        await teardownJob(config, job, jlog, a.nodes);
+        count.reclaimed += 1;
+        say(`jobbox: gc: reclaimed ${a.key} (${describeAction(a)}): ${a.reason}`);
+      } catch (err) {
+        count.failed += 1;
+        const why = formatError(err).line.replace(/^jobbox: /, '');
+        jlog.error({ err: why }, 'gc: reclaim failed; claim and job dir kept');
+        say(`jobbox: gc: could not reclaim ${a.key}, kept for the next run: ${why}`);
+      }
+    }
+  }
+  say(options.dryRun
+    ? `jobbox: gc: dry run: would reclaim ${count.reclaimed}, keep ${count.kept}; nothing changed`
+    : `jobbox: gc: reclaimed ${count.reclaimed}, kept ${count.kept}, failed ${count.failed}`);
+  log.info({ dryRun: options.dryRun, ...count }, 'gc done');
+  return count.failed > 0 || count.unanswered > 0 ? 1 : 0;
+}
