@@ -10,7 +10,7 @@ import type { Job } from '../job/job.js';
 import { parseJobCpus, slurmJob } from '../job/slurm.js';
 import { runInFirstContainer } from '../lifecycle/run.js';
 import { setupJob } from '../lifecycle/setup.js';
-import { teardownJob } from '../lifecycle/teardown.js';
+import { attemptsOf, teardownJob } from '../lifecycle/teardown.js';
 import { jobLog, openLog } from '../log.js';
 import { jobPaths } from '../plan/job-files.js';
 import { SCRIPT_MARKER, imageFeatures, jobSubmitLua } from '../plan/slurm-submit.js';
@@ -69,7 +69,13 @@ export async function prolog(cli: string | undefined, env: NodeJS.ProcessEnv): P
 export async function epilog(cli: string | undefined, env: NodeJS.ProcessEnv): Promise<void> {
   try {
     const ours = await onBatchHost(cli, env, 'epilog');
-    if (ours) await teardownJob(ours.config, ours.job, ours.log);
+    if (!ours) return;
+    const { config, job, log } = ours;
+    // After a requeue the Epilog already sees the new restart count, while what is still on
+    // the nodes belongs to the attempt that ran: every attempt up to this count is over.
+    for (const attempt of await attemptsOf(config, job)) {
+      if (Number(attempt) <= Number(job.attempt)) await teardownJob(config, { ...job, attempt }, log);
+    }
   } catch (err) {
     process.stderr.write(`${formatError(err).line}\n`);
   }

@@ -2,11 +2,12 @@
 // idempotent and best-effort: "already gone" is success, every node is tried, and it only
 // touches this attempt's containers, directory and port claim, so a late post-exec of an
 // earlier attempt cannot harm the job's new run.
+import { readdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
 import { removeJobDir } from '../exec/jobdir.js';
 import type { Job } from '../job/job.js';
-import { releasePort } from '../ports/allocator.js';
+import { listClaims, releasePort } from '../ports/allocator.js';
 import { psArgv, removeArgv } from '../plan/container.js';
 import { jobKey, jobPaths } from '../plan/job-files.js';
 import { adminSessions, failures } from './nodes.js';
@@ -48,4 +49,13 @@ export async function teardownJob(config: Config, job: Job, log: Logger, hosts =
   } finally {
     for (const s of sessions.values()) s.close();
   }
+}
+
+/** Attempts of this job (same id and index) that left a claim or a job dir, this one included. */
+export async function attemptsOf(config: Config, job: Job): Promise<string[]> {
+  const prefix = `${job.id}.${job.index}.`;
+  const dirs = await readdir(config.stateDir).catch(() => [] as string[]);
+  const claimed = (await listClaims(config.portDir)).map((c) => c.claim);
+  const found = [...dirs, ...claimed].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+  return [...new Set([job.attempt, ...found])];
 }

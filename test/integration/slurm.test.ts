@@ -129,6 +129,21 @@ describe('Slurm: scancel', () => {
   });
 });
 
+describe('Slurm: scontrol requeue of a running job', () => {
+  it('leaves nothing of the first attempt: the Epilog sees the new restart count and still tears the old one down', async () => {
+    // The first run leaves a mark and waits; the run after the requeue finds it and ends.
+    await rm(`${HOME}/s8.mark`, { force: true });
+    const id = await submit('s8', `#SBATCH -N2\necho run\n[ -e ${HOME}/s8.mark ] || { touch ${HOME}/s8.mark; sleep 600; }`, ['-C', 'docker-deb12']);
+    await waitFor('the first run', async () => (await readFile(`${HOME}/s8.out`, 'utf8').catch(() => '')).includes('run'));
+    expect((await leftovers(id)).claims).toEqual([expect.stringMatching(new RegExp(`^claim\\.${id}\\.0\\.0\\.`))]);
+    expect((await slurm(['scontrol', 'requeue', id])).exitCode).toBe(0);
+    await waitFor('the first attempt torn down', async () => (await leftovers(id)).claims.length === 0 && (await leftovers(id)).containers.length === 0);
+    await finished(id, 400);
+    expect(await jobField(id, 'JobState')).toBe('COMPLETED');
+    await waitFor('the Epilog', async () => JSON.stringify(await leftovers(id)) === JSON.stringify(nothingLeft));
+  }, 600_000);
+});
+
 describe('Slurm: a transient fault', () => {
   it('registry down and no local copy: the job is requeued, no node drains, and it runs once the registry is back', async () => {
     const ref = config.images.get('deb12-mpich')!.ref;
@@ -153,8 +168,9 @@ describe('Slurm: a transient fault', () => {
 });
 
 afterAll(async () => {
-  for (const n of ['s1', 's2', 's3', 's4', 's5', 's6', 's7']) {
+  for (const n of ['s1', 's2', 's3', 's4', 's5', 's6', 's7', 's8']) {
     await rm(`${HOME}/${n}.sh`, { force: true });
     await rm(`${HOME}/${n}.out`, { force: true });
+    await rm(`${HOME}/${n}.mark`, { force: true });
   }
 });
