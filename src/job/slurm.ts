@@ -20,8 +20,6 @@ export async function slurmJob(
 ): Promise<Job> {
   const id = required(env, 'SLURM_JOB_ID');
   if (!/^\d{1,20}$/.test(id)) throw new JobboxError('SLURM_JOB_ID', 'must be a decimal job id', id);
-  const index = env.SLURM_ARRAY_TASK_ID || '0';
-  if (!/^\d{1,10}$/.test(index)) throw new JobboxError('SLURM_ARRAY_TASK_ID', 'must be a decimal array index', index);
   // slurmd names the counter differently in the Prolog and in the job's own environment.
   const restartVar = context === 'prolog' ? 'SLURM_JOB_RESTART_COUNT' : 'SLURM_RESTART_COUNT';
   const restarts = env[restartVar] || '0';
@@ -47,7 +45,9 @@ export async function slurmJob(
   return {
     scheduler: 'slurm',
     id,
-    index: Number(index),
+    // Every array task has a SLURM_JOB_ID of its own, and the 22.05 Prolog does not see
+    // SLURM_ARRAY_TASK_ID while the batch step does: the index would name two different job dirs.
+    index: 0,
     attempt: String(Number(restarts)),
     queue,
     owner,

@@ -323,8 +323,6 @@ describe('ids that are not decimal numbers (99)', () => {
     ['SLURM_JOB_RESTART_COUNT 12a', { SLURM_JOB_RESTART_COUNT: '12a' }, 'jobbox: SLURM_JOB_RESTART_COUNT: must be a decimal restart count: 12a'],
     ['SLURM_JOB_RESTART_COUNT -1', { SLURM_JOB_RESTART_COUNT: '-1' }, 'jobbox: SLURM_JOB_RESTART_COUNT: must be a decimal restart count: -1'],
     ['SLURM_JOB_RESTART_COUNT 1e3', { SLURM_JOB_RESTART_COUNT: '1e3' }, 'jobbox: SLURM_JOB_RESTART_COUNT: must be a decimal restart count: 1e3'],
-    ['SLURM_ARRAY_TASK_ID -1', { SLURM_ARRAY_TASK_ID: '-1' }, 'jobbox: SLURM_ARRAY_TASK_ID: must be a decimal array index: -1'],
-    ['SLURM_ARRAY_TASK_ID 1e3', { SLURM_ARRAY_TASK_ID: '1e3' }, 'jobbox: SLURM_ARRAY_TASK_ID: must be a decimal array index: 1e3'],
     ['SLURM_JOB_PARTITION ../x', { SLURM_JOB_PARTITION: '../x' }, 'jobbox: SLURM_JOB_PARTITION: must match ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$: ../x'],
   ])('Slurm: %s', (_case, vars, message) => refused(prologWith(vars), message, 99));
 });

@@ -87,6 +87,15 @@ describe('Slurm: slots', () => {
   });
 });
 
+describe('Slurm: job arrays', () => {
+  it('runs every array task in containers of its own', async () => {
+    const base = await submit('s9', '#SBATCH -N2\nmpirun -np 2 hostname | sort', ['--array=1-2', '-o', `${HOME}/s9-%a.out`]);
+    await finished(`${base}_1`);
+    await finished(`${base}_2`);
+    for (const task of [1, 2]) expect(await readFile(`${HOME}/s9-${task}.out`, 'utf8')).toBe('node1\nnode2\n');
+  });
+});
+
 describe('Slurm: the partition default image', () => {
   it('gives a job without -C the partition default (normal: deb12, Open MPI)', async () => {
     const id = await submit('s2', '#SBATCH -N2\nmpirun --version | head -1', []);
@@ -168,7 +177,7 @@ describe('Slurm: a transient fault', () => {
 });
 
 afterAll(async () => {
-  for (const n of ['s1', 's2', 's3', 's4', 's5', 's6', 's7', 's8']) {
+  for (const n of ['s1', 's2', 's3', 's4', 's5', 's6', 's7', 's8', 's9', 's9-1', 's9-2']) {
     await rm(`${HOME}/${n}.sh`, { force: true });
     await rm(`${HOME}/${n}.out`, { force: true });
     await rm(`${HOME}/${n}.mark`, { force: true });

