@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../config/types.js';
 import { EXIT, JobboxError } from '../errors.js';
-import { Session, fanOut, knownHostKeys } from '../exec/ssh.js';
+import { Session, fanOut, knownHostKeys, type Target } from '../exec/ssh.js';
 
 export async function adminSessions(config: Config, hosts: string[]): Promise<Map<string, Session>> {
   const [privateKey, known] = await Promise.all([readFile(config.sshKey, 'utf8'), readFile(config.sshKnownHosts, 'utf8')]);
@@ -11,10 +11,8 @@ export async function adminSessions(config: Config, hosts: string[]): Promise<Ma
   const results = await fanOut(hosts, config.fanout, async (host) => {
     const hostKeys = knownHostKeys(known, host, config.sshPort);
     if (hostKeys.length === 0) throw new JobboxError(`ssh ${host}`, 'no host key in ssh_known_hosts', config.sshKnownHosts, EXIT.transient);
-    const session = await Session.connect({
-      host, port: config.sshPort, username: config.sshUser, privateKey, hostKeys, timeoutMs: config.connectTimeoutMs,
-    });
-    sessions.set(host, session);
+    const target = { host, port: config.sshPort, username: config.sshUser, privateKey, hostKeys, timeoutMs: config.connectTimeoutMs };
+    sessions.set(host, await connectRetrying(target));
   });
   const failed = failures(hosts, results);
   if (failed) {
@@ -22,6 +20,22 @@ export async function adminSessions(config: Config, hosts: string[]): Promise<Ma
     throw failed;
   }
   return sessions;
+}
+
+/**
+ * sshd drops connections beyond MaxStartups (10 by default) before the handshake: when many
+ * jobs start at once on one node, that is load, not a dead node. Try again after a random
+ * pause; anything else fails at once.
+ */
+async function connectRetrying(target: Target, tries = 4): Promise<Session> {
+  for (let i = 1; ; i++) {
+    try {
+      return await Session.connect(target);
+    } catch (err) {
+      if (i >= tries || !(err instanceof JobboxError && /before handshake|ECONNRESET/.test(err.problem))) throw err;
+      await new Promise((r) => setTimeout(r, 50 + Math.random() * 350 * i));
+    }
+  }
 }
 
 /** One error for all nodes that failed: transient unless every failure is permanent. */
