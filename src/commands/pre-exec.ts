@@ -1,21 +1,21 @@
 import { readdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolveImage } from '../config/image.js';
-import { configPath, loadConfig } from '../config/load.js';
-import { lookupAccount, lookupGroupNames } from '../exec/accounts.js';
+import type { Config } from '../config/types.js';
+import { lookupGroupNames } from '../exec/accounts.js';
 import { quote } from '../exec/ssh.js';
-import { lsfJob } from '../job/lsf.js';
+import type { Job } from '../job/job.js';
 import { planJob } from '../lifecycle/plan.js';
 import { setupJob } from '../lifecycle/setup.js';
 import { jobLog, openLog } from '../log.js';
 import { claimedPort } from '../ports/allocator.js';
 import { jobKey, jobPaths } from '../plan/job-files.js';
+import { lsfContext } from './lsf-context.js';
 
 // LSF's queue-level PRE_EXEC, as root on the first execution host. Exit 0 only when every
 // node's container answers; 99 for what will never work; 1 (requeue) for what may heal.
 export async function preExec(cli: string | undefined, dryRun: boolean, env: NodeJS.ProcessEnv): Promise<void> {
-  const config = await loadConfig(configPath(cli, env));
-  const job = await lsfJob(env, hostname(), lookupAccount);
+  const { config, job } = await lsfContext(cli, env);
   if (dryRun) {
     await printPlan(config, job);
     return;
@@ -27,7 +27,7 @@ export async function preExec(cli: string | undefined, dryRun: boolean, env: Nod
 
 // Runs nothing: keys, the image's accounts and the port are shown as placeholders, and devices
 // are the ones this host has (other nodes are probed at run time).
-async function printPlan(config: Awaited<ReturnType<typeof loadConfig>>, job: Awaited<ReturnType<typeof lsfJob>>): Promise<void> {
+async function printPlan(config: Config, job: Job): Promise<void> {
   const image = resolveImage(config, job.queue, job.image);
   const paths = jobPaths(config.stateDir, job);
   const port = (await claimedPort(config.portDir, jobKey(job)).catch(() => undefined)) ?? config.portRange.first;

@@ -1,18 +1,14 @@
-import { hostname } from 'node:os';
-import { configPath, loadConfig } from '../config/load.js';
 import { EXIT, JobboxError } from '../errors.js';
-import { lookupAccount } from '../exec/accounts.js';
 import { quote } from '../exec/ssh.js';
-import { lsfJob } from '../job/lsf.js';
 import { runInFirstContainer } from '../lifecycle/run.js';
 import { jobPaths } from '../plan/job-files.js';
+import { lsfContext } from './lsf-context.js';
 
 // LSF's JOB_STARTER, run as the job owner on the first host: the user's command runs in the
 // first container through the job's own sshd, so it needs neither root nor the docker socket.
 export async function start(cli: string | undefined, command: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (command.length === 0) throw new JobboxError('start', 'no command given', '', EXIT.usage);
-  const config = await loadConfig(configPath(cli, env));
-  const job = await lsfJob(env, hostname(), lookupAccount);
+  const { config, job } = await lsfContext(cli, env);
   // One argument is command text as the user typed it (LSF's "%USRCMD"); several are argv.
   const text = command.length === 1 ? command[0]! : quote(command);
   return runInFirstContainer(job, jobPaths(config.stateDir, job), { command: text });

@@ -3,7 +3,7 @@
 // created O_EXCL|O_NOFOLLOW under a temporary name and renamed into place (rename replaces a
 // planted symlink instead of writing through it), then chowned by descriptor.
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, rename, rm, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import { JobboxError } from '../errors.js';
@@ -82,4 +82,3 @@ export async function removeJobDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
-export { readFile };

@@ -1,0 +1,12 @@
+import { hostname } from 'node:os';
+import { configPath, loadConfig } from '../config/load.js';
+import type { Config } from '../config/types.js';
+import { lookupAccount } from '../exec/accounts.js';
+import type { Job } from '../job/job.js';
+import { lsfJob } from '../job/lsf.js';
+
+/** What every LSF hook starts from: the config and the job as this host sees them. */
+export async function lsfContext(cli: string | undefined, env: NodeJS.ProcessEnv): Promise<{ config: Config; job: Job }> {
+  const config = await loadConfig(configPath(cli, env));
+  return { config, job: await lsfJob(env, hostname(), lookupAccount) };
+}
