@@ -23,7 +23,11 @@ export function sshInteractive(
   input?: string,
 ): Promise<number> {
   const stdin = input === undefined ? 'inherit' : 'pipe';
-  const child = spawn('ssh', sshArgv(sshConfig, host, remote), { stdio: [stdin, 'inherit', 'inherit'], detached: true });
+  // Detached, the client would outlive a SIGKILL of ours (bkill -s KILL) and hold the job's
+  // output open until the command ends; the kernel's parent-death signal takes it down with us.
+  // The command itself stops when the post-exec or Epilog removes the containers.
+  const argv = ['--pdeathsig', 'KILL', '--', 'ssh', ...sshArgv(sshConfig, host, remote)];
+  const child = spawn('setpriv', argv, { stdio: [stdin, 'inherit', 'inherit'], detached: true });
   child.stdin?.end(input);
   const delivered: { sig: NodeJS.Signals; done: Promise<unknown> }[] = [];
   const forward = (sig: NodeJS.Signals) => delivered.push({ sig, done: onSignal(sig) });

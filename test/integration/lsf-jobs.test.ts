@@ -175,6 +175,28 @@ describe('LSF: bkill', () => {
     expect(run.postExec?.code).toBe(0);
     expect(await containers(run.jobId)).toEqual([]);
   });
+
+  it('SIGKILL to the job starter: its ssh client dies with it, and post-exec stops the command', async () => {
+    let clients = '';
+    let inside = '';
+    const run = await submitLsf(hooks, spec({
+      app: 'docker-deb12',
+      command: 'echo started; sleep 300; echo not-reached',
+      starterSignal: { signal: 'SIGKILL', whenStdoutContains: 'started' },
+      beforePostExec: async (jobId) => {
+        // Nothing can be delivered for a SIGKILL: the command runs on until the post-exec.
+        inside = await onNode('node1', ['docker', 'exec', `jobbox-${jobId}`, 'ps', '-eo', 'args']);
+        clients = (await onNode('node1', ['ps', '-eo', 'args'])).split('\n').filter((l) => /^ssh -F /.test(l) && l.includes(`/${jobId}.`)).join('\n');
+      },
+    }));
+    expect(run.starter).toMatchObject({ signal: 'SIGKILL', stdout: 'started\n' });
+    expect(inside).toContain('sleep 300');
+    expect(clients).toBe('');
+    expect(run.postExec?.code).toBe(0);
+    expect(await containers(run.jobId)).toEqual([]);
+    expect(await claims(run.jobId)).toEqual([]);
+    expect(await jobDirs(run.jobId)).toEqual([]);
+  });
 });
 
 describe('LSF: the registry goes away', () => {
