@@ -33,6 +33,6 @@ export async function runInFirstContainer(job: Job, paths: JobPaths, work: Work)
   }
   const host = job.hosts[0]!.name;
   const deliver = (sig: NodeJS.Signals) =>
-    sshQuiet(paths.sshConfig, host, `kill -s ${sig.replace(/^SIG/, '')} -- -"$(cat ${quote([pgid])})"`);
+    sshQuiet(paths.sshConfig, host, `${quote(['kill', '-s', sig.replace(/^SIG/, ''), '--'])} -"$(cat ${quote([pgid])})"`);
   return sshInteractive(paths.sshConfig, host, steps.join(' && '), deliver, 'script' in work ? work.script : undefined);
 }

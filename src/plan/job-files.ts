@@ -79,6 +79,8 @@ X11Forwarding no
 AllowAgentForwarding no
 AllowTcpForwarding no
 PrintMotd no
+ClientAliveInterval 15
+ClientAliveCountMax 3
 SetEnv ${setEnv}
 `;
 }
@@ -96,6 +98,10 @@ Host ${hosts.map((h) => h.name).join(' ')}
   CheckHostIP no
   BatchMode yes
   LogLevel ERROR
+  # A node that reboots or vanishes sends no reset: without probes mpirun's sessions to it
+  # would wait forever and the job would hang instead of failing.
+  ServerAliveInterval 15
+  ServerAliveCountMax 3
 `;
 }
 

@@ -84,6 +84,28 @@ describe('faults', () => {
     }
   });
 
+  it('11. a node rebooted mid-job: the job fails instead of hanging, post-exec leaves nothing, the node runs the next job', { timeout: 600_000 }, async () => {
+    const jobId = 70011;
+    let rebooted: Promise<unknown> | undefined;
+    // LSF runs the post-exec once it has the job's status; here the node is back by then (a
+    // post-exec that finds a node down keeps the claim for `jobbox gc`: fault 2, gc suite).
+    const run = submitLsf(hooks, spec({ app: 'docker-deb12', jobId, command: 'mpirun -np 5 sleep 300', beforePostExec: async () => void (await rebooted) }));
+    await waitUntil(async () => (await onNode('node3', ['docker', 'top', `jobbox-${jobId}`]).catch(() => '')).includes('sleep 300'), 120_000);
+    rebooted = testbed(['reboot', 'node3']);
+    await rebooted;
+    // mpirun's session to node3 finds the node gone at its next keepalive (ssh_config), long
+    // before the 300 s command would have ended.
+    const ended = await run;
+    expect(ended.state).toBe('EXIT');
+    expect(ended.starter?.code).not.toBe(0);
+    expect(ended.postExec?.code).toBe(0);
+    // The container node3's dockerd stopped at the reboot is removed too.
+    await expectNothingLeft(jobId);
+    const next = await submitLsf(hooks, spec({ app: 'docker-deb12', jobId: 70012, command: 'mpirun -np 5 hostname | sort | uniq -c' }));
+    expect({ state: next.state, out: next.starter?.stdout.replace(/ +/g, ' ').trim() }).toEqual({ state: 'DONE', out: '2 node1\n 2 node2\n 1 node3' });
+    await expectNothingLeft(70012);
+  });
+
   it('7. a stale post-exec of an earlier attempt frees nothing of the new attempt', async () => {
     const jobId = 70007;
     // Attempt 1 on node1 was requeued; attempt 2 runs with node2 as the first host.

@@ -122,26 +122,6 @@ describe('LSF: post-exec', () => {
   });
 });
 
-describe('LSF: only the owner gets in', () => {
-  it('refuses a second user on the same node, with or without the job ssh_config', async () => {
-    const run = await submitLsf(hooks, spec({ app: 'docker-deb12', command: 'true', skipPostExec: true }));
-    const dir = `${config.stateDir}/${run.jobId}.0.node1`;
-    const port = (await claims(run.jobId))[0]!.split('.').pop()!;
-    const attempts = [
-      ['ssh', '-F', `${dir}/ssh_config`, 'node2', 'id'],
-      ['ssh', '-p', port, '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', 'jbuser1@node2', 'id'],
-      ['ssh', '-p', port, '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', 'jbuser2@node2', 'id'],
-    ];
-    for (const argv of attempts) {
-      await expect(onNode('node1', ['runuser', '-u', 'jbuser2', '--', ...argv])).rejects.toMatchObject({ exitCode: 255 });
-    }
-    // The owner does get in with the same file: the refusals above are about who, not a broken sshd.
-    expect(await onNode('node1', ['runuser', '-u', 'jbuser1', '--', 'ssh', '-F', `${dir}/ssh_config`, 'node2', 'id -un'])).toBe('jbuser1');
-    const env = lsfJobEnv(spec({}), run.jobId, ALLOC, { JOBBOX_IMAGE: 'deb12' });
-    expect((await hook(hooks.postExec, env)).code).toBe(0);
-  });
-});
-
 describe('LSF: a requeued pre-exec for the same attempt', () => {
   it('reuses the port and the containers instead of starting duplicates', async () => {
     const run = await submitLsf(hooks, spec({ app: 'docker-deb12', command: 'true', skipStarter: true, skipPostExec: true }));

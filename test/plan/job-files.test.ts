@@ -86,6 +86,8 @@ describe('sshdConfig', () => {
       AllowAgentForwarding no
       AllowTcpForwarding no
       PrintMotd no
+      ClientAliveInterval 15
+      ClientAliveCountMax 3
       SetEnv JOBBOX_HOSTFILE=/var/lib/jobbox/jobs/4711.0.node1/hostfile OMPI_MCA_orte_default_hostfile=/var/lib/jobbox/jobs/4711.0.node1/hostfile HYDRA_HOST_FILE=/var/lib/jobbox/jobs/4711.0.node1/hostfile.mpich
       "
     `);
@@ -136,6 +138,10 @@ describe('sshConfig', () => {
         CheckHostIP no
         BatchMode yes
         LogLevel ERROR
+        # A node that reboots or vanishes sends no reset: without probes mpirun's sessions to it
+        # would wait forever and the job would hang instead of failing.
+        ServerAliveInterval 15
+        ServerAliveCountMax 3
       "
     `);
   });

@@ -12,6 +12,8 @@
 #   testbed.sh registry stop|start  take the registry away and back (fault suites)
 #   testbed.sh link NODE down|up    cut a node off the bridge and back
 #   testbed.sh dockerd NODE stop|start
+#   testbed.sh bench-image          build the MPI benchmark image (opt-in; `up` never does), push it
+#                                   when the testbed is up, print its ref
 #
 # A node is a network + mount + UTS namespace with its own IP, hostname, /run, dockerd
 # and sshd; /home and the shared jobbox dirs are the host's, as on a site with NFS.
@@ -69,20 +71,35 @@ cmd_deps() {
 
 # ---------------------------------------------------------------- images
 # Chroots are cached outside the repo: debootstrap is the slow step (about 45 s each).
+# $3: packages apt installs afterwards, for those debootstrap cannot configure (it fails on
+# libopenmpi-dev: it does not resolve the virtual package automake-1.16).
 build_chroot() {
-  local name=$1 include=$2 dir=$CACHE/chroot/$1
+  local name=$1 include=$2 extra=${3:-} dir=$CACHE/chroot/$1
   [[ -f $dir/.jobbox-complete ]] && return 0
   rm -rf "$dir" && mkdir -p "$dir"
   say "debootstrap $name ($include)"
   debootstrap --variant=minbase --include="$include" bookworm "$dir" "$(debian_mirror)" >"$CACHE/chroot/$name.log" 2>&1 \
     || die "debootstrap $name failed, see $CACHE/chroot/$name.log"
+  if [[ -n $extra ]]; then
+    say "apt-get install into $name ($extra)"
+    DEBIAN_FRONTEND=noninteractive chroot "$dir" apt-get install -y -q --no-install-recommends ${extra//,/ } \
+      >>"$CACHE/chroot/$name.log" 2>&1 || die "installing into $name failed, see $CACHE/chroot/$name.log"
+  fi
   # A host key baked into an image would be shared by every job; jobbox makes one per job.
   rm -f "$dir"/etc/ssh/ssh_host_*
   chroot "$dir" apt-get clean
   touch "$dir/.jobbox-complete"
 }
 
-registry_has() { curl -sf "http://$REGISTRY/v2/$1/tags/list" | grep -q "\"$RECIPE\""; }
+registry_has() { curl -sf "http://$REGISTRY/v2/$1/tags/list" | grep -q "\"${2:-$RECIPE}\""; }
+
+import_image() {
+  local name=$1 tag=$2
+  say "jobbox image import $name"
+  in_node node1 node "$REPO/dist/cli.js" image import "$CACHE/chroot/$name" "$REGISTRY/$name:$tag" --push
+  # Nodes must get images from the registry, as real nodes do: node1 keeps no private copy.
+  in_node node1 docker rmi -f "$REGISTRY/$name:$tag" >/dev/null
+}
 
 build_images() {
   mkdir -p "$CACHE/chroot"
@@ -93,12 +110,53 @@ build_images() {
   wait "$a" && wait "$b" || die "building chroots failed"
   [[ -x $REPO/dist/cli.js ]] || (cd "$REPO" && npm run -s build)
   for name in deb12 deb12-mpich; do
-    registry_has "$name" && continue
-    say "jobbox image import $name"
-    in_node node1 node "$REPO/dist/cli.js" image import "$CACHE/chroot/$name" "$REGISTRY/$name:$RECIPE" --push
-    # Nodes must get images from the registry, as real nodes do: node1 keeps no private copy.
-    in_node node1 docker rmi -f "$REGISTRY/$name:$RECIPE" >/dev/null
+    registry_has "$name" || import_image "$name" "$RECIPE"
   done
+}
+
+# The MPI benchmark image (P7): deb12 with a compiler, and bench/mpi/pingpong.c compiled inside
+# the chroot, so jobs in the image and the baseline on the nodes (chroot into the same tree)
+# run the very same binaries. The tag carries the source's hash: an edited ping-pong is
+# compiled again and never reuses a stale image.
+BENCH_SRC=$REPO/bench/mpi/pingpong.c
+
+bench_tag() {
+  local sum
+  sum=$(sha256sum "$BENCH_SRC") || die "cannot read $BENCH_SRC"
+  echo "$RECIPE-${sum:0:12}"
+}
+
+build_bench_chroot() {
+  local dir=$CACHE/chroot/deb12-bench tag
+  tag=$(bench_tag)
+  mkdir -p "$CACHE/chroot"
+  build_chroot deb12-bench openssh-server,openmpi-bin,procps,iproute2 gcc,libc6-dev,libopenmpi-dev
+  [[ $(cat "$dir/.jobbox-pingpong" 2>/dev/null) == "$tag" ]] && return 0
+  say "mpicc jobbox-pingpong in deb12-bench"
+  # debootstrap makes no /etc/hosts; the baseline mounts the node's over this one (docker
+  # mounts its own in containers), so names resolve in the chroot as on the node.
+  touch "$dir/etc/hosts"
+  install -D -m 0644 "$BENCH_SRC" "$dir/usr/local/src/jobbox-pingpong.c"
+  chroot "$dir" mpicc -O2 -Wall -o /usr/local/bin/jobbox-pingpong /usr/local/src/jobbox-pingpong.c \
+    || die "compiling $BENCH_SRC in $dir failed"
+  echo "$tag" >"$dir/.jobbox-pingpong"
+}
+
+# The ref goes to stdout (for the benchmark's own config); a testbed that is down gets the
+# chroot only, and the image on the next call with the testbed up.
+cmd_bench_image() {
+  [[ $(id -u) == 0 ]] || die "bench-image must run as root"
+  cmd_deps
+  build_bench_chroot
+  local tag
+  tag=$(bench_tag)
+  if alive "$(cat "$TB/run/registry.pid" 2>/dev/null || true)" && alive "$(node_pid node1)"; then
+    [[ -x $REPO/dist/cli.js ]] || (cd "$REPO" && npm run -s build)
+    registry_has deb12-bench "$tag" || import_image deb12-bench "$tag"
+  else
+    say "bench-image: the testbed is down: built $CACHE/chroot/deb12-bench only, no image pushed"
+  fi
+  echo "$REGISTRY/deb12-bench:$tag"
 }
 
 # ---------------------------------------------------------------- site pieces
@@ -256,11 +314,13 @@ start_slurm() {
   write_slurm_conf
   slurmctld -f "$SLURM_CONF"
   wait_for slurmctld 100 scontrol ping
-  for node in $(nodes); do
-    mkdir -p "$TB/nodes/$node/spool"
-    in_node "$node" slurmd -N "$node" -f "$SLURM_CONF"
-  done
+  for node in $(nodes); do start_slurmd "$node"; done
   wait_for "idle slurm nodes" 150 all_idle
+}
+
+start_slurmd() {
+  mkdir -p "$TB/nodes/$1/spool"
+  in_node "$1" slurmd -N "$1" -f "$SLURM_CONF"
 }
 
 # ---------------------------------------------------------------- nodes
@@ -283,7 +343,8 @@ start_node() {
   ip -n "$node" addr add "$ip/24" dev eth0
   ip -n "$node" link set eth0 up
   ip -n "$node" link set lo up
-  ssh-keygen -q -t ed25519 -N '' -C "$node" -f "$dir/ssh/host_ed25519_key"
+  # Kept across a reboot, as a node's disk keeps it.
+  [[ -f $dir/ssh/host_ed25519_key ]] || ssh-keygen -q -t ed25519 -N '' -C "$node" -f "$dir/ssh/host_ed25519_key"
   cat >"$dir/sshd_config" <<EOF
 Port 22
 ListenAddress $ip
@@ -460,6 +521,25 @@ cmd_dockerd() {
   esac
 }
 
+# A node reboots: everything on it stops (slurmd, dockerd and its containers, sshd), its
+# namespaces and /run go away, and it boots again with its disk (image store, stopped
+# containers, host key) as it was.
+cmd_reboot() {
+  local node=${1:-} dir slurmd=
+  [[ -n $node ]] && nodes | grep -qx "$node" || die "usage: reboot NODE"
+  dir=$TB/nodes/$node
+  alive "$(cat "$dir/slurmd.pid" 2>/dev/null || true)" && slurmd=1
+  stop_pid "$(cat "$dir/slurmd.pid" 2>/dev/null || true)"
+  stop_pid "$(cat "$dir/dockerd.pid" 2>/dev/null || true)"
+  stop_pid "$(node_pid "$node")"
+  for pid in $(ip netns pids "$node" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+  ip netns del "$node"
+  start_node "$node"
+  wait_node "$node"
+  [[ -z $slurmd ]] || start_slurmd "$node"
+  say "reboot: $node is back"
+}
+
 cmd_env() {
   echo "export JOBBOX_CONFIG=$TB/etc/jobbox.ini"
   echo "export JOBBOX_TESTBED_REGISTRY=$REGISTRY"
@@ -479,7 +559,9 @@ main() {
     registry) cmd_registry "$@" ;;
     link) cmd_link "$@" ;;
     dockerd) cmd_dockerd "$@" ;;
-    *) die "usage: testbed.sh deps|up [--nodes N] [--slurm]|down|status [--json]|exec NODE -- CMD...|env" ;;
+    bench-image) cmd_bench_image ;;
+    reboot) cmd_reboot "$@" ;;
+    *) die "usage: testbed.sh deps|up [--nodes N] [--slurm]|down|status [--json]|exec NODE -- CMD...|env|registry stop|start|link NODE up|down|dockerd NODE stop|start|reboot NODE|bench-image" ;;
   esac
 }
 main "$@"
