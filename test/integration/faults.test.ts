@@ -1,4 +1,4 @@
-import { link, readFile, rm, writeFile } from 'node:fs/promises';
+import { link, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/types.js';
 import { lsfJobEnv, submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
@@ -82,6 +82,40 @@ describe('faults', () => {
     } finally {
       await Promise.all(ports.map((f) => rm(f, { force: true })));
     }
+  });
+
+  it('10. a storm of 20 jobs starting and ending at once on 3 nodes: every job runs, no port held twice, nothing left', { timeout: 900_000 }, async () => {
+    const ids = Array.from({ length: 20 }, (_, i) => 71001 + i);
+    // An observer independent of the allocator: every job dir names its port in its
+    // sshd_config, written after the claim and removed before the release, so two dirs
+    // with one port at the same moment would be two jobs on one port.
+    let stop = false;
+    let samples = 0;
+    const duplicates: string[] = [];
+    const observer = (async () => {
+      while (!stop) {
+        const dirs = (await readdir(config.stateDir).catch(() => [] as string[])).filter((d) => /^710\d\d\./.test(d));
+        const ports = await Promise.all(dirs.map((d) => readFile(`${config.stateDir}/${d}/sshd_config`, 'utf8').then((t) => /^Port (\d+)$/m.exec(t)?.[1], () => undefined)));
+        const seen = new Map<string, string>();
+        ports.forEach((p, i) => {
+          if (p === undefined) return;
+          if (seen.has(p)) duplicates.push(`${p}: ${seen.get(p)} ${dirs[i]}`);
+          seen.set(p, dirs[i]!);
+        });
+        samples += 1;
+        await sleep(25);
+      }
+    })();
+    const runs = await Promise.all(ids.map((jobId) => submitLsf(hooks, spec({ app: 'docker-deb12', jobId, command: 'mpirun -np 5 hostname | sort | uniq -c' }))));
+    stop = true;
+    await observer;
+    expect(samples).toBeGreaterThan(20);
+    expect(duplicates).toEqual([]);
+    for (const run of runs) {
+      expect({ job: run.jobId, state: run.state, out: run.starter?.stdout.replace(/ +/g, ' ').trim() }).toEqual({ job: run.jobId, state: 'DONE', out: '2 node1\n 2 node2\n 1 node3' });
+    }
+    // Requeues are allowed (a loaded node may answer late); every one of them rolled back.
+    for (const jobId of ids) await expectNothingLeft(jobId);
   });
 
   it('11. a node rebooted mid-job: the job fails instead of hanging, post-exec leaves nothing, the node runs the next job', { timeout: 600_000 }, async () => {

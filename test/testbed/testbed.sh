@@ -200,8 +200,10 @@ ssh_user = root
 ssh_key = $TB/etc/ssh/id_ed25519
 ssh_known_hosts = $TB/etc/ssh/known_hosts
 ssh_port = 22
-connect_timeout = 5
-start_timeout = 30
+connect_timeout = 10
+# Three nodes share this machine's cores: under the 20-job storm a container's sshd can take
+# a minute to answer. A dead node is still found by connect_timeout.
+start_timeout = 120
 pull_timeout = 300
 fanout = 64
 device_dir = $TB/ib
