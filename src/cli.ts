@@ -10,6 +10,51 @@ function version(): string {
   return pkg.version;
 }
 
+// The hooks a scheduler runs for every job, by the name they are called with. Both the parser
+// below and the fast path at the end dispatch through this table.
+const hooks = {
+  'pre-exec': async (config: string | undefined) => {
+    const { preExec } = await import('./commands/pre-exec.js');
+    await preExec(config, false, process.env);
+  },
+  'post-exec': async (config: string | undefined) => {
+    const { postExec } = await import('./commands/post-exec.js');
+    await postExec(config, process.env);
+  },
+  start: async (config: string | undefined, command: string[]) => {
+    const { start } = await import('./commands/start.js');
+    process.exitCode = await start(config, command, process.env);
+  },
+  'slurm prolog': async (config: string | undefined) => {
+    const { prolog } = await import('./commands/slurm.js');
+    await prolog(config, process.env);
+  },
+  'slurm epilog': async (config: string | undefined) => {
+    const { epilog } = await import('./commands/slurm.js');
+    await epilog(config, process.env);
+  },
+};
+type Hook = keyof typeof hooks;
+
+/**
+ * The exact argv the hook shims pass (`pre-exec [--config F]`, `start [--config F] -- CMD…`,
+ * …) needs no parser: yargs costs ~55 ms of every job's start and end (bench P2). Any other
+ * shape, --help and --dry-run included, goes through yargs.
+ */
+function hookCall(argv: string[]): { hook: Hook; config: string | undefined; command: string[] } | undefined {
+  let i = argv[0] === 'slurm' ? 2 : 1;
+  const name = argv.slice(0, i).join(' ');
+  if (!Object.hasOwn(hooks, name)) return undefined;
+  let config: string | undefined;
+  if (argv[i] === '--config' && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('-')) {
+    config = argv[i + 1];
+    i += 2;
+  }
+  const rest = argv.slice(i);
+  if (name === 'start') return rest[0] === '--' ? { hook: name, config, command: rest.slice(1) } : undefined;
+  return rest.length === 0 ? { hook: name as Hook, config, command: [] } : undefined;
+}
+
 async function main(argv: string[]): Promise<void> {
   const { default: yargs } = await import('yargs');
   await yargs(argv)
@@ -82,38 +127,27 @@ async function main(argv: string[]): Promise<void> {
       'LSF queue PRE_EXEC (root, first host): start the job container on every node, then wait for all',
       (c) => c.option('dry-run', { type: 'boolean', default: false, describe: 'print each node\'s docker argv, the ssh_config and the hostfile; run nothing' }),
       async (a) => {
+        if (!a.dryRun) return hooks['pre-exec'](a.config);
         const { preExec } = await import('./commands/pre-exec.js');
-        await preExec(a.config, a.dryRun, process.env);
+        await preExec(a.config, true, process.env);
       },
     )
     .command(
       'start',
       'LSF JOB_STARTER (job owner, first host): run `-- <command>` inside the first container',
       () => {},
-      async (a) => {
-        const { start } = await import('./commands/start.js');
-        process.exitCode = await start(a.config, ((a['--'] as unknown[] | undefined) ?? []).map(String), process.env);
-      },
+      (a) => hooks.start(a.config, ((a['--'] as unknown[] | undefined) ?? []).map(String)),
     )
     .command(
       'post-exec',
       'LSF queue POST_EXEC (root, first host): remove the job containers on every node, free the port',
       () => {},
-      async (a) => {
-        const { postExec } = await import('./commands/post-exec.js');
-        await postExec(a.config, process.env);
-      },
+      (a) => hooks['post-exec'](a.config),
     )
     .command('slurm', 'Slurm Prolog/Epilog, batch-script wrapper and submit filter', (y) =>
       y
-        .command('prolog', 'Prolog (root, every node, PrologFlags=Alloc): the batch host starts the job containers', () => {}, async (a) => {
-          const { prolog } = await import('./commands/slurm.js');
-          await prolog(a.config, process.env);
-        })
-        .command('epilog', 'Epilog (root, every node): the batch host removes the job containers, frees the port', () => {}, async (a) => {
-          const { epilog } = await import('./commands/slurm.js');
-          await epilog(a.config, process.env);
-        })
+        .command('prolog', 'Prolog (root, every node, PrologFlags=Alloc): the batch host starts the job containers', () => {}, (a) => hooks['slurm prolog'](a.config))
+        .command('epilog', 'Epilog (root, every node): the batch host removes the job containers, frees the port', () => {}, (a) => hooks['slurm epilog'](a.config))
         .command(
           'start',
           'the wrapped batch script (job owner): run the submitted script in the first container',
@@ -161,11 +195,12 @@ async function main(argv: string[]): Promise<void> {
 }
 
 const argv = process.argv.slice(2);
+const hook = hookCall(argv);
 // Fast path: `--version` is what monitoring and module checks run; it needs no parser.
 if (argv.length === 1 && argv[0] === '--version') {
   process.stdout.write(`${version()}\n`);
 } else {
-  main(argv).catch((err: unknown) => {
+  (hook ? hooks[hook.hook](hook.config, hook.command) : main(argv)).catch((err: unknown) => {
     const { line, exitCode } = formatError(err);
     process.stderr.write(`${line}\n`);
     process.exitCode = exitCode;

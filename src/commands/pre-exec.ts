@@ -3,10 +3,9 @@ import { hostname } from 'node:os';
 import { resolveImage } from '../config/image.js';
 import type { Config } from '../config/types.js';
 import { lookupGroupNames } from '../exec/accounts.js';
-import { quote } from '../exec/ssh.js';
+import { quote } from '../exec/quote.js';
 import type { Job } from '../job/job.js';
 import { planJob } from '../lifecycle/plan.js';
-import { setupJob } from '../lifecycle/setup.js';
 import { jobLog, openLog } from '../log.js';
 import { claimedPort } from '../ports/allocator.js';
 import { jobKey, jobPaths } from '../plan/job-files.js';
@@ -20,6 +19,8 @@ export async function preExec(cli: string | undefined, dryRun: boolean, env: Nod
     await printPlan(config, job);
     return;
   }
+  // Loaded only for a real run: setup pulls in ssh2, which --dry-run never uses.
+  const { setupJob } = await import('../lifecycle/setup.js');
   const log = jobLog(await openLog(config.logFile, config.logLevel), job, hostname());
   const { port } = await setupJob(config, job, log);
   process.stderr.write(`jobbox: job ${job.id}: started on ${job.hosts.length} nodes, port ${port}\n`);

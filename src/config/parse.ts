@@ -29,7 +29,7 @@ const GLOBAL_DEFAULTS = {
   connect_timeout: '10',
   start_timeout: '60',
   pull_timeout: '600',
-  fanout: '64',
+  fanout: '256',
   device_dir: '/dev/infiniband',
   default_queue: 'normal',
 };

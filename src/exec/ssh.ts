@@ -1,18 +1,15 @@
 // The only code that talks ssh to nodes (ssh2, in-process: no ssh children are left behind
-// for LSF to wait on), and the one place argv becomes a shell string: quote().
-import ssh2, { type ConnectConfig } from 'ssh2';
+// for LSF to wait on). quote(), the one place argv becomes a shell string, is in quote.ts.
+import { createPrivateKey, sign } from 'node:crypto';
+import ssh2, { type ConnectConfig, type ParsedKey, type PublicKeyAuthMethod } from 'ssh2';
 
 // ssh2 is CommonJS: its classes come off the default export under ESM.
-const { Client } = ssh2;
+const { Client, utils } = ssh2;
 import { EXIT, JobboxError } from '../errors.js';
+import { quote } from './quote.js';
 
-// No '=': a bare NAME=value as the first word would be an assignment, not a command.
-const SAFE = /^[A-Za-z0-9_@%+:,./-]+$/;
-
-/** POSIX shell quoting of an argv, for the remote shell and for logs alike. */
-export function quote(argv: string[]): string {
-  return argv.map((a) => (SAFE.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
-}
+// quote() lives in quote.ts so that callers which only quote do not load ssh2.
+export { quote };
 
 export interface Target {
   host: string;
@@ -43,11 +40,15 @@ export class Session {
         client.end();
         reject(new JobboxError(`ssh ${target.host}:${target.port}`, problem, target.username, EXIT.transient));
       };
+      const authKey = parsedKey(target.privateKey);
+      const publickey: PublicKeyAuthMethod[] = authKey ? [{ type: 'publickey', username: target.username, key: authKey }] : [];
       const config: ConnectConfig = {
         host: target.host,
         port: target.port,
         username: target.username,
-        privateKey: target.privateKey,
+        // Publickey straight away: ssh2's default first tries "none", one round trip that never
+        // succeeds here. A key ssh2 cannot read goes in as text, for ssh2's own error.
+        ...(authKey ? { authHandler: publickey } : { privateKey: target.privateKey }),
         readyTimeout: target.timeoutMs,
         // The host key must be one we pinned; ssh2 hands us the raw key blob.
         hostVerifier: (key: Buffer) => target.hostKeys.includes(key.toString('base64')),
@@ -90,16 +91,48 @@ export class Session {
   }
 }
 
-/** Keys for `host` in a known_hosts text (plain host patterns; hashed entries are not supported). */
-export function knownHostKeys(text: string, host: string, port: number): string[] {
-  const names = port === 22 ? [host] : [`[${host}]:${port}`];
-  const keys: string[] = [];
+const parsedKeys = new Map<string, ParsedKey | undefined>();
+
+/**
+ * A private key parsed once per process, not once per connection (a start connects twice to
+ * every node, with the same admin key and the same job key). ssh2 signs with the key's PEM text,
+ * which OpenSSL decodes anew for every signature; an ed25519 key signs with a KeyObject instead.
+ */
+function parsedKey(text: string): ParsedKey | undefined {
+  if (parsedKeys.has(text)) return parsedKeys.get(text);
+  const parsed = utils.parseKey(text);
+  const key = parsed instanceof Error ? undefined : Array.isArray(parsed) ? parsed[0] : parsed;
+  const usable = key?.isPrivateKey() ? key : undefined;
+  if (usable?.type === 'ssh-ed25519') {
+    const keyObject = createPrivateKey(usable.getPrivatePEM());
+    usable.sign = (data: Buffer | string) => sign(null, Buffer.from(data), keyObject);
+  }
+  if (parsedKeys.size >= 16) parsedKeys.clear();
+  parsedKeys.set(text, usable);
+  return usable;
+}
+
+/**
+ * Looks hosts up in a known_hosts text (plain host patterns; hashed entries are not supported).
+ * The text is read once: a start asks for every node of the job, and a site's file lists them all.
+ */
+export function knownHostIndex(text: string): (host: string, port: number) => string[] {
+  const byName = new Map<string, string[]>();
   for (const line of text.split('\n')) {
     const [patterns, , blob] = line.trim().split(/\s+/);
     if (!patterns || !blob || patterns.startsWith('#') || patterns.startsWith('|')) continue;
-    if (patterns.split(',').some((p) => names.includes(p))) keys.push(blob);
+    for (const p of new Set(patterns.split(','))) {
+      const keys = byName.get(p);
+      if (keys) keys.push(blob);
+      else byName.set(p, [blob]);
+    }
   }
-  return keys;
+  return (host, port) => [...(byName.get(port === 22 ? host : `[${host}]:${port}`) ?? [])];
+}
+
+/** Keys for `host` in a known_hosts text (plain host patterns; hashed entries are not supported). */
+export function knownHostKeys(text: string, host: string, port: number): string[] {
+  return knownHostIndex(text)(host, port);
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   describeAction, jobsToAsk, parseBjobs, parseSqueue, planGc, refKey, runFailure, slurmAnswer,
   type Answer, type DirFact, type GcAction, type JobRef, type Scheduler,
 } from '../plan/gc.js';
+import { imageCacheDir } from '../plan/job-files.js';
 import { teardownJob } from './teardown.js';
 
 export interface GcOptions {
@@ -36,6 +37,7 @@ async function jobDirs(stateDir: string): Promise<DirFact[]> {
   });
   const dirs: DirFact[] = [];
   for (const name of names) {
+    if (join(stateDir, name) === imageCacheDir(stateDir)) continue;
     const st = await lstat(join(stateDir, name)).catch(() => undefined);
     if (!st) continue; // removed meanwhile
     const hostfile = st.isDirectory() ? await readJobFile(join(stateDir, name, 'hostfile')).catch(() => undefined) : undefined;

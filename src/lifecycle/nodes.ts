@@ -3,13 +3,14 @@
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../config/types.js';
 import { EXIT, JobboxError } from '../errors.js';
-import { Session, fanOut, knownHostKeys, type Target } from '../exec/ssh.js';
+import { Session, fanOut, knownHostIndex, type Target } from '../exec/ssh.js';
 
 export async function adminSessions(config: Config, hosts: string[]): Promise<Map<string, Session>> {
   const [privateKey, known] = await Promise.all([readFile(config.sshKey, 'utf8'), readFile(config.sshKnownHosts, 'utf8')]);
+  const keysOf = knownHostIndex(known);
   const sessions = new Map<string, Session>();
   const results = await fanOut(hosts, config.fanout, async (host) => {
-    const hostKeys = knownHostKeys(known, host, config.sshPort);
+    const hostKeys = keysOf(host, config.sshPort);
     if (hostKeys.length === 0) throw new JobboxError(`ssh ${host}`, 'no host key in ssh_known_hosts', config.sshKnownHosts, EXIT.transient);
     const target = { host, port: config.sshPort, username: config.sshUser, privateKey, hostKeys, timeoutMs: config.connectTimeoutMs };
     sessions.set(host, await connectRetrying(target));

@@ -13,7 +13,7 @@ import { Session, fanOut } from '../exec/ssh.js';
 import type { Job } from '../job/job.js';
 import { allocatePort } from '../ports/allocator.js';
 import { containerName, imageAccountsArgv, nameArgv, removeArgv, splitHeadOutput, type NodeFacts } from '../plan/container.js';
-import { jobKey, jobPaths, type JobPaths } from '../plan/job-files.js';
+import { imageCacheDir, jobKey, jobPaths, type JobPaths } from '../plan/job-files.js';
 import { planJob, type Keys } from './plan.js';
 import { adminSessions, failures } from './nodes.js';
 import { teardownJob } from './teardown.js';
@@ -82,9 +82,40 @@ async function jobKeys(paths: JobPaths): Promise<Keys> {
     [paths.userKey, paths.userKeyPub, paths.hostKey, paths.hostKeyPub].map(readJobFile),
   );
   if (userKey && userKeyPub && hostKey && hostKeyPub) return { userKey, userKeyPub, hostKey, hostKeyPub };
-  const user = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'jobbox-user' });
-  const host = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'jobbox-host' });
+  const user = ed25519KeyPair('jobbox-user');
+  const host = ed25519KeyPair('jobbox-host');
   return { userKey: user.private, userKeyPub: user.public, hostKey: host.private, hostKeyPub: host.public };
+}
+
+/**
+ * A new ed25519 key pair in OpenSSH format. ssh2's generator strips leading zero bytes off the
+ * public key, so one key in 256 comes out 31 bytes long, which neither ssh2 nor OpenSSH can
+ * load (mscdex/ssh2#1513): such a job's sshd has no host key and the barrier never passes.
+ * Draw again until both halves parse.
+ */
+export function ed25519KeyPair(comment: string): { private: string; public: string } {
+  for (;;) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
+    if (!(ssh2.utils.parseKey(pair.private) instanceof Error) && !(ssh2.utils.parseKey(pair.public) instanceof Error)) return pair;
+  }
+}
+
+/**
+ * The image's /etc/passwd and /etc/group, which the job's own are merged into. Reading them
+ * takes a throwaway container, so the text is kept per image id (immutable: a new image is a
+ * new id) in a root-owned directory next to the job dirs.
+ */
+async function imageAccounts(first: Session, config: Config, image: Image): Promise<Map<string, string>> {
+  const id = (await must(first, [config.engine, 'image', 'inspect', '--format', '{{.Id}}', image.ref], config.startTimeoutMs)).trim();
+  const cached = /^sha256:[0-9a-f]{64}$/.test(id) ? `${imageCacheDir(config.stateDir)}/${id.slice('sha256:'.length)}` : undefined;
+  if (cached) {
+    await makeJobDir(imageCacheDir(config.stateDir));
+    const text = await readJobFile(cached);
+    if (text !== undefined) return splitHeadOutput(text);
+  }
+  const text = await must(first, [config.engine, ...imageAccountsArgv(image)], config.startTimeoutMs);
+  if (cached) await writeJobFile({ path: cached, content: text, mode: 0o644 });
+  return splitHeadOutput(text);
 }
 
 /** Waits until the node's job sshd logs the owner in with the job key and shows the pinned host key. */
@@ -100,7 +131,8 @@ async function barrier(host: string, port: number, job: Job, keys: Keys, config:
       if (Date.now() > deadline) {
         throw new JobboxError(`${host}: job sshd`, `not answering after ${config.startTimeoutMs / 1000} s`, String(port), EXIT.transient);
       }
-      await new Promise((r) => setTimeout(r, 50));
+      // sshd listens a few ms after docker run returns: a refused connect costs little, so retry soon.
+      await new Promise((r) => setTimeout(r, 20));
     }
   }
 }
@@ -115,11 +147,15 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
   const hosts = job.hosts.map((h) => h.name);
   const paths = jobPaths(config.stateDir, job);
   const started = Date.now();
+  // Phase times in the debug log: where a slow start went (bench P1 reads the same).
+  const phase = (name: string) => log.debug({ phase: name, ms: Date.now() - started }, 'start phase done');
   let sessions = new Map<string, Session>();
   // Nodes that may hold a container of this attempt: the rollback must reach exactly these.
   const touched = new Set<string>();
   try {
     sessions = await adminSessions(config, hosts);
+    phase('connect');
+    const first = sessions.get(hosts[0]!)!;
     const each = <R>(fn: (s: Session, host: string) => Promise<R>) =>
       fanOut(hosts, config.fanout, (h) => fn(sessions.get(h)!, h)).then((results) => {
         const failed = failures(hosts, results);
@@ -127,9 +163,15 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
         return results.map((r) => (r as PromiseFulfilledResult<R>).value);
       });
 
-    // Pull everywhere while the port is chosen and checked on every node.
+    // Pull everywhere while the port is chosen and checked on every node; meanwhile the keys
+    // are made, and the image's accounts read as soon as the first node has the image.
     const pulls = each((s) => pull(s, config, image, log));
-    pulls.catch(() => {});
+    const prepared = Promise.all([
+      jobKeys(paths),
+      pulls.then(() => imageAccounts(first, config, image)),
+      lookupGroupNames([job.owner.gid, ...job.owner.gids]),
+    ]);
+    prepared.catch(() => {});
     const busy = new Set<number>();
     let port: number;
     let probes: Probe[];
@@ -141,19 +183,15 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
       busy.add(port);
       log.warn({ port, nodes: hosts.filter((_, i) => probes[i]!.portBusy) }, 'port in use on a node; taking another');
     }
-    await pulls;
-
-    const first = sessions.get(hosts[0]!)!;
-    const [keys, accounts, groupNames] = await Promise.all([
-      jobKeys(paths),
-      must(first, [config.engine, ...imageAccountsArgv(image)], config.startTimeoutMs).then(splitHeadOutput),
-      lookupGroupNames([job.owner.gid, ...job.owner.gids]),
-    ]);
+    phase('port');
+    const [keys, accounts, groupNames] = await prepared;
+    phase('pull');
     const plan = planJob({
       config, job, image, port, paths, keys, groupNames,
       accounts: { passwd: accounts.get('/etc/passwd') ?? '', group: accounts.get('/etc/group') ?? '' },
       facts: new Map(hosts.map((h, i) => [h, probes[i]!])),
     });
+    phase('plan');
     if (plan.dropped.length > 0) log.info({ dropped: plan.dropped }, 'user variables kept out of the container');
     await makeJobDir(paths.dir);
     await Promise.all(plan.files.map(writeJobFile));
@@ -166,6 +204,7 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
       if (found.stale.length > 0) await must(s, [config.engine, ...removeArgv(found.stale)], config.startTimeoutMs);
       await must(s, [config.engine, ...plan.runs[i]!.argv], config.startTimeoutMs);
     });
+    phase('run');
     await each((s, h) =>
       barrier(h, port, job, keys, config).catch(async (err: unknown) => {
         // The container's own last words say why its sshd never answered.

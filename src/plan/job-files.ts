@@ -22,6 +22,11 @@ export interface JobPaths {
   cwd: string;
 }
 
+/** Per-image facts kept between jobs; its name is no job key, and gc leaves it alone. */
+export function imageCacheDir(stateDir: string): string {
+  return `${stateDir}/.images`;
+}
+
 /** Job, array index and attempt: what tells two runs of a job apart (port claim, job dir). */
 export function jobKey(job: Pick<Job, 'id' | 'index' | 'attempt'>): string {
   return `${job.id}.${job.index}.${job.attempt}`;

@@ -75,7 +75,7 @@ describe('parseConfig', () => {
       connectTimeoutMs: 10_000,
       startTimeoutMs: 60_000,
       pullTimeoutMs: 600_000,
-      fanout: 64,
+      fanout: 256,
       deviceDir: '/dev/infiniband',
       defaultQueue: 'normal',
       queues: new Map([

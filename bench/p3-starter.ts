@@ -1,0 +1,33 @@
+// P3: the job starter, `jobbox start -- true` as the owner on the first host, against
+// `ssh -F <job ssh_config> node1 true`, the same session without jobbox. Target: ≤ 1.5×.
+import { onNode } from '../test/integration/testbed.js';
+import { interleave, ratioRow, type Row } from './lib.js';
+import type { Bench } from './run.js';
+import { bed, expectClean, jobEnv, mustHook, nodes } from './testbed-jobs.js';
+
+const REPS = 10;
+const LIMIT = 1.5;
+
+async function run(): Promise<Row[]> {
+  const b = await bed();
+  const hosts = nodes(4);
+  const jobId = 83_000;
+  const env = jobEnv(jobId, hosts);
+  await mustHook(b.hooks.preExec, env);
+  try {
+    // As LSF starts the starter: the owner, the job's environment, the starter line.
+    const asOwner = ['runuser', '-u', env.LSB_JOB_EXECUSER!, '--', 'env', '-i', '-C', env.HOME!, ...Object.entries(env).map(([k, v]) => `${k}=${v}`)];
+    const sshConfig = `${b.config.stateDir}/${jobId}.0.node1/ssh_config`;
+    const starter = b.hooks.jobStarter.replace('"%USRCMD"', 'true').split(' ');
+    const s = await interleave(REPS, {
+      jobbox: { run: () => onNode('node1', [...asOwner, ...starter]) },
+      ssh: { run: () => onNode('node1', [...asOwner, 'ssh', '-F', sshConfig, 'node1', 'true']) },
+    });
+    return [ratioRow('P3', 'jobbox start -- true', s.jobbox!, 'ssh -F <job ssh_config> node1 true', s.ssh!, LIMIT)];
+  } finally {
+    await mustHook(b.hooks.postExec, env);
+    await expectClean(4, jobId, jobId);
+  }
+}
+
+export default { id: 'P3', title: 'job starter vs plain ssh', testbed: true, run } satisfies Bench;

@@ -1,0 +1,66 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AddressInfo } from 'node:net';
+import ssh2 from 'ssh2';
+import { Session } from '../../src/exec/ssh.js';
+import { ed25519KeyPair } from '../../src/lifecycle/setup.js';
+
+const { Server, utils } = ssh2;
+
+// An in-process sshd that takes one user key, verifies its signature, and answers exec.
+describe('Session against an ssh2 server', () => {
+  const host = ed25519KeyPair('test-host');
+  const user = ed25519KeyPair('test-user');
+  const other = ed25519KeyPair('test-other');
+  const authorized = utils.parseKey(user.public) as ssh2.ParsedKey;
+  const methods: string[] = [];
+  let server: InstanceType<typeof Server>;
+  let port = 0;
+  const hostKeys = [host.public.split(' ')[1]!];
+
+  beforeAll(async () => {
+    server = new Server({ hostKeys: [host.private] }, (client) => {
+      client.on('error', () => {});
+      client.on('authentication', (ctx) => {
+        methods.push(ctx.method);
+        if (ctx.method !== 'publickey' || ctx.username !== 'root' || !ctx.key.data.equals(authorized.getPublicSSH())) return ctx.reject(['publickey']);
+        if (!ctx.signature || !ctx.blob) return ctx.accept();
+        return authorized.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true ? ctx.accept() : ctx.reject(['publickey']);
+      });
+      client.on('session', (accept) => {
+        accept().on('exec', (acceptExec, _reject, info) => {
+          const stream = acceptExec();
+          stream.write(`ran: ${info.command}\n`);
+          stream.exit(3);
+          stream.end();
+        });
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  const target = (privateKey: string, keys = hostKeys) => ({ host: '127.0.0.1', port, username: 'root', privateKey, hostKeys: keys, timeoutMs: 5000 });
+
+  it('logs in with the key (publickey first, no "none" round trip), twice with one parsed key', async () => {
+    for (let i = 0; i < 2; i++) {
+      methods.length = 0;
+      const s = await Session.connect(target(user.private));
+      expect(await s.run(['echo', 'a b'], 5000)).toEqual({ code: 3, stdout: "ran: echo 'a b'\n", stderr: '' });
+      s.close();
+      expect(methods).toEqual(['publickey', 'publickey']); // the query, then the signed request
+    }
+  });
+
+  it('refuses a host key that is not pinned', async () => {
+    await expect(Session.connect(target(user.private, [other.public.split(' ')[1]!]))).rejects.toThrow(/ssh 127\.0\.0\.1:\d+: .*verification failed/i);
+  });
+
+  it('fails on a key the server does not take', async () => {
+    await expect(Session.connect(target(other.private))).rejects.toThrow(/All configured authentication methods failed/);
+  });
+
+  it('fails on a key that cannot be parsed', async () => {
+    await expect(Session.connect(target('not a key'))).rejects.toThrow(/Cannot parse privateKey/);
+  });
+});
