@@ -196,23 +196,23 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     await makeJobDir(paths.dir);
     await Promise.all(plan.files.map(writeJobFile));
 
+    // Each node waits for its own sshd as soon as its container runs, not for the slowest run.
     await each(async (s, host) => {
       const i = hosts.indexOf(host);
       const found = probes[i]!;
       touched.add(host);
-      if (found.running) return; // a re-run of this attempt: the container already serves these files
-      if (found.stale.length > 0) await must(s, [config.engine, ...removeArgv(found.stale)], config.startTimeoutMs);
-      await must(s, [config.engine, ...plan.runs[i]!.argv], config.startTimeoutMs);
-    });
-    phase('run');
-    await each((s, h) =>
-      barrier(h, port, job, keys, config).catch(async (err: unknown) => {
+      // A re-run of this attempt: the container already serves these files.
+      if (!found.running) {
+        if (found.stale.length > 0) await must(s, [config.engine, ...removeArgv(found.stale)], config.startTimeoutMs);
+        await must(s, [config.engine, ...plan.runs[i]!.argv], config.startTimeoutMs);
+      }
+      await barrier(host, port, job, keys, config).catch(async (err: unknown) => {
         // The container's own last words say why its sshd never answered.
         const logs = await s.run([config.engine, 'logs', '--tail', '3', containerName(job)], config.connectTimeoutMs);
         const last = `${logs.stdout}\n${logs.stderr}`.split('\n').map((l) => l.trim()).filter(Boolean).at(-1);
         throw last && err instanceof JobboxError ? new JobboxError(err.subject, `${err.problem} (container: ${printable(last)})`, err.value, err.exitCode) : err;
-      }),
-    );
+      });
+    });
     log.info({ port, image: image.ref, hosts, ms: Date.now() - started }, 'job started on every node');
     return { port, paths };
   } catch (err) {
