@@ -8,9 +8,6 @@ const { Client, utils } = ssh2;
 import { EXIT, JobboxError } from '../errors.js';
 import { quote } from './quote.js';
 
-// quote() lives in quote.ts so that callers which only quote do not load ssh2.
-export { quote };
-
 export interface Target {
   host: string;
   port: number;
@@ -128,11 +125,6 @@ export function knownHostIndex(text: string): (host: string, port: number) => st
     }
   }
   return (host, port) => [...(byName.get(port === 22 ? host : `[${host}]:${port}`) ?? [])];
-}
-
-/** Keys for `host` in a known_hosts text (plain host patterns; hashed entries are not supported). */
-export function knownHostKeys(text: string, host: string, port: number): string[] {
-  return knownHostIndex(text)(host, port);
 }
 
 /**

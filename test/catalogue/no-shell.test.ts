@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 // Hardening, checked on the source: jobbox starts programs from argv arrays, never through a
 // local shell, and the only shell text it makes is the remote command, built by quote()
-// (test/exec/ssh.test.ts round-trips it through a real sh). A new `shell: true` or a
+// (test/exec/quote.test.ts round-trips it through a real sh). A new `shell: true` or a
 // `sh -c` with interpolated text fails here.
 const SRC = join(import.meta.dirname, '../../src');
 const files = (function walk(dir: string): string[] {
