@@ -1,15 +1,16 @@
 // P3: the job starter, `jobbox start -- true` as the owner on the first host, against
 // `ssh -F <job ssh_config> node1 true`, the same session without jobbox. Target: ≤ 1.5×.
 import { onNode } from '../test/integration/testbed.js';
+import { lsfFixture } from '../test/integration/lsf-fixture.js';
 import { interleave, ratioRow, type Row } from './lib.js';
 import type { Bench } from './run.js';
-import { bed, expectClean, jobEnv, mustHook, nodes } from './testbed-jobs.js';
+import { expectClean, jobEnv, mustHook, nodes } from './testbed-jobs.js';
 
 const REPS = 10;
 const LIMIT = 1.5;
 
 async function run(): Promise<Row[]> {
-  const b = await bed();
+  const b = await lsfFixture();
   const hosts = nodes(4);
   const jobId = 83_000;
   const env = jobEnv(jobId, hosts);

@@ -1,14 +1,15 @@
 // P4: the post-exec on 4 nodes against the floor, plain OpenSSH running `docker rm -f` of the
 // job's container on every node at once. Target: ≤ 1.3×.
+import { lsfFixture } from '../test/integration/lsf-fixture.js';
 import { interleave, ratioRow, type Row } from './lib.js';
 import type { Bench } from './run.js';
-import { bed, expectClean, floorClear, floorEnd, floorJob, floorRemove, floorStart, jobEnv, mustHook, nodes } from './testbed-jobs.js';
+import { expectClean, floorClear, floorEnd, floorJob, floorRemove, floorStart, jobEnv, mustHook, nodes } from './testbed-jobs.js';
 
 const REPS = 5;
 const LIMIT = 1.3;
 
 async function run(): Promise<Row[]> {
-  const b = await bed();
+  const b = await lsfFixture();
   const hosts = nodes(4);
   const floorId = 89_104;
   const floor = await floorJob(b, floorId, hosts);

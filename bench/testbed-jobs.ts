@@ -2,7 +2,6 @@
 // they are measured against — plain OpenSSH running the same `docker run` that jobbox's plan
 // holds for each node, from node1 as the pre-exec would.
 import { resolveImage } from '../src/config/image.js';
-import type { Config } from '../src/config/types.js';
 import { lookupAccount } from '../src/exec/accounts.js';
 import { quote } from '../src/exec/quote.js';
 import type { Job } from '../src/job/job.js';
@@ -10,19 +9,9 @@ import { lsfJob } from '../src/job/lsf.js';
 import { claimedPort } from '../src/ports/allocator.js';
 import { containerName, runArgv } from '../src/plan/container.js';
 import { jobKey, jobPaths } from '../src/plan/job-files.js';
-import { lsfJobEnv, type LsfQueueHooks } from '../test/harness/lsf/harness.js';
-import { hook, lsfFixture, spec } from '../test/integration/lsf-fixture.js';
+import { lsfJobEnv } from '../test/harness/lsf/harness.js';
+import { hook, spec, type LsfFixture } from '../test/integration/lsf-fixture.js';
 import { onNode } from '../test/integration/testbed.js';
-
-export interface Bed {
-  config: Config;
-  hooks: LsfQueueHooks;
-}
-
-export async function bed(): Promise<Bed> {
-  const { config, hooks } = await lsfFixture();
-  return { config, hooks };
-}
 
 export const nodes = (n: number) => Array.from({ length: n }, (_, i) => `node${i + 1}`);
 export const jobEnv = (jobId: number, hosts: string[]) =>
@@ -46,7 +35,7 @@ export interface Floor {
  * A job that jobbox started once (its dir, keys and claim stay), whose containers the floor
  * removes and starts again itself: the same image, flags and files, minus jobbox.
  */
-export async function floorJob(b: Bed, jobId: number, hosts: string[]): Promise<Floor> {
+export async function floorJob(b: LsfFixture, jobId: number, hosts: string[]): Promise<Floor> {
   const env = jobEnv(jobId, hosts);
   await mustHook(b.hooks.preExec, env);
   const job = await lsfJob(env, 'node1', lookupAccount);
@@ -62,13 +51,13 @@ export async function floorJob(b: Bed, jobId: number, hosts: string[]): Promise<
   return { job, port, commands, name: containerName(job) };
 }
 
-const SSH = (b: Bed) => ['ssh', '-i', b.config.sshKey, '-o', `UserKnownHostsFile=${b.config.sshKnownHosts}`, '-o', 'BatchMode=yes', '-l', b.config.sshUser];
+const SSH = (b: LsfFixture) => ['ssh', '-i', b.config.sshKey, '-o', `UserKnownHostsFile=${b.config.sshKnownHosts}`, '-o', 'BatchMode=yes', '-l', b.config.sshUser];
 
 /**
  * The floor of a start, from node1: OpenSSH runs each node's `docker run -d` (all at once, or
  * one node after another as the seed's loop did), then waits until every job sshd accepts.
  */
-export async function floorStart(b: Bed, f: Floor, serial = false): Promise<void> {
+export async function floorStart(b: LsfFixture, f: Floor, serial = false): Promise<void> {
   const script = `
     port=$1; shift
     ${serial ? '' : 'pids=()'}
@@ -85,19 +74,19 @@ export async function floorStart(b: Bed, f: Floor, serial = false): Promise<void
 }
 
 /** The floor of a teardown: OpenSSH runs `docker rm -f` of the job's container on every node at once. */
-export async function floorRemove(b: Bed, f: Floor): Promise<void> {
+export async function floorRemove(b: LsfFixture, f: Floor): Promise<void> {
   const rm = quote([b.config.engine, 'rm', '--force', f.name]);
   const script = 'pids=(); for node in "$@"; do "${SSH[@]}" "$node" "$RM" >/dev/null & pids+=($!); done; for p in "${pids[@]}"; do wait "$p" || exit 1; done';
   await onNode('node1', ['bash', '-c', `SSH=(${quote(SSH(b))}); RM=${quote([rm])}; ${script}`, '_', ...f.commands.map(([n]) => n)]);
 }
 
 /** Untimed: the floor job's containers gone from every node (so the next floor start is a fresh one). */
-export async function floorClear(b: Bed, f: Floor): Promise<void> {
+export async function floorClear(b: LsfFixture, f: Floor): Promise<void> {
   await Promise.all(f.commands.map(([n]) => onNode(n, [b.config.engine, 'rm', '--force', f.name]).catch(() => '')));
 }
 
 /** The floor job's own teardown through jobbox, at the end. */
-export async function floorEnd(b: Bed, jobId: number, hosts: string[]): Promise<void> {
+export async function floorEnd(b: LsfFixture, jobId: number, hosts: string[]): Promise<void> {
   await mustHook(b.hooks.postExec, jobEnv(jobId, hosts));
 }
 
