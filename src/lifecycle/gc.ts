@@ -14,7 +14,7 @@ import { fanOut } from '../exec/ssh.js';
 import { jobState, listJobStates } from '../exec/slurm.js';
 import type { Job } from '../job/job.js';
 import { jobLog } from '../log.js';
-import { listClaims } from '../ports/allocator.js';
+import { claimPath, listClaims } from '../ports/allocator.js';
 import {
   describeAction, jobsToAsk, parseBjobs, parseSqueue, planGc, refKey, runFailure, slurmAnswer,
   type Answer, type DirFact, type GcAction, type JobRef, type Scheduler,
@@ -68,7 +68,7 @@ async function ask(scheduler: Scheduler, refs: JobRef[], env: NodeJS.ProcessEnv,
 
 /** Newest mtime of what the action would remove, read again right before removing it. */
 async function touchedSince(config: Config, a: GcAction): Promise<boolean> {
-  const paths = [...a.ports.map((p) => join(config.portDir, `claim.${a.key}.${p}`)), ...(a.dir ? [join(config.stateDir, a.key)] : [])];
+  const paths = [...a.ports.map((p) => claimPath(config.portDir, a.key, p)), ...(a.dir ? [join(config.stateDir, a.key)] : [])];
   const times = await Promise.all(paths.map((p) => lstat(p).then((s) => s.mtimeMs, () => -Infinity)));
   return times.some((t) => t > a.sinceMs);
 }

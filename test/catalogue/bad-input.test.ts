@@ -83,7 +83,8 @@ beforeAll(async () => {
   mkdirSync(PORTS, { recursive: true, mode: 0o755 });
   mkdirSync(join(JOBS, '1.0.other'), { recursive: true, mode: 0o755 });
   writeFileSync(join(PORTS, 'port.30000'), '');
-  linkSync(join(PORTS, 'port.30000'), join(PORTS, 'claim.1.0.other.30000'));
+  mkdirSync(join(PORTS, 'claims'), { mode: 0o755 });
+  linkSync(join(PORTS, 'port.30000'), join(PORTS, 'claims', 'claim.1.0.other.30000'));
   writeFileSync(join(JOBS, '1.0.other', 'hostfile'), 'other slots=1\n');
   writeFileSync(ENVFILE, '');
   writeFileSync(VICTIM, 'victim: root must never write here\n', { mode: 0o644 });
@@ -516,6 +517,11 @@ describe.skipIf(!asRoot)('planted files where jobbox writes: refused, the target
     ['port dir is a file', (d) => writeFileSync(join(d, 'ports'), 'x'), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), 'jobbox: port dir: must be a directory, not a symlink or file: {d}/ports', 99],
     ['port dir owned by a user', (d) => (mkdirSync(join(d, 'ports')), chownSync(join(d, 'ports'), 65534, 65534)), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), 'jobbox: port dir: must be owned by root and not group or world writable: {d}/ports', 99],
     ['port dir world-writable', (d) => (mkdirSync(join(d, 'ports')), chmodSync(join(d, 'ports'), 0o1777)), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), 'jobbox: port dir: must be owned by root and not group or world writable: {d}/ports', 99],
+    ['claims dir is a symlink to another dir', (d) => (plantOther(d), mkdirSync(join(d, 'ports')), symlinkSync(join(d, 'other'), join(d, 'ports', 'claims'))), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), 'jobbox: port dir: must be a directory, not a symlink or file: {d}/ports/claims', 99],
+    ['claims dir is a symlink, at release', (d) => (plantOther(d), mkdirSync(join(d, 'ports')), symlinkSync(join(d, 'other'), join(d, 'ports', 'claims'))), (d) => releasePort(join(d, 'ports'), CLAIM), 'jobbox: port dir: must be a directory, not a symlink or file: {d}/ports/claims', 99],
+    ['claims dir is a symlink, at lookup', (d) => (plantOther(d), mkdirSync(join(d, 'ports')), symlinkSync(join(d, 'other'), join(d, 'ports', 'claims'))), (d) => claimedPort(join(d, 'ports'), CLAIM), 'jobbox: port dir: must be a directory, not a symlink or file: {d}/ports/claims', 99],
+    ['claims dir owned by a user', (d) => (mkdirSync(join(d, 'ports', 'claims'), { recursive: true }), chownSync(join(d, 'ports', 'claims'), 65534, 65534)), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), 'jobbox: port dir: must be owned by root and not group or world writable: {d}/ports/claims', 99],
+    ['claims dir world-writable', (d) => (mkdirSync(join(d, 'ports', 'claims'), { recursive: true }), chmodSync(join(d, 'ports', 'claims'), 0o1777)), (d) => releasePort(join(d, 'ports'), CLAIM), 'jobbox: port dir: must be owned by root and not group or world writable: {d}/ports/claims', 99],
     ['every port file is garbage', (d) => plantGarbage(d), (d) => allocatePort(join(d, 'ports'), { first: 30001, last: 30003 }, CLAIM), 'jobbox: ports: no free port in 30001-30003 (3 port files are not regular files): {d}/ports', 1],
     ['an inverted range', (d) => mkdirSync(join(d, 'ports')), (d) => allocatePort(join(d, 'ports'), { first: 30005, last: 30000 }, CLAIM), 'jobbox: ports: range must be whole numbers with 1 <= first <= last <= 65535: 30005-30000', 99],
     ['a claim name with a path', (d) => mkdirSync(join(d, 'ports')), (d) => allocatePort(join(d, 'ports'), RANGE4, '../x'), 'jobbox: port claim: must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$: ../x', 99],
@@ -535,9 +541,9 @@ describe.skipIf(!asRoot)('planted files where jobbox writes: the write goes on s
     ['a job file is a symlink to another dir', (d) => (plantOther(d), mkdirSync(job(d), { recursive: true }), symlinkSync(join(d, 'other'), join(job(d), 'hostfile'))), (d) => writeJobFile({ path: join(job(d), 'hostfile'), content: 'h slots=1\n', mode: 0o644 }), ['jobs/1.0.h', 'jobs/1.0.h/hostfile'], (d) => expectFile(join(job(d), 'hostfile'), 'h slots=1\n')],
     ['a job file is a FIFO', (d) => (mkdirSync(job(d), { recursive: true }), execFileSync('mkfifo', ['--', join(job(d), 'cwd')])), (d) => writeJobFile({ path: join(job(d), 'cwd'), content: '/home/u\n', mode: 0o644 }), ['jobs/1.0.h', 'jobs/1.0.h/cwd'], (d) => expectFile(join(job(d), 'cwd'), '/home/u\n')],
     ['the job dir is a symlink at removal', (d) => (plantOther(d), mkdirSync(join(d, 'jobs')), symlinkSync(join(d, 'other'), job(d))), (d) => removeJobDir(job(d)), ['jobs', 'jobs/1.0.h'], (d) => expect(sortedDir(join(d, 'jobs'))).toEqual([])],
-    ['port-dir garbage: port.abc, claim.x, a dir, a symlink to a victim, a FIFO', (d) => plantGarbage(d), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), ['ports', 'ports/port.30000', `ports/claim.${CLAIM}.30000`], (_d, port) => expect(port).toBe(30000)],
-    ['our own claim name is a symlink to a victim', (d) => (plantGarbage(d), symlinkSync(VICTIM, join(d, 'ports', `claim.${CLAIM}.30001`))), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), ['ports', 'ports/port.30000', `ports/claim.${CLAIM}.30000`, `ports/claim.${CLAIM}.30001`], (d, port) => (expect(port).toBe(30000), expect(sortedDir(join(d, 'ports')).filter((n) => n.startsWith(`claim.${CLAIM}.`))).toEqual([`claim.${CLAIM}.30000`]))],
-    ['our own claim name is a symlink to a victim, at release', (d) => (mkdirSync(join(d, 'ports')), symlinkSync(VICTIM, join(d, 'ports', `claim.${CLAIM}.30001`))), (d) => releasePort(join(d, 'ports'), CLAIM), ['ports', `ports/claim.${CLAIM}.30001`], (d) => expect(sortedDir(join(d, 'ports'))).toEqual([])],
+    ['port-dir garbage: port.abc, claim.x, a dir, a symlink to a victim, a FIFO', (d) => plantGarbage(d), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), ['ports', 'ports/port.30000', 'ports/claims', `ports/claims/claim.${CLAIM}.30000`], (_d, port) => expect(port).toBe(30000)],
+    ['our own claim name is a symlink to a victim', (d) => (plantGarbage(d), symlinkSync(VICTIM, join(d, 'ports', 'claims', `claim.${CLAIM}.30001`))), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), ['ports', 'ports/port.30000', 'ports/claims', `ports/claims/claim.${CLAIM}.30000`, `ports/claims/claim.${CLAIM}.30001`], (d, port) => (expect(port).toBe(30000), expect(sortedDir(join(d, 'ports', 'claims')).filter((n) => n.startsWith(`claim.${CLAIM}.`))).toEqual([`claim.${CLAIM}.30000`]))],
+    ['our own claim name is a symlink to a victim, at release', (d) => (mkdirSync(join(d, 'ports', 'claims'), { recursive: true }), symlinkSync(VICTIM, join(d, 'ports', 'claims', `claim.${CLAIM}.30001`))), (d) => releasePort(join(d, 'ports'), CLAIM), ['ports/claims', `ports/claims/claim.${CLAIM}.30001`], (d) => expect(sortedDir(join(d, 'ports', 'claims'))).toEqual([])],
   ])('%s', async (_case, plant, act, changes, check) => {
     const d = mkdtempSync(join(ROOT, 'plant-'));
     plant(d);
@@ -556,12 +562,13 @@ function plantOther(d: string): void {
   writeFileSync(join(d, 'other', 'keep'), 'keep\n');
 }
 
-/** port.abc, claim.x, a directory port.30001, a symlink port.30002 → VICTIM, a FIFO port.30003. */
+/** port.abc, claim.x (in the port dir and in claims/), a directory port.30001, a symlink port.30002 → VICTIM, a FIFO port.30003. */
 function plantGarbage(d: string): void {
   const ports = join(d, 'ports');
-  mkdirSync(ports);
+  mkdirSync(join(ports, 'claims'), { recursive: true });
   writeFileSync(join(ports, 'port.abc'), 'garbage\n');
   writeFileSync(join(ports, 'claim.x'), 'garbage\n');
+  writeFileSync(join(ports, 'claims', 'claim.x'), 'garbage\n');
   mkdirSync(join(ports, 'port.30001'));
   symlinkSync(VICTIM, join(ports, 'port.30002'));
   execFileSync('mkfifo', ['--', join(ports, 'port.30003')]);

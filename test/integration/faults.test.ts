@@ -1,4 +1,4 @@
-import { link, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/types.js';
 import { lsfJobEnv, submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
@@ -68,10 +68,11 @@ describe('faults', () => {
   it('5. port space exhausted: a clear error, exit 1 (requeue), nothing taken', async () => {
     // Other jobs hold every port: a claim link on each port file, as their pre-execs made.
     const ports: string[] = [];
+    await mkdir(`${config.portDir}/claims`, { recursive: true, mode: 0o755 });
     for (let p = config.portRange.first; p <= config.portRange.last; p++) {
       const file = `${config.portDir}/port.${p}`;
       await writeFile(file, '', { flag: 'a', mode: 0o644 });
-      const other = `${config.portDir}/claim.69999.0.node9.${p}`;
+      const other = `${config.portDir}/claims/claim.69999.0.node9.${p}`;
       await link(file, other).catch(() => undefined);
       ports.push(other);
     }

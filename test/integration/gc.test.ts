@@ -1,4 +1,4 @@
-import { chmod, chown, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
@@ -7,6 +7,7 @@ import { lookupAccount } from '../../src/exec/accounts.js';
 import type { Job } from '../../src/job/job.js';
 import { jobKey } from '../../src/plan/job-files.js';
 import { BJOBS_BIN, writeBjobsState } from '../harness/lsf/harness.js';
+import * as fixture from './lsf-fixture.js';
 import { REPO, onNode, testbed, testbedStatus, type TestbedStatus } from './testbed.js';
 
 // `jobbox gc` on the real testbed: real dockerd, sshd and Slurm 22.05; for LSF, the bjobs
@@ -123,7 +124,7 @@ async function left(key: string, nodes = NODES): Promise<{ containers: string[];
   const filters = ['--filter', `label=org.jobbox.job=${id}`, '--filter', `label=org.jobbox.index=${index}`, '--filter', `label=org.jobbox.attempt=${attempt}`];
   const containers: string[] = [];
   for (const n of nodes) if (await onNode(n, ['docker', 'ps', '-aq', ...filters])) containers.push(n);
-  const claims = (await readdir(config.portDir).catch(() => [] as string[])).filter((f) => f.startsWith(`claim.${key}.`));
+  const claims = await fixture.claims(config, key);
   const dir = await stat(`${config.stateDir}/${key}`).then(() => true, () => false);
   return { containers, claims, dir };
 }

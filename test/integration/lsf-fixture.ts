@@ -1,6 +1,7 @@
 // What the LSF suites share: the queue's hook lines as an admin writes them in lsb.queues,
 // and views of what a job left on the testbed.
 import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import type { LsfJobSpec, LsfQueueHooks } from '../harness/lsf/harness.js';
@@ -38,8 +39,10 @@ export async function containers(jobId: number): Promise<string[]> {
   return all.filter(Boolean).flatMap((s) => s.split('\n'));
 }
 
-export async function claims(config: Config, jobId: number): Promise<string[]> {
-  return (await readdir(config.portDir)).filter((f) => f.startsWith(`claim.${jobId}.`));
+/** Port claims (names in port_dir/claims) of a job id, or of a job key `<id>.<index>.<attempt>`; read directly, not through the allocator. */
+export async function claims(config: Config, job: number | string): Promise<string[]> {
+  const names = await readdir(join(config.portDir, 'claims')).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? [] : Promise.reject(err)));
+  return names.filter((f) => f.startsWith(`claim.${job}.`));
 }
 
 export async function jobDirs(config: Config, jobId: number): Promise<string[]> {

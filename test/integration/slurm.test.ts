@@ -3,6 +3,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
+import * as fixture from './lsf-fixture.js';
 import { onNode, testbed, testbedStatus, type TestbedStatus } from './testbed.js';
 
 // jobbox on a real Slurm 22.05 cluster: slurmctld on the host, a slurmd in every node's
@@ -52,7 +53,7 @@ const states = async () => (await slurm(['sinfo', '-h', '-N', '-p', 'normal', '-
 
 async function leftovers(id: string): Promise<{ containers: string[]; claims: string[]; dirs: string[] }> {
   const containers = (await Promise.all(NODES.map((n) => onNode(n, ['docker', 'ps', '-aq', '--filter', `label=org.jobbox.job=${id}`])))).filter(Boolean);
-  const claims = (await readdir(config.portDir)).filter((f) => f.startsWith(`claim.${id}.`));
+  const claims = await fixture.claims(config, id);
   const dirs = (await readdir(config.stateDir)).filter((f) => f.startsWith(`${id}.`));
   return { containers, claims, dirs };
 }

@@ -1,5 +1,5 @@
 import { fork } from 'node:child_process';
-import { chmodSync, closeSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -19,6 +19,9 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const area = () => mkdtempSync(join(root, 'area-'));
 const touch = (path: string) => closeSync(openSync(path, 'wx', 0o644));
 const nlink = (path: string) => lstatSync(path).nlink;
+/** The claims dir: the allocator makes it; tests that plant claims first make it themselves. */
+const claims = (dir: string) => join(dir, 'claims');
+const claimsIn = (dir: string) => readdirSync(claims(dir)).sort();
 const R1 = { first: 41000, last: 41000 };
 const R8 = { first: 41000, last: 41007 };
 
@@ -35,8 +38,8 @@ describe('allocatePort / releasePort', () => {
     const port = await allocatePort(dir, R8, '1234.0.node1');
     expect(port).toBeGreaterThanOrEqual(41000);
     expect(port).toBeLessThanOrEqual(41007);
-    expect(nlink(join(dir, `claim.1234.0.node1.${port}`))).toBe(2);
-    expect(lstatSync(join(dir, `claim.1234.0.node1.${port}`)).ino).toBe(lstatSync(join(dir, `port.${port}`)).ino);
+    expect(nlink(join(claims(dir), `claim.1234.0.node1.${port}`))).toBe(2);
+    expect(lstatSync(join(claims(dir), `claim.1234.0.node1.${port}`)).ino).toBe(lstatSync(join(dir, `port.${port}`)).ino);
     expect(await claimedPort(dir, '1234.0.node1')).toBe(port);
     expect(await listClaims(dir)).toEqual([{ claim: '1234.0.node1', port, mtimeMs: expect.any(Number) }]);
 
@@ -50,7 +53,7 @@ describe('allocatePort / releasePort', () => {
     const dir = area();
     const port = await allocatePort(dir, R8, '77.0.node1');
     expect(await allocatePort(dir, R8, '77.0.node1')).toBe(port);
-    expect(readdirSync(dir).filter((n) => n.startsWith('claim.'))).toEqual([`claim.77.0.node1.${port}`]);
+    expect(claimsIn(dir)).toEqual([`claim.77.0.node1.${port}`]);
   });
 
   it('gives two claims two ports; with one port the second gets a transient error and keeps nothing', async () => {
@@ -62,7 +65,8 @@ describe('allocatePort / releasePort', () => {
     const one = area();
     expect(await allocatePort(one, R1, '1.0.n')).toBe(41000);
     await noFreePort(allocatePort(one, R1, '2.0.n'));
-    expect(readdirSync(one).sort()).toEqual(['claim.1.0.n.41000', 'port.41000']);
+    expect(readdirSync(one).sort()).toEqual(['claims', 'port.41000']);
+    expect(claimsIn(one)).toEqual(['claim.1.0.n.41000']);
   });
 
   it('skips excluded ports, and drops a held one that is now excluded', async () => {
@@ -70,7 +74,7 @@ describe('allocatePort / releasePort', () => {
     const exclude = new Set([41000, 41001, 41002, 41003, 41004, 41005, 41006]);
     expect(await allocatePort(dir, R8, '5.0.n', exclude)).toBe(41007);
     expect(await allocatePort(dir, R8, '5.0.n', new Set([41007]))).not.toBe(41007);
-    expect(readdirSync(dir).filter((n) => n.startsWith('claim.'))).toHaveLength(1);
+    expect(claimsIn(dir)).toHaveLength(1);
     await noFreePort(allocatePort(area(), R1, '6.0.n', new Set([41000])));
   });
 
@@ -80,37 +84,44 @@ describe('allocatePort / releasePort', () => {
     writeFileSync(target, 'not a port');
     symlinkSync(target, join(dir, 'port.41000'));
     mkdirSync(join(dir, 'port.41001'));
-    const garbage = ['foo', 'claim.bad', 'port.abc', 'claim.9.0.n.99999', 'claim.9.0.n.041002', 'port.041002'];
+    mkdirSync(claims(dir));
+    const garbage = ['foo', 'claim.bad', 'port.abc', 'port.041002'];
+    const claimGarbage = ['foo', 'claim.bad', 'claim.9.0.n.99999', 'claim.9.0.n.041002', 'port.41002'];
     for (const name of garbage) touch(join(dir, name));
+    for (const name of claimGarbage) touch(join(claims(dir), name));
 
     expect(await allocatePort(dir, { first: 41000, last: 41002 }, '9.0.n')).toBe(41002);
     expect(nlink(target)).toBe(1);
     expect(lstatSync(join(dir, 'port.41000')).isSymbolicLink()).toBe(true);
-    expect(readdirSync(dir).sort()).toEqual([...garbage, 'claim.9.0.n.41002', 'port.41000', 'port.41001', 'port.41002'].sort());
+    expect(readdirSync(dir).sort()).toEqual([...garbage, 'claims', 'port.41000', 'port.41001', 'port.41002'].sort());
+    expect(claimsIn(dir)).toEqual([...claimGarbage, 'claim.9.0.n.41002'].sort());
 
     const err: unknown = await allocatePort(dir, { first: 41000, last: 41001 }, '10.0.n').catch((e: unknown) => e);
     expect((err as JobboxError).problem).toBe('no free port in 41000-41001 (2 port files are not regular files)');
     expect(await releasePort(dir, '9.0.n')).toEqual([41002]);
     expect(readdirSync(dir)).toEqual(expect.arrayContaining(garbage));
+    expect(claimsIn(dir)).toEqual([...claimGarbage].sort());
   });
 
   it('drops a held claim whose port has a third link (another job linked it) and moves on', async () => {
     const dir = area();
+    mkdirSync(claims(dir));
     touch(join(dir, 'port.41000'));
-    linkSync(join(dir, 'port.41000'), join(dir, 'claim.3.0.n.41000'));
-    linkSync(join(dir, 'port.41000'), join(dir, 'claim.4.0.n.41000'));
+    linkSync(join(dir, 'port.41000'), join(claims(dir), 'claim.3.0.n.41000'));
+    linkSync(join(dir, 'port.41000'), join(claims(dir), 'claim.4.0.n.41000'));
     expect(await claimedPort(dir, '3.0.n')).toBeUndefined();
 
     expect(await allocatePort(dir, { first: 41000, last: 41001 }, '3.0.n')).toBe(41001);
-    expect(readdirSync(dir).filter((n) => n.startsWith('claim.')).sort()).toEqual(['claim.3.0.n.41001', 'claim.4.0.n.41000']);
+    expect(claimsIn(dir)).toEqual(['claim.3.0.n.41001', 'claim.4.0.n.41000']);
     expect(nlink(join(dir, 'port.41000'))).toBe(2);
   });
 
   it('drops a held claim that is not the same inode as its port file', async () => {
     const dir = area();
+    mkdirSync(claims(dir));
     touch(join(dir, 'port.41000'));
     touch(join(dir, 'elsewhere'));
-    linkSync(join(dir, 'elsewhere'), join(dir, 'claim.3.0.n.41000'));
+    linkSync(join(dir, 'elsewhere'), join(claims(dir), 'claim.3.0.n.41000'));
     expect(await claimedPort(dir, '3.0.n')).toBeUndefined();
     expect(await allocatePort(dir, R1, '3.0.n')).toBe(41000);
     expect(nlink(join(dir, 'elsewhere'))).toBe(1);
@@ -118,12 +129,24 @@ describe('allocatePort / releasePort', () => {
 
   it('never releases a look-alike claim of another job', async () => {
     const dir = area();
+    mkdirSync(claims(dir));
     for (const [i, claim] of ['12.0.node1', '12.0.node1x', '12.0.node1.5', '112.0.node1', '2.0.node1'].entries()) {
       touch(join(dir, `port.${41000 + i}`));
-      linkSync(join(dir, `port.${41000 + i}`), join(dir, `claim.${claim}.${41000 + i}`));
+      linkSync(join(dir, `port.${41000 + i}`), join(claims(dir), `claim.${claim}.${41000 + i}`));
     }
     expect(await releasePort(dir, '12.0.node1')).toEqual([41000]);
     expect((await listClaims(dir)).map((c) => c.claim).sort()).toEqual(['112.0.node1', '12.0.node1.5', '12.0.node1x', '2.0.node1']);
+  });
+
+  it('ignores a claim-like name left in the port dir itself (only claims/ holds claims)', async () => {
+    const dir = area();
+    touch(join(dir, 'port.41000'));
+    linkSync(join(dir, 'port.41000'), join(dir, 'claim.3.0.n.41000'));
+    expect(await listClaims(dir)).toEqual([]);
+    expect(await releasePort(dir, '3.0.n')).toEqual([]);
+    // The stray second link makes port.41000 look taken, so the allocator passes it by.
+    await noFreePort(allocatePort(dir, R1, '4.0.n'));
+    expect(nlink(join(dir, 'port.41000'))).toBe(2);
   });
 
   it.each(['', '-rf', '../x', 'a/b', 'a b', 'x'.repeat(202)])('rejects the claim %j', async (claim) => {
@@ -137,13 +160,24 @@ describe('allocatePort / releasePort', () => {
 });
 
 describe('the port area', () => {
-  it('is created when missing, 0755', async () => {
+  it('is created when missing, 0755, with its claims dir', async () => {
     const dir = join(area(), 'ports');
     expect(await listClaims(dir)).toEqual([]);
     expect(await releasePort(dir, '1.0.n')).toEqual([]);
     expect(await allocatePort(dir, R1, '1.0.n')).toBe(41000);
-    expect(lstatSync(dir).isDirectory()).toBe(true);
-    expect(lstatSync(dir).mode & 0o777).toBe(0o755);
+    for (const d of [dir, claims(dir)]) {
+      expect(lstatSync(d).isDirectory()).toBe(true);
+      expect(lstatSync(d).mode & 0o777).toBe(0o755);
+    }
+  });
+
+  it('without a claims dir holds no claims, and is not changed by a look', async () => {
+    const dir = area();
+    touch(join(dir, 'port.41000'));
+    expect(await listClaims(dir)).toEqual([]);
+    expect(await claimedPort(dir, '1.0.n')).toBeUndefined();
+    expect(await releasePort(dir, '1.0.n')).toEqual([]);
+    expect(readdirSync(dir)).toEqual(['port.41000']);
   });
 
   it('must not be a symlink', async () => {
@@ -153,11 +187,40 @@ describe('the port area', () => {
     await expect(listClaims(link)).rejects.toThrow(/^jobbox: port dir: must be a directory/);
   });
 
+  it('must not have a symlink or a file as its claims dir', async () => {
+    const dir = area();
+    const elsewhere = area();
+    symlinkSync(elsewhere, claims(dir));
+    await expect(allocatePort(dir, R1, '1.0.n')).rejects.toMatchObject({ subject: 'port dir', value: claims(dir), exitCode: EXIT.permanent });
+    await expect(releasePort(dir, '1.0.n')).rejects.toThrow(/^jobbox: port dir: must be a directory, not a symlink or file: .*\/claims$/);
+    await expect(listClaims(dir)).rejects.toThrow(/^jobbox: port dir: must be a directory/);
+    expect(readdirSync(elsewhere)).toEqual([]);
+    expect(readdirSync(dir)).toEqual(['claims']);
+
+    const file = area();
+    touch(claims(file));
+    await expect(allocatePort(file, R1, '1.0.n')).rejects.toMatchObject({ subject: 'port dir', value: claims(file) });
+  });
+
   it.skipIf(!asRoot)('must not be group or world writable when running as root', async () => {
     const dir = area();
     chmodSync(dir, 0o777);
     await expect(allocatePort(dir, R1, '1.0.n')).rejects.toThrow(/^jobbox: port dir: must be owned by root and not group or world writable/);
     expect(readdirSync(dir)).toEqual([]);
+
+    const open = area();
+    mkdirSync(claims(open), { mode: 0o755 });
+    chmodSync(claims(open), 0o777);
+    await expect(allocatePort(open, R1, '1.0.n')).rejects.toMatchObject({ subject: 'port dir', value: claims(open), problem: 'must be owned by root and not group or world writable' });
+    expect(readdirSync(open)).toEqual(['claims']);
+  });
+
+  it.skipIf(!asRoot)('must have a claims dir owned by root when running as root', async () => {
+    const dir = area();
+    mkdirSync(claims(dir), { mode: 0o755 });
+    chownSync(claims(dir), 65534, 65534);
+    await expect(allocatePort(dir, R1, '1.0.n')).rejects.toMatchObject({ subject: 'port dir', value: claims(dir) });
+    expect(readdirSync(claims(dir))).toEqual([]);
   });
 });
 
@@ -194,8 +257,9 @@ describe('concurrency', () => {
     const total = results.reduce((a, r) => ({ completed: a.completed + r.completed, duplicates: a.duplicates + r.duplicates, badReleases: a.badReleases + r.badReleases }), { completed: 0, duplicates: 0, badReleases: 0 });
     expect(total).toEqual({ completed: WORKERS * CYCLES, duplicates: 0, badReleases: 0 });
     // Everything given back: every port file has its single name again.
-    expect(readdirSync(dir).filter((n) => !n.startsWith('port.'))).toEqual([]);
-    for (const name of readdirSync(dir)) expect(nlink(join(dir, name))).toBe(1);
+    expect(readdirSync(dir).filter((n) => !n.startsWith('port.'))).toEqual(['claims']);
+    expect(claimsIn(dir)).toEqual([]);
+    for (const name of readdirSync(dir).filter((n) => n.startsWith('port.'))) expect(nlink(join(dir, name))).toBe(1);
     expect(readdirSync(held)).toEqual([]);
   }, 120_000);
 });

@@ -1,6 +1,7 @@
 // The demo behind `npm run demo`: one MPI job as LSF would run it, through the contract
 // harness and jobbox's real hooks, on the testbed that demo.sh brought up.
 import { chown, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { jobDirs, lsfFixture } from '../../integration/lsf-fixture.js';
 import { onNode } from '../../integration/testbed.js';
 import { submitLsf, type LsfJobSpec } from './harness.js';
@@ -35,7 +36,7 @@ show(`JOB_STARTER (as jbuser1): exit ${run.starter?.code}`, run.starter?.stdout)
 show('before POST_EXEC: docker ps on each node', during);
 show(`POST_EXEC (root): exit ${run.postExec?.code}`, run.postExec?.stderr);
 const left = await Promise.all(NODES.map((n) => onNode(n, ['docker', 'ps', '-aq', '--filter', 'label=org.jobbox.job'])));
-const claims = (await readdir(config.portDir)).filter((f) => f.startsWith('claim.'));
+const claims = await readdir(join(config.portDir, 'claims'));
 show('after POST_EXEC', `jobbox containers on node1..3: ${left.map((l) => (l ? l.split('\n').length : 0)).join(' ')}; port claims: ${claims.length}; job dirs: ${(await jobDirs(config, run.jobId)).length}`);
 
 const { beforePostExec: _look, ...plain } = job;
