@@ -37,6 +37,9 @@ export function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
 }
 
+/** Milliseconds on CLOCK_MONOTONIC, which every process on the machine shares. */
+export const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
+
 export async function timeMs(fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
   await fn();

@@ -18,7 +18,7 @@ import { loadConfig } from '../src/config/load.js';
 import { resolveImage } from '../src/config/image.js';
 import { quote } from '../src/exec/quote.js';
 import { lsfJobEnv, type LsfJobSpec, type Slots } from '../test/harness/lsf/harness.js';
-import { hook } from '../test/integration/lsf-fixture.js';
+import { claims, hook } from '../test/integration/lsf-fixture.js';
 import { REPO, onNode, testbed, testbedStatus } from '../test/integration/testbed.js';
 import { interleave, type Row, type Stats, ratioRow, stats } from './lib.js';
 import type { Bench } from './run.js';
@@ -253,10 +253,10 @@ async function measure(configPath: string, ref: string, binaryHash: string, tbDi
         (ids) => (ids ? `${h.name}: container ${ids.replace(/\n/g, ' ')}` : ''),
         (e: Error) => `${h.name}: docker ps failed: ${e.message}`,
       )));
-    const [ports, jobs] = await Promise.all([readdir(config.portDir), readdir(config.stateDir)]);
+    const [ports, jobs] = await Promise.all([claims(config, jobId), readdir(config.stateDir)]);
     const left = [
       ...ps.filter(Boolean),
-      ...ports.filter((f) => f.startsWith(`claim.${jobId}.`)),
+      ...ports,
       ...jobs.filter((f) => f.startsWith(`${jobId}.`)),
     ];
     if (post.code !== 0) left.unshift(`POST_EXEC exit ${post.code}: ${post.stderr.trim()}`);
