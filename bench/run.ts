@@ -46,22 +46,26 @@ if (benches.some((b) => b.testbed)) {
   }
 }
 
-const rows: Row[] = [];
-for (const b of benches) {
-  console.error(`bench: ${b.id} ${b.title}`);
-  const got = await b.run();
-  for (const r of got) console.error(`  ${r.case}: ${r.stats.median.toFixed(2)} ${r.unit}${r.ratio === undefined ? '' : ` (${r.ratio.toFixed(2)}×)`}`);
-  rows.push(...got);
-}
+// A failed bench still takes down the testbed it brought up.
+try {
+  const rows: Row[] = [];
+  for (const b of benches) {
+    console.error(`bench: ${b.id} ${b.title}`);
+    const got = await b.run();
+    for (const r of got) console.error(`  ${r.case}: ${r.stats.median.toFixed(2)} ${r.unit}${r.ratio === undefined ? '' : ` (${r.ratio.toFixed(2)}×)`}`);
+    rows.push(...got);
+  }
 
-console.log(table(rows));
-const notes = rows.filter((r) => r.note).map((r) => `${r.bench} ${r.case}: ${r.note}`);
-if (notes.length) console.log(`\n${notes.join('\n')}`);
-const dir = `${REPO}/bench/results`;
-mkdirSync(dir, { recursive: true });
-const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-const json = JSON.stringify({ date: new Date().toISOString(), node: process.version, rows }, null, 2);
-writeFileSync(`${dir}/bench-${stamp}.json`, json);
-writeFileSync(`${dir}/latest.json`, json);
-console.log(`\nwritten: bench/results/bench-${stamp}.json`);
-if (started) await testbed(['down'], { stdio: 'inherit' });
+  console.log(table(rows));
+  const notes = rows.filter((r) => r.note).map((r) => `${r.bench} ${r.case}: ${r.note}`);
+  if (notes.length) console.log(`\n${notes.join('\n')}`);
+  const dir = `${REPO}/bench/results`;
+  mkdirSync(dir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const json = JSON.stringify({ date: new Date().toISOString(), node: process.version, rows }, null, 2);
+  writeFileSync(`${dir}/bench-${stamp}.json`, json);
+  writeFileSync(`${dir}/latest.json`, json);
+  console.log(`\nwritten: bench/results/bench-${stamp}.json`);
+} finally {
+  if (started) await testbed(['down'], { stdio: 'inherit' });
+}
