@@ -9,7 +9,7 @@ import type { Config, Image } from '../config/types.js';
 import { EXIT, JobboxError, printable } from '../errors.js';
 import { lookupGroupNames } from '../exec/accounts.js';
 import { makeJobDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
-import { Session, fanOut } from '../exec/ssh.js';
+import { type Result, Session, fanOut } from '../exec/ssh.js';
 import type { Job } from '../job/job.js';
 import { allocatePort } from '../ports/allocator.js';
 import { containerName, imageAccountsArgv, nameArgv, removeArgv, splitHeadOutput, type NodeFacts } from '../plan/container.js';
@@ -21,8 +21,13 @@ import { teardownJob } from './teardown.js';
 const PULL_LOCK = '/run/jobbox-pull.lock';
 
 interface Probe extends NodeFacts {
-  portBusy: boolean;
-  /** This attempt's container already running from an earlier run of the same pre-exec. */
+  /** Something on the node holds the job's port. */
+  listening: boolean;
+}
+
+/** Who holds the job's container name on a node. */
+interface Holder {
+  /** This attempt's container, already running from an earlier run of the same pre-exec. */
   running: string | undefined;
   /** Containers holding the job's name that must go first. */
   stale: string[];
@@ -35,29 +40,54 @@ export function firstLine(stderr: string): string {
 
 async function must(session: Session, argv: string[], timeoutMs: number): Promise<string> {
   const r = await session.run(argv, timeoutMs);
-  if (r.code !== 0) {
-    throw new JobboxError(`${session.host}: ${argv.slice(0, 2).join(' ')}`, `exit ${r.code}: ${printable(firstLine(r.stderr))}`, argv.at(-1) ?? '', EXIT.transient);
-  }
+  if (r.code !== 0) throw commandFailed(session.host, argv, r);
   return r.stdout;
 }
 
-async function probe(session: Session, config: Config, job: Job, port: number): Promise<Probe> {
+function commandFailed(host: string, argv: string[], r: Result): JobboxError {
+  return new JobboxError(`${host}: ${argv.slice(0, 2).join(' ')}`, `exit ${r.code}: ${printable(firstLine(r.stderr))}`, argv.at(-1) ?? '', EXIT.transient);
+}
+
+async function probe(session: Session, config: Config, port: number): Promise<Probe> {
   // Not the connect timeout: a dockerd busy extracting a pull answers slowly, and that is no fault.
   const t = config.startTimeoutMs;
-  const [devices, listening, named] = await Promise.all([
+  const [devices, listening] = await Promise.all([
     session.run(['find', config.deviceDir, '-maxdepth', '1', '-type', 'c', '-printf', '%f\\n'], t),
     // Any socket on the port, not only listeners: a connection's local port blocks sshd's bind too.
     must(session, ['ss', '-Htan', `sport = :${port}`], t),
-    must(session, [config.engine, ...nameArgv(job)], t),
   ]);
+  return { devices: devices.code === 0 ? devices.stdout.split('\n').filter(Boolean) : [], listening: listening.trim() !== '' };
+}
+
+/**
+ * Asked only when it matters (the port is taken, or `docker run` failed): a container engine
+ * call costs more than the rest of a probe, and a fresh job's name is free.
+ */
+async function nameHolder(session: Session, config: Config, job: Job): Promise<Holder> {
+  const named = await must(session, [config.engine, ...nameArgv(job)], config.startTimeoutMs);
   const [id, state, attempt] = named.trim().split(/\s+/);
   const ours = id !== undefined && attempt === job.attempt && state === 'running';
-  return {
-    devices: devices.code === 0 ? devices.stdout.split('\n').filter(Boolean) : [],
-    portBusy: listening.trim() !== '' && !ours,
-    running: ours ? id : undefined,
-    stale: id && !ours ? [id] : [],
-  };
+  return { running: ours ? id : undefined, stale: id && !ours ? [id] : [] };
+}
+
+/**
+ * Starts the node's container, unless this attempt's already runs; a leftover holding the name
+ * goes first. `known`: the holder, when the port check asked.
+ */
+async function startContainer(session: Session, config: Config, job: Job, argv: string[], known: Holder | undefined): Promise<void> {
+  const t = config.startTimeoutMs;
+  if (known?.running) return;
+  if (known?.stale.length) await must(session, [config.engine, ...removeArgv(known.stale)], t);
+  const run = await session.run([config.engine, ...argv], t);
+  if (run.code === 0) return;
+  // Where the port was free the name was not looked at: it may be held by a re-run whose sshd
+  // is still starting, or by an earlier attempt's leftover that never listened. Without such a
+  // holder, the failure is the run's own.
+  const late = known ? undefined : await nameHolder(session, config, job);
+  if (late?.running) return;
+  if (!late?.stale.length) throw commandFailed(session.host, [config.engine, ...argv], run);
+  await must(session, [config.engine, ...removeArgv(late.stale)], t);
+  await must(session, [config.engine, ...argv], t);
 }
 
 /** Pulls are serialized per node (flock), and a registry failure falls back to the node's copy. */
@@ -175,13 +205,18 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     const busy = new Set<number>();
     let port: number;
     let probes: Probe[];
+    // Per node, who holds the job's name, where it was asked (the port was taken there).
+    let holders: (Holder | undefined)[];
     for (;;) {
       port = await allocatePort(config.portDir, config.portRange, jobKey(job), busy);
       const p = port;
-      probes = await each((s) => probe(s, config, job, p));
-      if (!probes.some((x) => x.portBusy)) break;
+      probes = await each((s) => probe(s, config, p));
+      // A taken port may be this attempt's own sshd (a re-run of this pre-exec).
+      holders = await each((s, host) => (probes[hosts.indexOf(host)]!.listening ? nameHolder(s, config, job) : Promise.resolve(undefined)));
+      const taken = hosts.filter((_, i) => probes[i]!.listening && !holders[i]!.running);
+      if (taken.length === 0) break;
       busy.add(port);
-      log.warn({ port, nodes: hosts.filter((_, i) => probes[i]!.portBusy) }, 'port in use on a node; taking another');
+      log.warn({ port, nodes: taken }, 'port in use on a node; taking another');
     }
     phase('port');
     const [keys, accounts, groupNames] = await prepared;
@@ -199,13 +234,8 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     // Each node waits for its own sshd as soon as its container runs, not for the slowest run.
     await each(async (s, host) => {
       const i = hosts.indexOf(host);
-      const found = probes[i]!;
       touched.add(host);
-      // A re-run of this attempt: the container already serves these files.
-      if (!found.running) {
-        if (found.stale.length > 0) await must(s, [config.engine, ...removeArgv(found.stale)], config.startTimeoutMs);
-        await must(s, [config.engine, ...plan.runs[i]!.argv], config.startTimeoutMs);
-      }
+      await startContainer(s, config, job, plan.runs[i]!.argv, holders[i]);
       await barrier(host, port, job, keys, config).catch(async (err: unknown) => {
         // The container's own last words say why its sshd never answered.
         const logs = await s.run([config.engine, 'logs', '--tail', '3', containerName(job)], config.connectTimeoutMs);

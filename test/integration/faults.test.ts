@@ -17,6 +17,20 @@ const jobDirs = (jobId: number) => fixture.jobDirs(config, jobId);
 async function expectNothingLeft(jobId: number): Promise<void> {
   expect({ containers: await containers(jobId), claims: await claims(jobId), dirs: await jobDirs(jobId) }).toEqual({ containers: [], claims: [], dirs: [] });
 }
+/** Another job's claim on every port in range but `free`, as its pre-execs would make them; returns the undo. */
+async function holdPortsBut(free: number[]): Promise<() => Promise<void>> {
+  const made: string[] = [];
+  await mkdir(`${config.portDir}/claims`, { recursive: true, mode: 0o755 });
+  for (let p = config.portRange.first; p <= config.portRange.last; p++) {
+    if (free.includes(p)) continue;
+    const file = `${config.portDir}/port.${p}`;
+    await writeFile(file, '', { flag: 'a', mode: 0o644 });
+    const other = `${config.portDir}/claims/claim.69999.0.node9.${p}`;
+    await link(file, other).catch(() => undefined);
+    made.push(other);
+  }
+  return async () => void (await Promise.all(made.map((f) => rm(f, { force: true }))));
+}
 const envOf = (jobId: number, hosts = ALLOC) => lsfJobEnv(spec({}), jobId, hosts, { JOBBOX_IMAGE: 'deb12' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -66,22 +80,57 @@ describe('faults', () => {
   });
 
   it('5. port space exhausted: a clear error, exit 1 (requeue), nothing taken', async () => {
-    // Other jobs hold every port: a claim link on each port file, as their pre-execs made.
-    const ports: string[] = [];
-    await mkdir(`${config.portDir}/claims`, { recursive: true, mode: 0o755 });
-    for (let p = config.portRange.first; p <= config.portRange.last; p++) {
-      const file = `${config.portDir}/port.${p}`;
-      await writeFile(file, '', { flag: 'a', mode: 0o644 });
-      const other = `${config.portDir}/claims/claim.69999.0.node9.${p}`;
-      await link(file, other).catch(() => undefined);
-      ports.push(other);
-    }
+    const undo = await holdPortsBut([]);
     try {
       const pre = await hook(hooks.preExec, envOf(70005));
       expect(pre).toEqual({ code: 1, stderr: `jobbox: ports: no free port in ${config.portRange.first}-${config.portRange.last}: ${config.portDir}` });
       await expectNothingLeft(70005);
     } finally {
-      await Promise.all(ports.map((f) => rm(f, { force: true })));
+      await undo();
+    }
+  });
+
+  it('12. the job port is taken on one node by another program: pre-exec takes another; with none left, exit 1 and nothing taken', async () => {
+    const [taken, free] = [config.portRange.first, config.portRange.first + 1];
+    const undo = await holdPortsBut([taken, free]);
+    // Not a job's sshd: jobbox must see the port as busy on node2 and pass it by.
+    const pid = await onNode('node2', ['sh', '-c', `node -e 'require("net").createServer().listen(${taken})' >/dev/null 2>&1 & echo $!`]);
+    try {
+      await waitUntil(async () => (await onNode('node2', ['ss', '-Htln', `sport = :${taken}`])) !== '', 10_000);
+      // The allocator may try either port first; the job must end up on the free one.
+      expect(await hook(hooks.preExec, envOf(70012))).toEqual({ code: 0, stderr: '' });
+      expect(await claims(70012)).toEqual([`claim.70012.0.node1.${free}`]);
+      expect(await containers(70012)).toHaveLength(3);
+      expect((await hook(hooks.postExec, envOf(70012))).code).toBe(0);
+      await expectNothingLeft(70012);
+
+      // Only the busy port left.
+      const undoFree = await holdPortsBut([taken]);
+      try {
+        expect(await hook(hooks.preExec, envOf(70013))).toEqual({ code: 1, stderr: `jobbox: ports: no free port in ${config.portRange.first}-${config.portRange.last}: ${config.portDir}` });
+        await expectNothingLeft(70013);
+      } finally {
+        await undoFree();
+      }
+    } finally {
+      await onNode('node2', ['kill', pid.trim()]);
+      await undo();
+    }
+  });
+
+  it('13. a leftover of another attempt holds the job name on a node, listening nowhere: it is replaced', async () => {
+    const jobId = 70014;
+    const ref = config.images.get('deb12')!.ref;
+    const planted = (await onNode('node2', ['docker', 'create', '--name', `jobbox-${jobId}`, '--label', `org.jobbox.job=${jobId}`, '--label', 'org.jobbox.attempt=node9', ref, 'true'])).trim();
+    try {
+      expect(await hook(hooks.preExec, envOf(jobId))).toEqual({ code: 0, stderr: '' });
+      const holder = await onNode('node2', ['docker', 'ps', '--all', '--no-trunc', '--filter', `name=^/jobbox-${jobId}$`, '--format', '{{.ID}} {{.State}} {{.Label "org.jobbox.attempt"}}']);
+      const [id, state, attempt] = holder.split(' ');
+      expect({ replaced: id !== planted, state, attempt }).toEqual({ replaced: true, state: 'running', attempt: 'node1' });
+      expect((await hook(hooks.postExec, envOf(jobId))).code).toBe(0);
+      await expectNothingLeft(jobId);
+    } finally {
+      await onNode('node2', ['docker', 'rm', '--force', planted]).catch(() => '');
     }
   });
 

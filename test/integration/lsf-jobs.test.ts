@@ -125,12 +125,16 @@ describe('LSF: post-exec', () => {
 describe('LSF: a requeued pre-exec for the same attempt', () => {
   it('reuses the port and the containers instead of starting duplicates', async () => {
     const run = await submitLsf(hooks, spec({ app: 'docker-deb12', command: 'true', skipStarter: true, skipPostExec: true }));
-    const before = { claims: await claims(run.jobId), containers: await containers(run.jobId) };
+    // By container id: a container started again under the same name would not be the same.
+    const ids = () => Promise.all(NODES.map((n) => onNode(n, ['docker', 'ps', '--all', '--quiet', '--no-trunc', '--filter', `label=org.jobbox.job=${run.jobId}`])));
+    const before = { claims: await claims(run.jobId), containers: await containers(run.jobId), ids: await ids() };
     const env = lsfJobEnv(spec({}), run.jobId, ALLOC, { JOBBOX_IMAGE: 'deb12' });
     expect((await hook(hooks.preExec, env)).code).toBe(0);
     expect(await claims(run.jobId)).toEqual(before.claims);
     expect(await containers(run.jobId)).toEqual(before.containers);
+    expect(await ids()).toEqual(before.ids);
     expect(before.containers).toHaveLength(3);
+    expect(before.ids.every((id) => /^[0-9a-f]{64}$/.test(id))).toBe(true);
     expect((await hook(hooks.postExec, env)).code).toBe(0);
     expect(await containers(run.jobId)).toEqual([]);
   });
