@@ -3,7 +3,7 @@
 // on NFS, but every job links to its own name, so it never fails under contention: exclusion
 // comes only from seeing, freshly, that the port file has exactly two names (its own and ours).
 // The claims live in their own directory so that finding a job's claims reads only the claims,
-// not every port file (bench P5: listing 1000 port files twice per job dominated the tail).
+// not every port file (bench P5: listing 1000 port files twice per allocation cost 10× the rest).
 //
 // Synchronous calls: each pre-exec claims one port, and with 32 allocators on 2 cores every
 // async call's thread-pool round trip waits for a CPU again (bench P5 measures this).
