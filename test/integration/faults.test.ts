@@ -4,7 +4,7 @@ import type { Config } from '../../src/config/types.js';
 import { lsfJobEnv, submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
 import { ALLOC, containers, hook, lsfFixture, spec } from './lsf-fixture.js';
 import * as fixture from './lsf-fixture.js';
-import { onNode, testbed } from './testbed.js';
+import { onNode, testbed, waitFor } from './testbed.js';
 
 // The fault catalogue on the real testbed. After each fault: nothing leaked (containers,
 // claims, job dirs) and the scheduler-facing result is the right one (LSF exit codes).
@@ -42,7 +42,7 @@ describe('faults', () => {
     // as LSF's JOB_PREPROC_TIMEOUT does, once the fan-out has begun.
     const pidFile = `/tmp/jobbox-fault1-${process.pid}.pid`;
     const run = testbed(['exec', 'node1', '--', 'env', '-i', ...vars, 'setsid', '/bin/sh', '-c', `echo $$ > ${pidFile}; exec ${hooks.preExec} </dev/null`], { reject: false });
-    await waitUntil(async () => (await containers(jobId)).length > 0, 60_000);
+    await waitFor('a container of the job', async () => (await containers(jobId)).length > 0, 60);
     await onNode('node1', ['kill', '-s', 'KILL', '--', `-${(await readFile(pidFile, 'utf8')).trim()}`]);
     expect((await run).exitCode).not.toBe(0);
     await rm(pidFile, { force: true });
@@ -96,7 +96,7 @@ describe('faults', () => {
     // Not a job's sshd: jobbox must see the port as busy on node2 and pass it by.
     const pid = await onNode('node2', ['sh', '-c', `node -e 'require("net").createServer().listen(${taken})' >/dev/null 2>&1 & echo $!`]);
     try {
-      await waitUntil(async () => (await onNode('node2', ['ss', '-Htln', `sport = :${taken}`])) !== '', 10_000);
+      await waitFor('the listener on node2', async () => (await onNode('node2', ['ss', '-Htln', `sport = :${taken}`])) !== '', 10);
       // The allocator may try either port first; the job must end up on the free one.
       expect(await hook(hooks.preExec, envOf(70012))).toEqual({ code: 0, stderr: '' });
       expect(await claims(70012)).toEqual([`claim.70012.0.node1.${free}`]);
@@ -174,7 +174,7 @@ describe('faults', () => {
     // LSF runs the post-exec once it has the job's status; here the node is back by then (a
     // post-exec that finds a node down keeps the claim for `jobbox gc`: fault 2, gc suite).
     const run = submitLsf(hooks, spec({ app: 'docker-deb12', jobId, command: 'mpirun -np 5 sleep 300', beforePostExec: async () => void (await rebooted) }));
-    await waitUntil(async () => (await onNode('node3', ['docker', 'top', `jobbox-${jobId}`]).catch(() => '')).includes('sleep 300'), 120_000);
+    await waitFor('sleep 300 on node3', async () => (await onNode('node3', ['docker', 'top', `jobbox-${jobId}`]).catch(() => '')).includes('sleep 300'), 120);
     rebooted = testbed(['reboot', 'node3']);
     await rebooted;
     // mpirun's session to node3 finds the node gone at its next keepalive (ssh_config), long
@@ -208,11 +208,3 @@ describe('faults', () => {
     await expectNothingLeft(jobId);
   });
 });
-
-async function waitUntil(test: () => Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await test())) {
-    if (Date.now() > end) throw new Error('timed out');
-    await sleep(100);
-  }
-}

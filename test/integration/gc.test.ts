@@ -8,7 +8,7 @@ import type { Job } from '../../src/job/job.js';
 import { jobKey } from '../../src/plan/job-files.js';
 import { BJOBS_BIN, writeBjobsState } from '../harness/lsf/harness.js';
 import * as fixture from './lsf-fixture.js';
-import { REPO, onNode, testbed, testbedStatus, type TestbedStatus } from './testbed.js';
+import { REPO, onNode, slurmClient, testbed, testbedStatus, waitFor, type TestbedStatus } from './testbed.js';
 
 // `jobbox gc` on the real testbed: real dockerd, sshd and Slurm 22.05; for LSF, the bjobs
 // stand-in of test/harness/lsf/bin (there is no LSF here).
@@ -67,8 +67,8 @@ beforeAll(async () => {
 // sees the next restart count: exactly the orphan gc exists for.
 afterEach(async () => {
   for (const id of submitted.splice(0)) {
-    await execa('scancel', [id], { env: { SLURM_CONF: tb.slurmConf }, reject: false });
-    await waitFor(`job ${id} to end`, async () => !/^(PENDING|RUNNING|COMPLETING|CONFIGURING|REQUEUED)/.test(await jobField(id, 'JobState')));
+    await slurm(['scancel', id]);
+    await waitFor(`job ${id} to end`, async () => !/^(PENDING|RUNNING|COMPLETING|CONFIGURING|REQUEUED)/.test(await jobField(id, 'JobState')), 180);
     for (const attempt of ['0', '1']) await onAdmin('teardown', orphan('slurm', id, attempt, NODES), tb.config);
   }
   for (const job of planted.splice(0)) await onAdmin('teardown', { ...job, hosts: NODES.map((name) => ({ name, slots: 1 })) });
@@ -141,7 +141,7 @@ const lineFor = (lines: string[], key: string) => lines.filter((l) => [' ', ':',
 
 // ---- Slurm ----
 
-const slurm = (argv: string[]) => execa(argv[0]!, argv.slice(1), { env: { SLURM_CONF: tb.slurmConf }, reject: false });
+const { slurm, jobField } = slurmClient(() => tb.slurmConf);
 
 async function submit(name: string, body: string, options: string[]): Promise<string> {
   const script = `${HOME}/${name}.sh`;
@@ -153,19 +153,7 @@ async function submit(name: string, body: string, options: string[]): Promise<st
   return r.stdout.trim();
 }
 
-async function jobField(id: string, field: string): Promise<string> {
-  const r = await slurm(['scontrol', 'show', 'job', '-o', id]);
-  return new RegExp(`\\b${field}=(\\S*)`).exec(r.stdout)?.[1] ?? '';
-}
-
-async function waitFor(what: string, test: () => Promise<boolean>, seconds = 180): Promise<void> {
-  for (let i = 0; i < seconds * 5; i++) {
-    if (await test()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-const started = (name: string) => waitFor(`${name} to start`, async () => (await readFile(`${HOME}/${name}.out`, 'utf8').catch(() => '')).includes('started'));
+const started = (name: string) => waitFor(`${name} to start`, async () => (await readFile(`${HOME}/${name}.out`, 'utf8').catch(() => '')).includes('started'), 180);
 
 describe('jobbox gc on Slurm', () => {
   it('keeps a running job\'s attempt; once it ended: keeps it within the grace and when slurmctld cannot be asked, then reclaims it', async () => {
@@ -181,7 +169,7 @@ describe('jobbox gc on Slurm', () => {
     expect(await left(key, OTHERS)).toEqual(whole(['node2', 'node3'], port, key));
 
     expect((await slurm(['scancel', id])).exitCode).toBe(0);
-    await waitFor('CANCELLED', async () => (await jobField(id, 'JobState')) === 'CANCELLED');
+    await waitFor('CANCELLED', async () => (await jobField(id, 'JobState')) === 'CANCELLED', 180);
 
     r = await gc([]);
     expect(r.code).toBe(0);
@@ -220,7 +208,7 @@ describe('jobbox gc on Slurm', () => {
     await started('gc2');
     // Requeued and held: Restarts=1, and it does not start again by itself.
     expect((await slurm(['scontrol', 'requeuehold', id])).exitCode).toBe(0);
-    await waitFor('the requeue', async () => (await jobField(id, 'Restarts')) === '1' && (await jobField(id, 'JobState')) !== 'COMPLETING');
+    await waitFor('the requeue', async () => (await jobField(id, 'Restarts')) === '1' && (await jobField(id, 'JobState')) !== 'COMPLETING', 180);
     const state = await jobField(id, 'JobState');
     const old = await plant('slurm', id, '0', ['node2']);
     const current = await plant('slurm', id, '1', ['node3']);
@@ -235,7 +223,7 @@ describe('jobbox gc on Slurm', () => {
     expect(await left(current.key, OTHERS)).toEqual(whole(['node3'], current.port, current.key));
 
     expect((await slurm(['scancel', id])).exitCode).toBe(0);
-    await waitFor('CANCELLED', async () => (await jobField(id, 'JobState')) === 'CANCELLED');
+    await waitFor('CANCELLED', async () => (await jobField(id, 'JobState')) === 'CANCELLED', 180);
     r = await gc(['--grace', '0']);
     expect(lineFor(r.lines, current.key)).toEqual([
       `jobbox: gc: reclaimed ${current.key} (port ${current.port}, job dir, containers on node3): job is CANCELLED`,

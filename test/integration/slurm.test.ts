@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import * as fixture from './lsf-fixture.js';
-import { onNode, testbed, testbedStatus, type TestbedStatus } from './testbed.js';
+import { onNode, slurmClient, testbed, testbedStatus, waitFor, type TestbedStatus } from './testbed.js';
 
 // jobbox on a real Slurm 22.05 cluster: slurmctld on the host, a slurmd in every node's
 // namespaces, the Prolog/Epilog and job_submit.lua from hooks/slurm and `jobbox slurm`.
@@ -23,7 +23,7 @@ beforeAll(async () => {
 function asUser(argv: string[]) {
   return execa('runuser', ['-u', 'jbuser1', '--', 'env', `SLURM_CONF=${tb.slurmConf}`, ...argv], { cwd: HOME, reject: false });
 }
-const slurm = (argv: string[]) => execa(argv[0]!, argv.slice(1), { env: { SLURM_CONF: tb.slurmConf }, reject: false });
+const { slurm, jobField } = slurmClient(() => tb.slurmConf);
 
 async function submit(name: string, body: string, options: string[] = []): Promise<string> {
   const script = `${HOME}/${name}.sh`;
@@ -34,18 +34,6 @@ async function submit(name: string, body: string, options: string[] = []): Promi
   return r.stdout.trim();
 }
 
-async function jobField(id: string, field: string): Promise<string> {
-  const r = await slurm(['scontrol', 'show', 'job', '-o', id]);
-  return new RegExp(`\\b${field}=(\\S*)`).exec(r.stdout)?.[1] ?? '';
-}
-
-async function waitFor(what: string, test: () => Promise<boolean>, seconds = 120): Promise<void> {
-  for (let i = 0; i < seconds * 5; i++) {
-    if (await test()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const finished = (id: string, seconds = 120) =>
   waitFor(`job ${id} to finish`, async () => /^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL)$/.test(await jobField(id, 'JobState')), seconds);

@@ -35,6 +35,24 @@ export async function testbedStatus(): Promise<TestbedStatus> {
   return JSON.parse(String(stdout)) as TestbedStatus;
 }
 
+/** Polls `test` every 200 ms until it holds; throws after `seconds`. */
+export async function waitFor(what: string, test: () => Promise<boolean>, seconds = 120): Promise<void> {
+  for (let i = 0; i < seconds * 5; i++) {
+    if (await test()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Slurm client commands as root against the testbed's cluster; `conf` is read at each call (the testbed comes up after import). */
+export function slurmClient(conf: () => string) {
+  // SLURM_CONF always: without it a client looks the controller up in DNS.
+  const slurm = (argv: string[]) => execa(argv[0]!, argv.slice(1), { env: { SLURM_CONF: conf() }, reject: false });
+  /** One field of `scontrol show job -o`. */
+  const jobField = async (id: string, field: string) => new RegExp(`\\b${field}=(\\S*)`).exec((await slurm(['scontrol', 'show', 'job', '-o', id])).stdout)?.[1] ?? '';
+  return { slurm, jobField };
+}
+
 /** Runs argv as root on a node, as a root process there would; rejects on non-zero exit. */
 export async function onNode(node: string, argv: string[], options: Options = {}): Promise<string> {
   const { stdout } = await testbed(['exec', node, '--', ...argv], options);
