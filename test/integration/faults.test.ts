@@ -38,14 +38,23 @@ describe('faults', () => {
   it('1. SIGKILL of pre-exec in the middle of the fan-out, then post-exec: nothing left', async () => {
     const jobId = 70001;
     const vars = Object.entries({ ...envOf(jobId), PATH: '/bin:/usr/bin:/sbin:/usr/sbin' }).map(([k, v]) => `${k}=${v}`);
-    // Pre-exec in its own session, its pid recorded, so its whole process group can be killed
-    // as LSF's JOB_PREPROC_TIMEOUT does, once the fan-out has begun.
+    // node3 drops every connect to the job port range, so pre-exec is held in the fan-out, at
+    // node3's sshd barrier, with a container on every node: without it, a fast pre-exec may be
+    // done before the kill lands.
+    const drop = ['INPUT', '-p', 'tcp', '--dport', `${config.portRange.first}:${config.portRange.last}`, '-j', 'DROP'];
+    await onNode('node3', ['iptables', '-I', ...drop]);
     const pidFile = `/tmp/jobbox-fault1-${process.pid}.pid`;
-    const run = testbed(['exec', 'node1', '--', 'env', '-i', ...vars, 'setsid', '/bin/sh', '-c', `echo $$ > ${pidFile}; exec ${hooks.preExec} </dev/null`], { reject: false });
-    await waitFor('a container of the job', async () => (await containers(jobId)).length > 0, 60);
-    await onNode('node1', ['kill', '-s', 'KILL', '--', `-${(await readFile(pidFile, 'utf8')).trim()}`]);
-    expect((await run).exitCode).not.toBe(0);
-    await rm(pidFile, { force: true });
+    try {
+      // Pre-exec in its own session, its pid recorded, so its whole process group can be killed
+      // as LSF's JOB_PREPROC_TIMEOUT does.
+      const run = testbed(['exec', 'node1', '--', 'env', '-i', ...vars, 'setsid', '/bin/sh', '-c', `echo $$ > ${pidFile}; exec ${hooks.preExec} </dev/null`], { reject: false });
+      await waitFor('a container of the job on every node', async () => (await containers(jobId)).length === 3, 60);
+      await onNode('node1', ['kill', '-s', 'KILL', '--', `-${(await readFile(pidFile, 'utf8')).trim()}`]);
+      expect((await run).exitCode).not.toBe(0);
+    } finally {
+      await onNode('node3', ['iptables', '-D', ...drop]);
+      await rm(pidFile, { force: true });
+    }
     const post = await hook(hooks.postExec, envOf(jobId));
     expect(post.code).toBe(0);
     await expectNothingLeft(jobId);
