@@ -135,14 +135,14 @@ export function knownHostIndex(text: string): (host: string, port: number) => st
  * Runs fn for every item with at most `limit` in flight, and waits for all of them: a
  * failure on one node never abandons the others half-done.
  */
-export async function fanOut<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
+export async function fanOut<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
   const results: PromiseSettledResult<R>[] = new Array(items.length);
   let next = 0;
   const worker = async () => {
     while (next < items.length) {
       const i = next++;
       try {
-        results[i] = { status: 'fulfilled', value: await fn(items[i]!) };
+        results[i] = { status: 'fulfilled', value: await fn(items[i]!, i) };
       } catch (reason) {
         results[i] = { status: 'rejected', reason };
       }

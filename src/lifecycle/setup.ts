@@ -186,8 +186,8 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     sessions = await adminSessions(config, hosts);
     phase('connect');
     const first = sessions.get(hosts[0]!)!;
-    const each = <R>(fn: (s: Session, host: string) => Promise<R>) =>
-      fanOut(hosts, config.fanout, (h) => fn(sessions.get(h)!, h)).then((results) => {
+    const each = <R>(fn: (s: Session, host: string, i: number) => Promise<R>) =>
+      fanOut(hosts, config.fanout, (h, i) => fn(sessions.get(h)!, h, i)).then((results) => {
         const failed = failures(hosts, results);
         if (failed) throw failed;
         return results.map((r) => (r as PromiseFulfilledResult<R>).value);
@@ -212,7 +212,7 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
       const p = port;
       probes = await each((s) => probe(s, config, p));
       // A taken port may be this attempt's own sshd (a re-run of this pre-exec).
-      holders = await each((s, host) => (probes[hosts.indexOf(host)]!.listening ? nameHolder(s, config, job) : Promise.resolve(undefined)));
+      holders = await each((s, _host, i) => (probes[i]!.listening ? nameHolder(s, config, job) : Promise.resolve(undefined)));
       const taken = hosts.filter((_, i) => probes[i]!.listening && !holders[i]!.running);
       if (taken.length === 0) break;
       busy.add(port);
@@ -232,8 +232,7 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     await Promise.all(plan.files.map(writeJobFile));
 
     // Each node waits for its own sshd as soon as its container runs, not for the slowest run.
-    await each(async (s, host) => {
-      const i = hosts.indexOf(host);
+    await each(async (s, host, i) => {
       touched.add(host);
       await startContainer(s, config, job, plan.runs[i]!.argv, holders[i]);
       await barrier(host, port, job, keys, config).catch(async (err: unknown) => {
