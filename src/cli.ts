@@ -4,6 +4,7 @@
 // only what it runs.
 import { readFileSync } from 'node:fs';
 import { EXIT, JobboxError, formatError } from './errors.js';
+import { hookEnv, savedEnv } from './hook-env.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -11,15 +12,16 @@ function version(): string {
 }
 
 // The hooks a scheduler runs for every job, by the name they are called with. Both the parser
-// below and the fast path at the end dispatch through this table.
+// below and the fast path at the end dispatch through this table. The root ones take the job's
+// environment from the launcher (src/hook-env.ts), never from process.env.
 const hooks = {
   'pre-exec': async (config: string | undefined) => {
     const { preExec } = await import('./commands/pre-exec.js');
-    await preExec(config, false, process.env);
+    await preExec(config, false, hookEnv('pre-exec'));
   },
   'post-exec': async (config: string | undefined) => {
     const { postExec } = await import('./commands/post-exec.js');
-    await postExec(config, process.env);
+    await postExec(config, hookEnv('post-exec'));
   },
   start: async (config: string | undefined, command: string[]) => {
     const { start } = await import('./commands/start.js');
@@ -27,14 +29,22 @@ const hooks = {
   },
   'slurm prolog': async (config: string | undefined) => {
     const { prolog } = await import('./commands/slurm.js');
-    await prolog(config, process.env);
+    await prolog(config, slurmdEnv('slurm prolog'));
   },
   'slurm epilog': async (config: string | undefined) => {
     const { epilog } = await import('./commands/slurm.js');
-    await epilog(config, process.env);
+    await epilog(config, slurmdEnv('slurm epilog'));
   },
 };
 type Hook = keyof typeof hooks;
+
+// slurmd builds the Prolog's and Epilog's environment itself, from the job record; its
+// SLURM_CONF is the one the Slurm clients jobbox runs must read (never DNS).
+function slurmdEnv(hook: string): NodeJS.ProcessEnv {
+  const env = hookEnv(hook);
+  if (env.SLURM_CONF?.startsWith('/')) process.env.SLURM_CONF = env.SLURM_CONF;
+  return env;
+}
 
 /**
  * The exact argv the hook shims pass (`pre-exec [--config F]`, `start [--config F] -- CMD…`,
@@ -178,7 +188,8 @@ async function main(argv: string[]): Promise<void> {
           .option('nodes', { type: 'string', describe: 'hostlist to sweep for attempts whose job dir has no hostfile, e.g. node[1-64]' }),
       async (a) => {
         const { gc } = await import('./commands/gc.js');
-        process.exitCode = await gc({ config: a.config, dryRun: a.dryRun, grace: a.grace, scheduler: a.scheduler, nodes: a.nodes }, process.env);
+        // An admin may run gc by hand in a shell of their own; the timer runs it through hooks/gc.
+        process.exitCode = await gc({ config: a.config, dryRun: a.dryRun, grace: a.grace, scheduler: a.scheduler, nodes: a.nodes }, savedEnv() ?? process.env);
       },
     )
     .demandCommand(1, 'a command is required')

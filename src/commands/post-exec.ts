@@ -6,7 +6,7 @@ import { lsfContext } from './lsf-context.js';
 // LSF's queue-level POST_EXEC, as root on the first host, after the job ended however it
 // ended. Idempotent; it frees only this attempt's claim (the attempt is this host).
 export async function postExec(cli: string | undefined, env: NodeJS.ProcessEnv): Promise<void> {
-  const { config, job } = await lsfContext(cli, env);
+  const { config, job } = await lsfContext(cli, env, true);
   const log = jobLog(await openLog(config.logFile, config.logLevel), job, hostname());
   log.info({ exitStatus: env.LSB_JOBEXIT_STAT, requeued: env.LSB_JOBPEND !== undefined }, 'post-exec');
   await teardownJob(config, job, log);

@@ -8,7 +8,7 @@ import { lsfContext } from './lsf-context.js';
 // first container through the job's own sshd, so it needs neither root nor the docker socket.
 export async function start(cli: string | undefined, command: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (command.length === 0) throw new JobboxError('start', 'no command given', '', EXIT.usage);
-  const { config, job } = await lsfContext(cli, env);
+  const { config, job } = await lsfContext(cli, env, false);
   // One argument is command text as the user typed it (LSF's "%USRCMD"); several are argv.
   const text = command.length === 1 ? command[0]! : quote(command);
   return runInFirstContainer(job, jobPaths(config.stateDir, job), { command: text });
