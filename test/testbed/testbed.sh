@@ -29,7 +29,7 @@ HOSTIP=$NET.1
 REGISTRY=$HOSTIP:5000
 # The image tag names the recipe, so a changed recipe never reuses a stale cached image.
 RECIPE=r1
-PACKAGES=(docker.io docker-registry debootstrap openssh-server openssh-client iproute2 iptables
+PACKAGES=(docker.io docker-registry debootstrap openssh-server openssh-client iproute2 iptables musl-tools
           util-linux procps curl slurm-wlm slurm-wlm-basic-plugins munge)
 # Slurm clients must never look the controller up in DNS: every command gets this file.
 export SLURM_CONF=$TB/etc/slurm.conf
