@@ -45,7 +45,8 @@ export async function floorJob(b: LsfFixture, jobId: number, hosts: string[]): P
   if (port === undefined) throw new Error(`bench: floor job ${jobId} holds no port`);
   const commands = await Promise.all(job.hosts.map(async (host): Promise<[string, string]> => {
     const found = await onNode(host.name, ['find', b.config.deviceDir, '-maxdepth', '1', '-type', 'c', '-printf', '%f\\n']);
-    const argv = runArgv(b.config, job, host, image, paths, { devices: found.split('\n').filter(Boolean) });
+    // The floor starts containers of its own, with a nonce of its own.
+    const argv = runArgv(b.config, job, host, image, paths, { devices: found.split('\n').filter(Boolean) }, '0000000000000000');
     return [host.name, quote([b.config.engine, ...argv])];
   }));
   return { job, port, commands, name: containerName(job) };

@@ -139,7 +139,8 @@ async function main(argv: string[]): Promise<void> {
       async (a) => {
         if (!a.dryRun) return hooks['pre-exec'](a.config);
         const { preExec } = await import('./commands/pre-exec.js');
-        await preExec(a.config, true, process.env);
+        // Through the hook line (the README's example) the variables are the launcher's data.
+        await preExec(a.config, true, savedEnv() ?? process.env);
       },
     )
     .command(

@@ -37,9 +37,14 @@ export function printable(value: string): string {
     .replace(/[\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-/** The one place an error becomes output: a single stderr line. */
+/**
+ * The one place an error becomes output: a single stderr line. An error nobody foresaw is
+ * permanent (99): LSF requeues a pre-exec that exits 1 without end (LOCAL_MAX_PREEXEC_RETRY is
+ * unlimited by default), and the Slurm Prolog cancels rather than requeues. What may heal (a
+ * node, the registry, ports) is raised as a transient JobboxError where it is known.
+ */
 export function formatError(err: unknown): { line: string; exitCode: number } {
   if (err instanceof JobboxError) return { line: err.message, exitCode: err.exitCode };
   const message = err instanceof Error ? err.message : String(err);
-  return { line: `jobbox: internal: unexpected failure: ${printable(message)}`, exitCode: EXIT.transient };
+  return { line: `jobbox: internal: unexpected failure: ${printable(message)}`, exitCode: EXIT.permanent };
 }

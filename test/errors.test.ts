@@ -41,8 +41,8 @@ describe('formatError', () => {
   it('uses the message and code of a JobboxError', () => {
     expect(formatError(new JobboxError('a', 'b', 'c', EXIT.usage))).toEqual({ line: 'jobbox: a: b: c', exitCode: 2 });
   });
-  it('turns anything else into a transient internal error', () => {
-    expect(formatError(new TypeError('boom\n'))).toEqual({ line: 'jobbox: internal: unexpected failure: boom\\n', exitCode: 1 });
-    expect(formatError('str')).toEqual({ line: 'jobbox: internal: unexpected failure: str', exitCode: 1 });
+  it('turns anything else into a permanent internal error: LSF would requeue exit 1 for ever', () => {
+    expect(formatError(new TypeError('boom\n'))).toEqual({ line: 'jobbox: internal: unexpected failure: boom\\n', exitCode: 99 });
+    expect(formatError('str')).toEqual({ line: 'jobbox: internal: unexpected failure: str', exitCode: 99 });
   });
 });

@@ -43,6 +43,7 @@ async function printPlan(config: Config, job: Job): Promise<void> {
     accounts: { passwd: '', group: '' },
     groupNames: await lookupGroupNames([job.owner.gid, ...job.owner.gids]),
     facts: new Map(job.hosts.map((h) => [h.name, { devices }])),
+    nonce: '<nonce>',
   });
   const out: string[] = [
     `# job ${job.id}[${job.index}] attempt ${job.attempt}, queue ${job.queue}, owner ${job.owner.name} (${job.owner.uid}:${job.owner.gid})`,

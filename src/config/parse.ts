@@ -40,9 +40,14 @@ const QUEUE_DEFAULTS = {
   mounts: '',
   devices: 'uverbs* rdma_cm',
   cpus: 'slots',
-  memory: 'none',
+  // A container runs under dockerd, outside the scheduler's own memory limit: without a limit
+  // here one job could take the node's RAM. 2 GiB per slot is the low end of HPC nodes.
+  memory: '2g/slot',
   shm_size: '64m',
   memlock: 'unlimited',
+  // Threads count too: far above a full node of MPI ranks with their runtime threads (128 × 4),
+  // and an eighth of the smallest kernel.pid_max (32768; systemd sets 4194304).
+  pids_limit: '4096',
 };
 const IMAGE_DEFAULTS = { ref: '', mounts: '' };
 const ENV_KEY = /^env\.(.*)$/s;
@@ -193,6 +198,13 @@ function parseQueue(name: string, values: Section, images: Map<string, Image>): 
       throw new JobboxError(`config ${at('devices')}`, 'each must be "rdma_cm" or a glob of [A-Za-z0-9_*?-] starting with "uverbs"', glob);
     }
   }
+  const memory = must(at('memory'), s.memory, '"none", <size> or <size>/slot (size: digits with an optional k, m, g or t)', parseMemory);
+  const memlock = must(at('memlock'), s.memlock, '"unlimited" or a size: digits with an optional k, m, g or t', (v) =>
+    v === 'unlimited' ? v : size(v));
+  // "unlimited" is read as "up to the memory limit"; with none, a job could pin all of the node's RAM.
+  if (memlock === 'unlimited' && memory.kind === 'none') {
+    throw new JobboxError(`config ${at('memlock')}`, 'must be a size when memory = none (unlimited means up to the memory limit)', memlock);
+  }
   return {
     name,
     defaultImage: s.default_image,
@@ -200,12 +212,17 @@ function parseQueue(name: string, values: Section, images: Map<string, Image>): 
     mounts: parseMounts(`config ${at('mounts')}`, s.mounts),
     devices,
     cpus: must(at('cpus'), s.cpus, '"slots" or "none"', (v) => (v === 'slots' || v === 'none' ? v : undefined)),
-    memory: must(at('memory'), s.memory, '"none", <size> or <size>/slot (size: digits with an optional k, m, g or t)', parseMemory),
+    memory,
     shmSizeBytes: must(at('shm_size'), s.shm_size, 'a size: digits with an optional k, m, g or t', size),
-    memlock: must(at('memlock'), s.memlock, '"unlimited" or a size: digits with an optional k, m, g or t', (v) =>
-      v === 'unlimited' ? v : size(v)),
+    memlock,
+    // No "unlimited": a fork bomb in one container would leave the node unable to fork, sshd
+    // and the batch daemons included. Below 64, the job's sshd and MPI launcher could not start.
+    pidsLimit: must(at('pids_limit'), s.pids_limit, `an integer from 64 to ${PID_MAX_LIMIT}`, (v) => int(v, 64, PID_MAX_LIMIT)),
   };
 }
+
+// The kernel's ceiling for kernel.pid_max on 64-bit.
+const PID_MAX_LIMIT = 4_194_304;
 
 const MOUNT_RULE = 'each must be src[:dst][:ro|:rw] with absolute normalized paths without "..", ",", ":", whitespace or control characters';
 

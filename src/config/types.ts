@@ -32,8 +32,13 @@ export interface Queue {
   cpus: 'slots' | 'none';
   memory: MemoryPolicy;
   shmSizeBytes: number;
-  /** RDMA pins memory: 'unlimited' (ulimit memlock=-1), or a byte limit where dockerd cannot raise it. */
+  /**
+   * RDMA pins memory. Never above the container's memory limit: 'unlimited' means up to it, a
+   * byte count at most it. parseConfig refuses 'unlimited' when memory is none.
+   */
   memlock: 'unlimited' | number;
+  /** docker --pids-limit: tasks (processes and threads) one container may hold; never unlimited. */
+  pidsLimit: number;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

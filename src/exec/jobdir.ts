@@ -71,8 +71,14 @@ export async function readJobFile(path: string): Promise<string | undefined> {
   }
 }
 
-/** Removes the job directory; already gone is success, and a planted symlink is removed, not followed. */
+/**
+ * Removes the job directory; already gone is success, and a planted symlink is removed, not
+ * followed. The state dir is checked again first, as makeJobDir does: a recursive delete as root
+ * must never run below a directory someone else could have swapped since the job started.
+ */
 export async function removeJobDir(dir: string): Promise<void> {
+  const parent = dirname(dir);
+  if (await lstat(parent).catch(() => undefined)) await checkedDir(parent, 'state_dir');
   const info = await lstat(dir).catch(() => undefined);
   if (!info) return;
   if (!info.isDirectory()) {

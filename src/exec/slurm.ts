@@ -15,10 +15,21 @@ export async function cancelJob(id: string): Promise<boolean> {
   return (await execa('scancel', ['--', id], RUN)).exitCode === 0;
 }
 
-/** The job record as one line of `key=value` words, for parseJobCpus. */
+/** `id`'s record with per-node detail, one field group a line, for parseJobRecord. */
 export async function showJob(id: string): Promise<string> {
-  const r = await execa('scontrol', ['show', 'job', '--details', '--oneliner', '--', id], RUN);
+  const r = await execa('scontrol', ['show', 'job', '--details', '--', id], RUN);
   if (r.exitCode !== 0) throw new JobboxError('scontrol show job', r.stderr.trim() || 'failed', id, EXIT.transient);
+  return r.stdout;
+}
+
+/** The batch script slurmctld holds for job `id`, byte for byte. */
+export async function batchScript(id: string): Promise<string> {
+  const r = await execa('scontrol', ['write', 'batch_script', '--', id, '-'], { ...RUN, stripFinalNewline: false });
+  // 22.05 exits 0 even when it prints nothing ("job script retrieval failed: …"), and a batch
+  // job always has a script: an empty one is a failure to ask.
+  if (r.exitCode !== 0 || r.stdout === '') {
+    throw new JobboxError('scontrol write batch_script', r.stderr.trim() || 'printed nothing', id, EXIT.transient);
+  }
   return r.stdout;
 }
 

@@ -197,10 +197,27 @@ export function expandCounts(text: string): number[] {
  * resolved again through the root-owned config.
  */
 export function constraintAlias(constraints: string | undefined): string | undefined {
-  const words = (constraints ?? '').split(/[&|,[\]()*\s]+/);
-  const aliases = new Set(words.filter((w) => w.startsWith('docker-')).map((w) => w.slice('docker-'.length)));
+  const aliases = new Set(imageWords(constraints).map((w) => w.slice('docker-'.length)));
   if (aliases.size > 1) throw new JobboxError('constraint', 'names more than one image', constraints ?? '');
   return [...aliases][0];
+}
+
+function imageWords(constraints: string | undefined): string[] {
+  return (constraints ?? '').split(/[&|,[\]()*\s]+/).filter((w) => w.startsWith('docker-'));
+}
+
+/**
+ * For a Prolog that cannot load jobbox's config, so knows no partitions: whether this is a
+ * jobbox job (job_submit.lua gives every one a `docker-<alias>` constraint) and this node its
+ * batch host, the one node that acts for it. Any other job is not jobbox's to cancel.
+ */
+export function jobboxJobOnBatchHost(env: Record<string, string | undefined>): boolean {
+  if (imageWords(env.SLURM_JOB_CONSTRAINTS).length === 0) return false;
+  try {
+    return expandHostlist(env.SLURM_JOB_NODELIST || env.SLURM_NODELIST || '')[0] === env.SLURMD_NODENAME;
+  } catch {
+    return false;
+  }
 }
 
 function required(env: Record<string, string | undefined>, name: string): string {
@@ -209,19 +226,70 @@ function required(env: Record<string, string | undefined>, name: string): string
   return value;
 }
 
+// `scontrol show job --details <id>`, as slurmctld prints it for the Prolog. Every field a user
+// sets (name, comment, paths, network, …) is printed raw and may hold newlines, so it can forge
+// whole lines anywhere in the record. Slurm's own lines are believed only where a forgery cannot
+// pass: the first line (the output starts with it), a line printed once when it occurs once,
+// and the per-node lines when together they name each node of the allocation exactly once (a
+// forged one would name a node twice, or one outside the allocation).
+const SHOW_JOB = 'scontrol show job';
+
+export interface JobRecord {
+  /** The job runs a batch script (BatchFlag counts launch attempts: any non-zero value). */
+  batch: boolean;
+  /** Allocated CPUs, one count per node of the allocation, in its order. */
+  cpus: number[];
+}
+
 /**
- * CPUs per node from `scontrol show job -d -o`: `Nodes=node[1-2] CPU_IDs=0-1 … Nodes=node3
- * CPU_IDs=0`. The 22.05 Prolog has no SLURM_JOB_CPUS_PER_NODE, and slots decide the hostfile.
+ * The array task name (`<array id>_<task id>`) of job `id`, from its first record's first line,
+ * or undefined for a job outside any array. The array's first task shares its id with the
+ * array, and asked by that id slurmctld prints every task: by its task name, only its own.
  */
-export function parseJobCpus(text: string): Map<string, number> {
+export function arrayTaskName(text: string, id: string): string | undefined {
+  const m = firstLine(text, id);
+  return m[2] === undefined ? undefined : `${m[2]}_${m[3]}`;
+}
+
+/** One job's record → whether it is a batch job, and its CPUs on each node of `hosts`. */
+export function parseJobRecord(text: string, id: string, hosts: string[]): JobRecord {
+  firstLine(text, id);
+  const flags = [...text.matchAll(/^ {3}Requeue=\d+ Restarts=\d+ BatchFlag=(\d+) /gm)];
+  if (flags.length !== 1) throw new JobboxError(SHOW_JOB, `must have one BatchFlag line, not ${flags.length}`, id);
+
+  const allocated = new Set(hosts);
   const cpus = new Map<string, number>();
-  for (const m of text.matchAll(/\bNodes=(\S+) CPU_IDs=(\S+)/g)) {
-    const count = m[2]!.split(',').reduce((n, part) => {
-      const [lo, hi = lo] = part.split('-').map(Number);
-      return n + (hi! - lo! + 1);
-    }, 0);
-    if (!Number.isInteger(count) || count < 1) throw new JobboxError('scontrol show job', 'unreadable CPU_IDs', m[2]!);
-    for (const host of expandHostlist(m[1]!, 'scontrol show job')) cpus.set(host, count);
+  for (const m of text.matchAll(/^ {5}Nodes=(\S+) CPU_IDs=(\S+) Mem=\d+ GRES=/gm)) {
+    const count = cpuCount(m[2]!);
+    for (const host of expandHostlist(m[1]!, SHOW_JOB)) {
+      if (!allocated.has(host)) throw new JobboxError(SHOW_JOB, `lists CPUs on a node outside job ${id}'s allocation`, host);
+      if (cpus.has(host)) throw new JobboxError(SHOW_JOB, `lists CPUs on a node twice for job ${id}`, host);
+      cpus.set(host, count);
+    }
   }
-  return cpus;
+  return {
+    batch: flags[0]![1] !== '0',
+    cpus: hosts.map((host) => {
+      const count = cpus.get(host);
+      if (count === undefined) throw new JobboxError(SHOW_JOB, `lists no CPUs for job ${id} on a node of its allocation`, host);
+      return count;
+    }),
+  };
+}
+
+function firstLine(text: string, id: string): RegExpExecArray {
+  const line = text.split('\n', 1)[0]!;
+  const m = /^JobId=(\d+) (?:ArrayJobId=(\d+) ArrayTaskId=(\d+) )?/.exec(line);
+  if (m?.[1] !== id) throw new JobboxError(SHOW_JOB, `does not start with the record of job ${id}`, line);
+  return m;
+}
+
+/** `CPU_IDs=0-3,6` → 5. */
+function cpuCount(ids: string): number {
+  if (!/^\d{1,6}(?:-\d{1,6})?(?:,\d{1,6}(?:-\d{1,6})?)*$/.test(ids)) throw new JobboxError(SHOW_JOB, 'unreadable CPU_IDs', ids);
+  return ids.split(',').reduce((n, range) => {
+    const [lo, hi = lo] = range.split('-').map(Number);
+    if (hi! < lo!) throw new JobboxError(SHOW_JOB, 'unreadable CPU_IDs', ids);
+    return n + hi! - lo! + 1;
+  }, 0);
 }

@@ -4,10 +4,10 @@ import type { Config, Image } from '../config/types.js';
 import type { JobFile } from '../exec/jobdir.js';
 import type { Job } from '../job/job.js';
 import { containerCwd, jobMounts, runArgv, type NodeFacts } from '../plan/container.js';
-import { containerEnv } from '../plan/env.js';
+import { containerEnv, shellExports } from '../plan/env.js';
 import {
-  authorizedKeys, containerGroup, containerPasswd, envFile, knownHosts, mpiEnv, mpichHostfile,
-  openMpiHostfile, sshConfig, sshdConfig, type JobPaths,
+  attemptRecord, authorizedKeys, containerGroup, containerPasswd, envFile, knownHosts, mpiEnv, mpichHostfile,
+  openMpiHostfile, sshConfig, sshdConfig, type JobPaths, type OpenSsh,
 } from '../plan/job-files.js';
 
 export interface Keys {
@@ -30,6 +30,8 @@ export interface JobPlan {
 export interface ImageAccounts {
   passwd: string;
   group: string;
+  /** The release of the image's sshd; unknown to a dry run, which reads no image. */
+  sshd?: OpenSsh;
 }
 
 export function planJob(input: {
@@ -42,12 +44,14 @@ export function planJob(input: {
   accounts: ImageAccounts;
   groupNames: Map<number, string>;
   facts: Map<string, NodeFacts>;
+  nonce: string;
 }): JobPlan {
   const { config, job, image, port, paths, keys } = input;
   const owner = job.owner;
   const { env: userEnv, dropped } = containerEnv(job.env);
+  // The user's variables stay out of the container's own environment: its sshd runs with it,
+  // and OPENSSL_CONF, TZ or LOCPATH there would break the job's sshd and requeue the job.
   const env = {
-    ...userEnv,
     ...image.env,
     HOME: owner.home,
     USER: owner.name,
@@ -63,18 +67,21 @@ export function planJob(input: {
     { path: paths.hostKeyPub, content: keys.hostKeyPub, mode: 0o644 },
     { path: paths.authorizedKeys, content: authorizedKeys(keys.userKeyPub), mode: 0o644 },
     { path: paths.knownHosts, content: knownHosts(job.hosts, port, keys.hostKeyPub), mode: 0o644 },
-    { path: paths.sshdConfig, content: sshdConfig(paths, owner, port), mode: 0o644 },
+    { path: paths.sshdConfig, content: sshdConfig(paths, owner, port, input.accounts.sshd), mode: 0o644 },
     { path: paths.sshConfig, content: sshConfig(paths, job.hosts, owner, port), mode: 0o644 },
     { path: paths.hostfile, content: openMpiHostfile(job.hosts), mode: 0o644 },
     { path: paths.mpichHostfile, content: mpichHostfile(job.hosts), mode: 0o644 },
     { path: paths.passwd, content: containerPasswd(input.accounts.passwd, owner), mode: 0o644 },
     { path: paths.group, content: containerGroup(input.accounts.group, owner, input.groupNames), mode: 0o644 },
-    { path: paths.envFile, content: envFile(env), mode: 0o644 },
-    { path: paths.cwd, content: `${containerCwd(job, jobMounts(config.queues.get(job.queue)!, image))}\n`, mode: 0o644 },
+    { path: paths.attempt, content: attemptRecord({ uid: owner.uid, image: image.ref, nonce: input.nonce }), mode: 0o600 },
+    { path: paths.envFile, content: envFile(env), mode: 0o600 },
+    // What the user chose, their variables and their cwd, only the owner reads (docs/security.md).
+    { path: paths.userEnv, content: shellExports(userEnv), mode: 0o600, owner: mine },
+    { path: paths.cwd, content: `${containerCwd(job, jobMounts(config.queues.get(job.queue)!, image))}\n`, mode: 0o600, owner: mine },
   ];
   const runs = job.hosts.map((host) => ({
     host: host.name,
-    argv: runArgv(config, job, host, image, paths, input.facts.get(host.name) ?? { devices: [] }),
+    argv: runArgv(config, job, host, image, paths, input.facts.get(host.name) ?? { devices: [] }, input.nonce),
   }));
   return { image, port, files, runs, dropped };
 }

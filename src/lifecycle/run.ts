@@ -6,8 +6,10 @@ import { readJobFile } from '../exec/jobdir.js';
 import { sshInteractive, sshQuiet } from '../exec/openssh.js';
 import { quote } from '../exec/quote.js';
 import type { Job } from '../job/job.js';
-import { containerEnv } from '../plan/env.js';
+import { containerEnv, shellExports } from '../plan/env.js';
 import type { JobPaths } from '../plan/job-files.js';
+
+const END_OF_ENV = '# jobbox: end of the environment';
 
 export type Work =
   /** Shell text, run with `sh -c` exactly as the user wrote it. */
@@ -21,18 +23,24 @@ export async function runInFirstContainer(job: Job, paths: JobPaths, work: Work)
   }
   const cwd = (await readJobFile(paths.cwd))?.trim();
   if (!cwd) throw new JobboxError('start', 'no running job container (pre-exec or Prolog did not finish)', paths.dir, EXIT.transient);
-  const vars = Object.entries(containerEnv(job.env).env).map(([k, v]) => `${k}=${v}`);
   // sshd makes the session a process-group leader; its pid lets a second session signal the
   // whole group, since signals cannot travel over ssh to a non-root sshd.
   const pgid = `/tmp/.jobbox-${randomBytes(8).toString('hex')}.pgid`;
+  // The batch step alone knows the job's variables: they come first in the session's input,
+  // read a line at a time (sh's read takes no byte past the newline), then the script.
+  const input = 'script' in work ? `${shellExports(containerEnv(job.env).env)}${END_OF_ENV}\n${work.script}` : undefined;
   const steps = [quote(['cd', '--', cwd]), `echo $$ > ${quote([pgid])}`];
   if ('command' in work) {
-    steps.push(`exec ${quote(['env', '--', ...vars, '/bin/sh', '-c', work.command])}`);
+    // The job's variables, as the pre-exec saw them, from the owner-only file it wrote.
+    steps.push(`. ${quote([paths.userEnv])}`, `exec ${quote(['/bin/sh', '-c', work.command])}`);
   } else {
-    steps.push('s=$(mktemp)', 'cat > "$s"', 'chmod 700 "$s"', `exec ${quote(['env', '--', ...vars])} "$s" ${quote(work.args)}`);
+    steps.push(
+      `while IFS= read -r l && [ "$l" != ${quote([END_OF_ENV])} ]; do eval "$l"; done`,
+      's=$(mktemp)', 'cat > "$s"', 'chmod 700 "$s"', `exec "$s" ${quote(work.args)}`,
+    );
   }
   const host = job.hosts[0]!.name;
   const deliver = (sig: NodeJS.Signals) =>
     sshQuiet(paths.sshConfig, host, `${quote(['kill', '-s', sig.replace(/^SIG/, ''), '--'])} -"$(cat ${quote([pgid])})"`);
-  return sshInteractive(paths.sshConfig, host, steps.join(' && '), deliver, 'script' in work ? work.script : undefined);
+  return sshInteractive(paths.sshConfig, host, steps.join(' && '), deliver, input);
 }

@@ -2,6 +2,8 @@
 // handled in parallel over ssh2; the function returns only when every container's sshd
 // accepts the job key with the pinned host key, and on any failure it rolls back what it
 // started on every node, so nothing is leaked for a requeue to trip over.
+import { randomBytes } from 'node:crypto';
+import { lstat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import ssh2 from 'ssh2';
 import { resolveImage } from '../config/image.js';
@@ -12,13 +14,16 @@ import { makeJobDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
 import { type Result, Session, fanOut } from '../exec/ssh.js';
 import type { Job } from '../job/job.js';
 import { allocatePort } from '../ports/allocator.js';
-import { containerName, imageAccountsArgv, nameArgv, removeArgv, splitHeadOutput, type NodeFacts } from '../plan/container.js';
-import { imageCacheDir, jobKey, jobPaths, type JobPaths } from '../plan/job-files.js';
-import { planJob, type Keys } from './plan.js';
+import { containerName, imageAccountsArgv, nameArgv, removeArgv, splitHeadOutput, SSHD_VERSION, type NodeFacts } from '../plan/container.js';
+import { imageCacheDir, jobKey, jobPaths, OPENSSH_MIN, openSshAtLeast, parseAttemptRecord, parseOpenSsh, sshdLacks, type JobPaths } from '../plan/job-files.js';
+import { planJob, type ImageAccounts, type Keys } from './plan.js';
 import { adminSessions, failures } from './nodes.js';
 import { teardownJob } from './teardown.js';
 
-const PULL_LOCK = '/run/jobbox-pull.lock';
+// Any user who can open a file can flock it, and so hold every start on the node for
+// pull_timeout: the lock lives in a directory only root can enter (pull() makes it).
+const PULL_LOCK_DIR = '/run/jobbox';
+const PULL_LOCK = `${PULL_LOCK_DIR}/pull.lock`;
 
 interface Probe extends NodeFacts {
   /** Something on the node holds the job's port. */
@@ -38,35 +43,65 @@ export function firstLine(stderr: string): string {
   return stderr.split('\n').map((l) => l.trim()).find(Boolean) ?? '';
 }
 
-async function must(session: Session, argv: string[], timeoutMs: number): Promise<string> {
+/** `value`: what the command was about (an image, a port, container ids), for the error line. */
+async function must(session: Session, argv: string[], timeoutMs: number, value: string): Promise<string> {
   const r = await session.run(argv, timeoutMs);
-  if (r.code !== 0) throw commandFailed(session.host, argv, r);
+  if (r.code !== 0) throw commandFailed(session.host, argv, r, value);
   return r.stdout;
 }
 
-function commandFailed(host: string, argv: string[], r: Result): JobboxError {
-  return new JobboxError(`${host}: ${argv.slice(0, 2).join(' ')}`, `exit ${r.code}: ${printable(firstLine(r.stderr))}`, argv.at(-1) ?? '', EXIT.transient);
+// docker's own usage errors (exit 125 with "See 'docker run --help'.") come from argv jobbox
+// built: a requeue would build the same argv again, so they are permanent. Its other 125s are
+// the daemon's answer (a name conflict, a daemon restarting) and may heal.
+const DOCKER_USAGE = /See '[^']*--help'/;
+
+function commandFailed(host: string, argv: string[], r: Result, value: string): JobboxError {
+  const permanent = r.code === 125 && DOCKER_USAGE.test(r.stderr);
+  return new JobboxError(`${host}: ${argv.slice(0, 2).join(' ')}`, `exit ${r.code}: ${printable(firstLine(r.stderr))}`, value, permanent ? EXIT.permanent : EXIT.transient);
 }
+
+// Whether sshd could listen on the port: bind 0.0.0.0 and [::] (v6-only) with SO_REUSEADDR,
+// as sshd does. A socket another user bound but never listened on blocks sshd and shows in no
+// `ss` listing; a connection's local port blocks it too; a TIME_WAIT does not. No IPv6 on the
+// node is fine, as it is for sshd. Nodes need perl (Debian's perl-base is Essential).
+const BIND_TEST = `use Socket qw(PF_INET PF_INET6 SOCK_STREAM SOL_SOCKET SO_REUSEADDR IPPROTO_IPV6 IPV6_V6ONLY INADDR_ANY IN6ADDR_ANY pack_sockaddr_in pack_sockaddr_in6);
+use Errno qw(EADDRINUSE EAFNOSUPPORT EADDRNOTAVAIL);
+sub taken {
+  my ($family, $addr) = @_;
+  my $v6 = $family == PF_INET6;
+  my $s;
+  if (!socket($s, $family, SOCK_STREAM, 0)) {
+    return 0 if $v6 && $! == EAFNOSUPPORT;
+    die "socket: $!\\n";
+  }
+  setsockopt($s, SOL_SOCKET, SO_REUSEADDR, 1) or die "SO_REUSEADDR: $!\\n";
+  if ($v6) { setsockopt($s, IPPROTO_IPV6, IPV6_V6ONLY, 1) or die "IPV6_V6ONLY: $!\\n" }
+  return 0 if bind($s, $addr);
+  return 1 if $! == EADDRINUSE;
+  return 0 if $v6 && $! == EADDRNOTAVAIL;
+  die "bind: $!\\n";
+}
+print taken(PF_INET, pack_sockaddr_in($ARGV[0], INADDR_ANY)) || taken(PF_INET6, pack_sockaddr_in6($ARGV[0], IN6ADDR_ANY)) ? "taken\\n" : "free\\n";
+`;
 
 async function probe(session: Session, config: Config, port: number): Promise<Probe> {
   // Not the connect timeout: a dockerd busy extracting a pull answers slowly, and that is no fault.
   const t = config.startTimeoutMs;
-  const [devices, listening] = await Promise.all([
+  const [devices, bound] = await Promise.all([
     session.run(['find', config.deviceDir, '-maxdepth', '1', '-type', 'c', '-printf', '%f\\n'], t),
-    // Any socket on the port, not only listeners: a connection's local port blocks sshd's bind too.
-    must(session, ['ss', '-Htan', `sport = :${port}`], t),
+    must(session, ['perl', '-e', BIND_TEST, String(port)], t, String(port)),
   ]);
-  return { devices: devices.code === 0 ? devices.stdout.split('\n').filter(Boolean) : [], listening: listening.trim() !== '' };
+  return { devices: devices.code === 0 ? devices.stdout.split('\n').filter(Boolean) : [], listening: bound.trim() !== 'free' };
 }
 
 /**
  * Asked only when it matters (the port is taken, or `docker run` failed): a container engine
  * call costs more than the rest of a probe, and a fresh job's name is free.
  */
-async function nameHolder(session: Session, config: Config, job: Job): Promise<Holder> {
-  const named = await must(session, [config.engine, ...nameArgv(job)], config.startTimeoutMs);
-  const [id, state, attempt] = named.trim().split(/\s+/);
-  const ours = id !== undefined && attempt === job.attempt && state === 'running';
+async function nameHolder(session: Session, config: Config, job: Job, nonce: string): Promise<Holder> {
+  const named = await must(session, [config.engine, ...nameArgv(job)], config.startTimeoutMs, containerName(job));
+  const [id, state, attempt, label] = named.trim().split(/\s+/);
+  const ours = id !== undefined && attempt === job.attempt && label === nonce && state === 'running';
   return { running: ours ? id : undefined, stale: id && !ours ? [id] : [] };
 }
 
@@ -74,24 +109,26 @@ async function nameHolder(session: Session, config: Config, job: Job): Promise<H
  * Starts the node's container, unless this attempt's already runs; a leftover holding the name
  * goes first. `known`: the holder, when the port check asked.
  */
-async function startContainer(session: Session, config: Config, job: Job, argv: string[], known: Holder | undefined): Promise<void> {
+async function startContainer(session: Session, config: Config, job: Job, image: Image, argv: string[], nonce: string, known: Holder | undefined): Promise<void> {
   const t = config.startTimeoutMs;
   if (known?.running) return;
-  if (known?.stale.length) await must(session, [config.engine, ...removeArgv(known.stale)], t);
+  if (known?.stale.length) await must(session, [config.engine, ...removeArgv(known.stale)], t, known.stale.join(' '));
   const run = await session.run([config.engine, ...argv], t);
   if (run.code === 0) return;
   // Where the port was free the name was not looked at: it may be held by a re-run whose sshd
   // is still starting, or by an earlier attempt's leftover that never listened. Without such a
   // holder, the failure is the run's own.
-  const late = known ? undefined : await nameHolder(session, config, job);
+  const late = known ? undefined : await nameHolder(session, config, job, nonce);
   if (late?.running) return;
-  if (!late?.stale.length) throw commandFailed(session.host, [config.engine, ...argv], run);
-  await must(session, [config.engine, ...removeArgv(late.stale)], t);
-  await must(session, [config.engine, ...argv], t);
+  if (!late?.stale.length) throw commandFailed(session.host, [config.engine, ...argv], run, image.ref);
+  await must(session, [config.engine, ...removeArgv(late.stale)], t, late.stale.join(' '));
+  await must(session, [config.engine, ...argv], t, image.ref);
 }
 
 /** Pulls are serialized per node (flock), and a registry failure falls back to the node's copy. */
 async function pull(session: Session, config: Config, image: Image, log: Logger): Promise<void> {
+  // install -d also closes a directory left more open (by hand, or by an older jobbox).
+  await must(session, ['install', '-d', '-m', '0700', PULL_LOCK_DIR], config.connectTimeoutMs, PULL_LOCK_DIR);
   const pulled = await session.run(
     ['flock', '-w', String(config.pullTimeoutMs / 1000), PULL_LOCK, config.engine, 'pull', '--quiet', image.ref],
     config.pullTimeoutMs + 5000,
@@ -131,21 +168,36 @@ export function ed25519KeyPair(comment: string): { private: string; public: stri
 }
 
 /**
- * The image's /etc/passwd and /etc/group, which the job's own are merged into. Reading them
- * takes a throwaway container, so the text is kept per image id (immutable: a new image is a
- * new id) in a root-owned directory next to the job dirs.
+ * The image's /etc/passwd and /etc/group, which the job's own are merged into, and the release
+ * of its sshd, which the sshd_config must fit. Reading them takes a throwaway container, so the
+ * output is kept per image id (immutable: a new image is a new id) in a root-owned directory
+ * next to the job dirs. An image whose sshd can never serve a job is refused here, at once,
+ * rather than by a barrier timeout and a requeue that would never heal.
  */
-async function imageAccounts(first: Session, config: Config, image: Image): Promise<Map<string, string>> {
-  const id = (await must(first, [config.engine, 'image', 'inspect', '--format', '{{.Id}}', image.ref], config.startTimeoutMs)).trim();
-  const cached = /^sha256:[0-9a-f]{64}$/.test(id) ? `${imageCacheDir(config.stateDir)}/${id.slice('sha256:'.length)}` : undefined;
+async function imageAccounts(first: Session, config: Config, image: Image, log: Logger): Promise<ImageAccounts> {
+  const id = (await must(first, [config.engine, 'image', 'inspect', '--format', '{{.Id}}', image.ref], config.startTimeoutMs, image.ref)).trim();
+  // Named for what it holds: the files of older jobbox releases have no sshd section.
+  const cached = /^sha256:[0-9a-f]{64}$/.test(id) ? `${imageCacheDir(config.stateDir)}/${id.slice('sha256:'.length)}.accounts-sshd` : undefined;
+  let text: string | undefined;
   if (cached) {
     await makeJobDir(imageCacheDir(config.stateDir));
-    const text = await readJobFile(cached);
-    if (text !== undefined) return splitHeadOutput(text);
+    text = await readJobFile(cached);
   }
-  const text = await must(first, [config.engine, ...imageAccountsArgv(image)], config.startTimeoutMs);
-  if (cached) await writeJobFile({ path: cached, content: text, mode: 0o644 });
-  return splitHeadOutput(text);
+  if (text === undefined) {
+    text = await must(first, [config.engine, ...imageAccountsArgv(image)], config.startTimeoutMs, image.ref);
+    if (cached) await writeJobFile({ path: cached, content: text, mode: 0o644 });
+  }
+  const files = splitHeadOutput(text);
+  const said = files.get(SSHD_VERSION) ?? '';
+  const sshd = parseOpenSsh(said);
+  if (!sshd || !openSshAtLeast(sshd, OPENSSH_MIN)) {
+    const min = `${OPENSSH_MIN.major}.${OPENSSH_MIN.minor}`;
+    const found = sshd ? `OpenSSH ${sshd.major}.${sshd.minor}` : firstLine(said);
+    throw new JobboxError(`image ${image.alias}`, `needs OpenSSH ${min} or later as /usr/sbin/sshd (SetEnv hands every session the hostfiles)`, found, EXIT.permanent);
+  }
+  const lacks = sshdLacks(sshd);
+  if (lacks.length > 0) log.warn({ image: image.ref, openssh: `${sshd.major}.${sshd.minor}`, lacks }, "the image's sshd is too old for these sshd_config lines; left out");
+  return { passwd: files.get('/etc/passwd') ?? '', group: files.get('/etc/group') ?? '', sshd };
 }
 
 /** Waits until the node's job sshd logs the owner in with the job key and shows the pinned host key. */
@@ -179,6 +231,16 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
   const started = Date.now();
   // Phase times in the debug log: where a slow start went (bench P1 reads the same).
   const phase = (name: string) => log.debug({ phase: name, ms: Date.now() - started }, 'start phase done');
+  // A dir with this job key that is not this owner's earlier run of the same image is the
+  // leftover of another job whose id came back (ids wrap; a post-exec missed a node): it is
+  // reclaimed whole, and nothing of it (keys, port, containers) is adopted.
+  const record = parseAttemptRecord(await readJobFile(paths.attempt).catch(() => undefined));
+  const adopted = record?.uid === job.owner.uid && record.image === image.ref ? record : undefined;
+  if (!adopted && (record || (await lstat(paths.dir).catch(() => undefined)))) {
+    log.warn({ leftover: record ?? 'no owner record' }, 'the job dir is a leftover of another job with this key; reclaiming it');
+    await teardownJob(config, job, log);
+  }
+  const nonce = adopted?.nonce ?? randomBytes(8).toString('hex');
   let sessions = new Map<string, Session>();
   // Nodes that may hold a container of this attempt: the rollback must reach exactly these.
   const touched = new Set<string>();
@@ -198,7 +260,7 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     const pulls = each((s) => pull(s, config, image, log));
     const prepared = Promise.all([
       jobKeys(paths),
-      pulls.then(() => imageAccounts(first, config, image)),
+      pulls.then(() => imageAccounts(first, config, image, log)),
       lookupGroupNames([job.owner.gid, ...job.owner.gids]),
     ]);
     prepared.catch(() => {});
@@ -212,7 +274,7 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
       const p = port;
       probes = await each((s) => probe(s, config, p));
       // A taken port may be this attempt's own sshd (a re-run of this pre-exec).
-      holders = await each((s, _host, i) => (probes[i]!.listening ? nameHolder(s, config, job) : Promise.resolve(undefined)));
+      holders = await each((s, _host, i) => (probes[i]!.listening ? nameHolder(s, config, job, nonce) : Promise.resolve(undefined)));
       const taken = hosts.filter((_, i) => probes[i]!.listening && !holders[i]!.running);
       if (taken.length === 0) break;
       busy.add(port);
@@ -223,7 +285,7 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     phase('pull');
     const plan = planJob({
       config, job, image, port, paths, keys, groupNames,
-      accounts: { passwd: accounts.get('/etc/passwd') ?? '', group: accounts.get('/etc/group') ?? '' },
+      accounts, nonce,
       facts: new Map(hosts.map((h, i) => [h, probes[i]!])),
     });
     phase('plan');
@@ -234,7 +296,7 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     // Each node waits for its own sshd as soon as its container runs, not for the slowest run.
     await each(async (s, host, i) => {
       touched.add(host);
-      await startContainer(s, config, job, plan.runs[i]!.argv, holders[i]);
+      await startContainer(s, config, job, image, plan.runs[i]!.argv, nonce, holders[i]);
       await barrier(host, port, job, keys, config).catch(async (err: unknown) => {
         // The container's own last words say why its sshd never answered.
         const logs = await s.run([config.engine, 'logs', '--tail', '3', containerName(job)], config.connectTimeoutMs);

@@ -65,15 +65,21 @@ export function runArgv(
   image: Image,
   paths: JobPaths,
   facts: NodeFacts,
+  /** The attempt's nonce (AttemptRecord): a re-run adopts only containers that carry it. */
+  nonce: string,
 ): string[] {
   const queue = config.queues.get(job.queue)!;
   const memory = memoryLimit(queue, host.slots);
+  // Pinned pages count against the memory limit anyway, so the ulimit never promises more;
+  // parseConfig refuses an unlimited memlock without a memory limit, so this is finite.
+  const memlock = Math.min(queue.memlock === 'unlimited' ? Infinity : queue.memlock, memory ?? Infinity);
   return [
     'run', '--detach', '--init',
     '--name', containerName(job),
     '--label', `${LABEL}.job=${job.id}`,
     '--label', `${LABEL}.index=${job.index}`,
     '--label', `${LABEL}.attempt=${job.attempt}`,
+    '--label', `${LABEL}.nonce=${nonce}`,
     '--label', `${LABEL}.owner=${job.owner.name}`,
     '--net=host',
     '--user', `${job.owner.uid}:${job.owner.gid}`,
@@ -88,7 +94,8 @@ export function runArgv(
     ...matchDevices(facts.devices, queue.devices).flatMap((d) => ['--device', `${config.deviceDir}/${d}:/dev/infiniband/${d}`]),
     ...(queue.cpus === 'slots' ? ['--cpus', String(host.slots)] : []),
     ...(memory !== undefined ? ['--memory', String(memory)] : []),
-    '--ulimit', queue.memlock === 'unlimited' ? 'memlock=-1:-1' : `memlock=${queue.memlock}:${queue.memlock}`,
+    '--ulimit', `memlock=${memlock}:${memlock}`,
+    '--pids-limit', String(queue.pidsLimit),
     '--shm-size', String(queue.shmSizeBytes),
     '--cap-drop', 'ALL',
     '--security-opt', 'no-new-privileges',
@@ -104,22 +111,30 @@ export function psArgv(job: Job): string[] {
 
 /** Any container holding the job's name: a leftover of another attempt blocks the name. */
 export function nameArgv(job: Job): string[] {
-  return ['ps', '--all', '--filter', `name=^/${containerName(job)}$`, '--format', `{{.ID}} {{.State}} {{.Label "${LABEL}.attempt"}}`];
+  return ['ps', '--all', '--filter', `name=^/${containerName(job)}$`, '--format', `{{.ID}} {{.State}} {{.Label "${LABEL}.attempt"}} {{.Label "${LABEL}.nonce"}}`];
 }
 
 export function removeArgv(ids: string[]): string[] {
   return ['rm', '--force', '--volumes', ...ids];
 }
 
-/** Reads the image's own account files, in a container with no network and no privileges. */
+/** The section of imageAccountsArgv's output that holds what the image's sshd says it is. */
+export const SSHD_VERSION = '/usr/sbin/sshd -V';
+
+/**
+ * Reads the image's own account files and its sshd's release, in a container with no network
+ * and no privileges: one throwaway container for both, so a fixed script (nothing is put into
+ * it) that adds the sshd's words after head's files, in head's own format. A missing account
+ * file still fails the run; sshd -V may not (a release without -V prints it in its usage).
+ */
 export function imageAccountsArgv(image: Image): string[] {
   return [
     'run', '--rm', '--net=none', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--user', '65534:65534',
-    image.ref, 'head', '-n', '1000000', '/etc/passwd', '/etc/group',
+    image.ref, '/bin/sh', '-c', `head -n 1000000 /etc/passwd /etc/group || exit; echo; echo "==> ${SSHD_VERSION} <=="; ${SSHD_VERSION} 2>&1; exit 0`,
   ];
 }
 
-/** `head` output for several files → the text of each, keyed by path. */
+/** `head` output for several files → the text of each, keyed by path; a header seen twice keeps the last. */
 export function splitHeadOutput(text: string): Map<string, string> {
   const files = new Map<string, string>();
   let current: string | undefined;

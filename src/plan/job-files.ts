@@ -17,9 +17,42 @@ export interface JobPaths {
   mpichHostfile: string;
   passwd: string;
   group: string;
+  /** Whose attempt this dir is (AttemptRecord), root-only. */
+  attempt: string;
+  /** docker's --env-file: jobbox's and the image's variables, for the container's own processes. */
   envFile: string;
+  /** The user's variables, as sh exports for the job starter's session (owner-only). */
+  userEnv: string;
   /** Where the job starter runs the command inside the container. */
   cwd: string;
+}
+
+/**
+ * Who a job dir belongs to. A job key (id, index, attempt) comes back when the scheduler's ids
+ * wrap or a node kept a dir its post-exec could not remove: a later start adopts the dir's
+ * keys, port and containers only when this matches it (same owner, same image) and the
+ * containers carry the nonce, so a recycled id never hands one user's keys to another.
+ */
+export interface AttemptRecord {
+  uid: number;
+  image: string;
+  nonce: string;
+}
+
+export function attemptRecord(record: AttemptRecord): string {
+  return `${JSON.stringify(record)}\n`;
+}
+
+/** The record's text → the record, or undefined when it is not one (an older jobbox, damage). */
+export function parseAttemptRecord(text: string | undefined): AttemptRecord | undefined {
+  try {
+    const r = JSON.parse(text ?? '') as Partial<AttemptRecord>;
+    return Number.isInteger(r.uid) && typeof r.image === 'string' && typeof r.nonce === 'string' && /^[0-9a-f]{16,64}$/.test(r.nonce)
+      ? { uid: r.uid!, image: r.image, nonce: r.nonce }
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Per-image facts kept between jobs; its name is no job key, and gc leaves it alone. */
@@ -48,7 +81,9 @@ export function jobPaths(stateDir: string, job: Pick<Job, 'id' | 'index' | 'atte
     mpichHostfile: `${dir}/hostfile.mpich`,
     passwd: `${dir}/passwd`,
     group: `${dir}/group`,
+    attempt: `${dir}/attempt`,
     envFile: `${dir}/env`,
+    userEnv: `${dir}/userenv`,
     cwd: `${dir}/cwd`,
   };
 }
@@ -62,10 +97,44 @@ export function mpiEnv(paths: JobPaths): Record<string, string> {
   };
 }
 
+/** An OpenSSH release: `sshd -V` prints `OpenSSH_9.2p1 Debian-2, OpenSSL …` (releases without -V, in their usage). */
+export interface OpenSsh { major: number; minor: number }
+
+export function parseOpenSsh(text: string): OpenSsh | undefined {
+  const m = /\bOpenSSH_(\d+)\.(\d+)/.exec(text);
+  return m ? { major: Number(m[1]), minor: Number(m[2]) } : undefined;
+}
+
+export function openSshAtLeast(sshd: OpenSsh, release: OpenSsh): boolean {
+  return sshd.major !== release.major ? sshd.major > release.major : sshd.minor >= release.minor;
+}
+
+/** The oldest sshd a job can use: SetEnv (7.8) is how every session, mpirun's too, finds the hostfiles. */
+export const OPENSSH_MIN: OpenSsh = { major: 7, minor: 8 };
+
+// Directives newer than OPENSSH_MIN, with the release that brought them. sshd refuses to start
+// on one it does not know, so they are left out where the image's sshd is older.
+const NEWER: [directive: string, since: OpenSsh][] = [['PerSourceMaxStartups', { major: 8, minor: 5 }]];
+
+/** The directives sshdConfig leaves out for this sshd. */
+export function sshdLacks(sshd: OpenSsh): string[] {
+  return NEWER.filter(([, since]) => !openSshAtLeast(sshd, since)).map(([directive]) => directive);
+}
+
 // A non-root sshd can only log in the user it runs as; AllowUsers and the key outside the
 // user's writable home make that the job's key and the job's owner only.
-export function sshdConfig(paths: JobPaths, owner: Owner, port: number): string {
+//
+// Anyone who reaches the port can hold a connection that never authenticates, and sshd's
+// defaults (MaxStartups 10:30:100, LoginGraceTime 120) let a few dozen idle ones keep the owner
+// out. So each source address may hold 10 (the users of one node share its address), below the
+// total nothing is dropped at random, and the total stays at 100 because each waiting
+// connection is an sshd process charged to the job's memory (1.4 MB each in the deb12 image).
+// `sshd`: the image's release; undefined where it is not known (a dry run): a current one.
+export function sshdConfig(paths: JobPaths, owner: Owner, port: number, sshd?: OpenSsh): string {
   const setEnv = Object.entries(mpiEnv(paths)).map(([k, v]) => `${k}=${v}`).join(' ');
+  const lacks = sshd ? sshdLacks(sshd) : [];
+  // What the image's sshd does not know stays in the file, commented out, to say why it is not in force.
+  const newer = (line: string) => (lacks.includes(line.split(' ')[0]!) ? `# ${line}: left out, this image's sshd is OpenSSH ${sshd?.major}.${sshd?.minor}` : line);
   return `# jobbox: sshd for one job, running as ${owner.name}
 Port ${port}
 HostKey ${paths.hostKey}
@@ -84,6 +153,9 @@ X11Forwarding no
 AllowAgentForwarding no
 AllowTcpForwarding no
 PrintMotd no
+LoginGraceTime 30
+MaxStartups 100
+${newer('PerSourceMaxStartups 10')}
 ClientAliveInterval 15
 ClientAliveCountMax 3
 SetEnv ${setEnv}

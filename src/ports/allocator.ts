@@ -5,9 +5,15 @@
 // The claims live in their own directory so that finding a job's claims reads only the claims,
 // not every port file (bench P5: listing 1000 port files twice per allocation cost 10× the rest).
 //
+// Both directories are root's alone (0700): on a shared file system mounted on a node without
+// fs.protected_hardlinks, anyone who can reach a port file can give it a name of their own, and
+// the port would look taken for ever. Such names made before (or by a way around the mode) are
+// outlived: a port file with more names than claims/ explains, unchanged for STALE_LINK_GRACE_MS,
+// is replaced by a fresh one (replaceForeign).
+//
 // Synchronous calls: each pre-exec claims one port, and with 32 allocators on 2 cores every
 // async call's thread-pool round trip waits for a CPU again (bench P5 measures this).
-import { closeSync, constants, fstatSync, futimesSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, unlinkSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, futimesSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, unlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EXIT, JobboxError } from '../errors.js';
@@ -20,18 +26,33 @@ export const CLAIM = /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/;
 const CLAIM_NAME = /^claim\.(.+)\.([1-9][0-9]{0,4})$/;
 // One full scan, then a couple more: a lost race leaves the port free for the next round.
 const ROUNDS = 3;
+/**
+ * How long a port file with a name no claim explains must stay unchanged (ctime) before it is
+ * replaced. Every link, claim or touch changes the ctime, so an allocator between its link and
+ * its verify is never disturbed; and it covers NFS serving a directory listing from cache
+ * (acdirmax, 60 s by default), so a claim too new to be listed is also too new to be judged.
+ */
+export const STALE_LINK_GRACE_MS = 60_000;
 
-/** Returns the claimed port. `exclude`: ports found busy on a node, skip them this time. */
-export async function allocatePort(dir: string, range: PortRange, claim: string, exclude: ReadonlySet<number> = new Set()): Promise<number> {
+/**
+ * Returns the claimed port. `exclude`: ports found busy on a node, skip them this time.
+ * `graceMs`: STALE_LINK_GRACE_MS; the tests pass 0 to judge a foreign name at once.
+ */
+export async function allocatePort(
+  dir: string, range: PortRange, claim: string, exclude: ReadonlySet<number> = new Set(), graceMs = STALE_LINK_GRACE_MS,
+): Promise<number> {
   checkClaim(claim);
   checkRange(range);
   portArea(dir, true);
 
+  // One listing serves both: our own claims, and which ports any claim explains.
+  const claims = readClaims(dir);
+  const claimed = new Set(claims.map((c) => c.port));
   // A re-run pre-exec (a requeued job keeps its id) gets back what it holds. Anything else of
   // ours in range is dropped: a second port, an excluded one, or one that is no longer valid.
   // Out of range is left alone (garbage to this range); releasePort still removes it.
   let held: number | undefined;
-  for (const port of ownPorts(dir, claim)) {
+  for (const { port } of claims.filter((c) => c.claim === claim)) {
     if (port < range.first || port > range.last) continue;
     if (held === undefined && !exclude.has(port) && verify(dir, claim, port, true)) held = port;
     else unlinkQuiet(claimPath(dir, claim, port));
@@ -44,7 +65,7 @@ export async function allocatePort(dir: string, range: PortRange, claim: string,
   for (let round = 0; round < ROUNDS; round++) {
     unusable = 0;
     for (const port of shuffle(candidates)) {
-      const outcome = tryClaim(dir, claim, port);
+      const outcome = tryClaim(dir, claim, port, (st) => !claimed.has(port) && Date.now() - st.ctimeMs >= graceMs);
       if (outcome === 'won') return port;
       if (outcome === 'unusable') unusable++;
       // Jitter only after a lost race, so that the two losers do not collide again in lockstep.
@@ -97,7 +118,8 @@ export async function listClaims(dir: string): Promise<{ claim: string; port: nu
 
 type Outcome = 'won' | 'lost' | 'busy' | 'unusable';
 
-function tryClaim(dir: string, claim: string, port: number): Outcome {
+/** `foreign`: whether a port file with more than one name has a name no claim explains, for long enough. */
+function tryClaim(dir: string, claim: string, port: number, foreign: (st: Stats) => boolean): Outcome {
   const portPath = join(dir, `port.${port}`);
   let st = lstatQuiet(portPath);
   if (!st) {
@@ -111,7 +133,7 @@ function tryClaim(dir: string, claim: string, port: number): Outcome {
   }
   // A symlink or directory planted here is never followed or linked to.
   if (!st?.isFile()) return 'unusable';
-  if (st.nlink !== 1) return 'busy';
+  if (st.nlink !== 1 && !(foreign(st) && replaceForeign(dir, claim, port, foreign))) return 'busy';
   const ours = claimPath(dir, claim, port);
   // EEXIST on our own name: a lost NFS reply made a successful link look failed. It is ours if it verifies.
   try {
@@ -152,9 +174,60 @@ function verify(dir: string, claim: string, port: number, touch: boolean): boole
 }
 
 /**
+ * Puts a fresh port.<N> in place of one whose extra names no claim explains (see the top). The
+ * judgement is made again on fresh attributes (open + fstat), then announced as a claim is: we
+ * link the old inode and go on only if its count rose by exactly our one name, so of several
+ * allocators judging the same file at once exactly one replaces it. Winning the old inode needs
+ * it to have had one name, which takes its foreign name going away meanwhile; such a winner's
+ * claim is listed by then, so the claims are read once more. The fresh file is renamed over
+ * port.<N>; whoever linked the old inode then fails verify and retries. True when port.<N> is
+ * the fresh file.
+ */
+function replaceForeign(dir: string, claim: string, port: number, foreign: (st: Stats) => boolean): boolean {
+  const portPath = join(dir, `port.${port}`);
+  const seen = freshStat(portPath);
+  if (!seen?.isFile() || seen.nlink < 2 || !foreign(seen)) return false;
+  const ours = claimPath(dir, claim, port);
+  try {
+    linkSync(portPath, ours);
+  } catch (err) {
+    // EEXIST: our own link, whose NFS reply was lost; the count below tells.
+    if (code(err) !== 'EEXIST') throw err;
+  }
+  try {
+    const now = freshStat(ours);
+    if (now?.ino !== seen.ino || now.dev !== seen.dev || now.nlink !== seen.nlink + 1) return false;
+    if (readClaims(dir).some((c) => c.port === port && c.claim !== claim)) return false;
+    const fresh = join(dir, `.fresh.${claim}.${port}`);
+    unlinkQuiet(fresh); // the leftover of a run killed here
+    closeSync(openSync(fresh, constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_WRONLY, 0o644));
+    renameSync(fresh, portPath);
+    return true;
+  } finally {
+    unlinkQuiet(ours);
+  }
+}
+
+/** Attributes asked of the server (open + fstat), not a cached stat; undefined when not there. */
+function freshStat(path: string): Stats | undefined {
+  let fd: number;
+  try {
+    // O_NONBLOCK: a FIFO must not hang the pre-exec.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    return fstatSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * Checks the port dir and its claims dir (creating them when asked); false when one is missing
- * and not created. As root, anyone else able to write in either could plant links to take or
- * block ports, so both must be root's own, real directories.
+ * and not created. As root, anyone else able to reach into either could plant links to take or
+ * block ports, so both must be root's own, real directories that nobody else can enter.
  */
 function portArea(dir: string, create: boolean): boolean {
   return checkDir(dir, create) && checkDir(join(dir, CLAIMS), create);
@@ -165,26 +238,25 @@ function checkDir(path: string, create: boolean): boolean {
   if (!st) {
     if (!create) return false;
     try {
-      mkdirSync(path, { mode: 0o755 });
+      mkdirSync(path, { mode: 0o700 });
     } catch (err) {
       if (code(err) !== 'EEXIST') throw new JobboxError('port dir', `cannot create (${code(err) ?? 'error'})`, path);
     }
     st = lstatQuiet(path);
   }
   if (!st?.isDirectory()) throw new JobboxError('port dir', 'must be a directory, not a symlink or file', path);
-  if (process.getuid?.() === 0 && (st.uid !== 0 || (st.mode & 0o022) !== 0)) {
-    throw new JobboxError('port dir', 'must be owned by root and not group or world writable', path);
+  if (process.getuid?.() === 0 && (st.uid !== 0 || (st.mode & 0o077) !== 0)) {
+    throw new JobboxError('port dir', 'must be owned by root with no access for group or others (mode 0700)', path);
   }
   return true;
 }
 
+function readClaims(dir: string): { claim: string; port: number }[] {
+  return readdirSync(join(dir, CLAIMS)).flatMap((name) => parseClaimName(name) ?? []);
+}
+
 function ownPorts(dir: string, claim: string): number[] {
-  const ports: number[] = [];
-  for (const name of readdirSync(join(dir, CLAIMS))) {
-    const parsed = parseClaimName(name);
-    if (parsed?.claim === claim) ports.push(parsed.port);
-  }
-  return ports;
+  return readClaims(dir).filter((c) => c.claim === claim).map((c) => c.port);
 }
 
 function parseClaimName(name: string): { claim: string; port: number } | undefined {

@@ -384,12 +384,17 @@ describe('environment: denied or unsafe user variables are dropped from the env 
       accounts: { passwd: '', group: '' },
       groupNames: new Map(),
       facts: new Map(),
+      nonce: '0123456789abcdef',
     });
     const content = plan.files.find((f) => f.path === paths.envFile)!.content;
+    const exports = plan.files.find((f) => f.path === paths.userEnv)!.content;
     const lines = content.split('\n').filter(Boolean);
     expect(plan.dropped).toContain(name);
     expect(content).not.toContain('EVIL');
-    expect(content, 'a control variable must pass').toContain('OMP_NUM_THREADS=4\n');
+    expect(exports).not.toContain('EVIL');
+    // The user's variables reach the starter's session only, never the container's own processes.
+    expect(exports, 'a control variable must pass').toBe('export OMP_NUM_THREADS=4\n');
+    expect(content).not.toContain('OMP_NUM_THREADS');
     for (const line of lines) expect(line).toMatch(/^[A-Za-z_][A-Za-z0-9_]*=[^\r\0]*$/);
     const keys = lines.map((l) => l.slice(0, l.indexOf('=')));
     expect(keys.filter((k) => /^(LD_|DOCKER_|SSH_|BASH_FUNC_)|^(BASH_ENV|ENV|IFS|NODE_OPTIONS|PATH)$/.test(k))).toEqual([]);
@@ -409,7 +414,7 @@ let configs = 0;
 describe('config: strict parsing refuses the pre-exec (99)', () => {
   it.each<[string, string, string]>([
     ['unknown key in [jobbox]', `[jobbox]\nprivileged = true\n${MIN}`, `jobbox: config [jobbox]: unknown key (allowed: ${GLOBAL_KEYS}): privileged`],
-    ['unknown key in [queue]', `${MIN}[queue short]\ndefault_image = deb12\ncap_add = SYS_ADMIN\n`, 'jobbox: config [queue short]: unknown key (allowed: default_image allowed_images mounts devices cpus memory shm_size memlock): cap_add'],
+    ['unknown key in [queue]', `${MIN}[queue short]\ndefault_image = deb12\ncap_add = SYS_ADMIN\n`, 'jobbox: config [queue short]: unknown key (allowed: default_image allowed_images mounts devices cpus memory shm_size memlock pids_limit): cap_add'],
     ['unknown key in [image]', `${MIN}[image x]\nref = 10.78.0.1:5000/x\nentrypoint = /bin/sh\n`, 'jobbox: config [image x]: unknown key (allowed: ref mounts env.NAME): entrypoint'],
     ['unknown section', `${MIN}[docker]\nprivileged = true\n`, 'jobbox: config {file}:5: section must be [jobbox], [queue NAME] (NAME ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$) or [image ALIAS] (ALIAS ^[a-z0-9][a-z0-9_-]{0,63}$): [docker]'],
     ['a key twice', `[jobbox]\nfanout = 4\nfanout = 8\n${MIN}`, 'jobbox: config {file}:3: key fanout appears twice in [jobbox]: fanout = 8'],
@@ -429,6 +434,9 @@ describe('config: strict parsing refuses the pre-exec (99)', () => {
     ['a bare-word registry (the public hub)', `[jobbox]\nregistry = library\n${MIN}`, 'jobbox: config [jobbox] registry: must be empty or a registry host[:port] (lowercase; with a "." or a port, or "localhost"): library'],
     ['default_queue without a section', `[jobbox]\ndefault_queue = gpu\n${MIN}`, 'jobbox: config [jobbox] default_queue: must name a [queue] section (defined: normal): gpu'],
     ['memory', `[queue normal]\ndefault_image = deb12\nmemory = lots\n[image deb12]\nref = 10.78.0.1:5000/deb12:r1\n`, 'jobbox: config [queue normal] memory: must be "none", <size> or <size>/slot (size: digits with an optional k, m, g or t): lots'],
+    ['no memory limit and memlock unlimited (all RAM lockable)', `[queue normal]\ndefault_image = deb12\nmemory = none\n[image deb12]\nref = 10.78.0.1:5000/deb12:r1\n`, 'jobbox: config [queue normal] memlock: must be a size when memory = none (unlimited means up to the memory limit): unlimited'],
+    ['pids_limit unlimited (a fork bomb takes the node)', `[queue normal]\ndefault_image = deb12\npids_limit = unlimited\n[image deb12]\nref = 10.78.0.1:5000/deb12:r1\n`, 'jobbox: config [queue normal] pids_limit: must be an integer from 64 to 4194304: unlimited'],
+    ['pids_limit -1 (docker\'s unlimited)', `[queue normal]\ndefault_image = deb12\npids_limit = -1\n[image deb12]\nref = 10.78.0.1:5000/deb12:r1\n`, 'jobbox: config [queue normal] pids_limit: must be an integer from 64 to 4194304: -1'],
     ['umad device', `[queue normal]\ndefault_image = deb12\ndevices = umad0\n[image deb12]\nref = 10.78.0.1:5000/deb12:r1\n`, 'jobbox: config [queue normal] devices: each must be "rdma_cm" or a glob of [A-Za-z0-9_*?-] starting with "uverbs": umad0'],
     ['mount with ..', `[queue normal]\ndefault_image = deb12\nmounts = /home:/root/../etc\n[image deb12]\nref = 10.78.0.1:5000/deb12:r1\n`, 'jobbox: config [queue normal] mounts: each must be src[:dst][:ro|:rw] with absolute normalized paths without "..", ",", ":", whitespace or control characters: /home:/root/../etc'],
     ['allowed image without a section', `[queue normal]\ndefault_image = deb12\nallowed_images = deb12 centos7\n[image deb12]\nref = 10.78.0.1:5000/deb12:r1\n`, 'jobbox: config [queue normal] allowed_images: each must name an [image] section (defined: deb12): centos7'],
@@ -467,10 +475,11 @@ describe.skipIf(!asRoot)('config: a file others could write or swap refuses the 
     ['in a group-writable directory', async (d, f) => (await chmod(d, 0o775), { cli: f }), 'jobbox: config: parent directory is writable by group or others (mode 0775): {dir}', 99],
     ['in a directory owned by a user', async (d, f) => (await chown(d, 65534, 65534), { cli: f }), 'jobbox: config: parent directory is not owned by root (uid 65534): {dir}', 99],
     ['a symlink into /tmp', async (d) => ({ cli: await tmpConfig(d, 0) }), 'jobbox: config: parent directory is writable by group or others (mode 1777): /tmp', 99],
-    ['JOBBOX_CONFIG naming a user\'s file', async (d) => ({ env: { JOBBOX_CONFIG: await tmpConfig(d, 65534) } }), 'jobbox: config: file is not owned by root (uid 65534): {tmpfile}', 99],
+    // A root hook's environment is the job's: JOBBOX_CONFIG is never read, whatever it names.
+    ['JOBBOX_CONFIG naming a user\'s file (ignored)', async (d) => ({ env: { JOBBOX_CONFIG: await tmpConfig(d, 65534) } }), 'jobbox: config: cannot read the file (ENOENT): /etc/jobbox/jobbox.ini', 99],
     ['a directory', async (d) => ({ cli: d }), 'jobbox: config: not a regular file: {dir}', 99],
     ['a FIFO', async (d) => (execFileSync('mkfifo', ['-m', '0644', '--', join(d, 'fifo.ini')]), { cli: join(d, 'fifo.ini') }), 'jobbox: config: not a regular file: {dir}/fifo.ini', 99],
-    ['JOBBOX_CONFIG naming a FIFO', async (d) => (execFileSync('mkfifo', ['-m', '0644', '--', join(d, 'fifo.ini')]), { env: { JOBBOX_CONFIG: join(d, 'fifo.ini') } }), 'jobbox: config: not a regular file: {dir}/fifo.ini', 99],
+    ['JOBBOX_CONFIG naming a FIFO (ignored)', async (d) => (execFileSync('mkfifo', ['-m', '0644', '--', join(d, 'fifo.ini')]), { env: { JOBBOX_CONFIG: join(d, 'fifo.ini') } }), 'jobbox: config: cannot read the file (ENOENT): /etc/jobbox/jobbox.ini', 99],
     ['missing', async (d) => ({ cli: join(d, 'missing.ini') }), 'jobbox: config: cannot read the file (ENOENT): {dir}/missing.ini', 99],
     ['--config ""', async () => ({ cli: '' }), 'jobbox: --config: must name a file: ', 2],
   ])('%s', async (_case, prepare, message, exitCode) => {
@@ -478,7 +487,7 @@ describe.skipIf(!asRoot)('config: a file others could write or swap refuses the 
     const file = join(dir, 'jobbox.ini');
     await writeFile(file, configText(ROOT), { mode: 0o644 });
     const { cli, env = {} } = await prepare(dir, file);
-    const expected = message.replace('{file}', file).replace('{dir}', dir).replace('{tmpfile}', env.JOBBOX_CONFIG ?? '');
+    const expected = message.replace('{file}', file).replace('{dir}', dir);
     await refused(withDeadline(preExecWith({ ...CANARY, ...env }, cli), dir), expected, exitCode);
   });
 });
@@ -515,16 +524,23 @@ describe.skipIf(!asRoot)('planted files where jobbox writes: refused, the target
     ['port dir is a symlink, at release', (d) => (plantOther(d), symlinkSync(join(d, 'other'), join(d, 'ports'))), (d) => releasePort(join(d, 'ports'), CLAIM), 'jobbox: port dir: must be a directory, not a symlink or file: {d}/ports', 99],
     ['port dir is a symlink, at lookup', (d) => (plantOther(d), symlinkSync(join(d, 'other'), join(d, 'ports'))), (d) => claimedPort(join(d, 'ports'), CLAIM), 'jobbox: port dir: must be a directory, not a symlink or file: {d}/ports', 99],
     ['port dir is a file', (d) => writeFileSync(join(d, 'ports'), 'x'), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), 'jobbox: port dir: must be a directory, not a symlink or file: {d}/ports', 99],
-    ['port dir owned by a user', (d) => (mkdirSync(join(d, 'ports')), chownSync(join(d, 'ports'), 65534, 65534)), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), 'jobbox: port dir: must be owned by root and not group or world writable: {d}/ports', 99],
-    ['port dir world-writable', (d) => (mkdirSync(join(d, 'ports')), chmodSync(join(d, 'ports'), 0o1777)), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), 'jobbox: port dir: must be owned by root and not group or world writable: {d}/ports', 99],
-    ['claims dir is a symlink to another dir', (d) => (plantOther(d), mkdirSync(join(d, 'ports')), symlinkSync(join(d, 'other'), join(d, 'ports', 'claims'))), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), 'jobbox: port dir: must be a directory, not a symlink or file: {d}/ports/claims', 99],
-    ['claims dir is a symlink, at release', (d) => (plantOther(d), mkdirSync(join(d, 'ports')), symlinkSync(join(d, 'other'), join(d, 'ports', 'claims'))), (d) => releasePort(join(d, 'ports'), CLAIM), 'jobbox: port dir: must be a directory, not a symlink or file: {d}/ports/claims', 99],
-    ['claims dir is a symlink, at lookup', (d) => (plantOther(d), mkdirSync(join(d, 'ports')), symlinkSync(join(d, 'other'), join(d, 'ports', 'claims'))), (d) => claimedPort(join(d, 'ports'), CLAIM), 'jobbox: port dir: must be a directory, not a symlink or file: {d}/ports/claims', 99],
-    ['claims dir owned by a user', (d) => (mkdirSync(join(d, 'ports', 'claims'), { recursive: true }), chownSync(join(d, 'ports', 'claims'), 65534, 65534)), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), 'jobbox: port dir: must be owned by root and not group or world writable: {d}/ports/claims', 99],
-    ['claims dir world-writable', (d) => (mkdirSync(join(d, 'ports', 'claims'), { recursive: true }), chmodSync(join(d, 'ports', 'claims'), 0o1777)), (d) => releasePort(join(d, 'ports'), CLAIM), 'jobbox: port dir: must be owned by root and not group or world writable: {d}/ports/claims', 99],
+    ['port dir owned by a user', (d) => (mkdirSync(join(d, 'ports'), { mode: 0o700 }), chownSync(join(d, 'ports'), 65534, 65534)), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), 'jobbox: port dir: must be owned by root with no access for group or others (mode 0700): {d}/ports', 99],
+    ['port dir world-writable', (d) => (mkdirSync(join(d, 'ports')), chmodSync(join(d, 'ports'), 0o1777)), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), 'jobbox: port dir: must be owned by root with no access for group or others (mode 0700): {d}/ports', 99],
+    // Entering it is enough to give a port file a name of one's own where hard links are not protected.
+    ['port dir open to others (0755)', (d) => mkdirSync(join(d, 'ports'), { mode: 0o755 }), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), 'jobbox: port dir: must be owned by root with no access for group or others (mode 0700): {d}/ports', 99],
+    ['port dir open to others, at release', (d) => mkdirSync(join(d, 'ports'), { mode: 0o755 }), (d) => releasePort(join(d, 'ports'), CLAIM), 'jobbox: port dir: must be owned by root with no access for group or others (mode 0700): {d}/ports', 99],
+    ['claims dir is a symlink to another dir', (d) => (plantOther(d), mkdirSync(join(d, 'ports'), { mode: 0o700 }), symlinkSync(join(d, 'other'), join(d, 'ports', 'claims'))), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), 'jobbox: port dir: must be a directory, not a symlink or file: {d}/ports/claims', 99],
+    ['claims dir is a symlink, at release', (d) => (plantOther(d), mkdirSync(join(d, 'ports'), { mode: 0o700 }), symlinkSync(join(d, 'other'), join(d, 'ports', 'claims'))), (d) => releasePort(join(d, 'ports'), CLAIM), 'jobbox: port dir: must be a directory, not a symlink or file: {d}/ports/claims', 99],
+    ['claims dir is a symlink, at lookup', (d) => (plantOther(d), mkdirSync(join(d, 'ports'), { mode: 0o700 }), symlinkSync(join(d, 'other'), join(d, 'ports', 'claims'))), (d) => claimedPort(join(d, 'ports'), CLAIM), 'jobbox: port dir: must be a directory, not a symlink or file: {d}/ports/claims', 99],
+    ['claims dir owned by a user', (d) => (mkdirSync(join(d, 'ports', 'claims'), { recursive: true, mode: 0o700 }), chownSync(join(d, 'ports', 'claims'), 65534, 65534)), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), 'jobbox: port dir: must be owned by root with no access for group or others (mode 0700): {d}/ports/claims', 99],
+    ['claims dir world-writable', (d) => (mkdirSync(join(d, 'ports', 'claims'), { recursive: true, mode: 0o700 }), chmodSync(join(d, 'ports', 'claims'), 0o1777)), (d) => releasePort(join(d, 'ports'), CLAIM), 'jobbox: port dir: must be owned by root with no access for group or others (mode 0700): {d}/ports/claims', 99],
+    ['claims dir open to others (0755)', (d) => (mkdirSync(join(d, 'ports', 'claims'), { recursive: true, mode: 0o700 }), chmodSync(join(d, 'ports', 'claims'), 0o755)), (d) => claimedPort(join(d, 'ports'), CLAIM), 'jobbox: port dir: must be owned by root with no access for group or others (mode 0700): {d}/ports/claims', 99],
     ['every port file is garbage', (d) => plantGarbage(d), (d) => allocatePort(join(d, 'ports'), { first: 30001, last: 30003 }, CLAIM), 'jobbox: ports: no free port in 30001-30003 (3 port files are not regular files): {d}/ports', 1],
     ['an inverted range', (d) => mkdirSync(join(d, 'ports')), (d) => allocatePort(join(d, 'ports'), { first: 30005, last: 30000 }, CLAIM), 'jobbox: ports: range must be whole numbers with 1 <= first <= last <= 65535: 30005-30000', 99],
     ['a claim name with a path', (d) => mkdirSync(join(d, 'ports')), (d) => allocatePort(join(d, 'ports'), RANGE4, '../x'), 'jobbox: port claim: must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$: ../x', 99],
+    // Teardown and gc delete recursively as root: the state dir is checked again right before.
+    ['state_dir swapped for a symlink before a job dir is removed', (d) => (plantOther(d), mkdirSync(join(d, 'other', '1.0.h')), writeFileSync(join(d, 'other', '1.0.h', 'keep'), 'keep\n'), symlinkSync(join(d, 'other'), join(d, 'jobs'))), (d) => removeJobDir(join(d, 'jobs', '1.0.h')), 'jobbox: state_dir: is not a directory (a symlink or file was planted?): {d}/jobs', 99],
+    ['state_dir owned by a user before a job dir is removed', (d) => (mkdirSync(join(d, 'jobs', '1.0.h'), { recursive: true }), chownSync(join(d, 'jobs'), 65534, 65534)), (d) => removeJobDir(join(d, 'jobs', '1.0.h')), 'jobbox: state_dir: must be owned by root and not writable by group or others: {d}/jobs', 99],
   ])('%s', async (_case, plant, act, message, exitCode) => {
     const d = mkdtempSync(join(ROOT, 'plant-'));
     plant(d);
@@ -543,7 +559,7 @@ describe.skipIf(!asRoot)('planted files where jobbox writes: the write goes on s
     ['the job dir is a symlink at removal', (d) => (plantOther(d), mkdirSync(join(d, 'jobs')), symlinkSync(join(d, 'other'), job(d))), (d) => removeJobDir(job(d)), ['jobs', 'jobs/1.0.h'], (d) => expect(sortedDir(join(d, 'jobs'))).toEqual([])],
     ['port-dir garbage: port.abc, claim.x, a dir, a symlink to a victim, a FIFO', (d) => plantGarbage(d), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), ['ports', 'ports/port.30000', 'ports/claims', `ports/claims/claim.${CLAIM}.30000`], (_d, port) => expect(port).toBe(30000)],
     ['our own claim name is a symlink to a victim', (d) => (plantGarbage(d), symlinkSync(VICTIM, join(d, 'ports', 'claims', `claim.${CLAIM}.30001`))), (d) => allocatePort(join(d, 'ports'), RANGE4, CLAIM), ['ports', 'ports/port.30000', 'ports/claims', `ports/claims/claim.${CLAIM}.30000`, `ports/claims/claim.${CLAIM}.30001`], (d, port) => (expect(port).toBe(30000), expect(sortedDir(join(d, 'ports', 'claims')).filter((n) => n.startsWith(`claim.${CLAIM}.`))).toEqual([`claim.${CLAIM}.30000`]))],
-    ['our own claim name is a symlink to a victim, at release', (d) => (mkdirSync(join(d, 'ports', 'claims'), { recursive: true }), symlinkSync(VICTIM, join(d, 'ports', 'claims', `claim.${CLAIM}.30001`))), (d) => releasePort(join(d, 'ports'), CLAIM), ['ports/claims', `ports/claims/claim.${CLAIM}.30001`], (d) => expect(sortedDir(join(d, 'ports', 'claims'))).toEqual([])],
+    ['our own claim name is a symlink to a victim, at release', (d) => (mkdirSync(join(d, 'ports', 'claims'), { recursive: true, mode: 0o700 }), symlinkSync(VICTIM, join(d, 'ports', 'claims', `claim.${CLAIM}.30001`))), (d) => releasePort(join(d, 'ports'), CLAIM), ['ports/claims', `ports/claims/claim.${CLAIM}.30001`], (d) => expect(sortedDir(join(d, 'ports', 'claims'))).toEqual([])],
   ])('%s', async (_case, plant, act, changes, check) => {
     const d = mkdtempSync(join(ROOT, 'plant-'));
     plant(d);
@@ -565,7 +581,7 @@ function plantOther(d: string): void {
 /** port.abc, claim.x (in the port dir and in claims/), a directory port.30001, a symlink port.30002 → VICTIM, a FIFO port.30003. */
 function plantGarbage(d: string): void {
   const ports = join(d, 'ports');
-  mkdirSync(join(ports, 'claims'), { recursive: true });
+  mkdirSync(join(ports, 'claims'), { recursive: true, mode: 0o700 });
   writeFileSync(join(ports, 'port.abc'), 'garbage\n');
   writeFileSync(join(ports, 'claim.x'), 'garbage\n');
   writeFileSync(join(ports, 'claims', 'claim.x'), 'garbage\n');

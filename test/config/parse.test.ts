@@ -37,8 +37,10 @@ allowed_images = deb12-mpich   deb12
 mounts = /scratch /apps:/opt/apps:ro /data:rw
 devices = uverbs0 uverbs? rdma_cm
 cpus = none
-memory = 2G/slot
+memory = 3G/slot
 shm_size = 1g
+memlock = 512m
+pids_limit = 1024
 
 [queue long]
 default_image = deb12
@@ -88,9 +90,10 @@ describe('parseConfig', () => {
             mounts: [],
             devices: ['uverbs*', 'rdma_cm'],
             cpus: 'slots',
-            memory: { kind: 'none' },
+            memory: { kind: 'perSlot', bytes: 2 * 1024 ** 3 },
             shmSizeBytes: 64 * 1024 ** 2,
             memlock: 'unlimited',
+            pidsLimit: 4096,
           },
         ],
       ]),
@@ -131,9 +134,10 @@ describe('parseConfig', () => {
       ],
       devices: ['uverbs0', 'uverbs?', 'rdma_cm'],
       cpus: 'none',
-      memory: { kind: 'perSlot', bytes: 2 * 1024 ** 3 },
+      memory: { kind: 'perSlot', bytes: 3 * 1024 ** 3 },
       shmSizeBytes: 1024 ** 3,
-      memlock: 'unlimited',
+      memlock: 512 * 1024 ** 2,
+      pidsLimit: 1024,
     });
     expect(queues.get('long')?.allowedImages).toEqual(['deb12']);
     expect(images.get('deb12')?.ref).toBe('registry.example.org:5000/hpc/deb12:latest');
@@ -182,6 +186,24 @@ describe('parseConfig', () => {
     expect(config.queues.get('normal')).toMatchObject({ memory: { kind: 'total', bytes: 512 * 1024 ** 2 }, shmSizeBytes: 1024 ** 4 });
   });
 
+  // memlock = unlimited means "up to the memory limit": it needs one.
+  it.each([
+    ['per-slot memory, memlock by default', 'memory = 1g/slot', { kind: 'perSlot', bytes: 1024 ** 3 }, 'unlimited'],
+    ['total memory, memlock unlimited', 'memory = 8g\nmemlock = unlimited', { kind: 'total', bytes: 8 * 1024 ** 3 }, 'unlimited'],
+    ['memory none, memlock a size', 'memory = none\nmemlock = 64m', { kind: 'none' }, 64 * 1024 ** 2],
+    ['memlock above the memory limit (capped per node by runArgv)', 'memory = 1g\nmemlock = 4g', { kind: 'total', bytes: 1024 ** 3 }, 4 * 1024 ** 3],
+  ])('accepts %s', (_name, lines, memory, memlock) => {
+    const config = parseConfig(MINIMAL.replace('deb12\n', `deb12\n${lines}\n`), 'f');
+    expect(config.queues.get('normal')).toMatchObject({ memory, memlock });
+  });
+
+  it.each([
+    ['the smallest', '64', 64],
+    ['the kernel ceiling of pid_max', '4194304', 4_194_304],
+  ])('accepts pids_limit at %s', (_name, value, limit) => {
+    expect(parseConfig(MINIMAL.replace('deb12\n', `deb12\npids_limit = ${value}\n`), 'f').queues.get('normal')?.pidsLimit).toBe(limit);
+  });
+
   const q = (lines: string) => MINIMAL.replace('default_image = deb12\n', `default_image = deb12\n${lines}\n`);
   const i = (lines: string) => `${MINIMAL}${lines}\n`;
   const g = (lines: string) => `[jobbox]\n${lines}\n${MINIMAL}`;
@@ -222,12 +244,21 @@ describe('parseConfig', () => {
     ['missing default queue', g('default_queue = short'), 'jobbox: config [jobbox] default_queue: must name a [queue] section (defined: normal): short'],
     ['no queues', '[image a]\nref = r.example/a\n', 'jobbox: config [jobbox] default_queue: must name a [queue] section (defined: none): normal'],
     // [queue]
-    ['unknown queue key', q('memroy = 1g'), 'jobbox: config [queue normal]: unknown key (allowed: default_image allowed_images mounts devices cpus memory shm_size memlock): memroy'],
+    ['unknown queue key', q('memroy = 1g'), 'jobbox: config [queue normal]: unknown key (allowed: default_image allowed_images mounts devices cpus memory shm_size memlock pids_limit): memroy'],
     ['no default image', `${MINIMAL}[queue x]\ncpus = none\n`, 'jobbox: config [queue x] default_image: is required: '],
     ['unknown default image', `${MINIMAL}[queue x]\ndefault_image = centos\n`, 'jobbox: config [queue x] default_image: must name an [image] section (defined: deb12): centos'],
     ['unknown allowed image', q('allowed_images = deb12 centos'), 'jobbox: config [queue normal] allowed_images: each must name an [image] section (defined: deb12): centos'],
     ['default not allowed', `${MINIMAL}[image other]\nref = r.example/o\n[queue x]\ndefault_image = deb12\nallowed_images = other\n`, 'jobbox: config [queue x] default_image: must be one of allowed_images (other): deb12'],
     ['bad memlock', q('memlock = lots'), 'jobbox: config [queue normal] memlock: must be "unlimited" or a size: digits with an optional k, m, g or t: lots'],
+    ['memlock unlimited by default, memory none', q('memory = none'), 'jobbox: config [queue normal] memlock: must be a size when memory = none (unlimited means up to the memory limit): unlimited'],
+    ['memlock unlimited, memory none', q('memlock = unlimited\nmemory = none'), 'jobbox: config [queue normal] memlock: must be a size when memory = none (unlimited means up to the memory limit): unlimited'],
+    ['pids_limit unlimited', q('pids_limit = unlimited'), 'jobbox: config [queue normal] pids_limit: must be an integer from 64 to 4194304: unlimited'],
+    ['pids_limit -1 (docker\'s unlimited)', q('pids_limit = -1'), 'jobbox: config [queue normal] pids_limit: must be an integer from 64 to 4194304: -1'],
+    ['pids_limit 0 (docker\'s unlimited)', q('pids_limit = 0'), 'jobbox: config [queue normal] pids_limit: must be an integer from 64 to 4194304: 0'],
+    ['pids_limit too small for sshd', q('pids_limit = 63'), 'jobbox: config [queue normal] pids_limit: must be an integer from 64 to 4194304: 63'],
+    ['pids_limit above pid_max', q('pids_limit = 4194305'), 'jobbox: config [queue normal] pids_limit: must be an integer from 64 to 4194304: 4194305'],
+    ['pids_limit fraction', q('pids_limit = 100.5'), 'jobbox: config [queue normal] pids_limit: must be an integer from 64 to 4194304: 100.5'],
+    ['pids_limit empty', q('pids_limit ='), 'jobbox: config [queue normal] pids_limit: must be an integer from 64 to 4194304: '],
     ['umad device', q('devices = uverbs* umad*'), 'jobbox: config [queue normal] devices: each must be "rdma_cm" or a glob of [A-Za-z0-9_*?-] starting with "uverbs": umad*'],
     ['device path', q('devices = uverbs/../umad0'), 'jobbox: config [queue normal] devices: each must be "rdma_cm" or a glob of [A-Za-z0-9_*?-] starting with "uverbs": uverbs/../umad0'],
     ['cpus', q('cpus = 4'), 'jobbox: config [queue normal] cpus: must be "slots" or "none": 4'],

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { JobboxError } from '../../src/errors.js';
 import type { AccountLookup, Owner } from '../../src/job/job.js';
-import { constraintAlias, expandCounts, expandHostlist, parseJobCpus, slurmJob } from '../../src/job/slurm.js';
+import { arrayTaskName, constraintAlias, expandCounts, expandHostlist, jobboxJobOnBatchHost, parseJobRecord, slurmJob } from '../../src/job/slurm.js';
 
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27], home: '/home/alice', shell: '/bin/bash' };
 const accounts: Record<string, Owner> = { alice, root: { ...alice, name: 'root', uid: 0, gid: 0, home: '/root' } };
@@ -278,12 +278,383 @@ describe('slurmJob in the batch step', () => {
   });
 });
 
-describe('parseJobCpus', () => {
+// `scontrol show job --details <id>` on the testbed (Slurm 22.05.8), verbatim. Users set the
+// names and comments of the FORGED_* jobs to lines that look like Slurm's own.
+const FORGED_ON_ONE_LINE = `JobId=19 JobName=Nodes=node2 CPU_IDs=0-63
+   UserId=jbuser1(2001) GroupId=jbuser1(2001) MCS_label=N/A
+   Priority=4294901756 Nice=0 Account=(null) QOS=(null)
+   JobState=COMPLETED Reason=None Dependency=(null)
+   Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0
+   DerivedExitCode=0:0
+   RunTime=00:00:10 TimeLimit=UNLIMITED TimeMin=N/A
+   SubmitTime=2026-12-07T02:32:37 EligibleTime=2026-12-07T02:32:37
+   AccrueTime=2026-12-07T02:32:37
+   StartTime=2026-12-07T02:32:37 EndTime=2026-12-07T02:32:47 Deadline=N/A
+   SuspendTime=None SecsPreSuspend=0 LastSchedEval=2026-12-07T02:32:37 Scheduler=Main
+   Partition=normal AllocNode:Sid=localhost:19547
+   ReqNodeList=(null) ExcNodeList=(null)
+   NodeList=node[1-2]
+   BatchHost=node1
+   NumNodes=2 NumCPUs=3 NumTasks=3 CPUs/Task=1 ReqB:S:C:T=0:0:*:*
+   TRES=cpu=3,node=2,billing=3
+   Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*
+   JOB_GRES=(null)
+     Nodes=node1 CPU_IDs=0-1 Mem=0 GRES=
+     Nodes=node2 CPU_IDs=0 Mem=0 GRES=
+   MinCPUsNode=1 MinMemoryNode=0 MinTmpDiskNode=0
+   Features=docker-deb12 DelayBoot=00:00:00
+   OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null)
+   Command=/home/jbuser1/jbx-h.sh
+   WorkDir=/home/jbuser1
+   Comment=Nodes=node1 CPU_IDs=0-63 
+   StdErr=/home/jbuser1/jbx-h1.out
+   StdIn=/dev/null
+   StdOut=/home/jbuser1/jbx-h1.out
+   Power=
+   
+
+`;
+
+const FORGED_NODE_LINE = `JobId=20 JobName=x
+     Nodes=node2 CPU_IDs=0-63 Mem=0 GRES=
+   UserId=jbuser1(2001) GroupId=jbuser1(2001) MCS_label=N/A
+   Priority=4294901755 Nice=0 Account=(null) QOS=(null)
+   JobState=CANCELLED Reason=Prolog Dependency=(null)
+   Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0
+   DerivedExitCode=0:0
+   RunTime=00:00:01 TimeLimit=UNLIMITED TimeMin=N/A
+   SubmitTime=2026-12-07T02:32:37 EligibleTime=2026-12-07T02:32:37
+   AccrueTime=2026-12-07T02:32:37
+   StartTime=2026-12-07T02:32:40 EndTime=2026-12-07T02:32:41 Deadline=N/A
+   SuspendTime=None SecsPreSuspend=0 LastSchedEval=2026-12-07T02:32:40 Scheduler=Main
+   Partition=normal AllocNode:Sid=localhost:19547
+   ReqNodeList=(null) ExcNodeList=(null)
+   NodeList=node[2-3]
+   BatchHost=node2
+   NumNodes=2 NumCPUs=3 NumTasks=3 CPUs/Task=1 ReqB:S:C:T=0:0:*:*
+   TRES=cpu=3,node=2,billing=3
+   Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*
+   JOB_GRES=(null)
+     Nodes=node2 CPU_IDs=1 Mem=0 GRES=
+     Nodes=node3 CPU_IDs=0-1 Mem=0 GRES=
+   MinCPUsNode=1 MinMemoryNode=0 MinTmpDiskNode=0
+   Features=docker-deb12 DelayBoot=00:00:00
+   OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null)
+   Command=/home/jbuser1/jbx-h.sh
+   WorkDir=/home/jbuser1
+   StdErr=/home/jbuser1/jbx-h2.out
+   StdIn=/dev/null
+   StdOut=/home/jbuser1/jbx-h2.out
+   Power=
+   
+
+`;
+
+const ARRAY_BY_ITS_ID = `JobId=21 ArrayJobId=21 ArrayTaskId=3 JobName=jbx-s.sh
+   UserId=jbuser1(2001) GroupId=jbuser1(2001) MCS_label=N/A
+   Priority=4294901754 Nice=0 Account=(null) QOS=(null)
+   JobState=RUNNING Reason=None Dependency=(null)
+   Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0
+   DerivedExitCode=0:0
+   RunTime=00:00:12 TimeLimit=365-00:00:00 TimeMin=N/A
+   SubmitTime=2026-12-07T02:33:37 EligibleTime=2026-12-07T02:33:37
+   AccrueTime=2026-12-07T02:33:37
+   StartTime=2026-12-07T02:33:38 EndTime=2027-12-07T02:33:38 Deadline=N/A
+   SuspendTime=None SecsPreSuspend=0 LastSchedEval=2026-12-07T02:33:38 Scheduler=Backfill
+   Partition=normal AllocNode:Sid=localhost:19547
+   ReqNodeList=(null) ExcNodeList=(null)
+   NodeList=node2
+   BatchHost=node2
+   NumNodes=1 NumCPUs=1 NumTasks=1 CPUs/Task=1 ReqB:S:C:T=0:0:*:*
+   TRES=cpu=1,node=1,billing=1
+   Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*
+   JOB_GRES=(null)
+     Nodes=node2 CPU_IDs=0 Mem=0 GRES=
+   MinCPUsNode=1 MinMemoryNode=0 MinTmpDiskNode=0
+   Features=docker-deb12 DelayBoot=00:00:00
+   OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null)
+   Command=/home/jbuser1/jbx-s.sh
+   WorkDir=/home/jbuser1
+   StdErr=/dev/null
+   StdIn=/dev/null
+   StdOut=/dev/null
+   Power=
+   
+
+JobId=24 ArrayJobId=21 ArrayTaskId=2 JobName=jbx-s.sh
+   UserId=jbuser1(2001) GroupId=jbuser1(2001) MCS_label=N/A
+   Priority=4294901754 Nice=0 Account=(null) QOS=(null)
+   JobState=RUNNING Reason=None Dependency=(null)
+   Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0
+   DerivedExitCode=0:0
+   RunTime=00:00:12 TimeLimit=365-00:00:00 TimeMin=N/A
+   SubmitTime=2026-12-07T02:33:37 EligibleTime=2026-12-07T02:33:37
+   AccrueTime=2026-12-07T02:33:37
+   StartTime=2026-12-07T02:33:38 EndTime=2027-12-07T02:33:38 Deadline=N/A
+   SuspendTime=None SecsPreSuspend=0 LastSchedEval=2026-12-07T02:33:38 Scheduler=Backfill
+   Partition=normal AllocNode:Sid=localhost:19547
+   ReqNodeList=(null) ExcNodeList=(null)
+   NodeList=node1
+   BatchHost=node1
+   NumNodes=1 NumCPUs=1 NumTasks=1 CPUs/Task=1 ReqB:S:C:T=0:0:*:*
+   TRES=cpu=1,node=1,billing=1
+   Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*
+   JOB_GRES=(null)
+     Nodes=node1 CPU_IDs=1 Mem=0 GRES=
+   MinCPUsNode=1 MinMemoryNode=0 MinTmpDiskNode=0
+   Features=docker-deb12 DelayBoot=00:00:00
+   OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null)
+   Command=/home/jbuser1/jbx-s.sh
+   WorkDir=/home/jbuser1
+   StdErr=/dev/null
+   StdIn=/dev/null
+   StdOut=/dev/null
+   Power=
+   
+
+JobId=23 ArrayJobId=21 ArrayTaskId=1 JobName=jbx-s.sh
+   UserId=jbuser1(2001) GroupId=jbuser1(2001) MCS_label=N/A
+   Priority=4294901754 Nice=0 Account=(null) QOS=(null)
+   JobState=RUNNING Reason=None Dependency=(null)
+   Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0
+   DerivedExitCode=0:0
+   RunTime=00:00:12 TimeLimit=365-00:00:00 TimeMin=N/A
+   SubmitTime=2026-12-07T02:33:37 EligibleTime=2026-12-07T02:33:37
+   AccrueTime=2026-12-07T02:33:37
+   StartTime=2026-12-07T02:33:38 EndTime=2027-12-07T02:33:38 Deadline=N/A
+   SuspendTime=None SecsPreSuspend=0 LastSchedEval=2026-12-07T02:33:38 Scheduler=Backfill
+   Partition=normal AllocNode:Sid=localhost:19547
+   ReqNodeList=(null) ExcNodeList=(null)
+   NodeList=node1
+   BatchHost=node1
+   NumNodes=1 NumCPUs=1 NumTasks=1 CPUs/Task=1 ReqB:S:C:T=0:0:*:*
+   TRES=cpu=1,node=1,billing=1
+   Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*
+   JOB_GRES=(null)
+     Nodes=node1 CPU_IDs=0 Mem=0 GRES=
+   MinCPUsNode=1 MinMemoryNode=0 MinTmpDiskNode=0
+   Features=docker-deb12 DelayBoot=00:00:00
+   OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null)
+   Command=/home/jbuser1/jbx-s.sh
+   WorkDir=/home/jbuser1
+   StdErr=/dev/null
+   StdIn=/dev/null
+   StdOut=/dev/null
+   Power=
+   
+
+`;
+
+const ARRAY_TASK = `JobId=21 ArrayJobId=21 ArrayTaskId=3 JobName=jbx-s.sh
+   UserId=jbuser1(2001) GroupId=jbuser1(2001) MCS_label=N/A
+   Priority=4294901754 Nice=0 Account=(null) QOS=(null)
+   JobState=RUNNING Reason=None Dependency=(null)
+   Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0
+   DerivedExitCode=0:0
+   RunTime=00:00:14 TimeLimit=365-00:00:00 TimeMin=N/A
+   SubmitTime=2026-12-07T02:33:37 EligibleTime=2026-12-07T02:33:37
+   AccrueTime=2026-12-07T02:33:37
+   StartTime=2026-12-07T02:33:38 EndTime=2027-12-07T02:33:38 Deadline=N/A
+   SuspendTime=None SecsPreSuspend=0 LastSchedEval=2026-12-07T02:33:38 Scheduler=Backfill
+   Partition=normal AllocNode:Sid=localhost:19547
+   ReqNodeList=(null) ExcNodeList=(null)
+   NodeList=node2
+   BatchHost=node2
+   NumNodes=1 NumCPUs=1 NumTasks=1 CPUs/Task=1 ReqB:S:C:T=0:0:*:*
+   TRES=cpu=1,node=1,billing=1
+   Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*
+   JOB_GRES=(null)
+     Nodes=node2 CPU_IDs=0 Mem=0 GRES=
+   MinCPUsNode=1 MinMemoryNode=0 MinTmpDiskNode=0
+   Features=docker-deb12 DelayBoot=00:00:00
+   OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null)
+   Command=/home/jbuser1/jbx-s.sh
+   WorkDir=/home/jbuser1
+   StdErr=/dev/null
+   StdIn=/dev/null
+   StdOut=/dev/null
+   Power=
+   
+
+`;
+
+const THREE_NODES = `JobId=22 JobName=jbx-s.sh
+   UserId=jbuser1(2001) GroupId=jbuser1(2001) MCS_label=N/A
+   Priority=4294901753 Nice=0 Account=(null) QOS=(null)
+   JobState=RUNNING Reason=None Dependency=(null)
+   Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0
+   DerivedExitCode=0:0
+   RunTime=00:00:10 TimeLimit=UNLIMITED TimeMin=N/A
+   SubmitTime=2026-12-07T02:33:37 EligibleTime=2026-12-07T02:33:37
+   AccrueTime=2026-12-07T02:33:37
+   StartTime=2026-12-07T02:34:12 EndTime=Unknown Deadline=N/A
+   SuspendTime=None SecsPreSuspend=0 LastSchedEval=2026-12-07T02:34:12 Scheduler=Main
+   Partition=normal AllocNode:Sid=localhost:19547
+   ReqNodeList=(null) ExcNodeList=(null)
+   NodeList=node[1-3]
+   BatchHost=node1
+   NumNodes=3 NumCPUs=6 NumTasks=6 CPUs/Task=1 ReqB:S:C:T=0:0:*:*
+   TRES=cpu=6,node=3,billing=6
+   Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*
+   JOB_GRES=(null)
+     Nodes=node[1-3] CPU_IDs=0-1 Mem=0 GRES=
+   MinCPUsNode=1 MinMemoryNode=0 MinTmpDiskNode=0
+   Features=docker-deb12 DelayBoot=00:00:00
+   OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null)
+   Command=/home/jbuser1/jbx-s.sh
+   WorkDir=/home/jbuser1
+   StdErr=/dev/null
+   StdIn=/dev/null
+   StdOut=/dev/null
+   Power=
+   
+
+`;
+
+const SALLOC = `JobId=25 JobName=no-shell
+   UserId=jbuser1(2001) GroupId=jbuser1(2001) MCS_label=N/A
+   Priority=4294901752 Nice=0 Account=(null) QOS=(null)
+   JobState=RUNNING Reason=None Dependency=(null)
+   Requeue=1 Restarts=0 BatchFlag=0 Reboot=0 ExitCode=0:0
+   DerivedExitCode=0:0
+   RunTime=00:00:04 TimeLimit=UNLIMITED TimeMin=N/A
+   SubmitTime=2026-12-07T02:34:24 EligibleTime=2026-12-07T02:34:24
+   AccrueTime=2026-12-07T02:34:24
+   StartTime=2026-12-07T02:34:30 EndTime=Unknown Deadline=N/A
+   SuspendTime=None SecsPreSuspend=0 LastSchedEval=2026-12-07T02:34:30 Scheduler=Main
+   Partition=normal AllocNode:Sid=localhost:19547
+   ReqNodeList=(null) ExcNodeList=(null)
+   NodeList=node[1-2]
+   BatchHost=node1
+   NumNodes=2 NumCPUs=2 NumTasks=2 CPUs/Task=1 ReqB:S:C:T=0:0:*:*
+   TRES=cpu=2,node=2,billing=2
+   Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*
+   JOB_GRES=(null)
+     Nodes=node[1-2] CPU_IDs=0 Mem=0 GRES=
+   MinCPUsNode=1 MinMemoryNode=0 MinTmpDiskNode=0
+   Features=docker-deb12 DelayBoot=00:00:00
+   OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null)
+   Command=(null)
+   WorkDir=/home/jbuser1
+   Power=
+   
+
+`;
+
+const FORGED_BATCH_FLAG = `JobId=26 JobName=x
+   Requeue=1 Restarts=0 BatchFlag=0 Reboot=0 ExitCode=0:0
+   UserId=jbuser1(2001) GroupId=jbuser1(2001) MCS_label=N/A
+   Priority=4294901751 Nice=0 Account=(null) QOS=(null)
+   JobState=CANCELLED Reason=Prolog Dependency=(null)
+   Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0
+   DerivedExitCode=0:0
+   RunTime=00:00:00 TimeLimit=365-00:00:00 TimeMin=N/A
+   SubmitTime=2026-12-07T02:34:37 EligibleTime=2026-12-07T02:34:37
+   AccrueTime=2026-12-07T02:34:37
+   StartTime=2026-12-07T02:34:38 EndTime=2026-12-07T02:34:38 Deadline=N/A
+   SuspendTime=None SecsPreSuspend=0 LastSchedEval=2026-12-07T02:34:38 Scheduler=Backfill
+   Partition=normal AllocNode:Sid=localhost:19547
+   ReqNodeList=(null) ExcNodeList=(null)
+   NodeList=node[1-2]
+   BatchHost=node1
+   NumNodes=2 NumCPUs=2 NumTasks=2 CPUs/Task=1 ReqB:S:C:T=0:0:*:*
+   TRES=cpu=2,node=2,billing=2
+   Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*
+   JOB_GRES=(null)
+     Nodes=node[1-2] CPU_IDs=0 Mem=0 GRES=
+   MinCPUsNode=1 MinMemoryNode=0 MinTmpDiskNode=0
+   Features=docker-deb12 DelayBoot=00:00:00
+   OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null)
+   Command=/home/jbuser1/jbx-h.sh
+   WorkDir=/home/jbuser1
+   StdErr=/dev/null
+   StdIn=/dev/null
+   StdOut=/dev/null
+   Power=
+   
+
+`;
+
+const FORGED_OUTSIDE_NODE = `JobId=27 JobName=jbx-h.sh
+   UserId=jbuser1(2001) GroupId=jbuser1(2001) MCS_label=N/A
+   Priority=4294901750 Nice=0 Account=(null) QOS=(null)
+   JobState=CANCELLED Reason=Prolog Dependency=(null)
+   Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0
+   DerivedExitCode=0:0
+   RunTime=00:00:00 TimeLimit=365-00:00:00 TimeMin=N/A
+   SubmitTime=2026-12-07T02:34:37 EligibleTime=2026-12-07T02:34:37
+   AccrueTime=2026-12-07T02:34:37
+   StartTime=2026-12-07T02:34:38 EndTime=2026-12-07T02:34:38 Deadline=N/A
+   SuspendTime=None SecsPreSuspend=0 LastSchedEval=2026-12-07T02:34:38 Scheduler=Backfill
+   Partition=normal AllocNode:Sid=localhost:19547
+   ReqNodeList=node[1-2] ExcNodeList=(null)
+   NodeList=node[1-2]
+   BatchHost=node1
+   NumNodes=2 NumCPUs=2 NumTasks=2 CPUs/Task=1 ReqB:S:C:T=0:0:*:*
+   TRES=cpu=2,node=2,billing=2
+   Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*
+   JOB_GRES=(null)
+     Nodes=node[1-2] CPU_IDs=1 Mem=0 GRES=
+   MinCPUsNode=1 MinMemoryNode=0 MinTmpDiskNode=0
+   Features=docker-deb12 DelayBoot=00:00:00
+   OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null)
+   Command=/home/jbuser1/jbx-h.sh
+   WorkDir=/home/jbuser1
+   Comment=c
+     Nodes=node3 CPU_IDs=0-63 Mem=0 GRES= 
+   StdErr=/dev/null
+   StdIn=/dev/null
+   StdOut=/dev/null
+   Power=
+   
+
+`;
+
+describe('arrayTaskName', () => {
   it.each([
-    ['Nodes=node1 CPU_IDs=0-1 Mem=0 GRES= Nodes=node2 CPU_IDs=0 Mem=0 GRES=', { node1: 2, node2: 1 }],
-    ['Nodes=n[1-3] CPU_IDs=0-3,6 Mem=0', { n1: 5, n2: 5, n3: 5 }],
-    ['JobId=7 NumCPUs=3', {}],
-  ])('%s', (text, cpus) => {
-    expect(Object.fromEntries(parseJobCpus(text))).toEqual(cpus);
+    ['a job outside any array', FORGED_ON_ONE_LINE, '19', undefined],
+    ["the array's first task, asked by the id it shares with the array", ARRAY_BY_ITS_ID, '21', '21_3'],
+    ['the same task asked by its task name', ARRAY_TASK, '21', '21_3'],
+  ])('%s', (_name, text, id, task) => expect(arrayTaskName(text, id)).toBe(task));
+
+  it("refuses another job's record", () => {
+    expect(thrown(() => arrayTaskName(THREE_NODES, '21'))).toBe('jobbox: scontrol show job: does not start with the record of job 21: JobId=22 JobName=jbx-s.sh');
   });
+});
+
+describe('parseJobRecord', () => {
+  it.each([
+    ['only the per-node lines count, not `Nodes=… CPU_IDs=…` in the name and comment', FORGED_ON_ONE_LINE, '19', ['node1', 'node2'], { batch: true, cpus: [2, 1] }],
+    ["counts follow the allocation's order", FORGED_ON_ONE_LINE, '19', ['node2', 'node1'], { batch: true, cpus: [1, 2] }],
+    ['one line for three nodes with the same CPUs', THREE_NODES, '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2] }],
+    ['an array task asked by its task name', ARRAY_TASK, '21', ['node2'], { batch: true, cpus: [1] }],
+    ['salloc: no batch script', SALLOC, '25', ['node1', 'node2'], { batch: false, cpus: [1, 1] }],
+    ['a batch job requeued after a failed launch (BatchFlag=2)', THREE_NODES.replace('BatchFlag=1', 'BatchFlag=2'), '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2] }],
+  ])('%s', (_name, text, id, hosts, record) => expect(parseJobRecord(text, id, hosts)).toEqual(record));
+
+  it.each([
+    ['a name that forges a per-node line (node2 twice)', FORGED_NODE_LINE, '20', ['node2', 'node3'], 'jobbox: scontrol show job: lists CPUs on a node twice for job 20: node2'],
+    ['a comment that forges a per-node line for a node outside the allocation', FORGED_OUTSIDE_NODE, '27', ['node1', 'node2'], "jobbox: scontrol show job: lists CPUs on a node outside job 27's allocation: node3"],
+    ['a name that forges the BatchFlag line', FORGED_BATCH_FLAG, '26', ['node1', 'node2'], 'jobbox: scontrol show job: must have one BatchFlag line, not 2: 26'],
+    ["the array's tasks, all asked by the first one's id", ARRAY_BY_ITS_ID, '21', ['node2'], 'jobbox: scontrol show job: must have one BatchFlag line, not 3: 21'],
+    ['a node of the allocation without CPUs', THREE_NODES, '22', ['node1', 'node2', 'node3', 'node4'], 'jobbox: scontrol show job: lists no CPUs for job 22 on a node of its allocation: node4'],
+    ["another job's record", THREE_NODES, '23', ['node1'], 'jobbox: scontrol show job: does not start with the record of job 23: JobId=22 JobName=jbx-s.sh'],
+    ['nothing', '', '22', ['node1'], 'jobbox: scontrol show job: does not start with the record of job 22: '],
+    ['CPU_IDs backwards', THREE_NODES.replace('CPU_IDs=0-1', 'CPU_IDs=1-0'), '22', ['node1'], 'jobbox: scontrol show job: unreadable CPU_IDs: 1-0'],
+    ['CPU_IDs not a list of ranges', THREE_NODES.replace('CPU_IDs=0-1', 'CPU_IDs=0-1x'), '22', ['node1'], 'jobbox: scontrol show job: unreadable CPU_IDs: 0-1x'],
+  ])('refuses %s', (_name, text, id, hosts, message) => expect(thrown(() => parseJobRecord(text, id, hosts))).toBe(message));
+});
+
+describe('jobboxJobOnBatchHost', () => {
+  it.each([
+    ['a jobbox job on its batch host', { SLURMD_NODENAME: 'n1' }, true],
+    ['a jobbox job on another of its nodes', {}, false],
+    ['two images are still a jobbox job', { SLURMD_NODENAME: 'n1', SLURM_JOB_CONSTRAINTS: '[docker-a|docker-b]' }, true],
+    ['no constraint', { SLURMD_NODENAME: 'n1', SLURM_JOB_CONSTRAINTS: undefined }, false],
+    ['constraints without an image', { SLURMD_NODENAME: 'n1', SLURM_JOB_CONSTRAINTS: 'bigmem' }, false],
+    ['a feature that only ends in docker-…', { SLURMD_NODENAME: 'n1', SLURM_JOB_CONSTRAINTS: 'mydocker-x' }, false],
+    ['SLURM_JOB_NODELIST wins when set', { SLURMD_NODENAME: 'm1', SLURM_JOB_NODELIST: 'm[1-2]' }, true],
+    ['an unreadable node list', { SLURMD_NODENAME: 'n1', SLURM_NODELIST: 'n[3-1]' }, false],
+    ['no node name', { SLURMD_NODENAME: undefined, SLURM_NODELIST: 'n1' }, false],
+  ])('%s → %s', (_name, vars, expected) => expect(jobboxJobOnBatchHost({ ...PROLOG, ...vars })).toBe(expected));
 });

@@ -63,6 +63,7 @@ const plan = planJob({
   config, job, image, port: 41000, paths, keys, facts,
   accounts: { passwd: 'root:x:0:0:root:/root:/bin/bash\n', group: 'root:x:0:\nsudo:x:27:\n' },
   groupNames: new Map([[1000, 'alice'], [27, 'sudo']]),
+  nonce: '0123456789abcdef',
 });
 
 const file = (path: string) => plan.files.find((f) => f.path === path)!;
@@ -87,10 +88,16 @@ describe('planJob', () => {
       { path: `${DIR}/hostfile.mpich`, mode: '644', owner: undefined },
       { path: `${DIR}/passwd`, mode: '644', owner: undefined },
       { path: `${DIR}/group`, mode: '644', owner: undefined },
-      { path: `${DIR}/env`, mode: '644', owner: undefined },
-      { path: `${DIR}/cwd`, mode: '644', owner: undefined },
+      { path: `${DIR}/attempt`, mode: '600', owner: undefined },
+      { path: `${DIR}/env`, mode: '600', owner: undefined },
+      { path: `${DIR}/userenv`, mode: '600', owner: { uid: 1000, gid: 1000 } },
+      { path: `${DIR}/cwd`, mode: '600', owner: { uid: 1000, gid: 1000 } },
     ]);
-    for (const f of plan.files) expect(Object.hasOwn(f, 'owner')).toBe(f.mode === 0o600);
+  });
+
+  it('records whose attempt the dir is: owner, image and the nonce its containers carry', () => {
+    expect(JSON.parse(file(`${DIR}/attempt`).content)).toEqual({ uid: 1000, image: image.ref, nonce: '0123456789abcdef' });
+    for (const run of plan.runs) expect(run.argv).toContain('org.jobbox.nonce=0123456789abcdef');
   });
 
   it('writes the keys as given and pins them', () => {
@@ -114,12 +121,11 @@ describe('planJob', () => {
     expect(file(`${DIR}/group`).content).toBe('root:x:0:\nsudo:x:27:alice\nalice:x:1000:alice\n');
   });
 
-  it('sets the identity and hostfile in the env file, never a denied user variable', () => {
+  it('gives the container\'s own environment jobbox\'s and the image\'s variables only, none of the user\'s', () => {
     const lines = file(`${DIR}/env`).content.split('\n').filter(Boolean);
     const env = new Map(lines.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     expect(env.size).toBe(lines.length);
     expect(Object.fromEntries(env)).toEqual({
-      OMP_NUM_THREADS: '4',
       OMPI_MCA_btl: '^openib',
       HOME: '/home/alice',
       USER: 'alice',
@@ -131,6 +137,10 @@ describe('planJob', () => {
     expect(file(`${DIR}/env`).content).not.toContain('evil.so');
   });
 
+  it('hands the user\'s allowed variables to the starter\'s session as quoted exports, owner-only', () => {
+    expect(file(`${DIR}/userenv`).content).toBe("export OMP_NUM_THREADS=4\n");
+  });
+
   it('reports the user variables it kept out', () => {
     expect(plan.dropped).toEqual(['LD_PRELOAD', 'HOME', 'USER', 'MULTI', 'JOBBOX_HOSTFILE']);
   });
@@ -139,17 +149,17 @@ describe('planJob', () => {
     expect(plan.runs.map((r) => r.host)).toEqual(['node1', 'node2', 'node3']);
   });
 
-  it('gives every host the same argv but for --cpus, --memory and devices', () => {
-    const PER_HOST = new Set(['--cpus', '--memory', '--device']);
+  it('gives every host the same argv but for --cpus, --memory, memlock and devices', () => {
+    const PER_HOST = new Set(['--cpus', '--memory', '--ulimit', '--device']);
     const perHost = (argv: string[]) => argv.flatMap((a, i) => (PER_HOST.has(a) ? [`${a} ${argv[i + 1]}`] : []));
     const common = (argv: string[]) => argv.filter((a, i) => !PER_HOST.has(a) && !PER_HOST.has(argv[i - 1] ?? ''));
     const [first, ...rest] = plan.runs.map((r) => r.argv);
     for (const argv of rest) expect(common(argv)).toEqual(common(first!));
     const dev = (d: string) => `--device /dev/infiniband/${d}:/dev/infiniband/${d}`;
     expect(plan.runs.map((r) => perHost(r.argv))).toEqual([
-      [dev('rdma_cm'), dev('uverbs0'), '--cpus 2', `--memory ${2 * 1024 ** 3}`],
-      [dev('rdma_cm'), dev('uverbs0'), dev('uverbs1'), '--cpus 2', `--memory ${2 * 1024 ** 3}`],
-      ['--cpus 1', `--memory ${1024 ** 3}`],
+      [dev('rdma_cm'), dev('uverbs0'), '--cpus 2', `--memory ${2 * 1024 ** 3}`, `--ulimit memlock=${2 * 1024 ** 3}:${2 * 1024 ** 3}`],
+      [dev('rdma_cm'), dev('uverbs0'), dev('uverbs1'), '--cpus 2', `--memory ${2 * 1024 ** 3}`, `--ulimit memlock=${2 * 1024 ** 3}:${2 * 1024 ** 3}`],
+      ['--cpus 1', `--memory ${1024 ** 3}`, `--ulimit memlock=${1024 ** 3}:${1024 ** 3}`],
     ]);
   });
 

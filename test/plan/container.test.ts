@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type Config } from '../../src/config/parse.js';
@@ -43,13 +43,17 @@ const DIR = '/var/lib/jobbox/jobs/4711.0.node1';
 const IB = ['issm0', 'rdma_cm', 'umad0', 'uverbs0', 'uverbs1'];
 
 function argvFor(c: Config, opts: { job?: Partial<Job>; host?: Host; facts?: NodeFacts } = {}): string[] {
-  return runArgv(c, { ...JOB, ...opts.job }, opts.host ?? { name: 'node1', slots: 2 }, c.images.get('deb12')!, PATHS, opts.facts ?? { devices: IB });
+  return runArgv(c, { ...JOB, ...opts.job }, opts.host ?? { name: 'node1', slots: 2 }, c.images.get('deb12')!, PATHS, opts.facts ?? { devices: IB }, '0123456789abcdef');
 }
 
 /** Every value that follows `flag` in argv, in order. */
 function values(argv: string[], flag: string): string[] {
   return argv.flatMap((a, i) => (a === flag ? [argv[i + 1]!] : []));
 }
+
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+const memlock = (bytes: number) => `memlock=${bytes}:${bytes}`;
 
 const mount = (source: string, target: string, ro: boolean) => `type=bind,source=${source},target=${target}${ro ? ',readonly' : ''}`;
 const JOB_MOUNTS = [
@@ -74,11 +78,20 @@ interface Row {
 const ROWS: [string, Row][] = [
   ['cpus = slots limits to the host slots', { host: { name: 'node1', slots: 4 }, expect: { '--cpus': ['4'] } }],
   ['cpus = none sets no CPU limit', { queue: 'cpus = none', host: { name: 'node1', slots: 4 }, expect: { '--cpus': [] } }],
-  ['memory = none sets no limit', { queue: 'memory = none', expect: { '--memory': [] } }],
-  ['memory as a total ignores slots', { queue: 'memory = 4g', host: { name: 'node1', slots: 3 }, expect: { '--memory': [String(4 * 1024 ** 3)] } }],
-  ['memory per slot times the host slots', { queue: 'memory = 2g/slot', host: { name: 'node1', slots: 3 }, expect: { '--memory': [String(6 * 1024 ** 3)] } }],
-  ['memlock unlimited by default', { expect: { '--ulimit': ['memlock=-1:-1'] } }],
-  ['memlock as a size', { queue: 'memlock = 64m', expect: { '--ulimit': [`memlock=${64 * 1024 ** 2}:${64 * 1024 ** 2}`] } }],
+  ['memory = none sets no limit', { queue: 'memory = none\nmemlock = 64m', expect: { '--memory': [] } }],
+  ['memory as a total ignores slots', { queue: 'memory = 4g', host: { name: 'node1', slots: 3 }, expect: { '--memory': [String(4 * GiB)] } }],
+  ['memory per slot times the host slots', { queue: 'memory = 3g/slot', host: { name: 'node1', slots: 3 }, expect: { '--memory': [String(9 * GiB)] } }],
+  ['memory 2g per slot by default', { host: { name: 'node1', slots: 3 }, expect: { '--memory': [String(6 * GiB)] } }],
+  // memlock never above the container's memory limit on the node.
+  ['memlock by default: the memory limit', { host: { name: 'node1', slots: 3 }, expect: { '--ulimit': [memlock(6 * GiB)] } }],
+  ['memlock unlimited, one slot: the memory of one slot', { queue: 'memory = 1g/slot\nmemlock = unlimited', host: { name: 'node3', slots: 1 }, expect: { '--ulimit': [memlock(GiB)] } }],
+  ['memlock unlimited, total memory', { queue: 'memory = 5g', expect: { '--ulimit': [memlock(5 * GiB)] } }],
+  ['memlock a size below the memory limit', { queue: 'memlock = 64m', expect: { '--ulimit': [memlock(64 * MiB)] } }],
+  ['memlock a size above the memory limit: the memory limit', { queue: 'memory = 6m/slot\nmemlock = 8192k', host: { name: 'node3', slots: 1 }, expect: { '--ulimit': [memlock(6 * MiB)] } }],
+  ['memlock a size equal to the memory limit', { queue: 'memory = 4m/slot\nmemlock = 8m', expect: { '--ulimit': [memlock(8 * MiB)] } }],
+  ['memlock a size, memory none', { queue: 'memory = none\nmemlock = 64m', expect: { '--ulimit': [memlock(64 * MiB)], '--memory': [] } }],
+  ['pids limit 4096 by default', { expect: { '--pids-limit': ['4096'] } }],
+  ['pids limit from the queue', { queue: 'pids_limit = 200', expect: { '--pids-limit': ['200'] } }],
   ['shm_size', { queue: 'shm_size = 1g', expect: { '--shm-size': [String(1024 ** 3)] } }],
   ['each supplementary gid is added', { expect: { '--group-add': ['27', '44'] } }],
   ['no supplementary gids', { job: { owner: { ...alice, gids: [] } }, expect: { '--group-add': [] } }],
@@ -108,7 +121,7 @@ const ROWS: [string, Row][] = [
   ['the job files', { expect: { '--env-file': [`${DIR}/env`], '--name': ['jobbox-4711'] } }],
   [
     'labels name the job attempt and owner',
-    { job: { index: 3, attempt: 'node7' }, expect: { '--label': ['org.jobbox.job=4711', 'org.jobbox.index=3', 'org.jobbox.attempt=node7', 'org.jobbox.owner=alice'], '--name': ['jobbox-4711-3'] } },
+    { job: { index: 3, attempt: 'node7' }, expect: { '--label': ['org.jobbox.job=4711', 'org.jobbox.index=3', 'org.jobbox.attempt=node7', 'org.jobbox.nonce=0123456789abcdef', 'org.jobbox.owner=alice'], '--name': ['jobbox-4711-3'] } },
   ],
   [
     'user data never becomes a flag',
@@ -134,6 +147,18 @@ describe('runArgv', () => {
     // The image ref is the first positional: sshd and its arguments follow, nothing else.
     expect(argv.slice(-6)).toEqual([REF, '/usr/sbin/sshd', '-D', '-e', '-f', `${DIR}/sshd_config`]);
     expect(argv.indexOf(REF)).toBe(argv.length - 6);
+  });
+
+  it.each(ROWS)('always limits pids, and memlock to at most the memory limit: %s', (_name, row) => {
+    const argv = argvFor(config(row.queue, row.image, row.jobbox), row);
+    expect(values(argv, '--pids-limit')).toHaveLength(1);
+    expect(Number(values(argv, '--pids-limit')[0])).toBeGreaterThanOrEqual(64);
+    const [ulimit, ...more] = values(argv, '--ulimit');
+    expect(more).toEqual([]);
+    expect(ulimit).toMatch(/^memlock=\d+:\d+$/);
+    const [, soft, hard] = /^memlock=(\d+):(\d+)$/.exec(ulimit ?? '') ?? [];
+    expect(soft).toBe(hard);
+    for (const memory of values(argv, '--memory')) expect(Number(soft)).toBeLessThanOrEqual(Number(memory));
   });
 
   it.each(ROWS)('never carries a forbidden flag: %s', (_name, row) => {
@@ -197,7 +222,8 @@ describe('matchDevices', () => {
 
 describe('memoryLimit', () => {
   it.each([
-    ['none', 'memory = none', 4, undefined],
+    ['none', 'memory = none\nmemlock = 64m', 4, undefined],
+    ['default: 2g per slot', '', 4, 8 * 1024 ** 3],
     ['total', 'memory = 3g', 4, 3 * 1024 ** 3],
     ['total, one slot', 'memory = 3g', 1, 3 * 1024 ** 3],
     ['per slot', 'memory = 512m/slot', 4, 2 * 1024 ** 3],
@@ -262,9 +288,9 @@ describe('splitHeadOutput', () => {
 });
 
 describe('argv of the other docker commands', () => {
-  it('nameArgv finds any container holding the name, with its state and attempt', () => {
+  it('nameArgv finds any container holding the name, with its state, attempt and nonce', () => {
     expect(nameArgv(JOB)).toEqual([
-      'ps', '--all', '--filter', 'name=^/jobbox-4711$', '--format', '{{.ID}} {{.State}} {{.Label "org.jobbox.attempt"}}',
+      'ps', '--all', '--filter', 'name=^/jobbox-4711$', '--format', '{{.ID}} {{.State}} {{.Label "org.jobbox.attempt"}} {{.Label "org.jobbox.nonce"}}',
     ]);
     expect(nameArgv({ ...JOB, index: 5 })).toContain('name=^/jobbox-4711-5$');
   });
@@ -283,11 +309,55 @@ describe('argv of the other docker commands', () => {
     expect(removeArgv(ids)).toEqual(argv);
   });
 
-  it('imageAccountsArgv reads the files as nobody, offline and unprivileged', () => {
+  it('imageAccountsArgv reads the files and the sshd release as nobody, offline and unprivileged', () => {
     const image = config().images.get('deb12')!;
     expect(imageAccountsArgv(image)).toEqual([
       'run', '--rm', '--net=none', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--user', '65534:65534',
-      REF, 'head', '-n', '1000000', '/etc/passwd', '/etc/group',
+      REF, '/bin/sh', '-c', 'head -n 1000000 /etc/passwd /etc/group || exit; echo; echo "==> /usr/sbin/sshd -V <=="; /usr/sbin/sshd -V 2>&1; exit 0',
     ]);
+  });
+});
+
+describe('the image accounts script, run by a real sh', () => {
+  const script = imageAccountsArgv(config().images.get('deb12')!).at(-1)!;
+  const fakeRoot = () => mkdtempSync(join(tmpdir(), 'jobbox-image-'));
+  // The same script with the image's paths under a fake root, so every case is this machine's sh and head.
+  const run = (root: string) => spawnSync('sh', ['-c', script.replaceAll('/etc/', `${root}/etc/`).replaceAll('/usr/sbin/', `${root}/usr/sbin/`)], { encoding: 'utf8' });
+  function image(files: Record<string, string>, sshd?: string): string {
+    const root = fakeRoot();
+    for (const d of ['etc', 'usr/sbin']) mkdirSync(join(root, d), { recursive: true });
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(root, 'etc', name), text.replaceAll('{root}', root));
+    if (sshd !== undefined) writeFileSync(join(root, 'usr/sbin/sshd'), `#!/bin/sh\nprintf '%s' '${sshd}' >&2\nexit 1\n`, { mode: 0o755 });
+    return root;
+  }
+  const USAGE_74 = 'sshd: illegal option -- V\nOpenSSH_7.4p1, OpenSSL 1.0.2k-fips  26 Jan 2017\nusage: sshd [-46DdeiqTt]\n';
+
+  it.each([
+    ['an sshd without -V, a group file without its last newline', { passwd: 'root:x:0:0::/root:/bin/sh\n', group: 'root:x:0:' }, USAGE_74, 'root:x:0:\n', USAGE_74 + '\n'],
+    ['no sshd at all', { passwd: 'root:x:0:0::/root:/bin/sh\n', group: 'root:x:0:\n' }, undefined, 'root:x:0:\n\n', expect.stringMatching(/sshd.*not found/)],
+    ['a group file faking the sshd section: the real one comes last', { passwd: 'root:x:0:0::/root:/bin/sh\n', group: 'root:x:0:\n==> {root}/usr/sbin/sshd -V <==\nOpenSSH_99.0\n' }, USAGE_74, 'root:x:0:\n', USAGE_74 + '\n'],
+  ])('%s', (_name, files, sshd, group, said) => {
+    const root = image(files, sshd);
+    try {
+      const r = run(root);
+      expect(r.status).toBe(0);
+      const out = splitHeadOutput(r.stdout);
+      expect([...out.keys()].map((k) => k.replace(root, ''))).toEqual(['/etc/passwd', '/etc/group', '/usr/sbin/sshd -V']);
+      expect(out.get(`${root}/etc/group`)).toEqual(group);
+      expect(out.get(`${root}/usr/sbin/sshd -V`)).toEqual(said);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('fails when an account file is missing, as head alone did', () => {
+    const root = image({ passwd: 'root:x:0:0::/root:/bin/sh\n' }, USAGE_74);
+    try {
+      const r = run(root);
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toMatch(/group/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

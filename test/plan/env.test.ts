@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { allowedVariable, containerEnv } from '../../src/plan/env.js';
+import { ENV_LINE_MAX, ENV_TOTAL_MAX, allowedVariable, containerEnv } from '../../src/plan/env.js';
 
 describe('allowedVariable', () => {
   it.each([
@@ -73,7 +73,10 @@ describe('containerEnv', () => {
     ['trailing newline', 'a\n'],
     ['carriage return', 'a\rb'],
     ['NUL', 'a\0b'],
-    ['too long', 'x'.repeat(65537)],
+    ['line one byte over 64 KiB', 'x'.repeat(ENV_LINE_MAX - 'BAD=\n'.length + 1)],
+    ['line over 64 KiB in UTF-8 bytes, under it in UTF-16 units', 'é'.repeat(40_000)],
+    ['line over 64 KiB in 4-byte characters', '😀'.repeat(20_000)],
+    ['90 kB value', 'x'.repeat(90_000)],
   ])('drops and reports a value with a %s', (_name, value) => {
     expect(containerEnv({ KEEP: '1', BAD: value })).toEqual({ env: { KEEP: '1' }, dropped: ['BAD'] });
   });
@@ -85,8 +88,53 @@ describe('containerEnv', () => {
     });
   });
 
-  it('keeps a value of exactly the limit', () => {
-    expect(containerEnv({ BIG: 'x'.repeat(65536) }).dropped).toEqual([]);
+  // docker's env-file reader takes a line of NAME=value and its newline up to 65536 bytes (measured).
+  it.each([
+    ['ASCII', 'x'.repeat(ENV_LINE_MAX - 'BIG=\n'.length)],
+    ['2-byte characters', 'é'.repeat((ENV_LINE_MAX - 'BIG=\n'.length - 1) / 2) + 'x'],
+  ])('keeps a line of exactly 64 KiB: %s', (_name, value) => {
+    expect(Buffer.byteLength(`BIG=${value}\n`)).toBe(ENV_LINE_MAX);
+    expect(containerEnv({ BIG: value })).toEqual({ env: { BIG: value }, dropped: [] });
+  });
+
+  it('counts the name in the line', () => {
+    const value = 'x'.repeat(ENV_LINE_MAX - 'A=\n'.length);
+    expect(containerEnv({ A: value, AB: value })).toEqual({ env: { A: value }, dropped: ['AB'] });
+  });
+
+  // 40 values of 60 kB: 2.4 MB, more than execve takes with an 8 MiB stack.
+  const forty = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`V${String(i).padStart(2, '0')}`, 'x'.repeat(60_000)]));
+
+  it('keeps the total within ENV_TOTAL_MAX and reports the rest', () => {
+    const { env, dropped } = containerEnv({ OMP_NUM_THREADS: '4', ...forty });
+    const total = Object.entries(env).reduce((n, [k, v]) => n + Buffer.byteLength(`${k}=${v}\n`), 0);
+    expect(total).toBeLessThanOrEqual(ENV_TOTAL_MAX);
+    expect(ENV_TOTAL_MAX - total).toBeLessThan(60_005); // as many as fit: one more would not
+    expect(Object.keys(env)).toEqual(['OMP_NUM_THREADS', ...Object.keys(forty).slice(0, 17)]);
+    expect(dropped).toEqual(Object.keys(forty).slice(17));
+  });
+
+  it('keeps the smallest first, so huge variables cannot crowd out small ones', () => {
+    const big = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`BIG${i}`, 'x'.repeat(60_000 + i)]));
+    const { env, dropped } = containerEnv({ ...big, SMALL: '1', OMP_NUM_THREADS: '4' });
+    expect(env).toMatchObject({ SMALL: '1', OMP_NUM_THREADS: '4' });
+    expect(Object.keys(env)).toEqual([...Object.keys(big).slice(0, 17), 'SMALL', 'OMP_NUM_THREADS']);
+    expect(dropped).toEqual(Object.keys(big).slice(17));
+  });
+
+  it('keeps the same variables whatever the input order (ties by name)', () => {
+    const entries = Object.entries({ ...forty, A: 'x'.repeat(100), B: 'y'.repeat(100) });
+    const reversed = Object.fromEntries([...entries].reverse());
+    const a = containerEnv(Object.fromEntries(entries));
+    const b = containerEnv(reversed);
+    expect(Object.keys(b.env).sort()).toEqual(Object.keys(a.env).sort());
+    expect([...b.dropped].sort()).toEqual([...a.dropped].sort());
+    expect(a.dropped).toEqual(Object.keys(forty).slice(17));
+  });
+
+  it('does not count what it drops for other reasons against the total', () => {
+    const { env } = containerEnv({ ...forty, LD_PRELOAD: 'x'.repeat(60_000), MULTI: `${'x'.repeat(60_000)}\n`, HUGE: 'x'.repeat(90_000) });
+    expect(Object.keys(env)).toEqual(Object.keys(forty).slice(0, 17));
   });
 
   it('does not reach Object.prototype, and loses no name silently', () => {

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import type { Host, Owner } from '../../src/job/job.js';
 import {
   authorizedKeys, containerGroup, containerPasswd, envFile, jobKey, jobPaths, knownHosts, mpiEnv, mpichHostfile,
-  openMpiHostfile, sshConfig, sshdConfig,
+  openMpiHostfile, OPENSSH_MIN, openSshAtLeast, parseOpenSsh, sshConfig, sshdConfig, sshdLacks,
 } from '../../src/plan/job-files.js';
 
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27, 44], home: '/home/alice', shell: '/bin/bash' };
@@ -51,7 +51,9 @@ describe('jobPaths', () => {
       mpichHostfile: `${DIR}/hostfile.mpich`,
       passwd: `${DIR}/passwd`,
       group: `${DIR}/group`,
+      attempt: `${DIR}/attempt`,
       envFile: `${DIR}/env`,
+      userEnv: `${DIR}/userenv`,
       cwd: `${DIR}/cwd`,
     });
   });
@@ -86,6 +88,9 @@ describe('sshdConfig', () => {
       AllowAgentForwarding no
       AllowTcpForwarding no
       PrintMotd no
+      LoginGraceTime 30
+      MaxStartups 100
+      PerSourceMaxStartups 10
       ClientAliveInterval 15
       ClientAliveCountMax 3
       SetEnv JOBBOX_HOSTFILE=/var/lib/jobbox/jobs/4711.0.node1/hostfile OMPI_MCA_orte_default_hostfile=/var/lib/jobbox/jobs/4711.0.node1/hostfile HYDRA_HOST_FILE=/var/lib/jobbox/jobs/4711.0.node1/hostfile.mpich
@@ -106,6 +111,11 @@ describe('sshdConfig', () => {
     ['PermitUserEnvironment', 'no'],
     ['StrictModes', 'yes'],
     ['AllowTcpForwarding', 'no'],
+    // Logins not yet authenticated: a short wait, one number (so no random drop below it), and a
+    // cap per source address, so that another user's idle connections cannot keep the owner out.
+    ['LoginGraceTime', '30'],
+    ['MaxStartups', '100'],
+    ['PerSourceMaxStartups', '10'],
     ['SetEnv', `JOBBOX_HOSTFILE=${DIR}/hostfile OMPI_MCA_orte_default_hostfile=${DIR}/hostfile HYDRA_HOST_FILE=${DIR}/hostfile.mpich`],
   ])('%s %s', (key, value) => {
     expect(directives(text).get(key)).toBe(value);
@@ -118,6 +128,58 @@ describe('sshdConfig', () => {
 
   it('keeps the authorized keys out of the user home', () => {
     expect(directives(text).get('AuthorizedKeysFile')).not.toMatch(/%h|~|\/home\//);
+  });
+});
+
+describe('sshdConfig for the image\'s sshd', () => {
+  // sshd refuses to start on a directive it does not know: each is written only where known.
+  it.each([
+    ['not known (dry run): a current sshd', undefined, 'PerSourceMaxStartups 10'],
+    ['OpenSSH 10.0', { major: 10, minor: 0 }, 'PerSourceMaxStartups 10'],
+    ['OpenSSH 9.2 (Debian 12)', { major: 9, minor: 2 }, 'PerSourceMaxStartups 10'],
+    ['OpenSSH 8.5, which brought PerSourceMaxStartups', { major: 8, minor: 5 }, 'PerSourceMaxStartups 10'],
+    ['OpenSSH 8.4 (Debian 11)', { major: 8, minor: 4 }, "# PerSourceMaxStartups 10: left out, this image's sshd is OpenSSH 8.4"],
+    ['OpenSSH 8.0 (EL 8)', { major: 8, minor: 0 }, "# PerSourceMaxStartups 10: left out, this image's sshd is OpenSSH 8.0"],
+  ])('%s', (_name, sshd, line) => {
+    const text = sshdConfig(PATHS, alice, 41000, sshd);
+    expect(text.split('\n').filter((l) => l.includes('PerSourceMaxStartups'))).toEqual([line]);
+    // The rest is the same file whatever the release.
+    expect(text.replace(line, 'PerSourceMaxStartups 10')).toBe(sshdConfig(PATHS, alice, 41000));
+  });
+
+  it.each([
+    [{ major: 9, minor: 2 }, []],
+    [{ major: 8, minor: 5 }, []],
+    [{ major: 8, minor: 4 }, ['PerSourceMaxStartups']],
+    [OPENSSH_MIN, ['PerSourceMaxStartups']],
+  ])('sshdLacks %j = %j', (sshd, lacks) => {
+    expect(sshdLacks(sshd)).toEqual(lacks);
+  });
+
+  it.each([
+    ['sshd -V of a current sshd', 'OpenSSH_9.2, OpenSSL 3.0.20 7 Apr 2026\n', { major: 9, minor: 2 }],
+    ['the usage of a distro build', 'unknown option -- V\nOpenSSH_9.2p1 Debian-2+deb12u10, OpenSSL 3.0.20 7 Apr 2026\nusage: sshd [-46DdeiqTt] …\n', { major: 9, minor: 2 }],
+    ['CentOS 7 (no -V: usage)', 'sshd: illegal option -- V\nOpenSSH_7.4p1, OpenSSL 1.0.2k-fips  26 Jan 2017\nusage: sshd [-46DdeiqTt] …\n', { major: 7, minor: 4 }],
+    ['a two-digit major', 'OpenSSH_10.0p2 Debian-5, OpenSSL 3.5.0\n', { major: 10, minor: 0 }],
+    ['no sshd in the image', '/bin/sh: 1: /usr/sbin/sshd: not found\n', undefined],
+    ['another ssh server', 'Dropbear v2022.83\n', undefined],
+    ['nothing', '', undefined],
+  ])('parseOpenSsh: %s', (_name, text, release) => {
+    expect(parseOpenSsh(text)).toEqual(release);
+  });
+
+  it.each([
+    [{ major: 8, minor: 5 }, true],
+    [{ major: 8, minor: 10 }, true],
+    [{ major: 9, minor: 0 }, true],
+    [{ major: 8, minor: 4 }, false],
+    [{ major: 7, minor: 9 }, false],
+  ])('openSshAtLeast(%j, 8.5) = %s', (sshd, yes) => {
+    expect(openSshAtLeast(sshd, { major: 8, minor: 5 })).toBe(yes);
+  });
+
+  it('needs at least 7.8, which brought SetEnv', () => {
+    expect(OPENSSH_MIN).toEqual({ major: 7, minor: 8 });
   });
 });
 

@@ -5,9 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT, JobboxError } from '../../src/errors.js';
-import { allocatePort, claimedPort, listClaims, releasePort } from '../../src/ports/allocator.js';
+import { allocatePort, claimedPort, listClaims, releasePort, STALE_LINK_GRACE_MS } from '../../src/ports/allocator.js';
 
-// Real directories on a root-owned tmpfs: the allocator refuses a port area others can write.
+// Real directories on a root-owned tmpfs: the allocator refuses a port area others can enter.
 const asRoot = process.getuid?.() === 0;
 let root = '';
 beforeAll(() => {
@@ -19,7 +19,8 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const area = () => mkdtempSync(join(root, 'area-'));
 const touch = (path: string) => closeSync(openSync(path, 'wx', 0o644));
 const nlink = (path: string) => lstatSync(path).nlink;
-/** The claims dir: the allocator makes it; tests that plant claims first make it themselves. */
+const ino = (path: string) => lstatSync(path).ino;
+/** The claims dir: the allocator makes it; tests that plant claims first make it themselves, 0700 as it does. */
 const claims = (dir: string) => join(dir, 'claims');
 const claimsIn = (dir: string) => readdirSync(claims(dir)).sort();
 const R1 = { first: 41000, last: 41000 };
@@ -84,7 +85,7 @@ describe('allocatePort / releasePort', () => {
     writeFileSync(target, 'not a port');
     symlinkSync(target, join(dir, 'port.41000'));
     mkdirSync(join(dir, 'port.41001'));
-    mkdirSync(claims(dir));
+    mkdirSync(claims(dir), { mode: 0o700 });
     const garbage = ['foo', 'claim.bad', 'port.abc', 'port.041002'];
     const claimGarbage = ['foo', 'claim.bad', 'claim.9.0.n.99999', 'claim.9.0.n.041002', 'port.41002'];
     for (const name of garbage) touch(join(dir, name));
@@ -105,7 +106,7 @@ describe('allocatePort / releasePort', () => {
 
   it('drops a held claim whose port has a third link (another job linked it) and moves on', async () => {
     const dir = area();
-    mkdirSync(claims(dir));
+    mkdirSync(claims(dir), { mode: 0o700 });
     touch(join(dir, 'port.41000'));
     linkSync(join(dir, 'port.41000'), join(claims(dir), 'claim.3.0.n.41000'));
     linkSync(join(dir, 'port.41000'), join(claims(dir), 'claim.4.0.n.41000'));
@@ -118,7 +119,7 @@ describe('allocatePort / releasePort', () => {
 
   it('drops a held claim that is not the same inode as its port file', async () => {
     const dir = area();
-    mkdirSync(claims(dir));
+    mkdirSync(claims(dir), { mode: 0o700 });
     touch(join(dir, 'port.41000'));
     touch(join(dir, 'elsewhere'));
     linkSync(join(dir, 'elsewhere'), join(claims(dir), 'claim.3.0.n.41000'));
@@ -129,7 +130,7 @@ describe('allocatePort / releasePort', () => {
 
   it('never releases a look-alike claim of another job', async () => {
     const dir = area();
-    mkdirSync(claims(dir));
+    mkdirSync(claims(dir), { mode: 0o700 });
     for (const [i, claim] of ['12.0.node1', '12.0.node1x', '12.0.node1.5', '112.0.node1', '2.0.node1'].entries()) {
       touch(join(dir, `port.${41000 + i}`));
       linkSync(join(dir, `port.${41000 + i}`), join(claims(dir), `claim.${claim}.${41000 + i}`));
@@ -159,15 +160,136 @@ describe('allocatePort / releasePort', () => {
   });
 });
 
+// A name given to a port file from outside claims/ (a user on a node without
+// fs.protected_hardlinks, before the port dir was closed) must not block the port for ever.
+// The age test is the grace parameter: 0 judges at once, the default never within a test.
+describe('a port file with a foreign name', () => {
+  it('is replaced by a fresh file once unchanged for the grace: the port is claimed, the foreign name keeps the old inode', async () => {
+    const dir = area();
+    mkdirSync(claims(dir), { mode: 0o700 });
+    touch(join(dir, 'port.41000'));
+    const foreign = join(area(), 'mine-now');
+    linkSync(join(dir, 'port.41000'), foreign);
+    const old = ino(foreign);
+    // What a run killed half-way through a replacement leaves.
+    touch(join(dir, '.fresh.1.0.n.41000'));
+
+    expect(await allocatePort(dir, R1, '1.0.n', new Set(), 0)).toBe(41000);
+    expect(ino(join(dir, 'port.41000'))).not.toBe(old);
+    expect(await claimedPort(dir, '1.0.n')).toBe(41000);
+    expect(nlink(foreign)).toBe(1);
+    expect(readdirSync(dir).sort()).toEqual(['claims', 'port.41000']);
+    expect(claimsIn(dir)).toEqual(['claim.1.0.n.41000']);
+  });
+
+  it('is left alone within the grace (the default is the one pre-exec uses)', async () => {
+    expect(STALE_LINK_GRACE_MS).toBe(60_000);
+    const dir = area();
+    touch(join(dir, 'port.41000'));
+    const foreign = join(area(), 'mine-now');
+    linkSync(join(dir, 'port.41000'), foreign);
+    await noFreePort(allocatePort(dir, R1, '1.0.n'));
+    expect(ino(join(dir, 'port.41000'))).toBe(ino(foreign));
+    expect(nlink(foreign)).toBe(2);
+    expect(claimsIn(dir)).toEqual([]);
+  });
+
+  it('is never replaced while a claim explains a second name, however old', async () => {
+    const dir = area();
+    mkdirSync(claims(dir), { mode: 0o700 });
+    touch(join(dir, 'port.41000'));
+    linkSync(join(dir, 'port.41000'), join(claims(dir), 'claim.9.0.n.41000'));
+    await noFreePort(allocatePort(dir, R1, '1.0.n', new Set(), 0));
+    expect(await claimedPort(dir, '9.0.n')).toBe(41000);
+
+    // A claim plus a foreign name: still the claim's port (three names, so it no longer verifies).
+    const foreign = join(area(), 'mine-now');
+    linkSync(join(dir, 'port.41000'), foreign);
+    await noFreePort(allocatePort(dir, R1, '1.0.n', new Set(), 0));
+    expect(ino(join(dir, 'port.41000'))).toBe(ino(foreign));
+    expect(claimsIn(dir)).toEqual(['claim.9.0.n.41000']);
+  });
+
+  it('32 allocators judging the same stale files at once never hand one port out twice nor leave a name behind; what contention left, a later allocation takes', async () => {
+    const dir = area();
+    const elsewhere = area();
+    mkdirSync(claims(dir), { mode: 0o700 });
+    const planted = new Map<number, number>();
+    for (let port = R8.first; port <= R8.last; port++) {
+      touch(join(dir, `port.${port}`));
+      linkSync(join(dir, `port.${port}`), join(elsewhere, `x.${port}`));
+      planted.set(port, ino(join(dir, `port.${port}`)));
+    }
+    // The planted names must be older than the grace, and the allocators' own claims younger:
+    // an allocator would have to stall for the whole grace between its link and its verify.
+    const grace = 3000;
+    await new Promise((r) => setTimeout(r, grace + 200));
+    const worker = join(root, 'burst-worker.mjs');
+    await build({
+      stdin: { contents: BURST_WORKER, resolveDir: fileURLToPath(new URL('.', import.meta.url)), loader: 'ts' },
+      outfile: worker, bundle: true, platform: 'node', format: 'esm', logLevel: 'silent',
+    });
+    const children = Array.from({ length: 32 }, (_, i) => fork(worker, [dir, `${2000 + i}.0.n`, `${R8.first}`, `${R8.last}`, `${grace}`], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    type Answer = { port?: number; error?: string };
+    const answers = children.map((child) => new Promise<Answer>((resolve, reject) => {
+      child.on('message', (m: Answer & { ready?: true }) => { if (!m.ready) resolve(m); });
+      child.on('error', reject);
+      child.on('exit', (code) => reject(new Error(`burst worker exited ${code} without an answer`)));
+    }));
+    await Promise.all(children.map((child) => new Promise((r) => child.once('message', r))));
+    for (const child of children) child.send('go');
+    const results = await Promise.all(answers);
+
+    const won = results.flatMap((r, i) => (r.port === undefined ? [] : [{ claim: `${2000 + i}.0.n`, port: r.port }]));
+    expect(results.filter((r) => r.port === undefined).map((r) => r.error)).toEqual(Array(32 - won.length).fill(expect.stringMatching(/^jobbox: ports: no free port in 41000-41007: /)));
+    expect(new Set(won.map((w) => w.port)).size).toBe(won.length);
+    for (const w of won) {
+      expect(await claimedPort(dir, w.claim)).toBe(w.port);
+      expect(ino(join(dir, `port.${w.port}`))).not.toBe(planted.get(w.port));
+    }
+    // A port nobody won is either still the planted file with its two names (two judges
+    // collided; their names make it young again for a grace) or a fresh file with one name.
+    for (let port = R8.first; port <= R8.last; port++) {
+      if (won.some((w) => w.port === port)) continue;
+      const file = join(dir, `port.${port}`);
+      expect(ino(file) === planted.get(port) ? nlink(file) === 2 : nlink(file) === 1).toBe(true);
+    }
+    expect((await listClaims(dir)).map(({ claim, port }) => ({ claim, port }))).toEqual([...won].sort((a, b) => a.port - b.port));
+    expect(readdirSync(dir).filter((n) => !n.startsWith('port.'))).toEqual(['claims']);
+
+    // No port is lost: one allocator after another takes every port left.
+    for (let i = won.length; i < 8; i++) expect(await allocatePort(dir, R8, `${3000 + i}.0.n`, new Set(), 0)).toBeGreaterThanOrEqual(R8.first);
+    await noFreePort(allocatePort(dir, R1, '3999.0.n', new Set(), 0));
+    for (let port = R8.first; port <= R8.last; port++) {
+      expect(ino(join(dir, `port.${port}`))).not.toBe(planted.get(port));
+      expect(nlink(join(elsewhere, `x.${port}`))).toBe(1);
+    }
+    expect(await listClaims(dir)).toHaveLength(8);
+  }, 60_000);
+});
+
+// One allocation per process, all released at one instant: the burst of pre-execs above.
+const BURST_WORKER = `
+import { allocatePort } from '../../src/ports/allocator.js';
+const [dir = '', claim = '', first = '0', last = '0', grace = '0'] = process.argv.slice(2);
+process.once('message', () => {
+  allocatePort(dir, { first: Number(first), last: Number(last) }, claim, new Set(), Number(grace)).then(
+    (port) => process.send?.({ port }),
+    (err: Error) => process.send?.({ error: err.message }),
+  ).finally(() => process.disconnect());
+});
+process.send?.({ ready: true });
+`;
+
 describe('the port area', () => {
-  it('is created when missing, 0755, with its claims dir', async () => {
+  it('is created when missing, 0700, with its claims dir', async () => {
     const dir = join(area(), 'ports');
     expect(await listClaims(dir)).toEqual([]);
     expect(await releasePort(dir, '1.0.n')).toEqual([]);
     expect(await allocatePort(dir, R1, '1.0.n')).toBe(41000);
     for (const d of [dir, claims(dir)]) {
       expect(lstatSync(d).isDirectory()).toBe(true);
-      expect(lstatSync(d).mode & 0o777).toBe(0o755);
+      expect(lstatSync(d).mode & 0o777).toBe(0o700);
     }
   });
 
@@ -202,22 +324,23 @@ describe('the port area', () => {
     await expect(allocatePort(file, R1, '1.0.n')).rejects.toMatchObject({ subject: 'port dir', value: claims(file) });
   });
 
-  it.skipIf(!asRoot)('must not be group or world writable when running as root', async () => {
+  // Entering the dir is enough to give a port file another name, so 0755 is refused too.
+  it.skipIf(!asRoot).each([0o777, 0o755, 0o711, 0o750])('must have no access for group or others when running as root (mode %o)', async (mode) => {
     const dir = area();
-    chmodSync(dir, 0o777);
-    await expect(allocatePort(dir, R1, '1.0.n')).rejects.toThrow(/^jobbox: port dir: must be owned by root and not group or world writable/);
+    chmodSync(dir, mode);
+    await expect(allocatePort(dir, R1, '1.0.n')).rejects.toThrow(/^jobbox: port dir: must be owned by root with no access for group or others \(mode 0700\)/);
     expect(readdirSync(dir)).toEqual([]);
 
     const open = area();
-    mkdirSync(claims(open), { mode: 0o755 });
-    chmodSync(claims(open), 0o777);
-    await expect(allocatePort(open, R1, '1.0.n')).rejects.toMatchObject({ subject: 'port dir', value: claims(open), problem: 'must be owned by root and not group or world writable' });
+    mkdirSync(claims(open), { mode: 0o700 });
+    chmodSync(claims(open), mode);
+    await expect(allocatePort(open, R1, '1.0.n')).rejects.toMatchObject({ subject: 'port dir', value: claims(open), problem: 'must be owned by root with no access for group or others (mode 0700)' });
     expect(readdirSync(open)).toEqual(['claims']);
   });
 
   it.skipIf(!asRoot)('must have a claims dir owned by root when running as root', async () => {
     const dir = area();
-    mkdirSync(claims(dir), { mode: 0o755 });
+    mkdirSync(claims(dir), { mode: 0o700 });
     chownSync(claims(dir), 65534, 65534);
     await expect(allocatePort(dir, R1, '1.0.n')).rejects.toMatchObject({ subject: 'port dir', value: claims(dir) });
     expect(readdirSync(claims(dir))).toEqual([]);

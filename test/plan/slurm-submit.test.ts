@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/parse.js';
+import { SCRIPT_MARKER, imageFeatures, jobSubmitLua, submittedScript, wrapperScript } from '../../src/plan/slurm-submit.js';
+
+const CLI = '/opt/jobbox/dist/cli.js';
+const CONFIG = parseConfig(
+  [
+    '[queue normal]', 'default_image = deb12', 'allowed_images = deb12 deb12-mpich',
+    '[queue short]', 'default_image = deb12-mpich',
+    '[image deb12]', 'ref = registry.example.org/deb12:r1',
+    '[image deb12-mpich]', 'ref = registry.example.org/deb12-mpich:r1',
+  ].join('\n'),
+  'test.ini',
+);
+const WRAPPED = `${wrapperScript(CLI)}${SCRIPT_MARKER}\n`;
+
+describe('submittedScript', () => {
+  it.each([
+    ['a wrapped script', `${WRAPPED}#!/bin/sh\nid\n`, '#!/bin/sh\nid\n'],
+    ['a wrapped empty script', WRAPPED, ''],
+    ['a marker in the user part stays the user part', `${WRAPPED}id\n${SCRIPT_MARKER}\n`, `id\n${SCRIPT_MARKER}\n`],
+    ['a wrapped script wrapped again', `${WRAPPED}${WRAPPED}id\n`, `${WRAPPED}id\n`],
+  ])('%s → the submitted script', (_name, text, script) => expect(submittedScript(text, CLI)).toBe(script));
+
+  it.each([
+    ['a script never wrapped', '#!/bin/sh\nid\n'],
+    ['the marker below a script of the user (job_submit.lua used to leave it alone)', `#!/bin/sh\nid\n${SCRIPT_MARKER}\n`],
+    ['the marker first, with no wrapper', `${SCRIPT_MARKER}\n#!/bin/sh\nid\n`],
+    ['a wrapper naming another program', `${wrapperScript('/home/mallory/cli.js')}${SCRIPT_MARKER}\nid\n`],
+    ['the wrapper without the marker', `${wrapperScript(CLI)}id\n`],
+    ['the wrapper after a first line of the user', `#!/bin/sh\n${WRAPPED}id\n`],
+    ['the wrapper with CRLF line ends', WRAPPED.replaceAll('\n', '\r\n')],
+    ['nothing', ''],
+  ])('%s → not wrapped', (_name, text) => expect(submittedScript(text, CLI)).toBeUndefined());
+});
+
+describe('jobSubmitLua', () => {
+  const lua = jobSubmitLua(CONFIG, CLI);
+
+  it('wraps with exactly the text the Prolog and `slurm start` check for', () => {
+    // Lua drops the newline right after `[==[`; JSON string escapes read the same in Lua.
+    const wrapper = /^local WRAPPER = \[==\[\n([^]*?)\]==\]$/m.exec(lua)?.[1];
+    const marker = /^local MARKER = (".*")$/m.exec(lua)?.[1];
+    expect(`${wrapper}${JSON.parse(marker!) as string}`).toBe(WRAPPED);
+    expect(lua).toContain('local WRAPPED = WRAPPER .. MARKER\n');
+  });
+
+  it('lists every queue as a partition with its default and allow-list', () => {
+    expect(lua).toContain(
+      [
+        'local PARTITIONS = {',
+        '  ["normal"] = { default = "deb12", allowed = { ["deb12"] = true, ["deb12-mpich"] = true }, list = "deb12 deb12-mpich" },',
+        '  ["short"] = { default = "deb12-mpich", allowed = { ["deb12-mpich"] = true }, list = "deb12-mpich" },',
+        '}',
+        'local DEFAULT_PARTITION = "normal"',
+      ].join('\n'),
+    );
+  });
+
+  // Each rule against its bypass (issue 11); the testbed suite slurm-security runs them in slurmctld.
+  it.each([
+    ['-p normal,short: every listed partition is checked', 'for _, name in ipairs(names) do\n    if PARTITIONS[name] == nil then'],
+    ['the image is checked in every listed partition', 'for _, name in ipairs(names) do\n    local partition = PARTITIONS[name]\n    if not partition.allowed[image] then'],
+    ['a marker below the top does not stop the wrap', 'string.sub(job_desc.script, 1, #WRAPPED) ~= WRAPPED'],
+    ['no move into or out of a jobbox partition', 'and (any_ours(job_desc.partition) or any_ours(job_rec.partition)) then'],
+  ])('%s', (_name, text) => expect(lua).toContain(text));
+
+  it('is the whole generated filter', () => expect(lua).toMatchSnapshot());
+});
+
+describe('imageFeatures', () => {
+  it('names every image as a docker-<alias> feature', () => expect(imageFeatures(CONFIG)).toBe('docker-deb12,docker-deb12-mpich'));
+});
