@@ -55,15 +55,17 @@ async function must(session: Session, argv: string[], timeoutMs: number, value: 
 // the daemon's answer (a name conflict, a daemon restarting) and may heal.
 const DOCKER_USAGE = /See '[^']*--help'/;
 
-function commandFailed(host: string, argv: string[], r: Result, value: string): JobboxError {
+export function commandFailed(host: string, argv: string[], r: Result, value: string): JobboxError {
   const permanent = r.code === 125 && DOCKER_USAGE.test(r.stderr);
   return new JobboxError(`${host}: ${argv.slice(0, 2).join(' ')}`, `exit ${r.code}: ${printable(firstLine(r.stderr))}`, value, permanent ? EXIT.permanent : EXIT.transient);
 }
 
 // Whether sshd could listen on the port: bind 0.0.0.0 and [::] (v6-only) with SO_REUSEADDR,
-// as sshd does. A socket another user bound but never listened on blocks sshd and shows in no
-// `ss` listing; a connection's local port blocks it too; a TIME_WAIT does not. No IPv6 on the
-// node is fine, as it is for sshd. Nodes need perl (Debian's perl-base is Essential).
+// as sshd does. Any socket holding the port without SO_REUSEADDR blocks sshd, listening or not,
+// and one bound but never listened on shows in no `ss` listing; a TIME_WAIT left by an earlier
+// job blocks nothing. Held on [::] alone still counts: sshd would start on IPv4 only, and the
+// holder could listen there. No IPv6 on the node is fine, as it is for sshd. Nodes need perl
+// (Debian's perl-base is Essential).
 const BIND_TEST = `use Socket qw(PF_INET PF_INET6 SOCK_STREAM SOL_SOCKET SO_REUSEADDR IPPROTO_IPV6 IPV6_V6ONLY INADDR_ANY IN6ADDR_ANY pack_sockaddr_in pack_sockaddr_in6);
 use Errno qw(EADDRINUSE EAFNOSUPPORT EADDRNOTAVAIL);
 sub taken {
@@ -192,7 +194,7 @@ async function imageAccounts(first: Session, config: Config, image: Image, log: 
   const sshd = parseOpenSsh(said);
   if (!sshd || !openSshAtLeast(sshd, OPENSSH_MIN)) {
     const min = `${OPENSSH_MIN.major}.${OPENSSH_MIN.minor}`;
-    const found = sshd ? `OpenSSH ${sshd.major}.${sshd.minor}` : firstLine(said);
+    const found = sshd ? `OpenSSH ${sshd.major}.${sshd.minor}` : firstLine(said) || '(no answer to sshd -V)';
     throw new JobboxError(`image ${image.alias}`, `needs OpenSSH ${min} or later as /usr/sbin/sshd (SetEnv hands every session the hostfiles)`, found, EXIT.permanent);
   }
   const lacks = sshdLacks(sshd);
