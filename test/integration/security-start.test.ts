@@ -1,13 +1,13 @@
 // Another user on the cluster cannot keep the owner out of a job's sshd, nor stall or break a
 // job's start (issue 11, items 3 and 4). The attacker is jbuser2, a plain user on a node; each
 // attack is first shown to be live, so a pass means jobbox withstood it, not that it was dud.
-import { link, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, link, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/types.js';
 import { lsfJobEnv, submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
 import { ALLOC, claims, containers, hook, jobDirs, lsfFixture, spec } from './lsf-fixture.js';
-import { onNode, testbed, waitFor } from './testbed.js';
+import { REPO, onNode, testbed, testbedStatus, waitFor } from './testbed.js';
 
 let config: Config;
 let hooks: LsfQueueHooks;
@@ -258,6 +258,62 @@ time.sleep(600)
       await expectNothingLeft(73005);
     } finally {
       await stop(attacks.splice(attacks.findIndex((a) => a.attack === binder), 1)[0]!);
+    }
+  });
+
+  it('an image whose sshd predates PerSourceMaxStartups gets a config without it, and says so; one older than 7.8 is refused at once', async () => {
+    // Images that say they are older OpenSSH releases: /usr/sbin/sshd answers -V as that release
+    // would, in its usage text, and otherwise runs the image's real sshd. They exist on each node
+    // only (pull falls back to the node's copy), so nothing is left in the registry.
+    const base = config.images.get('deb12')!.ref;
+    const fake = { old: { release: 'OpenSSH_8.4p1 Debian-5+deb11u3, OpenSSL 1.1.1w  11 Sep 2023', ref: `${config.registry}/jobbox-test-sshd84:${process.pid}` },
+      ancient: { release: 'OpenSSH_7.4p1, OpenSSL 1.0.2k-fips  26 Jan 2017', ref: `${config.registry}/jobbox-test-sshd74:${process.pid}` } };
+    const area = await mkdtemp(join(dirname(config.stateDir), 'security-start-'));
+    await chmod(area, 0o755);
+    const configFile = `${area}/jobbox.ini`;
+    const text = (await readFile((await testbedStatus()).config, 'utf8'))
+      .replace(/^allowed_images = deb12 deb12-mpich$/m, 'allowed_images = deb12 deb12-mpich sshd84 sshd74')
+      .concat(`\n[image sshd84]\nref = ${fake.old.ref}\n\n[image sshd74]\nref = ${fake.ancient.ref}\n`);
+    await writeFile(configFile, text, { mode: 0o644 });
+    const line = (hook: string) => `${REPO}/hooks/lsf/${hook} --config ${configFile}`;
+    const env = (jobId: number, image: string) => lsfJobEnv(spec({}), jobId, ALLOC, { JOBBOX_IMAGE: image });
+    try {
+      for (const node of ['node1', 'node2', 'node3']) {
+        for (const { release, ref } of Object.values(fake)) {
+          const maker = `jobbox-test-sshd-${process.pid}`;
+          const wrapper = `#!/bin/sh\nif [ "$1" = -V ]; then printf '%s\\n' 'unknown option -- V' '${release}' 'usage: sshd [-46DdeiqTt] ...' >&2; exit 1; fi\nexec /usr/sbin/sshd.real "$@"\n`;
+          await onNode(node, ['docker', 'run', '--name', maker, '--user', '0', base, '/bin/sh', '-c', `mv /usr/sbin/sshd /usr/sbin/sshd.real && printf '%s' "$0" > /usr/sbin/sshd && chmod 0755 /usr/sbin/sshd`, wrapper]);
+          await onNode(node, ['docker', 'commit', '--change', 'CMD ["/bin/bash"]', maker, ref]);
+          await onNode(node, ['docker', 'rm', maker]);
+        }
+      }
+      expect(await onNode('node1', ['docker', 'run', '--rm', fake.old.ref, '/bin/sh', '-c', '/usr/sbin/sshd -V 2>&1; /usr/sbin/sshd.real -V 2>&1 | cut -d, -f1'])).toMatch(/OpenSSH_8\.4p1 Debian[\s\S]*\nOpenSSH_9\.2$/);
+
+      // 8.4: the job starts, its sshd_config says what was left out and why, the log says so too.
+      const started = Date.now();
+      const pre = await hook(line('pre-exec'), env(73006, 'sshd84'));
+      expect(pre.code).toBe(0);
+      const dir = `${config.stateDir}/73006.0.node1`;
+      expect((await readFile(`${dir}/sshd_config`, 'utf8')).split('\n').filter((l) => /MaxStartups|LoginGraceTime/.test(l)))
+        .toEqual(['LoginGraceTime 30', 'MaxStartups 100', "# PerSourceMaxStartups 10: left out, this image's sshd is OpenSSH 8.4"]);
+      const warned = (await readFile(config.logFile, 'utf8')).split('\n').filter((l) => l.includes('"job":"73006"') && l.includes('left out'))
+        .map((l) => JSON.parse(l) as { time: number; image: string; openssh: string; lacks: string[] }).filter((l) => l.time >= started);
+      expect(warned.map(({ image, openssh, lacks }) => ({ image, openssh, lacks }))).toEqual([{ image: fake.old.ref, openssh: '8.4', lacks: ['PerSourceMaxStartups'] }]);
+      expect(await onNode('node1', ['runuser', '-u', 'jbuser1', '--', 'ssh', '-F', `${dir}/ssh_config`, 'node2', 'echo in'])).toBe('in');
+      expect((await hook(line('post-exec'), env(73006, 'sshd84'))).code).toBe(0);
+      await expectNothingLeft(73006);
+
+      // 7.4 (CentOS 7): its sshd would refuse SetEnv and never answer; refused before any container, for good (99).
+      const refused = await hook(line('pre-exec'), env(73007, 'sshd74'));
+      expect({ code: refused.code, last: refused.stderr.trim().split('\n').at(-1) })
+        .toEqual({ code: 99, last: 'jobbox: image sshd74: needs OpenSSH 7.8 or later as /usr/sbin/sshd (SetEnv hands every session the hostfiles): OpenSSH 7.4' });
+      await expectNothingLeft(73007);
+    } finally {
+      for (const node of ['node1', 'node2', 'node3']) {
+        await onNode(node, ['docker', 'rm', '--force', `jobbox-test-sshd-${process.pid}`]).catch(() => '');
+        await onNode(node, ['docker', 'rmi', '--force', ...Object.values(fake).map((f) => f.ref)]).catch(() => '');
+      }
+      await rm(area, { recursive: true, force: true });
     }
   });
 });
