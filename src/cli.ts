@@ -212,6 +212,16 @@ const hook = hookCall(argv);
 if (argv.length === 1 && argv[0] === '--version') {
   process.stdout.write(`${version()}\n`);
 } else {
+  // A hook must end on its own terms even when an error escapes every promise (an emitter's
+  // 'error' with no listener): one line, and the code its scheduler reads. A Slurm hook exits 0,
+  // as its own failures do: a failing Prolog or Epilog drains the node.
+  if (hook) {
+    process.once('uncaughtException', (err) => {
+      const { line, exitCode } = formatError(err);
+      process.stderr.write(`${line}\n`);
+      process.exit(hook.hook.startsWith('slurm ') ? 0 : exitCode);
+    });
+  }
   (hook ? hooks[hook.hook](hook.config, hook.command) : main(argv)).catch((err: unknown) => {
     const { line, exitCode } = formatError(err);
     process.stderr.write(`${line}\n`);

@@ -7,7 +7,8 @@ import type { Job } from './job/job.js';
 export async function openLog(file: string, level: string): Promise<Logger> {
   const { pino } = await import('pino');
   // sync: hooks exit right after their last line, and async writes would be lost.
-  return pino({ level, base: { pid: process.pid } }, pino.destination({ dest: file, sync: true, mkdir: true }));
+  // 0600: the log names jobs, ports and hosts, which other users have no business reading.
+  return pino({ level, base: { pid: process.pid } }, pino.destination({ dest: file, sync: true, mkdir: true, mode: 0o600 }));
 }
 
 export function jobLog(log: Logger, job: Job, host: string): Logger {

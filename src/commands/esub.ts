@@ -17,6 +17,13 @@ export interface EsubOptions {
 
 type Env = Record<string, string | undefined>;
 
+// LSF starts the root PRE_EXEC and POST_EXEC as `/bin/sh -c` with the job's environment, and
+// the dynamic loader reads these in that shell before any line of jobbox runs
+// (docs/security.md). Blank values, which the esub's envfile puts over the user's, make the
+// loader ignore them; the containers never get LD_* anyway. Advisory like all an esub does: a
+// job submitted without this esub keeps its values.
+const LOADER_VARS = ['LD_PRELOAD', 'LD_AUDIT', 'LD_LIBRARY_PATH', 'LD_DEBUG', 'LD_DEBUG_OUTPUT', 'LD_PROFILE', 'LD_PROFILE_OUTPUT', 'GLIBC_TUNABLES'];
+
 export async function esub(opts: EsubOptions, env: Env): Promise<void> {
   const parmFile = env.LSB_SUB_PARM_FILE;
   // lsrun and lsgrun run the esub too, with no parameter file: there is no job to check.
@@ -24,20 +31,34 @@ export async function esub(opts: EsubOptions, env: Env): Promise<void> {
   try {
     const parm = parseParmFile(await readText(parmFile));
     // The master esub (the only one openlava runs) runs for every job: one that asks for no
-    // image gets the queue's default at pre-exec and costs no config read here.
+    // image gets the queue's default at pre-exec.
     const alias = opts.alias ?? requestedAlias(parm.get('LSB_SUB_ADDITIONAL'));
-    if (alias === undefined) return;
+    if (alias === undefined) return await blankLoaderVars(opts, env, parm.get('LSB_SUB_QUEUE'));
     const config = await loadConfig(configPath(opts.config, env));
     const image = resolveImage(config, parm.get('LSB_SUB_QUEUE') || config.defaultQueue, alias);
-    const envfile = env.LSB_SUB_MODIFY_ENVFILE;
-    if (!envfile) throw new JobboxError('LSB_SUB_MODIFY_ENVFILE', 'is not set (not run by bsub?)', '');
-    // Appended, not replaced: other esubs of the site write to the same file.
-    await appendFile(envfile, `JOBBOX_IMAGE=${image.alias}\n`).catch((err: unknown) => {
-      throw new JobboxError('LSB_SUB_MODIFY_ENVFILE', `cannot append (${(err as NodeJS.ErrnoException).code ?? String(err)})`, envfile);
-    });
+    await appendEnv(env, [`JOBBOX_IMAGE=${image.alias}`, ...LOADER_VARS.map((v) => `${v}=`)]);
   } catch (err) {
     throw rejection(err, env);
   }
+}
+
+/**
+ * A job that asks for no image still runs jobbox's pre-exec when its queue is one of jobbox's:
+ * it gets the blanks too. Nothing else is judged here, and a config that cannot be read
+ * rejects nothing, since the job did not ask jobbox for anything.
+ */
+async function blankLoaderVars(opts: EsubOptions, env: Env, queue: string | undefined): Promise<void> {
+  const config = await loadConfig(configPath(opts.config, env)).catch(() => undefined);
+  if (config?.queues.has(queue || config.defaultQueue)) await appendEnv(env, LOADER_VARS.map((v) => `${v}=`));
+}
+
+/** Appended, not replaced: other esubs of the site write to the same file. */
+async function appendEnv(env: Env, lines: string[]): Promise<void> {
+  const envfile = env.LSB_SUB_MODIFY_ENVFILE;
+  if (!envfile) throw new JobboxError('LSB_SUB_MODIFY_ENVFILE', 'is not set (not run by bsub?)', '');
+  await appendFile(envfile, `${lines.join('\n')}\n`).catch((err: unknown) => {
+    throw new JobboxError('LSB_SUB_MODIFY_ENVFILE', `cannot append (${(err as NodeJS.ErrnoException).code ?? String(err)})`, envfile);
+  });
 }
 
 async function readText(path: string): Promise<string> {

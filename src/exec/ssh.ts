@@ -53,7 +53,10 @@ export class Session {
       };
       client
         .once('ready', () => resolve(new Session(target.host, client)))
-        .once('error', (err) => fail(err.message))
+        // For the client's whole life, not once: ending a client that timed out before the
+        // handshake (a peer that accepts and says nothing) makes ssh2 emit a second error, and
+        // an error with no listener kills the root hook before its rollback (a drained node).
+        .on('error', (err) => fail(err.message))
         .connect(config);
       // Without it every exec waits out the peer's delayed ACK: ssh2 writes a request in
       // small packets and Nagle holds each one back until the last is acknowledged. That

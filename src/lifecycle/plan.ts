@@ -66,9 +66,11 @@ export function planJob(input: {
     { path: paths.hostKey, content: keys.hostKey, mode: 0o600, owner: mine },
     { path: paths.hostKeyPub, content: keys.hostKeyPub, mode: 0o644 },
     { path: paths.authorizedKeys, content: authorizedKeys(keys.userKeyPub), mode: 0o644 },
-    { path: paths.knownHosts, content: knownHosts(job.hosts, port, keys.hostKeyPub), mode: 0o644 },
-    { path: paths.sshdConfig, content: sshdConfig(paths, owner, port, input.accounts.sshd), mode: 0o644 },
-    { path: paths.sshConfig, content: sshConfig(paths, job.hosts, owner, port), mode: 0o644 },
+    // The port is in these three: another user who learns it before the job's sshd binds it
+    // can take it first and stall the start, so only the owner (and sshd, as the owner) reads them.
+    { path: paths.knownHosts, content: knownHosts(job.hosts, port, keys.hostKeyPub), mode: 0o600, owner: mine },
+    { path: paths.sshdConfig, content: sshdConfig(paths, owner, port, input.accounts.sshd), mode: 0o600, owner: mine },
+    { path: paths.sshConfig, content: sshConfig(paths, job.hosts, owner, port), mode: 0o600, owner: mine },
     { path: paths.hostfile, content: openMpiHostfile(job.hosts), mode: 0o644 },
     { path: paths.mpichHostfile, content: mpichHostfile(job.hosts), mode: 0o644 },
     { path: paths.passwd, content: containerPasswd(input.accounts.passwd, owner), mode: 0o644 },

@@ -47,16 +47,21 @@ async function run(alias: string | undefined, parmText: string | undefined): Pro
 }
 const written = () => readFile(envfile, 'utf8').catch(() => '(none)');
 
+// What every job of a jobbox queue gets over the user's values: the loader reads these in
+// LSF's /bin/sh -c of the root pre-exec before any hook runs (docs/security.md).
+const BLANKS = 'LD_PRELOAD=\nLD_AUDIT=\nLD_LIBRARY_PATH=\nLD_DEBUG=\nLD_DEBUG_OUTPUT=\nLD_PROFILE=\nLD_PROFILE_OUTPUT=\nGLIBC_TUNABLES=\n';
+
 describe('esub accepts', () => {
   it.each([
-    ['per-alias esub, allowed alias', 'deb12', 'LSB_SUB_QUEUE="normal"\n', 'JOBBOX_IMAGE=deb12\n'],
-    ['unquoted queue value', 'deb12', 'LSB_SUB_QUEUE=normal\n', 'JOBBOX_IMAGE=deb12\n'],
-    ['no queue: the config default (short)', 'deb12-mpich', 'LSB_SUB_COMMAND_LINE="mpirun ./a.out"\n', 'JOBBOX_IMAGE=deb12-mpich\n'],
-    ['master esub, one docker- word', undefined, 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker-deb12"\n', 'JOBBOX_IMAGE=deb12\n'],
-    ['master esub, other applications beside', undefined, 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="gpu docker-deb12-mpich"\n', 'JOBBOX_IMAGE=deb12-mpich\n'],
-    ['--alias wins over LSB_SUB_ADDITIONAL', 'deb12', 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker-nope docker-nada"\n', 'JOBBOX_IMAGE=deb12\n'],
-    ['master esub, no docker- word: nothing to do', undefined, 'LSB_SUB_QUEUE="short"\nLSB_SUB_ADDITIONAL="gpu"\n', '(none)'],
-    ['master esub, no -a at all', undefined, 'LSB_SUB_QUEUE="short"\n', '(none)'],
+    ['per-alias esub, allowed alias', 'deb12', 'LSB_SUB_QUEUE="normal"\n', `JOBBOX_IMAGE=deb12\n${BLANKS}`],
+    ['unquoted queue value', 'deb12', 'LSB_SUB_QUEUE=normal\n', `JOBBOX_IMAGE=deb12\n${BLANKS}`],
+    ['no queue: the config default (short)', 'deb12-mpich', 'LSB_SUB_COMMAND_LINE="mpirun ./a.out"\n', `JOBBOX_IMAGE=deb12-mpich\n${BLANKS}`],
+    ['master esub, one docker- word', undefined, 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker-deb12"\n', `JOBBOX_IMAGE=deb12\n${BLANKS}`],
+    ['master esub, other applications beside', undefined, 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="gpu docker-deb12-mpich"\n', `JOBBOX_IMAGE=deb12-mpich\n${BLANKS}`],
+    ['--alias wins over LSB_SUB_ADDITIONAL', 'deb12', 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker-nope docker-nada"\n', `JOBBOX_IMAGE=deb12\n${BLANKS}`],
+    ['master esub, no docker- word, a jobbox queue: the blanks only', undefined, 'LSB_SUB_QUEUE="short"\nLSB_SUB_ADDITIONAL="gpu"\n', BLANKS],
+    ['master esub, no -a at all, a jobbox queue: the blanks only', undefined, 'LSB_SUB_QUEUE="short"\n', BLANKS],
+    ['master esub, no -a, a queue jobbox does not know: nothing', undefined, 'LSB_SUB_QUEUE="gpu"\n', '(none)'],
     ['no parm file (lsrun): nothing to do, even for a bad alias', 'nope', undefined, '(none)'],
   ])('%s', async (_name, alias, parmText, envLines) => {
     await expect(run(alias, parmText)).resolves.toBeUndefined();
@@ -66,12 +71,13 @@ describe('esub accepts', () => {
   it('appends to what other esubs wrote', async () => {
     await writeFile(envfile, 'SITE_TAG=x\n');
     await run('deb12', 'LSB_SUB_QUEUE="normal"\n');
-    expect(await written()).toBe('SITE_TAG=x\nJOBBOX_IMAGE=deb12\n');
+    expect(await written()).toBe(`SITE_TAG=x\nJOBBOX_IMAGE=deb12\n${BLANKS}`);
   });
 
-  it('does not read the config for a job that asks for no image', async () => {
+  it('rejects no job that asks for no image when the config cannot be read, and writes nothing', async () => {
     await writeFile(parm, 'LSB_SUB_QUEUE="normal"\n');
     await expect(esub({ alias: undefined, config: join(confDir, 'missing.ini') }, { LSB_SUB_PARM_FILE: parm, LSB_SUB_MODIFY_ENVFILE: envfile })).resolves.toBeUndefined();
+    expect(await written()).toBe('(none)');
   });
 });
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import { Session } from '../../src/exec/ssh.js';
 import { ed25519KeyPair } from '../../src/lifecycle/setup.js';
@@ -62,5 +62,28 @@ describe('Session against an ssh2 server', () => {
 
   it('fails on a key that cannot be parsed', async () => {
     await expect(Session.connect(target('not a key'))).rejects.toThrow(/Cannot parse privateKey/);
+  });
+
+  // Anyone on a node can listen on a port before the job's sshd binds it and then say nothing.
+  // The connect times out, ssh2 emits a second error when the client is ended, and that must
+  // not kill the process: it is a root hook in the middle of a start.
+  it('a peer that accepts and never speaks fails the connect, and nothing is thrown later', async () => {
+    const held: Socket[] = [];
+    const silent = createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const uncaught: unknown[] = [];
+    const seen = (err: unknown) => uncaught.push(err);
+    process.on('uncaughtException', seen);
+    try {
+      const silentPort = (silent.address() as AddressInfo).port;
+      await expect(Session.connect({ ...target(user.private), port: silentPort, timeoutMs: 300 })).rejects.toThrow(/ssh 127\.0\.0\.1:\d+: Timed out while waiting for handshake/);
+      // The late error comes when the peer's side closes.
+      for (const socket of held) socket.destroy();
+      await new Promise((r) => setTimeout(r, 300));
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off('uncaughtException', seen);
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 });

@@ -7,8 +7,8 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lsfJobEnv } from '../harness/lsf/harness.js';
-import { ALLOC, claims, containers, jobDirs, lsfFixture, type LsfFixture } from './lsf-fixture.js';
+import { lsfJobEnv, submitLsf } from '../harness/lsf/harness.js';
+import { ALLOC, claims, containers, jobDirs, lsfFixture, spec, type LsfFixture } from './lsf-fixture.js';
 import { REPO, testbed } from './testbed.js';
 
 const USER = { name: 'jbuser1', uid: 2001, gid: 2001 };
@@ -219,6 +219,25 @@ describe('no user-chosen environment reaches a root process of jobbox', () => {
     // LSF's /bin/sh is the scheduler's program, started with the job's environment; it execs
     // the hook line in place.
     expectClean(seen, [realpathSync('/bin/sh')]);
+  });
+
+  it('through bsub -a docker-deb12, loader variables included: the esub blanks them, so LSF\'s own /bin/sh loads nothing', async () => {
+    clearMarks();
+    let run: Awaited<ReturnType<typeof submitLsf>> | undefined;
+    const seen = await rootProcessesWithCanary(async () => {
+      // Less OPENSSL_CONF, whose provider aborts the user's own node (the esub, the starter).
+      const { OPENSSL_CONF: _ownNodeOnly, ...env } = attackEnv();
+      run = await submitLsf(fx.hooks, spec({ user: USER.name, app: 'docker-deb12', command: 'true', env }));
+    });
+    expect(run?.preExec.map((p) => p.code)).toEqual([0]);
+    expect(run?.postExec?.code).toBe(0);
+    expect(run?.state).toBe('DONE');
+    expect(run?.esub.envfile).toContain('LD_PRELOAD=\nLD_AUDIT=\nLD_LIBRARY_PATH=\n');
+    // The user's own programs (the esub, the starter) run the payloads as the user: that is theirs.
+    expect(marks().filter((m) => m.uid !== USER.uid)).toEqual([]);
+    expect([...seen].filter((exe) => exe !== LAUNCHER && exe !== realpathSync('/bin/sh'))).toEqual([]);
+    expect(rootOwnedInHome()).toEqual([]);
+    expect(await containers(run!.jobId)).toEqual([]);
   });
 
   it('LSF pre-exec and post-exec with the loader variables as well, the launcher started directly', async () => {
