@@ -14,7 +14,7 @@ import { makeJobDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
 import { type Result, Session, fanOut } from '../exec/ssh.js';
 import type { Job } from '../job/job.js';
 import { allocatePort } from '../ports/allocator.js';
-import { containerName, imageAccountsArgv, nameArgv, removeArgv, splitHeadOutput, SSHD_VERSION, type NodeFacts } from '../plan/container.js';
+import { containerName, imageAccountsArgv, nameArgv, removeArgv, runningArgv, splitHeadOutput, SSHD_VERSION, type NodeFacts } from '../plan/container.js';
 import { imageCacheDir, jobKey, jobPaths, OPENSSH_MIN, openSshAtLeast, parseAttemptRecord, parseOpenSsh, sshdLacks, type JobPaths } from '../plan/job-files.js';
 import { planJob, type ImageAccounts, type Keys } from './plan.js';
 import { adminSessions, failures } from './nodes.js';
@@ -203,9 +203,11 @@ async function imageAccounts(first: Session, config: Config, image: Image, log: 
 }
 
 /** Waits until the node's job sshd logs the owner in with the job key and shows the pinned host key. */
-async function barrier(host: string, port: number, job: Job, keys: Keys, config: Config): Promise<void> {
-  const deadline = Date.now() + config.startTimeoutMs;
+async function barrier(host: string, port: number, job: Job, keys: Keys, config: Config, running: () => Promise<boolean>): Promise<void> {
+  const started = Date.now();
+  const deadline = started + config.startTimeoutMs;
   const hostKeys = [keys.hostKeyPub.split(/\s+/)[1]!];
+  let asked = started;
   for (;;) {
     try {
       const s = await Session.connect({ host, port, username: job.owner.name, privateKey: keys.userKey, hostKeys, timeoutMs: config.connectTimeoutMs });
@@ -214,6 +216,13 @@ async function barrier(host: string, port: number, job: Job, keys: Keys, config:
     } catch (err) {
       if (Date.now() > deadline) {
         throw new JobboxError(`${host}: job sshd`, `not answering after ${config.startTimeoutMs / 1000} s`, String(port), EXIT.transient);
+      }
+      // A container whose sshd could not start (someone bound the port after the bind test)
+      // has exited: say so now rather than at the deadline. Asked once a second from the
+      // second second on, since a healthy sshd answers within milliseconds.
+      if (Date.now() - asked >= 1000 && Date.now() - started >= 1000) {
+        asked = Date.now();
+        if (!(await running())) throw new JobboxError(`${host}: job sshd`, 'its container stopped before sshd answered', String(port), EXIT.transient);
       }
       // sshd listens a few ms after docker run returns: a refused connect costs little, so retry soon.
       await new Promise((r) => setTimeout(r, 20));
@@ -299,7 +308,8 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     await each(async (s, host, i) => {
       touched.add(host);
       await startContainer(s, config, job, image, plan.runs[i]!.argv, nonce, holders[i]);
-      await barrier(host, port, job, keys, config).catch(async (err: unknown) => {
+      const running = async () => (await s.run([config.engine, ...runningArgv(job)], config.connectTimeoutMs)).stdout.trim() !== 'false';
+      await barrier(host, port, job, keys, config, running).catch(async (err: unknown) => {
         // The container's own last words say why its sshd never answered.
         const logs = await s.run([config.engine, 'logs', '--tail', '3', containerName(job)], config.connectTimeoutMs);
         const last = `${logs.stdout}\n${logs.stderr}`.split('\n').map((l) => l.trim()).filter(Boolean).at(-1);

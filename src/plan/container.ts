@@ -114,6 +114,11 @@ export function nameArgv(job: Job): string[] {
   return ['ps', '--all', '--filter', `name=^/${containerName(job)}$`, '--format', `{{.ID}} {{.State}} {{.Label "${LABEL}.attempt"}} {{.Label "${LABEL}.nonce"}}`];
 }
 
+/** Prints true or false: whether the job's container on a node still runs (its sshd with it). */
+export function runningArgv(job: Job): string[] {
+  return ['inspect', '--format', '{{.State.Running}}', containerName(job)];
+}
+
 export function removeArgv(ids: string[]): string[] {
   return ['rm', '--force', '--volumes', ...ids];
 }

@@ -199,6 +199,26 @@ describe('faults', () => {
     await expectNothingLeft(70012);
   });
 
+  it('14. a job container stops before its sshd answers (its port was taken after the bind test): pre-exec fails at once, not at start_timeout, and leaves nothing', async () => {
+    const jobId = 70014;
+    // Held at node3's barrier as in fault 1, then node3's container goes, as it would when
+    // sshd cannot bind a port someone took after the bind test.
+    const drop = ['INPUT', '-p', 'tcp', '--dport', `${config.portRange.first}:${config.portRange.last}`, '-j', 'DROP'];
+    await onNode('node3', ['iptables', '-I', ...drop]);
+    let pre;
+    try {
+      const run = hook(hooks.preExec, envOf(jobId));
+      await waitFor('a container of the job on every node', async () => (await containers(jobId)).length === 3, 60);
+      await onNode('node3', ['docker', 'kill', `jobbox-${jobId}`]);
+      pre = await run;
+    } finally {
+      await onNode('node3', ['iptables', '-D', ...drop]);
+    }
+    // This line, not the barrier's "not answering after 120 s": the stop was seen as it happened.
+    expect(pre).toEqual({ code: 1, stderr: expect.stringContaining(`node3: job sshd: its container stopped before sshd answered: `) });
+    await expectNothingLeft(jobId);
+  });
+
   it('7. a stale post-exec of an earlier attempt frees nothing of the new attempt', async () => {
     const jobId = 70007;
     // Attempt 1 on node1 was requeued; attempt 2 runs with node2 as the first host.

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { parseConfig, type Config } from '../../src/config/parse.js';
 import type { Host, Job, Owner } from '../../src/job/job.js';
 import {
-  attemptFilters, containerCwd, containerName, imageAccountsArgv, matchDevices, memoryLimit, nameArgv, psArgv,
+  attemptFilters, containerCwd, containerName, imageAccountsArgv, matchDevices, memoryLimit, nameArgv, psArgv, runningArgv,
   removeArgv, runArgv, splitHeadOutput, type NodeFacts,
 } from '../../src/plan/container.js';
 import { jobPaths } from '../../src/plan/job-files.js';
@@ -293,6 +293,10 @@ describe('argv of the other docker commands', () => {
       'ps', '--all', '--filter', 'name=^/jobbox-4711$', '--format', '{{.ID}} {{.State}} {{.Label "org.jobbox.attempt"}} {{.Label "org.jobbox.nonce"}}',
     ]);
     expect(nameArgv({ ...JOB, index: 5 })).toContain('name=^/jobbox-4711-5$');
+  });
+
+  it('runningArgv asks whether the job container still runs', () => {
+    expect(runningArgv(JOB)).toEqual(['inspect', '--format', '{{.State.Running}}', 'jobbox-4711']);
   });
 
   it('psArgv lists only this attempt', () => {
