@@ -8,7 +8,7 @@
  * this program is linked statically (musl, no loader, no start-up code that reads the
  * environment), and before it runs anything else it:
  *   - takes root's own identity and umask (openlava leaves the user's gid, groups and umask);
- *   - resets signal dispositions, the signal mask and the core limit the job may have set;
+ *   - resets signal dispositions, the signal mask and the resource limits the job may have set;
  *   - checks that it and the directories above it belong to root and nobody else can write
  *     them, so the cli.js beside it is the admin's;
  *   - saves the environment, byte for byte, in an anonymous memory file handed to jobbox as
@@ -132,6 +132,16 @@ int main(int argc, char **argv, char **envp) {
   /* A core file of a root process holding job keys must not land anywhere. */
   struct rlimit zero = { 0, 0 };
   setrlimit(RLIMIT_CORE, &zero);
+  /* The job's limits may have been applied already (LSF applies some before PRE_EXEC in some
+   * releases): a tiny file, memory or process limit would make jobbox fail, and requeue, on
+   * every try. Unlimited where root may raise them, else as far as the hard limit goes. */
+  static const int LIMITS[] = { RLIMIT_FSIZE, RLIMIT_DATA, RLIMIT_AS, RLIMIT_STACK, RLIMIT_NPROC, RLIMIT_NOFILE, RLIMIT_CPU };
+  for (size_t i = 0; i < sizeof LIMITS / sizeof LIMITS[0]; i++) {
+    struct rlimit lim = { RLIM_INFINITY, RLIM_INFINITY };
+    if (setrlimit(LIMITS[i], &lim) == 0 || getrlimit(LIMITS[i], &lim) != 0) continue;
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(LIMITS[i], &lim);
+  }
 
   int arg = 1;
   const char *name = argc > 0 ? baseName(argv[0]) : "";
