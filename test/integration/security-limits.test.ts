@@ -128,9 +128,14 @@ async function keptOut(config: Config, id: number): Promise<string[][]> {
   return lines.map((l) => JSON.parse(l) as { msg: string; dropped?: string[] }).filter((l) => l.msg === KEPT_OUT).map((l) => l.dropped ?? []);
 }
 
-/** `printenv` of the job's container on node1, names only, and its size in bytes. */
-async function containerEnvNames(id: number): Promise<{ names: string[]; bytes: number }> {
-  const out = await onNode('node1', ['docker', 'exec', `jobbox-${id}`, 'sh', '-c', 'env | cut -d= -f1; env | wc -c']);
+/**
+ * The environment a session of the job's owner gets in the container on node1 (the container's
+ * own plus the user's variables the starter sources from the job's userenv), names only, and its
+ * size in bytes.
+ */
+async function containerEnvNames(config: Config, id: number): Promise<{ names: string[]; bytes: number }> {
+  const userenv = `${config.stateDir}/${id}.0.node1/userenv`;
+  const out = await onNode('node1', ['docker', 'exec', '--user', OWNER.uid, `jobbox-${id}`, 'sh', '-c', `. ${userenv} && env | cut -d= -f1; env | wc -c`]);
   const lines = out.split('\n');
   return { names: lines.slice(0, -1).sort(), bytes: Number(lines.at(-1)) };
 }
@@ -153,7 +158,7 @@ describe('user variables docker would refuse are dropped and logged, never fail 
       env: { BIG: 'x'.repeat(90_000), WIDE: 'é'.repeat(40_000), SMALL: 'kept' },
       command: `./${SCRIPT}`,
       beforePostExec: async (id) => {
-        inside = await containerEnvNames(id);
+        inside = await containerEnvNames(base.config, id);
         limitsSeen = await Promise.all(fixture.NODES.map(async (n) => (await hostConfig(n, `jobbox-${id}`)).PidsLimit));
       },
     }));
@@ -186,11 +191,12 @@ describe('user variables docker would refuse are dropped and logged, never fail 
       run = await submitLsf(base.hooks, spec({
         app: 'docker-deb12',
         env: forty,
-        // Not the starter: it hands the kept variables (1 MB here) to the command on one ssh
-        // command line, which MAX_ARG_STRLEN caps at 128 KiB (E2BIG). This test is the pre-exec's.
+        // Not the starter: the harness plays sbatchd's fork with runuser, whose PAM session puts
+        // the stack limit back to 8 MiB, too small to exec with 2.4 MB of environment. The test
+        // below runs the starter with 900 kB. This one is the pre-exec's.
         skipStarter: true,
         beforePostExec: async (id) => {
-          inside = await containerEnvNames(id);
+          inside = await containerEnvNames(base.config, id);
         },
       }));
     } finally {
@@ -205,5 +211,16 @@ describe('user variables docker would refuse are dropped and logged, never fail 
     expect(inside?.bytes).toBeLessThan(1.1 * 1024 ** 2);
     expect(await containers(run.jobId)).toEqual([]);
     expect(await jobDirs(base.config, run.jobId)).toEqual([]);
+  });
+
+  // The starter used to put the kept variables on the ssh command line: three of 60 kB were
+  // enough for E2BIG (MAX_ARG_STRLEN is 128 KiB). They now travel in the owner-only userenv file.
+  it('15 variables of 60 kB (900 kB): the job command sees every one', async () => {
+    const fifteen = Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`W${String(i).padStart(2, '0')}`, 'y'.repeat(60_000)]));
+    const run = await submitLsf(base.hooks, spec({ app: 'docker-deb12', env: fifteen, command: "env | grep -c '^W[0-9][0-9]=y'" }));
+    expect(run.preExec.map((p) => p.code)).toEqual([0]);
+    expect(run.starter).toMatchObject({ code: 0, stdout: '15\n', stderr: '' });
+    expect(run.state).toBe('DONE');
+    expect(await containers(run.jobId)).toEqual([]);
   });
 });
