@@ -35,6 +35,7 @@ beforeAll(async () => {
   tb = await testbedStatus();
   expect(tb.slurm).toBe(true);
   config = await loadConfig(tb.config);
+  jobboxLogStart = (await stat(config.logFile).catch(() => ({ size: 0 }))).size;
   await installOurLua();
 });
 
@@ -60,7 +61,10 @@ const ENDED = /^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL)$/;
 const finished = (id: string) => waitFor(`job ${id} to end`, async () => ENDED.test(await jobField(id, 'JobState')));
 const output = (name: string) => readFile(`${HOME}/${name}.out`, 'utf8');
 const drained = async () => (await slurm(['sinfo', '-h', '-N', '-o', '%N %T'])).stdout.split('\n').filter((l) => /drain/.test(l));
-const jobboxLog = async (id: string) => (await readFile(config.logFile, 'utf8')).split('\n').filter((l) => l.includes(`"job":"${id}"`));
+// Job ids start again at 1 with every fresh testbed while the log is kept: only what this suite
+// logged can be about its jobs.
+let jobboxLogStart = 0;
+const jobboxLog = async (id: string) => (await readFile(config.logFile)).subarray(jobboxLogStart).toString('utf8').split('\n').filter((l) => l.includes(`"job":"${id}"`));
 /** The script slurmctld keeps for the job, to the last byte. */
 const batchScript = async (id: string) =>
   (await execa('scontrol', ['write', 'batch_script', id, '-'], { env: { SLURM_CONF: tb.slurmConf }, stripFinalNewline: false })).stdout;
@@ -130,6 +134,10 @@ describe('job_submit.lua: scontrol update partition=', () => {
     ['out of one', 'normal', 'other'],
     ['between two', 'normal', 'short'],
   ])('%s is refused, for the user and for root', async (_name, from, to) => {
+    // Job ids start again at 1 with every fresh testbed while slurmctld's log is kept: only
+    // what it logs from here on is this job's.
+    const logFile = `${tb.dir}/log/slurmctld.log`;
+    const logStart = (await readFile(logFile)).length;
     const id = await submit('sec7', '#!/bin/sh\nid\n', ['--hold', '-p', from, ...(to === 'short' ? ['-C', 'docker-deb12-mpich'] : [])]);
     try {
       const user = await asUser(['scontrol', 'update', `jobid=${id}`, `partition=${to}`]);
@@ -138,7 +146,7 @@ describe('job_submit.lua: scontrol update partition=', () => {
       expect(user.stderr).toContain(`Access/permission denied for job ${id}`);
       expect((await slurm(['scontrol', 'update', `jobid=${id}`, `partition=${to}`])).exitCode).not.toBe(0);
       expect(await jobField(id, 'Partition')).toBe(from);
-      const logged = (await readFile(`${tb.dir}/log/slurmctld.log`, 'utf8')).split('\n');
+      const logged = (await readFile(logFile)).subarray(logStart).toString('utf8').split('\n');
       expect(logged.filter((l) => l.endsWith(`lua: jobbox: partition: job ${id} cannot move into or out of a jobbox partition (it is in ${from}): ${to}`))).toHaveLength(2);
     } finally {
       await slurm(['scancel', id]);
