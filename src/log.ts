@@ -1,3 +1,4 @@
+import { chmod } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Job } from './job/job.js';
 
@@ -7,8 +8,11 @@ import type { Job } from './job/job.js';
 export async function openLog(file: string, level: string): Promise<Logger> {
   const { pino } = await import('pino');
   // sync: hooks exit right after their last line, and async writes would be lost.
-  // 0600: the log names jobs, ports and hosts, which other users have no business reading.
-  return pino({ level, base: { pid: process.pid } }, pino.destination({ dest: file, sync: true, mkdir: true, mode: 0o600 }));
+  // 0600: the log names jobs, ports and hosts, which other users have no business reading. The
+  // mode applies to a new file only: one an older jobbox or logrotate made is closed up too.
+  const dest = pino.destination({ dest: file, sync: true, mkdir: true, mode: 0o600 });
+  if (process.getuid?.() === 0) await chmod(file, 0o600).catch(() => {});
+  return pino({ level, base: { pid: process.pid } }, dest);
 }
 
 export function jobLog(log: Logger, job: Job, host: string): Logger {

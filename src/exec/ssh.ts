@@ -65,8 +65,12 @@ export class Session {
     });
   }
 
-  /** Runs argv on the node and collects its output; a non-zero exit is a result, not an error. */
-  run(argv: string[], timeoutMs: number): Promise<Result> {
+  /**
+   * Runs argv on the node and collects its output; a non-zero exit is a result, not an error.
+   * `input`: the command's stdin, for what must not be in its argv, which any user of the node
+   * can read in /proc.
+   */
+  run(argv: string[], timeoutMs: number, input?: string): Promise<Result> {
     const command = quote(argv);
     return new Promise((resolve, reject) => {
       this.client.exec(command, (err, stream) => {
@@ -80,6 +84,7 @@ export class Session {
           stream.close();
           reject(new JobboxError(`ssh ${this.host}`, `timed out after ${timeoutMs / 1000} s`, command, EXIT.transient));
         }, timeoutMs);
+        if (input !== undefined) stream.end(input);
         stream.on('data', (d: Buffer) => (stdout += d.toString()));
         stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
         stream.on('close', (code: number | null) => {

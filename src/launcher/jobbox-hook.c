@@ -64,12 +64,20 @@ static void failErrno(const char *problem, const char *value) {
 }
 
 /* Root-owned and not writable by group or others, the rule the config follows
- * (src/config/load.ts), except that a root-owned sticky directory such as /tmp may be
- * world-writable: nobody else can rename or remove root's entries in it. */
+ * (src/config/load.ts). No exception for sticky directories such as /tmp: node looks for a
+ * package it lacks in node_modules of every directory above the install (ssh2 asks for the
+ * optional cpu-features), so anyone who may create /tmp/node_modules would run code as root.
+ * A checkout built below one (a CI clone in /tmp) gets the exception compiled in, with a
+ * warning from src/launcher/build.sh. */
 static void checkOwned(const char *path, int dir) {
   struct stat st;
   if (lstat(path, &st) != 0) failErrno("cannot stat", path);
+#ifdef JOBBOX_ALLOW_STICKY
   int sticky = dir && (st.st_mode & S_ISVTX) != 0;
+#else
+  int sticky = 0;
+  (void)dir;
+#endif
   if (st.st_uid != 0 || (!sticky && (st.st_mode & 022) != 0)) fail("not owned by root or writable by group or others", path);
 }
 

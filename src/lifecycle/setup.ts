@@ -44,8 +44,8 @@ export function firstLine(stderr: string): string {
 }
 
 /** `value`: what the command was about (an image, a port, container ids), for the error line. */
-async function must(session: Session, argv: string[], timeoutMs: number, value: string): Promise<string> {
-  const r = await session.run(argv, timeoutMs);
+async function must(session: Session, argv: string[], timeoutMs: number, value: string, input?: string): Promise<string> {
+  const r = await session.run(argv, timeoutMs, input);
   if (r.code !== 0) throw commandFailed(session.host, argv, r, value);
   return r.stdout;
 }
@@ -83,7 +83,10 @@ sub taken {
   return 0 if $v6 && $! == EADDRNOTAVAIL;
   die "bind: $!\\n";
 }
-print taken(PF_INET, pack_sockaddr_in($ARGV[0], INADDR_ANY)) || taken(PF_INET6, pack_sockaddr_in6($ARGV[0], IN6ADDR_ANY)) ? "taken\\n" : "free\\n";
+my $line = <STDIN>;
+# A copy: pack_sockaddr_in given $1 itself packs port 0.
+my ($port) = $line =~ /^(\\d+)$/ or die "port: $line\\n";
+print taken(PF_INET, pack_sockaddr_in($port, INADDR_ANY)) || taken(PF_INET6, pack_sockaddr_in6($port, IN6ADDR_ANY)) ? "taken\\n" : "free\\n";
 `;
 
 async function probe(session: Session, config: Config, port: number): Promise<Probe> {
@@ -91,7 +94,9 @@ async function probe(session: Session, config: Config, port: number): Promise<Pr
   const t = config.startTimeoutMs;
   const [devices, bound] = await Promise.all([
     session.run(['find', config.deviceDir, '-maxdepth', '1', '-type', 'c', '-printf', '%f\\n'], t),
-    must(session, ['perl', '-e', BIND_TEST, String(port)], t, String(port)),
+    // The port on stdin: in argv, any user of the node could read it in /proc and bind it
+    // before the job's sshd does.
+    must(session, ['perl', '-e', BIND_TEST], t, String(port), `${port}\n`),
   ]);
   return { devices: devices.code === 0 ? devices.stdout.split('\n').filter(Boolean) : [], listening: bound.trim() !== 'free' };
 }

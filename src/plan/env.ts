@@ -10,10 +10,13 @@ const DENY = new Set([
   'NODE_OPTIONS', 'PERL5OPT', 'PERL5LIB', 'PYTHONSTARTUP', 'PYTHONPATH', 'RUBYOPT',
   'HOME', 'USER', 'LOGNAME', 'PATH', 'SHELL', 'MAIL', 'HOSTNAME', 'PWD', 'OLDPWD', 'SHLVL', '_',
   'TMPDIR', 'XDG_RUNTIME_DIR', 'DBUS_SESSION_BUS_ADDRESS',
+  // bash's own: read-only ones fail the starter's exports, TMOUT times its read out,
+  // EXECIGNORE and FUNCNEST change what the session's commands do.
+  'UID', 'EUID', 'PPID', 'GROUPS', 'TMOUT', 'EXECIGNORE', 'FUNCNEST', 'POSIXLY_CORRECT',
   // Assigning it on a plain object would set the prototype instead of a variable.
   '__proto__',
 ]);
-const DENY_PREFIX = ['LD_', 'DOCKER_', 'SSH_', 'BASH_FUNC_', 'GCONV_', 'MALLOC_', 'LSB_', 'LSF_', 'LS_', 'SLURM_', 'JOBBOX_'];
+const DENY_PREFIX = ['LD_', 'DOCKER_', 'SSH_', 'BASH_', 'GCONV_', 'MALLOC_', 'LSB_', 'LSF_', 'LS_', 'SLURM_', 'JOBBOX_'];
 const NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
 export function allowedVariable(name: string): boolean {

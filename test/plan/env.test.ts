@@ -16,6 +16,15 @@ describe('allowedVariable', () => {
     ['GCONV_PATH', false],
     ['BASH_FUNC_x%%', false],
     ['BASH_FUNC_x', false],
+    // bash's read-only and behaviour variables would break or redirect the starter's exports.
+    ['UID', false],
+    ['EUID', false],
+    ['PPID', false],
+    ['BASH_VERSINFO', false],
+    ['TMOUT', false],
+    ['EXECIGNORE', false],
+    ['FUNCNEST', false],
+    ['POSIXLY_CORRECT', false],
     // tools on the host side
     ['DOCKER_HOST', false],
     ['DOCKER_CONFIG', false],
