@@ -297,6 +297,44 @@ describe('no user-chosen environment reaches a root process of jobbox', () => {
     }
   });
 
+  // P4: another user who learns the port before the job's sshd binds it can take it first.
+  it('the job\'s port is in no command line of the start, which every user of the node can read', async () => {
+    const jobId = 85_000 + Math.floor(Math.random() * 4_000);
+    const env = lsfJobEnv({ user: USER.name, command: 'true', hosts: ALLOC }, jobId, ALLOC, { JOBBOX_IMAGE: 'deb12' });
+    delete (env as Record<string, string>).HOME;
+    const lines = new Set<string>();
+    let done = false;
+    const watch = (async () => {
+      while (!done) {
+        for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+          try {
+            lines.add(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' '));
+          } catch {
+            // gone meanwhile
+          }
+        }
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+    let pre = { code: -1, stdout: '', stderr: '' };
+    try {
+      pre = await asRootWith(env, ['/bin/sh', '-c', fx.hooks.preExec]);
+    } finally {
+      done = true;
+      await watch;
+    }
+    try {
+      expect(pre.code).toBe(0);
+      const port = (await claims(fx.config, jobId))[0]!.split('.').pop()!;
+      // The watcher did see the start: the bind test and docker run of this job.
+      expect([...lines].some((l) => l.startsWith('perl -e use Socket'))).toBe(true);
+      expect([...lines].some((l) => l.includes(`--name jobbox-${jobId} `))).toBe(true);
+      expect([...lines].filter((l) => l.split(/[\s=:,]/).includes(port))).toEqual([]);
+    } finally {
+      expect((await asRootWith(env, ['/bin/sh', '-c', fx.hooks.postExec])).code).toBe(0);
+    }
+  });
+
   it('node started as root without the launcher is refused: a hook line must name the launcher', async () => {
     const r = await asRootWith({ PATH: LSF_PATH }, ['/usr/bin/node', `${REPO}/dist/cli.js`, 'pre-exec', '--config', fx.configPath]);
     expect(r).toEqual({ code: 99, stdout: '', stderr: `jobbox: pre-exec: as root, runs only through the hook launcher (hooks/lsf/*, hooks/slurm/*): ${REPO}/dist/cli.js` });
