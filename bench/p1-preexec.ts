@@ -1,7 +1,7 @@
 // P1: the pre-exec's wall time on 1..4 nodes against the floor (plain OpenSSH starting the same
 // containers on every node at once, then waiting for every job sshd to accept), with the
 // seed's serial loop as a reference row. Target: ≤ 1.3× the floor at 4 nodes.
-import { lsfFixture } from '../test/integration/lsf-fixture.js';
+import { lsfFixture } from '../test/support/lsf-fixture.js';
 import { interleave, ratioRow, type Row } from './lib.js';
 import type { Bench } from './run.js';
 import { expectClean, floorClear, floorEnd, floorJob, floorStart, jobEnv, mustHook, nodes } from './testbed-jobs.js';

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { REPO } from '../test/integration/testbed.js';
+import { REPO } from '../test/support/testbed.js';
 import { interleave, ratioRow, type Row, type Stats } from './lib.js';
 import type { Bench } from './run.js';
 

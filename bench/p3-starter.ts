@@ -1,7 +1,7 @@
 // P3: the job starter, `jobbox start -- true` as the owner on the first host, against
 // `ssh -F <job ssh_config> node1 true`, the same session without jobbox. Target: ≤ 1.5×.
-import { onNode } from '../test/integration/testbed.js';
-import { lsfFixture } from '../test/integration/lsf-fixture.js';
+import { onNode } from '../test/support/testbed.js';
+import { lsfFixture } from '../test/support/lsf-fixture.js';
 import { interleave, ratioRow, type Row } from './lib.js';
 import type { Bench } from './run.js';
 import { expectClean, jobEnv, mustHook, nodes } from './testbed-jobs.js';

@@ -1,6 +1,6 @@
 // P4: the post-exec on 4 nodes against the floor, plain OpenSSH running `docker rm -f` of the
 // job's container on every node at once. Target: ≤ 1.3×.
-import { lsfFixture } from '../test/integration/lsf-fixture.js';
+import { lsfFixture } from '../test/support/lsf-fixture.js';
 import { interleave, ratioRow, type Row } from './lib.js';
 import type { Bench } from './run.js';
 import { expectClean, floorClear, floorEnd, floorJob, floorRemove, floorStart, jobEnv, mustHook, nodes } from './testbed-jobs.js';

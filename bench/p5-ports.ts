@@ -14,7 +14,7 @@ import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { build } from 'esbuild';
-import { REPO } from '../test/integration/testbed.js';
+import { REPO } from '../test/support/testbed.js';
 import { monotonicMs, quantile, type Row, ratioRow, stats } from './lib.js';
 import type { Burst, Job, Result, Taken } from './p5-worker.js';
 import type { Bench } from './run.js';

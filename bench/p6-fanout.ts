@@ -14,7 +14,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { ed25519KeyPair } from '../src/lifecycle/setup.js';
-import { REPO } from '../test/integration/testbed.js';
+import { REPO } from '../test/support/testbed.js';
 import { type Row, ratioRow, type Stats, stats } from './lib.js';
 import { nodeIp, type SimReady, type SimStart, type SimStats, type WorkerJob, type WorkerResult } from './p6-shared.js';
 import type { Bench } from './run.js';

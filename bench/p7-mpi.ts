@@ -18,8 +18,8 @@ import { loadConfig } from '../src/config/load.js';
 import { resolveImage } from '../src/config/image.js';
 import { quote } from '../src/exec/quote.js';
 import { lsfJobEnv, type LsfJobSpec, type Slots } from '../test/harness/lsf/harness.js';
-import { claims, hook } from '../test/integration/lsf-fixture.js';
-import { REPO, onNode, testbed, testbedStatus } from '../test/integration/testbed.js';
+import { claims, hook } from '../test/support/lsf-fixture.js';
+import { REPO, onNode, testbed, testbedStatus } from '../test/support/testbed.js';
 import { interleave, type Row, type Stats, ratioRow, stats } from './lib.js';
 import type { Bench } from './run.js';
 

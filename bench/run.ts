@@ -1,7 +1,7 @@
 // `npm run bench [-- p1 p5 …]`: runs the chosen benchmarks (all by default), prints one table
 // and writes it as JSON to bench/results/. See the README's Performance section.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { REPO, testbed, testbedStatus } from '../test/integration/testbed.js';
+import { REPO, testbed, testbedStatus } from '../test/support/testbed.js';
 import { type Row, table } from './lib.js';
 
 export interface Bench {

@@ -10,8 +10,8 @@ import { claimedPort } from '../src/ports/allocator.js';
 import { containerName, runArgv } from '../src/plan/container.js';
 import { jobKey, jobPaths } from '../src/plan/job-files.js';
 import { lsfJobEnv } from '../test/harness/lsf/harness.js';
-import { hook, spec, type LsfFixture } from '../test/integration/lsf-fixture.js';
-import { onNode } from '../test/integration/testbed.js';
+import { hook, spec, type LsfFixture } from '../test/support/lsf-fixture.js';
+import { onNode } from '../test/support/testbed.js';
 
 export const nodes = (n: number) => Array.from({ length: n }, (_, i) => `node${i + 1}`);
 export const jobEnv = (jobId: number, hosts: string[]) =>

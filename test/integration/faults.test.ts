@@ -2,9 +2,9 @@ import { link, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/types.js';
 import { lsfJobEnv, submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
-import { ALLOC, containers, hook, lsfFixture, spec } from './lsf-fixture.js';
-import * as fixture from './lsf-fixture.js';
-import { onNode, testbed, waitFor } from './testbed.js';
+import { ALLOC, containers, hook, lsfFixture, spec } from '../support/lsf-fixture.js';
+import * as fixture from '../support/lsf-fixture.js';
+import { onNode, testbed, waitFor } from '../support/testbed.js';
 
 // The fault catalogue on the real testbed. After each fault: nothing leaked (containers,
 // claims, job dirs) and the scheduler-facing result is the right one (LSF exit codes).

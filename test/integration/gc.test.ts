@@ -7,8 +7,8 @@ import { lookupAccount } from '../../src/exec/accounts.js';
 import type { Job } from '../../src/job/job.js';
 import { jobKey } from '../../src/plan/job-files.js';
 import { BJOBS_BIN, writeBjobsState } from '../harness/lsf/harness.js';
-import * as fixture from './lsf-fixture.js';
-import { REPO, onNode, slurmClient, testbed, testbedStatus, waitFor, type TestbedStatus } from './testbed.js';
+import * as fixture from '../support/lsf-fixture.js';
+import { REPO, onNode, slurmClient, testbed, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
 
 // `jobbox gc` on the real testbed: real dockerd, sshd and Slurm 22.05; for LSF, the bjobs
 // stand-in of test/harness/lsf/bin (there is no LSF here).

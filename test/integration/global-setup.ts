@@ -1,4 +1,4 @@
-import { testbed, testbedStatus } from './testbed.js';
+import { testbed, testbedStatus } from '../support/testbed.js';
 
 // The suites need the real cluster. Reuse one that is up (a developer's), else bring one
 // up and take it down again afterwards, so CI leaves nothing running.

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/types.js';
 import { lsfJobEnv, submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
-import { ALLOC, containers, hook, lsfFixture, spec } from './lsf-fixture.js';
-import * as fixture from './lsf-fixture.js';
-import { onNode, testbed } from './testbed.js';
+import { ALLOC, containers, hook, lsfFixture, spec } from '../support/lsf-fixture.js';
+import * as fixture from '../support/lsf-fixture.js';
+import { onNode, testbed } from '../support/testbed.js';
 
 // What a job's containers may do, seen from the node (docker top, /proc, docker inspect) and
 // from inside (ps), while a session of the owner runs in one: nothing runs as root, no

@@ -2,9 +2,9 @@ import { chown, writeFile } from 'node:fs/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/types.js';
 import { lsfJobEnv, submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
-import { ALLOC, NODES, containers, hook, lsfFixture, spec } from './lsf-fixture.js';
-import * as fixture from './lsf-fixture.js';
-import { onNode, testbed } from './testbed.js';
+import { ALLOC, NODES, containers, hook, lsfFixture, spec } from '../support/lsf-fixture.js';
+import * as fixture from '../support/lsf-fixture.js';
+import { onNode, testbed } from '../support/testbed.js';
 
 // The LSF core path end to end on the real testbed: real esub, pre-exec, job starter and
 // post-exec through hooks/lsf, real dockerd per node, real sshd and MPI in the containers.

@@ -8,8 +8,8 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lsfJobEnv, submitLsf } from '../harness/lsf/harness.js';
-import { ALLOC, claims, containers, jobDirs, lsfFixture, spec, type LsfFixture } from './lsf-fixture.js';
-import { REPO, testbed } from './testbed.js';
+import { ALLOC, claims, containers, jobDirs, lsfFixture, spec, type LsfFixture } from '../support/lsf-fixture.js';
+import { REPO, testbed } from '../support/testbed.js';
 
 const USER = { name: 'jbuser1', uid: 2001, gid: 2001 };
 const HOME = `/home/${USER.name}`;

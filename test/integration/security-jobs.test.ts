@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lsfJobEnv, submitLsf } from '../harness/lsf/harness.js';
-import { ALLOC, NODES, claims, containers, hook, jobDirs, lsfFixture, spec, type LsfFixture } from './lsf-fixture.js';
-import { onNode, testbed, waitFor } from './testbed.js';
+import { ALLOC, NODES, claims, containers, hook, jobDirs, lsfFixture, spec, type LsfFixture } from '../support/lsf-fixture.js';
+import { onNode, testbed, waitFor } from '../support/testbed.js';
 
 let fx: LsfFixture;
 beforeAll(async () => {

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { lsfJobEnv, submitLsf, type LsfQueueHooks, type Slots } from '../harness/lsf/harness.js';
-import { containers, hook, jobDirs, lsfFixture, spec } from './lsf-fixture.js';
-import * as fixture from './lsf-fixture.js';
-import { onNode, waitFor } from './testbed.js';
+import { containers, hook, jobDirs, lsfFixture, spec } from '../support/lsf-fixture.js';
+import * as fixture from '../support/lsf-fixture.js';
+import { onNode, waitFor } from '../support/testbed.js';
 
 // Issue 11, items 7 and 6 (environment), on the testbed: a job's container cannot take its
 // node down (pids and locked memory are bounded), and no user variable docker would refuse

@@ -6,8 +6,8 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/types.js';
 import { lsfJobEnv, submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
-import { ALLOC, claims, containers, hook, jobDirs, lsfFixture, spec } from './lsf-fixture.js';
-import { REPO, onNode, testbed, testbedStatus, waitFor } from './testbed.js';
+import { ALLOC, claims, containers, hook, jobDirs, lsfFixture, spec } from '../support/lsf-fixture.js';
+import { REPO, onNode, testbed, testbedStatus, waitFor } from '../support/testbed.js';
 
 let config: Config;
 let hooks: LsfQueueHooks;

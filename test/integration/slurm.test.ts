@@ -3,8 +3,8 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
-import * as fixture from './lsf-fixture.js';
-import { onNode, slurmClient, testbed, testbedStatus, waitFor, type TestbedStatus } from './testbed.js';
+import * as fixture from '../support/lsf-fixture.js';
+import { onNode, slurmClient, testbed, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
 
 // jobbox on a real Slurm 22.05 cluster: slurmctld on the host, a slurmd in every node's
 // namespaces, the Prolog/Epilog and job_submit.lua from hooks/slurm and `jobbox slurm`.

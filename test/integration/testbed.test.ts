@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
-import { onNode, testbedStatus, type TestbedStatus } from './testbed.js';
+import { onNode, testbedStatus, type TestbedStatus } from '../support/testbed.js';
 
 // The proving ground itself: these checks fail if a node is not a real, separate host.
 let tb: TestbedStatus;

@@ -2,8 +2,8 @@
 // harness and jobbox's real hooks, on the testbed that demo.sh brought up.
 import { chown, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { jobDirs, lsfFixture } from '../../integration/lsf-fixture.js';
-import { onNode } from '../../integration/testbed.js';
+import { jobDirs, lsfFixture } from '../../support/lsf-fixture.js';
+import { onNode } from '../../support/testbed.js';
 import { submitLsf, type LsfJobSpec } from './harness.js';
 
 const NODES = ['node1', 'node2', 'node3'];

@@ -4,7 +4,7 @@ import { chmod, chown, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/pr
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { parseParmFile } from '../../../src/job/lsf.js';
-import { REPO, onNode, testbed, testbedStatus, type TestbedStatus } from '../../integration/testbed.js';
+import { REPO, onNode, testbed, testbedStatus, type TestbedStatus } from '../../support/testbed.js';
 
 export interface LsfQueueHooks {
   /** lsb.queues lines, e.g. `${repo}/hooks/lsf/pre-exec --config ${tb.config}`; jobStarter contains %USRCMD. */
