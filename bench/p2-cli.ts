@@ -1,4 +1,4 @@
-// P2, CLI cold start: `jobbox --version` and `jobbox pre-exec --dry-run` (a 3-host LSF job)
+// P2, CLI cold start: `jobbox --version` and `jobbox lsf pre-exec --dry-run` (a 3-host LSF job)
 // as real processes against `node -e 0`, plus what each heavy dependency costs to import in a
 // fresh process, and which packages each of the two commands actually loads.
 import { spawn } from 'node:child_process';
@@ -171,7 +171,7 @@ async function run(): Promise<Row[]> {
     const job = lsfEnv(owner);
 
     const versionArgs = [CLI, '--version'];
-    const dryArgs = [CLI, 'pre-exec', '--config', config, '--dry-run'];
+    const dryArgs = [CLI, 'lsf', 'pre-exec', '--config', config, '--dry-run'];
     const checkVersion = (out: string) => (out === `${version}\n` ? undefined : `expected "${version}", got ${JSON.stringify(out)}`);
     const checkDry = (out: string) => {
       const runs = out.split('\n').filter((l) => l.startsWith('docker run ')).length;
@@ -182,13 +182,13 @@ async function run(): Promise<Row[]> {
 
     // Once untimed: fails loudly before any timing if the dry run does not work.
     await ok('jobbox --version', versionArgs, base, checkVersion);
-    await ok('jobbox pre-exec --dry-run', dryArgs, job, checkDry);
+    await ok('jobbox lsf pre-exec --dry-run', dryArgs, job, checkDry);
 
     const cases: Record<string, { run: () => Promise<unknown> }> = {
       'node -e 0': { run: () => ok('node -e 0', ['-e', '0'], base) },
       'node --input-type=module -e 0': { run: () => ok('esm empty', ['--input-type=module', '-e', '0'], base) },
       'jobbox --version': { run: () => ok('jobbox --version', versionArgs, base, checkVersion) },
-      'jobbox pre-exec --dry-run (3 hosts)': { run: () => ok('jobbox pre-exec --dry-run', dryArgs, job, checkDry) },
+      'jobbox lsf pre-exec --dry-run (3 hosts)': { run: () => ok('jobbox lsf pre-exec --dry-run', dryArgs, job, checkDry) },
     };
     const importCase = (spec: string) => ['--input-type=module', '-e', `await import(${JSON.stringify(spec)})`];
     const importCases: Record<string, string> = Object.fromEntries(IMPORTS.map((p) => [`import ${p}`, p]));
@@ -216,7 +216,7 @@ async function run(): Promise<Row[]> {
         note: loads(tv),
       },
       {
-        ...ratioRow('P2', 'jobbox pre-exec --dry-run (3 hosts)', s['jobbox pre-exec --dry-run (3 hosts)']!, 'node -e 0', baseline),
+        ...ratioRow('P2', 'jobbox lsf pre-exec --dry-run (3 hosts)', s['jobbox lsf pre-exec --dry-run (3 hosts)']!, 'node -e 0', baseline),
         note: `${loads(td)}; owner ${owner}`,
       },
       {

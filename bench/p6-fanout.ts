@@ -1,6 +1,7 @@
 // P6: fan-out at scale, simulated. jobbox's real setupJob (pre-exec) and teardownJob (post-exec)
 // start and remove a job on N = 16, 128 and 1024 simulated nodes: ssh2 servers in one separate
-// process, one per loopback address, answering the commands pre-exec sends, with every byte
+// process, one per loopback address, answering the commands pre-exec sends
+// (test/support/sim-cluster.ts, run by bench/p6-sim.ts), with every byte
 // they send held back 20 ms. The baseline is the same job on ONE node, measured in the same run:
 // one node's sequential round trips, the latency floor of a start. Target: 1024 nodes started
 // in ≤ 3 s with the default fanout (256), peak RSS of the jobbox side ≤ 300 MB.
@@ -13,7 +14,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { ed25519KeyPair } from '../src/lifecycle/setup.js';
+import { ed25519KeyPair } from '../src/lifecycle/keys.js';
 import { REPO } from '../test/support/testbed.js';
 import { type Row, ratioRow, type Stats, stats } from './lib.js';
 import { nodeIp, type SimReady, type SimStart, type SimStats, type WorkerJob, type WorkerResult } from './p6-shared.js';
@@ -96,7 +97,7 @@ memory = 2g/slot
 
 /** "kind first–last" per command kind, in the order they happen: where the time of a start goes. */
 function timeline(s: SimStats): string {
-  const order = ['connect admin', 'pull', 'find', 'ss', 'ps name', 'accounts', 'run', 'connect job'];
+  const order = ['connect admin', 'mkdir', 'pull', 'find', 'bind', 'ps name', 'image inspect', 'accounts', 'run', 'connect job'];
   return order
     .filter((k) => s.commands[k])
     .map((k) => {

@@ -1,9 +1,6 @@
 // P6's three processes (the bench, the simulated nodes, the jobbox side) share these shapes.
-
-/** Node i (0-based) of the simulation: its own loopback address (all of 127/8 is loopback on Linux). */
-export function nodeIp(i: number): string {
-  return `127.77.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`;
-}
+// The simulation itself is test/support/sim-cluster.ts, which the unit tests run in-process.
+export { nodeIp, type SimStats } from '../test/support/sim-cluster.js';
 
 /** Bench → sim: listen as `nodes` nodes, answering `adminPort` with `hostKeyFile`, authorizing `adminPub`. */
 export interface SimStart {
@@ -18,17 +15,6 @@ export interface SimStart {
 export interface SimReady {
   ready: true;
   listening: number;
-}
-
-/** Sim → bench on `{ stats: true }`: per command kind, what was seen since the last `{ reset: true }`. */
-export interface SimStats {
-  /** kind → [count, first arrival ms, last reply ms] (Date.now() clock, shared by all processes here). */
-  commands: Record<string, [number, number, number]>;
-  /** Connections accepted: admin sshd, job sshd. */
-  connections: { admin: number; job: number };
-  containers: number;
-  /** The sim process's CPU time (user + system) since it started, ms. */
-  cpuMs: number;
 }
 
 /** Bench → worker: one case, run `reps` times (plus one untimed warm-up on `warmupNodes`). */

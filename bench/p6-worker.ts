@@ -15,7 +15,6 @@ const MB = 1024 * 1024;
 function makeJob(id: number, nodes: number, owner: Owner): Job {
   const hosts = Array.from({ length: nodes }, (_, i) => ({ name: nodeIp(i), slots: 2 }));
   return {
-    scheduler: 'lsf',
     id: String(id),
     index: 0,
     attempt: hosts[0]!.name,
@@ -27,6 +26,8 @@ function makeJob(id: number, nodes: number, owner: Owner): Job {
     env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', OMP_NUM_THREADS: '2', LD_PRELOAD: '/tmp/x.so' },
   };
 }
+
+const hostsOf = (job: Job) => job.hosts.map((h) => h.name);
 
 async function owner(): Promise<Owner> {
   // A real account through NSS, as pre-exec would see it; nobody if the testbed users are absent.
@@ -43,7 +44,7 @@ async function run(w: WorkerJob): Promise<WorkerResult> {
   if (w.warmupNodes > 0) {
     const job = makeJob(id++, w.warmupNodes, who);
     await setupJob(config, job, log);
-    await teardownJob(config, job, log);
+    await teardownJob(config, job, hostsOf(job), log);
   }
   global.gc?.();
   const idleRssMb = process.memoryUsage.rss() / MB;
@@ -69,7 +70,7 @@ async function run(w: WorkerJob): Promise<WorkerResult> {
       setupCpu.push((cpu.user + cpu.system) / 1000);
       lastSetup = [wall0, Date.now()];
       t0 = performance.now();
-      await teardownJob(config, job, log);
+      await teardownJob(config, job, hostsOf(job), log);
       teardown.push(performance.now() - t0);
       repRssMb.push(Math.max(sampled, process.memoryUsage.rss()) / MB);
     }

@@ -5,7 +5,7 @@ import { resolveImage } from '../src/config/image.js';
 import { lookupAccount } from '../src/exec/accounts.js';
 import { quote } from '../src/exec/quote.js';
 import type { Job } from '../src/job/job.js';
-import { lsfJob } from '../src/job/lsf.js';
+import { lsfJob } from '../src/scheduler/lsf.js';
 import { claimedPort } from '../src/ports/allocator.js';
 import { containerName, runArgv } from '../src/plan/container.js';
 import { jobKey, jobPaths } from '../src/plan/job-files.js';

@@ -3,6 +3,7 @@
 // output and an exit code. Command modules are imported inside handlers so each hook loads
 // only what it runs.
 import { readFileSync } from 'node:fs';
+import { ENGINE, GC_GRACE_S } from './config/defaults.js';
 import { EXIT, JobboxError, formatError } from './errors.js';
 import { hookEnv, savedEnv } from './hook-env.js';
 
@@ -11,57 +12,50 @@ function version(): string {
   return pkg.version;
 }
 
-// The hooks a scheduler runs for every job, by the name they are called with. Both the parser
-// below and the fast path at the end dispatch through this table. The root ones take the job's
-// environment from the launcher (src/hook-env.ts), never from process.env.
+// The hooks a scheduler runs for every job, by the name they are called with: `<scheduler>
+// <phase hook>`, as in the tree under src/commands/. Both the parser below and the fast path
+// at the end dispatch through this table. The root ones take the job's environment from the
+// launcher (src/hook-env.ts), never from process.env.
 const hooks = {
-  'pre-exec': async (config: string | undefined) => {
-    const { preExec } = await import('./commands/pre-exec.js');
-    await preExec(config, false, hookEnv('pre-exec'));
+  'lsf pre-exec': async (config: string | undefined) => {
+    const { preExec } = await import('./commands/lsf/pre-exec.js');
+    await preExec(config, false, hookEnv('lsf pre-exec'));
   },
-  'post-exec': async (config: string | undefined) => {
-    const { postExec } = await import('./commands/post-exec.js');
-    await postExec(config, hookEnv('post-exec'));
+  'lsf starter': async (config: string | undefined, command: string[]) => {
+    const { starter } = await import('./commands/lsf/starter.js');
+    process.exitCode = await starter(config, command, process.env);
   },
-  start: async (config: string | undefined, command: string[]) => {
-    const { start } = await import('./commands/start.js');
-    process.exitCode = await start(config, command, process.env);
+  'lsf post-exec': async (config: string | undefined) => {
+    const { postExec } = await import('./commands/lsf/post-exec.js');
+    await postExec(config, hookEnv('lsf post-exec'));
   },
   'slurm prolog': async (config: string | undefined) => {
-    const { prolog } = await import('./commands/slurm.js');
-    await prolog(config, slurmdEnv('slurm prolog'));
+    const { prolog } = await import('./commands/slurm/prolog.js');
+    await prolog(config, hookEnv('slurm prolog'));
   },
   'slurm epilog': async (config: string | undefined) => {
-    const { epilog } = await import('./commands/slurm.js');
-    await epilog(config, slurmdEnv('slurm epilog'));
+    const { epilog } = await import('./commands/slurm/epilog.js');
+    await epilog(config, hookEnv('slurm epilog'));
   },
 };
 type Hook = keyof typeof hooks;
 
-// slurmd builds the Prolog's and Epilog's environment itself, from the job record; its
-// SLURM_CONF is the one the Slurm clients jobbox runs must read (never DNS).
-function slurmdEnv(hook: string): NodeJS.ProcessEnv {
-  const env = hookEnv(hook);
-  if (env.SLURM_CONF?.startsWith('/')) process.env.SLURM_CONF = env.SLURM_CONF;
-  return env;
-}
-
 /**
- * The exact argv the hook shims pass (`pre-exec [--config F]`, `start [--config F] -- CMD…`,
- * …) needs no parser: yargs costs ~55 ms of every job's start and end (bench P2). Any other
- * shape, --help and --dry-run included, goes through yargs.
+ * The exact argv the hook shims pass (`lsf pre-exec [--config F]`, `lsf starter [--config F]
+ * -- CMD…`, …) needs no parser: yargs costs ~55 ms of every job's start and end (bench P2).
+ * Any other shape, --help and --dry-run included, goes through yargs.
  */
 function hookCall(argv: string[]): { hook: Hook; config: string | undefined; command: string[] } | undefined {
-  let i = argv[0] === 'slurm' ? 2 : 1;
-  const name = argv.slice(0, i).join(' ');
+  const name = argv.slice(0, 2).join(' ');
   if (!Object.hasOwn(hooks, name)) return undefined;
+  let i = 2;
   let config: string | undefined;
   if (argv[i] === '--config' && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('-')) {
     config = argv[i + 1];
     i += 2;
   }
   const rest = argv.slice(i);
-  if (name === 'start') return rest[0] === '--' ? { hook: name, config, command: rest.slice(1) } : undefined;
+  if (name === 'lsf starter') return rest[0] === '--' ? { hook: name, config, command: rest.slice(1) } : undefined;
   return rest.length === 0 ? { hook: name as Hook, config, command: [] } : undefined;
 }
 
@@ -86,7 +80,7 @@ async function main(argv: string[]): Promise<void> {
               .positional('dir', { type: 'string', demandOption: true, describe: 'root of the chroot tree' })
               .positional('ref', { type: 'string', demandOption: true, describe: 'image reference, with its registry' })
               .option('push', { type: 'boolean', default: false, describe: 'push to the registry after import' })
-              .option('engine', { type: 'string', default: 'docker', describe: 'docker-compatible engine CLI' }),
+              .option('engine', { type: 'string', default: ENGINE, describe: 'docker-compatible engine CLI' }),
           async (a) => {
             const { imageImport } = await import('./commands/image-import.js');
             await imageImport({ dir: a.dir, ref: a.ref, push: a.push, engine: a.engine, tty: process.stderr.isTTY });
@@ -107,17 +101,40 @@ async function main(argv: string[]): Promise<void> {
         )
         .demandCommand(1, 'config: a subcommand is required'),
     )
-    .command(
-      'esub',
-      'LSF esub (job owner, at submit): check `bsub -a docker-<alias>` against the queue, pass it to the job',
-      (c) => c.option('alias', { type: 'string', describe: 'alias asked for (per-alias esub); else read from LSB_SUB_ADDITIONAL' }),
-      async (a) => {
-        const { esub } = await import('./commands/esub.js');
-        await esub({ alias: a.alias, config: a.config }, process.env);
-      },
-    )
-    .command('lsf', 'LSF administration', (y) =>
+    .command('lsf', 'LSF: the esub, the queue\'s hooks, and installing the esubs', (y) =>
       y
+        .command(
+          'esub',
+          'esub (job owner, at submit): check `bsub -a docker-<alias>` against the queue, pass it to the job',
+          (c) => c.option('alias', { type: 'string', describe: 'alias asked for (per-alias esub); else read from LSB_SUB_ADDITIONAL' }),
+          async (a) => {
+            const { esub } = await import('./commands/lsf/esub.js');
+            await esub({ alias: a.alias, config: a.config }, process.env);
+          },
+        )
+        .command(
+          'pre-exec',
+          'queue PRE_EXEC (root, first host): set the job up, a container on every node, then wait for all',
+          (c) => c.option('dry-run', { type: 'boolean', default: false, describe: 'print what is sent to every node, each node\'s docker argv, the ssh_config and the hostfiles; run nothing' }),
+          async (a) => {
+            if (!a.dryRun) return hooks['lsf pre-exec'](a.config);
+            const { preExec } = await import('./commands/lsf/pre-exec.js');
+            // Through the hook line (the README's example) the variables are the launcher's data.
+            await preExec(a.config, true, savedEnv() ?? process.env);
+          },
+        )
+        .command(
+          'starter',
+          'JOB_STARTER (job owner, first host): run `-- <command>` inside the first container',
+          () => {},
+          (a) => hooks['lsf starter'](a.config, ((a['--'] as unknown[] | undefined) ?? []).map(String)),
+        )
+        .command(
+          'post-exec',
+          'queue POST_EXEC (root, first host): tear the job down, its containers on every node and its port',
+          () => {},
+          (a) => hooks['lsf post-exec'](a.config),
+        )
         .command(
           'install-esubs <dir>',
           'link esub.docker-<alias> for every configured alias into LSF_SERVERDIR, remove stale ones',
@@ -126,56 +143,33 @@ async function main(argv: string[]): Promise<void> {
               .positional('dir', { type: 'string', demandOption: true, describe: 'LSF_SERVERDIR' })
               .option('master', { type: 'boolean', default: false, describe: 'also install the master esub (openlava)' }),
           async (a) => {
-            const { lsfInstallEsubs } = await import('./commands/lsf-install-esubs.js');
+            const { lsfInstallEsubs } = await import('./commands/lsf/install-esubs.js');
             await lsfInstallEsubs({ dir: a.dir, master: a.master, config: a.config }, process.env);
           },
         )
         .demandCommand(1, 'lsf: a subcommand is required'),
     )
-    .command(
-      'pre-exec',
-      'LSF queue PRE_EXEC (root, first host): start the job container on every node, then wait for all',
-      (c) => c.option('dry-run', { type: 'boolean', default: false, describe: 'print each node\'s docker argv, the ssh_config and the hostfile; run nothing' }),
-      async (a) => {
-        if (!a.dryRun) return hooks['pre-exec'](a.config);
-        const { preExec } = await import('./commands/pre-exec.js');
-        // Through the hook line (the README's example) the variables are the launcher's data.
-        await preExec(a.config, true, savedEnv() ?? process.env);
-      },
-    )
-    .command(
-      'start',
-      'LSF JOB_STARTER (job owner, first host): run `-- <command>` inside the first container',
-      () => {},
-      (a) => hooks.start(a.config, ((a['--'] as unknown[] | undefined) ?? []).map(String)),
-    )
-    .command(
-      'post-exec',
-      'LSF queue POST_EXEC (root, first host): remove the job containers on every node, free the port',
-      () => {},
-      (a) => hooks['post-exec'](a.config),
-    )
-    .command('slurm', 'Slurm Prolog/Epilog, batch-script wrapper and submit filter', (y) =>
+    .command('slurm', 'Slurm: job_submit.lua and node features, the Prolog, the batch step, the Epilog', (y) =>
       y
-        .command('prolog', 'Prolog (root, every node, PrologFlags=Alloc): the batch host starts the job containers', () => {}, (a) => hooks['slurm prolog'](a.config))
-        .command('epilog', 'Epilog (root, every node): the batch host removes the job containers, frees the port', () => {}, (a) => hooks['slurm epilog'](a.config))
-        .command(
-          'start',
-          'the wrapped batch script (job owner): run the submitted script in the first container',
-          (c) => c.option('script', { type: 'string', demandOption: true, describe: 'the wrapped batch script ($0)' }),
-          async (a) => {
-            const { start } = await import('./commands/slurm.js');
-            process.exitCode = await start(a.config, a.script, ((a['--'] as unknown[] | undefined) ?? []).map(String), process.env);
-          },
-        )
         .command('features', 'print the node Features (docker-<alias>, …) for slurm.conf', () => {}, async (a) => {
-          const { features } = await import('./commands/slurm.js');
+          const { features } = await import('./commands/slurm/submit.js');
           await features(a.config, process.env);
         })
         .command('job-submit-lua', 'print a job_submit.lua generated from the config', () => {}, async (a) => {
-          const { submitLua } = await import('./commands/slurm.js');
+          const { submitLua } = await import('./commands/slurm/submit.js');
           await submitLua(a.config, process.env);
         })
+        .command('prolog', 'Prolog (root, every node, PrologFlags=Alloc): the batch host sets the job up on all its nodes', () => {}, (a) => hooks['slurm prolog'](a.config))
+        .command(
+          'batch',
+          'the wrapped batch script (job owner): run the submitted script in the first container',
+          (c) => c.option('script', { type: 'string', demandOption: true, describe: 'the wrapped batch script ($0)' }),
+          async (a) => {
+            const { batch } = await import('./commands/slurm/batch.js');
+            process.exitCode = await batch(a.config, a.script, ((a['--'] as unknown[] | undefined) ?? []).map(String), process.env);
+          },
+        )
+        .command('epilog', 'Epilog (root, every node): the batch host tears the job down on all its nodes', () => {}, (a) => hooks['slurm epilog'](a.config))
         .demandCommand(1, 'slurm: a subcommand is required'),
     )
     .command(
@@ -184,7 +178,7 @@ async function main(argv: string[]): Promise<void> {
       (c) =>
         c
           .option('dry-run', { type: 'boolean', default: false, describe: 'print what would be reclaimed and why; change nothing' })
-          .option('grace', { type: 'number', default: 600, describe: 'seconds a claim and job dir must be unchanged before they are reclaimed' })
+          .option('grace', { type: 'number', default: GC_GRACE_S, describe: 'seconds a claim and job dir must be unchanged before they are reclaimed' })
           .option('scheduler', { type: 'string', choices: ['lsf', 'slurm'], describe: 'whom to ask (default: the one whose client, bjobs or scontrol, is on PATH)' })
           .option('nodes', { type: 'string', describe: 'hostlist to sweep for attempts whose job dir has no hostfile, e.g. node[1-64]' }),
       async (a) => {

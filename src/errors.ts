@@ -6,7 +6,7 @@
 export const EXIT = {
   /** Wrong use of the command line itself. */
   usage: 2,
-  /** Will not heal by retrying: bad config, a disallowed image, bad job data. LSF_EXIT_PRE_ABORT. */
+  /** Will not heal by retrying: bad config, a disallowed image, bad job data. LSB_EXIT_PRE_ABORT. */
   permanent: 99,
   /** May heal: a node or the registry is unreachable. LSF requeues the job. */
   transient: 1,

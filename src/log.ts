@@ -1,6 +1,6 @@
 import { chmod } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { Job } from './job/job.js';
+import type { Attempt } from './job/job.js';
 
 // Two audiences: admins grep the JSON log file, users and schedulers read stderr.
 // pino is loaded only by commands that log, so `jobbox --version` never pays for it.
@@ -15,7 +15,7 @@ export async function openLog(file: string, level: string): Promise<Logger> {
   return pino({ level, base: { pid: process.pid } }, dest);
 }
 
-export function jobLog(log: Logger, job: Job, host: string): Logger {
+export function jobLog(log: Logger, job: Attempt, host: string): Logger {
   return log.child({ job: job.id, index: job.index, attempt: job.attempt, host });
 }
 

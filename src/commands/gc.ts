@@ -3,10 +3,10 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { configPath, loadConfig } from '../config/load.js';
 import { EXIT, JobboxError } from '../errors.js';
-import { expandHostlist } from '../job/slurm.js';
+import { expandHostlist } from '../scheduler/slurm.js';
 import { reapOrphans } from '../lifecycle/gc.js';
 import { openLog } from '../log.js';
-import type { Scheduler } from '../plan/gc.js';
+import type { Scheduler } from '../scheduler/answer.js';
 
 export interface GcArgs {
   config: string | undefined;

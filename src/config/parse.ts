@@ -3,6 +3,7 @@
 import { posix } from 'node:path';
 import ini from 'ini';
 import { JobboxError } from '../errors.js';
+import { GLOBAL_DEFAULTS, IMAGE_DEFAULTS, QUEUE_DEFAULTS } from './defaults.js';
 import { qualifiedRef } from './ref.js';
 import { LOG_LEVELS, type Config, type Image, type LogLevel, type MemoryPolicy, type Mount, type Queue } from './types.js';
 
@@ -12,44 +13,6 @@ export const QUEUE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$/;
 export const IMAGE_ALIAS = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 export const ACCOUNT_NAME = /^[a-z_][a-z0-9_.-]{0,31}\$?$/i;
 
-// Every default in one place; etc/jobbox.ini.example documents the same list.
-const GLOBAL_DEFAULTS = {
-  engine: 'docker',
-  registry: '',
-  // Below Linux's ephemeral range (32768-60999): an outgoing connection must never hold a job's port.
-  port_range: '30000-30999',
-  port_dir: '/var/lib/jobbox/ports',
-  state_dir: '/var/lib/jobbox/jobs',
-  log_file: '/var/log/jobbox/jobbox.log',
-  log_level: 'info',
-  ssh_user: 'root',
-  ssh_key: '/etc/jobbox/ssh/id_ed25519',
-  ssh_known_hosts: '/etc/jobbox/ssh/known_hosts',
-  ssh_port: '22',
-  connect_timeout: '10',
-  start_timeout: '60',
-  pull_timeout: '600',
-  fanout: '256',
-  device_dir: '/dev/infiniband',
-  default_queue: 'normal',
-};
-// allowed_images defaults to default_image, filled in parseQueue.
-const QUEUE_DEFAULTS = {
-  default_image: '',
-  allowed_images: '',
-  mounts: '',
-  devices: 'uverbs* rdma_cm',
-  cpus: 'slots',
-  // A container runs under dockerd, outside the scheduler's own memory limit: without a limit
-  // here one job could take the node's RAM. 2 GiB per slot is the low end of HPC nodes.
-  memory: '2g/slot',
-  shm_size: '64m',
-  memlock: 'unlimited',
-  // Threads count too: far above a full node of MPI ranks with their runtime threads (128 × 4),
-  // and an eighth of the smallest kernel.pid_max (32768; systemd sets 4194304).
-  pids_limit: '4096',
-};
-const IMAGE_DEFAULTS = { ref: '', mounts: '' };
 const ENV_KEY = /^env\.(.*)$/s;
 
 type Section = Record<string, string>;

@@ -2,17 +2,11 @@
 // bjobs lives in $LSF_BINDIR and reads LSF_ENVDIR, which an admin host gets from profile.lsf,
 // so the reaper's environment is passed on whole.
 import { execa } from 'execa';
-import { BJOBS_FORMAT, bjobsName, clientRun, type ClientRun, type JobRef } from '../plan/gc.js';
+import { BJOBS_TIMEOUT_MS } from '../config/defaults.js';
+import { fromExeca, type Result } from '../result.js';
 
-// bjobs retries for as long as mbatchd does not answer ("LSF is down. Please wait..."):
-// the timeout turns that into a failed query, and a failed query reclaims nothing.
-const TIMEOUT_MS = 60_000;
-
-/** One bjobs for all the jobs: `-a` keeps finished ones (DONE, EXIT) until LSF cleans them. */
-export async function jobStates(refs: JobRef[], env: NodeJS.ProcessEnv): Promise<ClientRun> {
-  // Names are decimal ids with an optional [index], never options: bjobs takes no `--`.
-  const r = await execa('bjobs', ['-noheader', '-a', '-o', BJOBS_FORMAT, ...refs.map(bjobsName)], {
-    reject: false, timeout: TIMEOUT_MS, env, extendEnv: false,
-  });
-  return clientRun(r, TIMEOUT_MS);
+/** Runs bjobs argv (scheduler/lsf.ts bjobsArgv); a failure is a result, never an exception. */
+export async function runBjobs(argv: string[], env: NodeJS.ProcessEnv): Promise<Result> {
+  const r = await execa(argv[0]!, argv.slice(1), { reject: false, timeout: BJOBS_TIMEOUT_MS, env, extendEnv: false });
+  return fromExeca(r, BJOBS_TIMEOUT_MS);
 }

@@ -6,6 +6,7 @@ import ssh2, { type ConnectConfig, type ParsedKey, type PublicKeyAuthMethod } fr
 // ssh2 is CommonJS: its classes come off the default export under ESM.
 const { Client, utils } = ssh2;
 import { EXIT, JobboxError } from '../errors.js';
+import type { Result } from '../result.js';
 import { quote } from './quote.js';
 
 export interface Target {
@@ -16,12 +17,6 @@ export interface Target {
   /** Accepted host keys, as base64 key blobs (the second field of a known_hosts line). */
   hostKeys: string[];
   timeoutMs: number;
-}
-
-export interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
 }
 
 export class Session {

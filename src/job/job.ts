@@ -1,5 +1,9 @@
 // The one model of a job that every command below the scheduler adapters works on.
-// Adapters (lsf.ts, and slurm.ts later) are the only code that reads scheduler variables.
+// The adapters, src/scheduler/lsf.ts and slurm.ts, are the only code that reads scheduler
+// variables.
+
+/** A host name as both schedulers print them, and as jobbox writes them into hostfiles. */
+export const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$/;
 
 export interface Owner {
   name: string;
@@ -17,7 +21,6 @@ export interface Host {
 }
 
 export interface Job {
-  scheduler: 'lsf' | 'slurm';
   /** Decimal job id, as the scheduler prints it. */
   id: string;
   /** Array index; 0 for a job that is not an array element. */
@@ -39,6 +42,9 @@ export interface Job {
   /** The user's own environment: everything the scheduler did not set. Unfiltered here. */
   env: Record<string, string>;
 }
+
+/** One run of a job: what its containers, job dir and port claim are named after. */
+export type Attempt = Pick<Job, 'id' | 'index' | 'attempt'>;
 
 /** Looks an account up in the OS account database (NSS), the only identity source jobbox trusts. */
 export type AccountLookup = (name: string) => Promise<Owner>;

@@ -42,8 +42,8 @@
 #define ENV_FD 3
 
 static const struct { const char *name; const char *words[3]; } HOOKS[] = {
-  { "pre-exec", { "pre-exec" } },
-  { "post-exec", { "post-exec" } },
+  { "pre-exec", { "lsf", "pre-exec" } },
+  { "post-exec", { "lsf", "post-exec" } },
   { "prolog", { "slurm", "prolog" } },
   { "epilog", { "slurm", "epilog" } },
   { "gc", { "gc" } },

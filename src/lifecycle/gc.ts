@@ -9,17 +9,17 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
 import { formatError } from '../errors.js';
 import { readJobFile } from '../exec/jobdir.js';
-import { jobStates as bjobsStates } from '../exec/lsf.js';
+import { runBjobs } from '../exec/lsf.js';
 import { fanOut } from '../exec/ssh.js';
-import { jobState, listJobStates } from '../exec/slurm.js';
-import type { Job } from '../job/job.js';
+import { runSqueue } from '../exec/slurm.js';
 import { jobLog } from '../log.js';
 import { claimPath, listClaims } from '../ports/allocator.js';
-import {
-  describeAction, jobsToAsk, parseBjobs, parseSqueue, planGc, refKey, runFailure, slurmAnswer,
-  type Answer, type DirFact, type GcAction, type JobRef, type Scheduler,
-} from '../plan/gc.js';
+import { describeAction, jobsToAsk, planGc, type DirFact, type GcAction } from '../plan/gc.js';
 import { imageCacheDir } from '../plan/job-files.js';
+import { describeFailure } from '../result.js';
+import { refKey, type Answer, type JobRef, type Scheduler } from '../scheduler/answer.js';
+import { bjobsArgv, parseBjobs } from '../scheduler/lsf.js';
+import { parseSqueue, slurmAnswer, squeueArgv } from '../scheduler/slurm.js';
 import { teardownJob } from './teardown.js';
 
 export interface GcOptions {
@@ -49,16 +49,16 @@ async function jobDirs(stateDir: string): Promise<DirFact[]> {
 /** One answer per job (by refKey). Slurm: one listing, then one query per job missing from it. */
 async function ask(scheduler: Scheduler, refs: JobRef[], env: NodeJS.ProcessEnv, fanout: number): Promise<Map<string, Answer>> {
   if (refs.length === 0) return new Map();
-  if (scheduler === 'lsf') return parseBjobs(refs, await bjobsStates(refs, env));
-  const listed = await listJobStates(env);
+  if (scheduler === 'lsf') return parseBjobs(refs, await runBjobs(bjobsArgv(refs), env));
+  const listed = await runSqueue(squeueArgv(), env);
   if (listed.code !== 0) {
-    const reason = runFailure('squeue', listed);
+    const reason = describeFailure('squeue', listed);
     return new Map(refs.map((r): [string, Answer] => [refKey(r), { kind: 'failed', reason }]));
   }
   const listing = parseSqueue(listed.stdout);
   const missing = [...new Set(refs.map((r) => r.id).filter((id) => !listing.has(id)))];
   // A few at a time: slurmctld serves every client on the cluster.
-  const singles = await fanOut(missing, Math.min(fanout, 8), (id) => jobState(id, env));
+  const singles = await fanOut(missing, Math.min(fanout, 8), (id) => runSqueue(squeueArgv(id), env));
   const single = new Map(missing.map((id, i) => {
     const s = singles[i]!;
     return [id, s.status === 'fulfilled' ? s.value : { code: undefined, stdout: '', stderr: '', error: String(s.reason) }];
@@ -71,15 +71,6 @@ async function touchedSince(config: Config, a: GcAction): Promise<boolean> {
   const paths = [...a.ports.map((p) => claimPath(config.portDir, a.key, p)), ...(a.dir ? [join(config.stateDir, a.key)] : [])];
   const times = await Promise.all(paths.map((p) => lstat(p).then((s) => s.mtimeMs, () => -Infinity)));
   return times.some((t) => t > a.sinceMs);
-}
-
-// teardownJob reads only id, index and attempt (labels, job dir, claim) and the nodes it is given.
-function orphanJob(scheduler: Scheduler, a: GcAction & { job: NonNullable<GcAction['job']> }): Job {
-  return {
-    scheduler, ...a.job, queue: '', cwd: '', image: undefined, env: {},
-    owner: { name: '', uid: -1, gid: -1, gids: [], home: '', shell: '' },
-    hosts: a.nodes.map((name) => ({ name, slots: 1 })),
-  };
 }
 
 /** Returns the exit code: 1 when the scheduler could not be asked about a job or a reclaim failed, else 0. */
@@ -106,11 +97,10 @@ export async function reapOrphans(config: Config, options: GcOptions, env: NodeJ
       // A re-run pre-exec of the same attempt stamps its claim: it is in use again.
       keep(a.key, 'changed while gc ran');
     } else {
-      const job = orphanJob(options.scheduler, { ...a, job: a.job });
-      const jlog = jobLog(log, job, hostname());
+      const jlog = jobLog(log, a.job, hostname());
       try {
         jlog.info({ reason: a.reason, nodes: a.nodes, ports: a.ports }, 'gc: reclaiming');
-        await teardownJob(config, job, jlog, a.nodes);
+        await teardownJob(config, a.job, a.nodes, jlog);
         count.reclaimed += 1;
         say(`jobbox: gc: reclaimed ${a.key} (${describeAction(a)}): ${a.reason}`);
       } catch (err) {

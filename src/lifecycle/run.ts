@@ -19,10 +19,10 @@ export type Work =
 
 export async function runInFirstContainer(job: Job, paths: JobPaths, work: Work): Promise<number> {
   if (process.getuid?.() !== job.owner.uid) {
-    throw new JobboxError('start', `must run as the job owner ${job.owner.name}, not uid`, String(process.getuid?.()));
+    throw new JobboxError('run', `must run as the job owner ${job.owner.name}, not uid`, String(process.getuid?.()));
   }
   const cwd = (await readJobFile(paths.cwd))?.trim();
-  if (!cwd) throw new JobboxError('start', 'no running job container (pre-exec or Prolog did not finish)', paths.dir, EXIT.transient);
+  if (!cwd) throw new JobboxError('run', 'no running job container (pre-exec or Prolog did not finish)', paths.dir, EXIT.transient);
   // sshd makes the session a process-group leader; its pid lets a second session signal the
   // whole group, since signals cannot travel over ssh to a non-root sshd.
   const pgid = `/tmp/.jobbox-${randomBytes(8).toString('hex')}.pgid`;

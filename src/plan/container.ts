@@ -4,7 +4,7 @@
 // config, mounts and devices come from the config and the node, the rest is the account.
 import { posix } from 'node:path';
 import type { Config, Image, Mount, Queue } from '../config/types.js';
-import type { Host, Job } from '../job/job.js';
+import type { Attempt, Host, Job } from '../job/job.js';
 import type { JobPaths } from './job-files.js';
 
 const LABEL = 'org.jobbox';
@@ -14,7 +14,7 @@ export function containerName(job: Pick<Job, 'id' | 'index'>): string {
 }
 
 /** Label filters that select exactly this job attempt's containers, never another attempt's. */
-export function attemptFilters(job: Pick<Job, 'id' | 'index' | 'attempt'>): string[] {
+export function attemptFilters(job: Attempt): string[] {
   return [
     '--filter', `label=${LABEL}.job=${job.id}`,
     '--filter', `label=${LABEL}.index=${job.index}`,
@@ -105,17 +105,17 @@ export function runArgv(
 }
 
 /** Lists this attempt's containers on a node, with their state. */
-export function psArgv(job: Job): string[] {
+export function psArgv(job: Attempt): string[] {
   return ['ps', '--all', '--quiet', ...attemptFilters(job)];
 }
 
 /** Any container holding the job's name: a leftover of another attempt blocks the name. */
-export function nameArgv(job: Job): string[] {
+export function nameArgv(job: Pick<Job, 'id' | 'index'>): string[] {
   return ['ps', '--all', '--filter', `name=^/${containerName(job)}$`, '--format', `{{.ID}} {{.State}} {{.Label "${LABEL}.attempt"}} {{.Label "${LABEL}.nonce"}}`];
 }
 
 /** Prints true or false: whether the job's container on a node still runs (its sshd with it). */
-export function runningArgv(job: Job): string[] {
+export function runningArgv(job: Pick<Job, 'id' | 'index'>): string[] {
   return ['inspect', '--format', '{{.State.Running}}', containerName(job)];
 }
 

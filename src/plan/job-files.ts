@@ -1,7 +1,7 @@
 // The per-job files, as pure text. The job directory sits on the shared state dir and is
 // bind-mounted read-only at the same path in every container, so one ssh_config serves the
 // job starter on the host and mpirun inside the containers.
-import type { Host, Job, Owner } from '../job/job.js';
+import type { Attempt, Host, Owner } from '../job/job.js';
 
 export interface JobPaths {
   dir: string;
@@ -61,11 +61,11 @@ export function imageCacheDir(stateDir: string): string {
 }
 
 /** Job, array index and attempt: what tells two runs of a job apart (port claim, job dir). */
-export function jobKey(job: Pick<Job, 'id' | 'index' | 'attempt'>): string {
+export function jobKey(job: Attempt): string {
   return `${job.id}.${job.index}.${job.attempt}`;
 }
 
-export function jobPaths(stateDir: string, job: Pick<Job, 'id' | 'index' | 'attempt'>): JobPaths {
+export function jobPaths(stateDir: string, job: Attempt): JobPaths {
   const dir = `${stateDir}/${jobKey(job)}`;
   return {
     dir,

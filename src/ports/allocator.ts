@@ -17,6 +17,7 @@ import { closeSync, constants, fstatSync, futimesSync, linkSync, lstatSync, mkdi
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EXIT, JobboxError } from '../errors.js';
+import { STALE_LINK_GRACE_MS } from '../config/defaults.js';
 
 export interface PortRange { first: number; last: number }
 
@@ -26,13 +27,6 @@ export const CLAIM = /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/;
 const CLAIM_NAME = /^claim\.(.+)\.([1-9][0-9]{0,4})$/;
 // One full scan, then a couple more: a lost race leaves the port free for the next round.
 const ROUNDS = 3;
-/**
- * How long a port file with a name no claim explains must stay unchanged (ctime) before it is
- * replaced. Every link, claim or touch changes the ctime, so an allocator between its link and
- * its verify is never disturbed; and it covers NFS serving a directory listing from cache
- * (acdirmax, 60 s by default), so a claim too new to be listed is also too new to be judged.
- */
-export const STALE_LINK_GRACE_MS = 60_000;
 
 /**
  * Returns the claimed port. `exclude`: ports found busy on a node, skip them this time.

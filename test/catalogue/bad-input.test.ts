@@ -10,17 +10,17 @@ import { chmod, chown, lstat, mkdtemp, open, readFile, readdir, readlink, rm, sy
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { esub } from '../../src/commands/esub.js';
-import { preExec } from '../../src/commands/pre-exec.js';
+import { esub } from '../../src/commands/lsf/esub.js';
+import { preExec } from '../../src/commands/lsf/pre-exec.js';
 import { resolveImage } from '../../src/config/image.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { JobboxError, formatError } from '../../src/errors.js';
 import { lookupAccount } from '../../src/exec/accounts.js';
 import { makeJobDir, removeJobDir, writeJobFile } from '../../src/exec/jobdir.js';
-import { lsfJob } from '../../src/job/lsf.js';
-import { slurmJob } from '../../src/job/slurm.js';
-import { planJob } from '../../src/lifecycle/plan.js';
+import { lsfJob } from '../../src/scheduler/lsf.js';
+import { slurmJob } from '../../src/scheduler/slurm.js';
+import { planJob } from '../../src/plan/job.js';
 import { allocatePort, claimedPort, releasePort } from '../../src/ports/allocator.js';
 import { jobPaths } from '../../src/plan/job-files.js';
 

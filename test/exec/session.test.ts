@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import { Session } from '../../src/exec/ssh.js';
-import { ed25519KeyPair } from '../../src/lifecycle/setup.js';
+import { ed25519KeyPair } from '../../src/lifecycle/keys.js';
 
 const { Server, utils } = ssh2;
 

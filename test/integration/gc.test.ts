@@ -69,7 +69,7 @@ afterEach(async () => {
   for (const id of submitted.splice(0)) {
     await slurm(['scancel', id]);
     await waitFor(`job ${id} to end`, async () => !/^(PENDING|RUNNING|COMPLETING|CONFIGURING|REQUEUED)/.test(await jobField(id, 'JobState')), 180);
-    for (const attempt of ['0', '1']) await onAdmin('teardown', orphan('slurm', id, attempt, NODES), tb.config);
+    for (const attempt of ['0', '1']) await onAdmin('teardown', orphan(id, attempt, NODES), tb.config);
   }
   for (const job of planted.splice(0)) await onAdmin('teardown', { ...job, hosts: NODES.map((name) => ({ name, slots: 1 })) });
 });
@@ -83,9 +83,9 @@ afterAll(async () => {
 });
 
 /** A job as far as teardown needs it: id, index, attempt and nodes. */
-function orphan(scheduler: Job['scheduler'], id: string, attempt: string, hosts: string[], index = 0): Job {
+function orphan(id: string, attempt: string, hosts: string[], index = 0): Job {
   return {
-    scheduler, id, index, attempt, queue: 'normal', cwd: HOME, image: 'deb12', env: {},
+    id, index, attempt, queue: 'normal', cwd: HOME, image: 'deb12', env: {},
     owner: { name: 'jbuser1', uid: 2001, gid: 2001, gids: [], home: HOME, shell: '/bin/bash' },
     hosts: hosts.map((name) => ({ name, slots: 1 })),
   };
@@ -102,13 +102,13 @@ async function onAdmin(what: 'setup' | 'teardown', job: Job, configPath = config
     const log = await openLog(config.logFile, 'silent');
     const job = ${JSON.stringify(job)};
     if (${JSON.stringify(what)} === 'setup') console.log(JSON.stringify(await setupJob(config, job, log)));
-    else await teardownJob(config, job, log);`;
+    else await teardownJob(config, job, job.hosts.map((h) => h.name), log);`;
   return onNode(ADMIN, ['/usr/bin/node', '--input-type=module', '-e', code]);
 }
 
 /** Starts an attempt for real on `hosts` (containers, claim, job dir), as a Prolog or pre-exec would. */
-async function plant(scheduler: Job['scheduler'], id: string, attempt: string, hosts: string[], index = 0): Promise<{ key: string; port: number }> {
-  const job: Job = { ...orphan(scheduler, id, attempt, hosts, index), owner: await lookupAccount('jbuser1') };
+async function plant(id: string, attempt: string, hosts: string[], index = 0): Promise<{ key: string; port: number }> {
+  const job: Job = { ...orphan(id, attempt, hosts, index), owner: await lookupAccount('jbuser1') };
   planted.push(job);
   const { port } = JSON.parse(await onAdmin('setup', job)) as { port: number };
   return { key: jobKey(job), port };
@@ -160,7 +160,7 @@ describe('jobbox gc on Slurm', () => {
     const id = await submit('gc1', 'echo started\nsleep 300', ['-N1', '-w', 'node1', '-C', 'docker-deb12']);
     await started('gc1');
     // The job runs on node1; its orphan-to-be lives on node2 and node3.
-    const { key, port } = await plant('slurm', id, '0', ['node2', 'node3']);
+    const { key, port } = await plant(id, '0', ['node2', 'node3']);
     expect(await left(key, OTHERS)).toEqual(whole(['node2', 'node3'], port, key));
 
     let r = await gc(['--grace', '0']);
@@ -210,8 +210,8 @@ describe('jobbox gc on Slurm', () => {
     expect((await slurm(['scontrol', 'requeuehold', id])).exitCode).toBe(0);
     await waitFor('the requeue', async () => (await jobField(id, 'Restarts')) === '1' && (await jobField(id, 'JobState')) !== 'COMPLETING', 180);
     const state = await jobField(id, 'JobState');
-    const old = await plant('slurm', id, '0', ['node2']);
-    const current = await plant('slurm', id, '1', ['node3']);
+    const old = await plant(id, '0', ['node2']);
+    const current = await plant(id, '1', ['node3']);
 
     let r = await gc(['--grace', '0']);
     expect(r.code).toBe(0);
@@ -234,8 +234,8 @@ describe('jobbox gc on Slurm', () => {
   it('reclaims a job slurmctld no longer knows ("Invalid job id specified"), and sweeps --nodes when the job dir is gone', async () => {
     // Ids far above the testbed's: slurmctld answers for them exactly as for a purged job.
     const base = 60_000_000 + Math.floor(Math.random() * 1_000_000);
-    const purged = await plant('slurm', String(base), '0', ['node2', 'node3']);
-    const noDir = await plant('slurm', String(base + 1), '0', ['node1', 'node3']);
+    const purged = await plant(String(base), '0', ['node2', 'node3']);
+    const noDir = await plant(String(base + 1), '0', ['node1', 'node3']);
     // A teardown that died after the job dir but before the claim, with a container still up.
     await rm(`${config.stateDir}/${noDir.key}`, { recursive: true });
 
@@ -271,9 +271,9 @@ describe('jobbox gc on Slurm', () => {
 describe('jobbox gc on LSF (bjobs stand-in, test/harness/lsf/bin)', () => {
   it('does nothing when bjobs fails or is absent; reclaims DONE and "not found", keeps RUN', async () => {
     const base = 5_000_000 + Math.floor(Math.random() * 1_000_000);
-    const done = await plant('lsf', String(base), 'node2', ['node2']);
+    const done = await plant(String(base), 'node2', ['node2']);
     // An array element: bjobs is asked for `<id>[3]`.
-    const run = await plant('lsf', String(base + 1), 'node3', ['node3'], 3);
+    const run = await plant(String(base + 1), 'node3', ['node3'], 3);
     const stateFile = `${area}/bjobs.state`;
     const withBjobs = { PATH: `${BJOBS_BIN}:${PATH}`, JOBBOX_BJOBS_STATE: stateFile };
     const untouched = async () => {

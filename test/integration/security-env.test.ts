@@ -336,7 +336,7 @@ describe('no user-chosen environment reaches a root process of jobbox', () => {
   });
 
   it('node started as root without the launcher is refused: a hook line must name the launcher', async () => {
-    const r = await asRootWith({ PATH: LSF_PATH }, ['/usr/bin/node', `${REPO}/dist/cli.js`, 'pre-exec', '--config', fx.configPath]);
-    expect(r).toEqual({ code: 99, stdout: '', stderr: `jobbox: pre-exec: as root, runs only through the hook launcher (hooks/lsf/*, hooks/slurm/*): ${REPO}/dist/cli.js` });
+    const r = await asRootWith({ PATH: LSF_PATH }, ['/usr/bin/node', `${REPO}/dist/cli.js`, 'lsf', 'pre-exec', '--config', fx.configPath]);
+    expect(r).toEqual({ code: 99, stdout: '', stderr: `jobbox: lsf pre-exec: as root, runs only through the hook launcher (hooks/lsf/*, hooks/slurm/*): ${REPO}/dist/cli.js` });
   });
 });

@@ -3,7 +3,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
-import { SCRIPT_MARKER, wrapperScript } from '../../src/plan/slurm-submit.js';
+import { SCRIPT_MARKER, wrapperScript } from '../../src/scheduler/slurm-submit.js';
 import { REPO, slurmClient, testbed, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
 
 // Issue 11, items 8 and 9: what Slurm prints or is told about a job is read exactly, and

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import ssh2 from 'ssh2';
-import { ed25519KeyPair } from '../../src/lifecycle/setup.js';
+import { ed25519KeyPair } from '../../src/lifecycle/keys.js';
 
 describe('ed25519KeyPair', () => {
   // ssh2's own generator makes about 1 key in 256 with a 31-byte public key (mscdex/ssh2#1513);

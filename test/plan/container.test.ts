@@ -26,7 +26,6 @@ function config(queue = '', image = '', jobbox = ''): Config {
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27, 44], home: '/home/alice', shell: '/bin/bash' };
 
 const JOB: Job = {
-  scheduler: 'lsf',
   id: '4711',
   index: 0,
   attempt: 'node1',

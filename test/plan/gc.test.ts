@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
-  attemptOver, bjobsName, clientRun, describeAction, hostfileHosts, jobsToAsk, parseBjobs, parseKey, parseSqueue, planGc,
-  slurmAnswer, type Answer, type ClaimFact, type DirFact, type GcInput, type JobRef, type Scheduler,
+  attemptOver, describeAction, hostfileHosts, jobsToAsk, parseKey, planGc, type ClaimFact, type DirFact, type GcInput,
 } from '../../src/plan/gc.js';
+import type { Answer, Scheduler } from '../../src/scheduler/answer.js';
 
 const NOW = 1_800_000_000_000;
 const GRACE = 600_000;
@@ -155,80 +155,5 @@ describe('names', () => {
     ['node1 slots=1\n$(reboot) slots=1\n', undefined],
   ])('hostfileHosts(%j)', (text, hosts) => {
     expect(hostfileHosts(text)).toEqual(hosts);
-  });
-
-  it.each<[JobRef, string]>([[{ id: '5', index: 0 }, '5'], [{ id: '5', index: 3 }, '5[3]']])('bjobsName(%j) = %s', (ref, name) => {
-    expect(bjobsName(ref)).toBe(name);
-  });
-});
-
-describe('parseSqueue (squeue --noheader --states=all --Format=JobID:|,ArrayTaskID:|,State:|,RestartCnt:|)', () => {
-  it('reads records by job id (array tasks have their own), a pending array meta record included', () => {
-    const text = '1|N/A|RUNNING|0|\n3|1|COMPLETING|1|\n2|2|CANCELLED|0|\n9|3-10|PENDING|0|\nnot a record\n\n';
-    expect([...parseSqueue(text)]).toEqual([
-      ['1', { kind: 'record', state: 'RUNNING', restarts: 0 }],
-      ['3', { kind: 'record', state: 'COMPLETING', restarts: 1 }],
-      ['2', { kind: 'record', state: 'CANCELLED', restarts: 0 }],
-      ['9', { kind: 'record', state: 'PENDING', restarts: 0 }],
-    ]);
-  });
-
-  it('a job name cannot pass for a state: no field of the format is user text', () => {
-    // What `scontrol show job -o` would print for `sbatch -J "x JobState=COMPLETED"`.
-    expect(parseSqueue('JobId=1 JobName=x JobState=COMPLETED UserId=jbuser1(2001) JobState=RUNNING\n').size).toBe(0);
-  });
-});
-
-describe('slurmAnswer: a job missing from the listing is asked alone', () => {
-  const listing = parseSqueue('1|N/A|RUNNING|0|\n');
-  it.each<[string, Parameters<typeof slurmAnswer>[2], Answer]>([
-    ['slurmctld: invalid job id → unknown', { code: 1, stdout: '', stderr: 'slurm_load_jobs error: Invalid job id specified\n' }, { kind: 'unknown' }],
-    ['appeared meanwhile → its record', { code: 0, stdout: '77|N/A|PENDING|0|\n', stderr: '' }, { kind: 'record', state: 'PENDING', restarts: 0 }],
-    ['controller down → failed', { code: 1, stdout: '', stderr: 'slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n' },
-      { kind: 'failed', reason: 'squeue --jobs=77: exit 1: slurm_load_jobs error: Unable to contact slurm controller (connect failure)' }],
-    ['timed out → failed, even with the message', { code: undefined, stdout: '', stderr: 'Invalid job id specified', error: 'timed out after 30 s' },
-      { kind: 'failed', reason: 'squeue --jobs=77: timed out after 30 s' }],
-    ['exit 0 but no line → failed', { code: 0, stdout: '', stderr: '' }, { kind: 'failed', reason: 'squeue --jobs=77: no record of it' }],
-    ['not asked → failed', undefined, { kind: 'failed', reason: 'not in squeue --states=all and not asked alone' }],
-  ])('%s', (_name, single, answer) => {
-    expect(slurmAnswer('77', listing, single)).toEqual(answer);
-  });
-
-  it('takes the listing when the job is there', () => {
-    expect(slurmAnswer('1', listing, undefined)).toEqual({ kind: 'record', state: 'RUNNING', restarts: 0 });
-  });
-});
-
-describe('parseBjobs (bjobs -noheader -a -o "jobid jobindex stat")', () => {
-  const refs: JobRef[] = [{ id: '100', index: 0 }, { id: '101', index: 3 }, { id: '102', index: 0 }];
-  const answers = (run: Parameters<typeof parseBjobs>[1]) => Object.fromEntries(parseBjobs(refs, run));
-
-  it('reads records and "is not found" lines, and fails only the jobs it got no word on', () => {
-    expect(answers({ code: 255, stdout: '100 0 DONE\n101[3] 3 RUN\n', stderr: 'Job <102> is not found\n' })).toEqual({
-      '100.0': { kind: 'record', state: 'DONE' },
-      '101.3': { kind: 'record', state: 'RUN' },
-      '102.0': { kind: 'unknown' },
-    });
-    expect(answers({ code: 0, stdout: '100 0 EXIT\n', stderr: 'Job <101[3]> is not found\n' })['102.0']).toEqual({ kind: 'failed', reason: 'bjobs: no line for the job' });
-  });
-
-  it.each<[string, Parameters<typeof parseBjobs>[1], string]>([
-    ['mbatchd down', { code: 255, stdout: '', stderr: 'LSF is down. Please wait...\n' }, 'bjobs: exit 255: LSF is down. Please wait...'],
-    ['an unknown complaint next to real records', { code: 0, stdout: '100 0 DONE\n', stderr: 'Job <102> is not found\nsomething odd\n' }, 'bjobs: exit 0: something odd'],
-    ['no bjobs on PATH', { code: undefined, stdout: '', stderr: '', error: 'not found on PATH' }, 'bjobs: not found on PATH'],
-    ['timed out', { code: undefined, stdout: '100 0 DONE\n', stderr: '', error: 'timed out after 60 s' }, 'bjobs: timed out after 60 s'],
-  ])('fails every job when %s', (_name, run, reason) => {
-    expect(Object.values(answers(run))).toEqual(refs.map(() => ({ kind: 'failed', reason })));
-  });
-});
-
-describe('clientRun', () => {
-  it.each([
-    [{ exitCode: 1, stdout: 'o', stderr: 'e' }, { code: 1, stdout: 'o', stderr: 'e' }],
-    [{ exitCode: undefined, code: 'ENOENT', stdout: '', stderr: '' }, { code: undefined, stdout: '', stderr: '', error: 'not found on PATH' }],
-    [{ exitCode: undefined, timedOut: true, stdout: '', stderr: '' }, { code: undefined, stdout: '', stderr: '', error: 'timed out after 30 s' }],
-    [{ exitCode: undefined, shortMessage: 'killed by SIGKILL', stdout: '', stderr: '' }, { code: undefined, stdout: '', stderr: '', error: 'killed by SIGKILL' }],
-  ])('%j', (r, run) => {
-    expect(clientRun(r, 30_000)).toEqual(run);
   });
 });

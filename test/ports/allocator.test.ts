@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT, JobboxError } from '../../src/errors.js';
-import { allocatePort, claimedPort, listClaims, releasePort, STALE_LINK_GRACE_MS } from '../../src/ports/allocator.js';
+import { STALE_LINK_GRACE_MS } from '../../src/config/defaults.js';
+import { allocatePort, claimedPort, listClaims, releasePort } from '../../src/ports/allocator.js';
 
 // Real directories on a root-owned tmpfs: the allocator refuses a port area others can enter.
 const asRoot = process.getuid?.() === 0;

@@ -3,7 +3,7 @@
 import { chmod, chown, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
-import { parseParmFile } from '../../../src/job/lsf.js';
+import { parseParmFile } from '../../../src/scheduler/lsf.js';
 import { REPO, onNode, testbed, testbedStatus, type TestbedStatus } from '../../support/testbed.js';
 
 export interface LsfQueueHooks {

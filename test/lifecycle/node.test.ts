@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { commandFailed } from '../../src/lifecycle/setup.js';
+import { commandFailed } from '../../src/lifecycle/node.js';
 
 // A failed node command becomes one error line naming what it was about, with the exit code
 // LSF needs: docker's own usage errors would fail the same way on every requeue.

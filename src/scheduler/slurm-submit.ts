@@ -11,12 +11,12 @@ export function imageFeatures(config: Config): string {
   return [...config.images.keys()].map((alias) => `docker-${alias}`).join(',');
 }
 
-/** The batch script Slurm runs: it hands the original, kept below the marker, to `jobbox slurm start`. */
+/** The batch script Slurm runs: it hands the original, kept below the marker, to `jobbox slurm batch`. */
 export function wrapperScript(cli: string): string {
   return [
     '#!/bin/sh',
-    '# jobbox: this batch script runs inside the job\'s first container (jobbox slurm start).',
-    `exec /usr/bin/node ${cli} slurm start --script "$0" -- "$@"`,
+    '# jobbox: this batch script runs inside the job\'s first container (jobbox slurm batch).',
+    `exec /usr/bin/node ${cli} slurm batch --script "$0" -- "$@"`,
     'exit 127',
     '',
   ].join('\n');

@@ -1,22 +1,24 @@
 import { readdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { resolveImage } from '../config/image.js';
-import type { Config } from '../config/types.js';
-import { lookupGroupNames } from '../exec/accounts.js';
-import { quote } from '../exec/quote.js';
-import type { Job } from '../job/job.js';
-import { planJob } from '../lifecycle/plan.js';
-import { jobLog, openLog } from '../log.js';
-import { claimedPort } from '../ports/allocator.js';
-import { jobKey, jobPaths } from '../plan/job-files.js';
-import { lsfContext } from './lsf-context.js';
+import { resolveImage } from '../../config/image.js';
+import type { Config } from '../../config/types.js';
+import { lookupGroupNames } from '../../exec/accounts.js';
+import { quote } from '../../exec/quote.js';
+import type { Job } from '../../job/job.js';
+import { planJob } from '../../plan/job.js';
+import { jobLog, openLog } from '../../log.js';
+import { claimedPort } from '../../ports/allocator.js';
+import { jobKey, jobPaths } from '../../plan/job-files.js';
+import { startSteps } from '../../plan/node.js';
+import { lsfContext } from './context.js';
 
-// LSF's queue-level PRE_EXEC, as root on the first execution host. Exit 0 only when every
-// node's container answers; 99 for what will never work; 1 (requeue) for what may heal.
+// LSF's queue-level PRE_EXEC, as root on the first execution host: the setup phase. Exit 0
+// only when every node's container answers; 99 for what will never work; 1 (requeue) for
+// what may heal.
 export async function preExec(cli: string | undefined, dryRun: boolean, env: NodeJS.ProcessEnv): Promise<void> {
   // Loaded only for a real run (setup pulls in ssh2, which --dry-run never uses), and while
   // the owner lookups run: module loading is on every job's start.
-  const setup = dryRun ? undefined : import('../lifecycle/setup.js');
+  const setup = dryRun ? undefined : import('../../lifecycle/setup.js');
   setup?.catch(() => {});
   const { config, job } = await lsfContext(cli, env, true);
   if (!setup) {
@@ -50,6 +52,8 @@ async function printPlan(config: Config, job: Job): Promise<void> {
     `# image ${image.alias} = ${image.ref}; port ${port} (allocated at run time from ${config.portRange.first}-${config.portRange.last})`,
     `# devices: this host's under ${config.deviceDir}; each node's own are found at run time`,
   ];
+  out.push('\n# on every node first, over its admin ssh session:');
+  for (const step of startSteps(config, job, image)) out.push(`# ${step.what}`, quote(step.argv));
   for (const run of plan.runs) out.push(`\n# ${run.host}`, quote([config.engine, ...run.argv]));
   for (const path of [paths.sshConfig, paths.hostfile, paths.mpichHostfile]) {
     out.push(`\n# ${path}`, plan.files.find((f) => f.path === path)!.content.trimEnd());

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { parseConfig } from '../../src/config/parse.js';
 import type { Job, Owner } from '../../src/job/job.js';
-import { planJob, type Keys } from '../../src/lifecycle/plan.js';
+import { planJob, type Keys } from '../../src/plan/job.js';
 import type { NodeFacts } from '../../src/plan/container.js';
 import { jobPaths } from '../../src/plan/job-files.js';
 
@@ -26,7 +26,6 @@ const image = config.images.get('deb12')!;
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27], home: '/home/alice', shell: '/bin/bash' };
 
 const job: Job = {
-  scheduler: 'lsf',
   id: '4711',
   index: 0,
   attempt: 'node1',

@@ -5,9 +5,9 @@
 import { lstat, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { configPath, loadConfig } from '../config/load.js';
-import { EXIT, JobboxError } from '../errors.js';
-import { say } from '../log.js';
+import { configPath, loadConfig } from '../../config/load.js';
+import { EXIT, JobboxError } from '../../errors.js';
+import { say } from '../../log.js';
 
 export interface InstallEsubsOptions {
   dir: string;
@@ -17,8 +17,8 @@ export interface InstallEsubsOptions {
 
 // The `docker-` application names are jobbox's: every esub.docker-* entry in the directory is ours to manage.
 const PREFIX = 'esub.docker-';
-const SHIM = fileURLToPath(new URL('../../hooks/lsf/esub.docker', import.meta.url));
-const MASTER_SHIM = fileURLToPath(new URL('../../hooks/lsf/esub', import.meta.url));
+const SHIM = fileURLToPath(new URL('../../../hooks/lsf/esub.docker', import.meta.url));
+const MASTER_SHIM = fileURLToPath(new URL('../../../hooks/lsf/esub', import.meta.url));
 
 export async function lsfInstallEsubs(opts: InstallEsubsOptions, env: Record<string, string | undefined>): Promise<void> {
   const dir = opts.dir;

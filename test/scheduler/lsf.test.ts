@@ -1,7 +1,8 @@
 import { describe, it, expect } from 'vitest';
 import { JobboxError } from '../../src/errors.js';
 import type { AccountLookup, Owner } from '../../src/job/job.js';
-import { lsfJob, parseLsfHosts, parseMcpuHosts, parseParmFile, requestedAlias } from '../../src/job/lsf.js';
+import type { JobRef } from '../../src/scheduler/answer.js';
+import { bjobsName, lsfJob, parseBjobs, parseLsfHosts, parseMcpuHosts, parseParmFile, requestedAlias } from '../../src/scheduler/lsf.js';
 
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27], home: '/home/alice', shell: '/bin/bash' };
 const accounts: Record<string, Owner> = { alice, root: { ...alice, name: 'root', uid: 0, gid: 0, home: '/root' } };
@@ -27,7 +28,6 @@ const ENV = {
 describe('lsfJob', () => {
   it('builds the job from a full environment', async () => {
     expect(await lsfJob(ENV, 'h1', lookup)).toEqual({
-      scheduler: 'lsf',
       id: '4711',
       index: 0,
       attempt: 'h1',
@@ -146,5 +146,34 @@ describe('requestedAlias', () => {
 
   it('refuses two docker- words', () => {
     expect(() => requestedAlias('docker-a docker-b')).toThrow('jobbox: bsub -a: names more than one docker- application, give one image: docker-a docker-b');
+  });
+});
+
+describe('parseBjobs (bjobs -noheader -a -o "jobid jobindex stat")', () => {
+  const refs: JobRef[] = [{ id: '100', index: 0 }, { id: '101', index: 3 }, { id: '102', index: 0 }];
+  const answers = (run: Parameters<typeof parseBjobs>[1]) => Object.fromEntries(parseBjobs(refs, run));
+
+  it('reads records and "is not found" lines, and fails only the jobs it got no word on', () => {
+    expect(answers({ code: 255, stdout: '100 0 DONE\n101[3] 3 RUN\n', stderr: 'Job <102> is not found\n' })).toEqual({
+      '100.0': { kind: 'record', state: 'DONE' },
+      '101.3': { kind: 'record', state: 'RUN' },
+      '102.0': { kind: 'unknown' },
+    });
+    expect(answers({ code: 0, stdout: '100 0 EXIT\n', stderr: 'Job <101[3]> is not found\n' })['102.0']).toEqual({ kind: 'failed', reason: 'bjobs: no line for the job' });
+  });
+
+  it.each<[string, Parameters<typeof parseBjobs>[1], string]>([
+    ['mbatchd down', { code: 255, stdout: '', stderr: 'LSF is down. Please wait...\n' }, 'bjobs: exit 255: LSF is down. Please wait...'],
+    ['an unknown complaint next to real records', { code: 0, stdout: '100 0 DONE\n', stderr: 'Job <102> is not found\nsomething odd\n' }, 'bjobs: exit 0: something odd'],
+    ['no bjobs on PATH', { code: undefined, stdout: '', stderr: '', error: 'not found on PATH' }, 'bjobs: not found on PATH'],
+    ['timed out', { code: undefined, stdout: '100 0 DONE\n', stderr: '', error: 'timed out after 60 s' }, 'bjobs: timed out after 60 s'],
+  ])('fails every job when %s', (_name, run, reason) => {
+    expect(Object.values(answers(run))).toEqual(refs.map(() => ({ kind: 'failed', reason })));
+  });
+});
+
+describe('bjobsName', () => {
+  it.each<[JobRef, string]>([[{ id: '5', index: 0 }, '5'], [{ id: '5', index: 3 }, '5[3]']])('bjobsName(%j) = %s', (ref, name) => {
+    expect(bjobsName(ref)).toBe(name);
   });
 });

@@ -3,11 +3,11 @@ import { lstat, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { lsfInstallEsubs } from '../../src/commands/lsf-install-esubs.js';
-import { rootConfig } from '../helpers/config-file.js';
+import { lsfInstallEsubs } from '../../../src/commands/lsf/install-esubs.js';
+import { rootConfig } from '../../helpers/config-file.js';
 
-const SHIM = fileURLToPath(new URL('../../hooks/lsf/esub.docker', import.meta.url));
-const MASTER = fileURLToPath(new URL('../../hooks/lsf/esub', import.meta.url));
+const SHIM = fileURLToPath(new URL('../../../hooks/lsf/esub.docker', import.meta.url));
+const MASTER = fileURLToPath(new URL('../../../hooks/lsf/esub', import.meta.url));
 const CONFIG = `[queue normal]
 default_image = deb12
 allowed_images = deb12 deb12-mpich

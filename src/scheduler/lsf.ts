@@ -1,9 +1,18 @@
-// LSF (and openlava) job environment → Job. The only code that reads LSB_* variables.
-import { JobboxError } from '../errors.js';
+// Everything jobbox knows about LSF (and openlava), pure: the job environment → Job, the
+// esub's parameter file, the orphan reaper's bjobs query and its answer. The only code that
+// reads LSB_* variables. What runs bjobs is exec/lsf.ts.
+import { EXIT, JobboxError, type ExitCode } from '../errors.js';
 import { QUEUE_NAME } from '../config/parse.js';
-import type { AccountLookup, Host, Job } from './job.js';
+import { HOST_NAME, type AccountLookup, type Host, type Job } from '../job/job.js';
+import { describeFailure, type Result } from '../result.js';
+import { refKey, type Answer, type JobRef, type Verdict } from './answer.js';
 
-export const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$/;
+/*
+ * A hook's outcome is its exit code, which LSF reads as an instruction: a PRE_EXEC that exits
+ * 99 (LSB_EXIT_PRE_ABORT) ends the job, any other non-zero requeues it, with no retry limit;
+ * an esub rejects the submit with LSB_SUB_ABORT_VALUE (esubFiles). jobbox's errors carry the
+ * pre-exec codes (EXIT.permanent, EXIT.transient in errors.ts), chosen where each is raised.
+ */
 const SCHEDULER_VAR = /^(LSB_|LSF_|LS_)/;
 
 export async function lsfJob(env: Record<string, string | undefined>, thisHost: string, lookup: AccountLookup): Promise<Job> {
@@ -22,7 +31,6 @@ export async function lsfJob(env: Record<string, string | undefined>, thisHost: 
   if (owner.uid === 0) throw new JobboxError('LSB_JOB_EXECUSER', 'jobs owned by uid 0 are refused', ownerName);
 
   return {
-    scheduler: 'lsf',
     id,
     index: Number(index),
     attempt: hosts[0].name,
@@ -156,4 +164,92 @@ export function requestedAlias(additional: string | undefined): string | undefin
   const docker = (additional ?? '').split(/\s+/).filter((w) => w.startsWith('docker-'));
   if (docker.length > 1) throw new JobboxError('bsub -a', 'names more than one docker- application, give one image', docker.join(' '));
   return docker[0]?.slice('docker-'.length);
+}
+
+/**
+ * The parameter file's text → the queue the job was submitted to (undefined: the default one)
+ * and the image alias it asks for: `perAlias`, the name the per-alias esub was run by, else
+ * the `docker-` word of `bsub -a`.
+ */
+export function esubRequest(parmText: string, perAlias: string | undefined): { queue: string | undefined; alias: string | undefined } {
+  const parm = parseParmFile(parmText);
+  return { queue: parm.get('LSB_SUB_QUEUE') || undefined, alias: perAlias ?? requestedAlias(parm.get('LSB_SUB_ADDITIONAL')) };
+}
+
+// ---- Post-exec: how the job ended ----
+
+/** What the post-exec is told of the job's end, for the log. */
+export function lsfJobEnd(env: Record<string, string | undefined>): { exitStatus: string | undefined; requeued: boolean } {
+  return { exitStatus: env.LSB_JOBEXIT_STAT, requeued: env.LSB_JOBPEND !== undefined };
+}
+
+// ---- The esub's files and its answer ----
+
+export interface EsubFiles {
+  /** LSB_SUB_PARM_FILE: the submit's options; unset when lsrun or lsgrun run the esub. */
+  parmFile: string | undefined;
+  /** LSB_SUB_MODIFY_ENVFILE: where variables for the job's environment are appended. */
+  envFile: string | undefined;
+  /**
+   * The exit code bsub takes as a rejection: LSB_SUB_ABORT_VALUE (97 in every LSF and
+   * openlava). ExitCode lists jobbox's own codes, and this one is LSF's to choose.
+   */
+  rejectCode: ExitCode;
+}
+
+export function esubFiles(env: Record<string, string | undefined>): EsubFiles {
+  const named = env.LSB_SUB_ABORT_VALUE ?? '';
+  const code = /^[1-9]\d{0,2}$/.test(named) && Number(named) <= 255 ? Number(named) : EXIT.esubReject;
+  return { parmFile: env.LSB_SUB_PARM_FILE || undefined, envFile: env.LSB_SUB_MODIFY_ENVFILE || undefined, rejectCode: code as ExitCode };
+}
+
+// ---- The orphan reaper's question: bjobs ----
+
+/** LSF's `-o` fields: the job id, the array index (0 for a plain job) and the status. */
+export const BJOBS_FORMAT = 'jobid jobindex stat';
+
+/** How bjobs names a job on its command line: `123`, or `123[4]` for an array element. */
+export const bjobsName = (ref: JobRef): string => (ref.index > 0 ? `${ref.id}[${ref.index}]` : ref.id);
+
+/**
+ * `bjobs -noheader -a -o BJOBS_FORMAT <names>` → an answer for every ref. A job is unknown
+ * only when bjobs says `Job <name> is not found`; any stderr line we do not recognize, or no
+ * exit code, fails the whole query.
+ */
+export function parseBjobs(refs: JobRef[], run: Result): Map<string, Answer> {
+  const answers = new Map<string, Answer>();
+  const failAll = (reason: string) => new Map(refs.map((r): [string, Answer] => [refKey(r), { kind: 'failed', reason }]));
+  if (run.error || run.code === undefined) return failAll(describeFailure('bjobs', run));
+  const notFound = new Set<string>();
+  for (const line of run.stderr.split('\n').map((l) => l.trim()).filter(Boolean)) {
+    const m = /^Job <(\d+)(?:\[(\d+)\])?> is not found\.?$/.exec(line);
+    if (!m) return failAll(describeFailure('bjobs', { ...run, stderr: line }));
+    notFound.add(refKey({ id: m[1]!, index: Number(m[2] ?? 0) }));
+  }
+  for (const line of run.stdout.split('\n')) {
+    // LSB_BJOBS_DISPLAY_ENH=Y prints the id as `123[4]`.
+    const m = /^(\d+)(?:\[\d+\])?\s+(\d+)\s+([A-Z]+)\s*$/.exec(line.trim());
+    if (m) answers.set(refKey({ id: m[1]!, index: Number(m[2]) }), { kind: 'record', state: m[3]! });
+  }
+  return new Map(
+    refs.map((r): [string, Answer] => {
+      const key = refKey(r);
+      const found = answers.get(key);
+      if (found) return [key, found];
+      if (notFound.has(key)) return [key, { kind: 'unknown' }];
+      return [key, { kind: 'failed', reason: run.code === 0 ? 'bjobs: no line for the job' : describeFailure('bjobs', run) }];
+    }),
+  );
+}
+
+/** One bjobs for all the jobs: `-a` keeps finished ones (DONE, EXIT) until LSF cleans them. Names are decimal ids with an optional [index], never options: bjobs takes no `--`. */
+export function bjobsArgv(refs: JobRef[]): string[] {
+  return ['bjobs', '-noheader', '-a', '-o', BJOBS_FORMAT, ...refs.map(bjobsName)];
+}
+
+const LSF_OVER = new Set(['DONE', 'EXIT']);
+
+/** Whether an LSF job in `state` is over; LSF has no attempt counter to compare. */
+export function lsfRecordOver(state: string): Verdict {
+  return { over: LSF_OVER.has(state), why: `job is ${state}` };
 }

@@ -1,14 +1,17 @@
-// Slurm job environment → Job. The only code that reads SLURM_* variables.
-import { JobboxError } from '../errors.js';
+// Everything jobbox knows about Slurm, pure: the job environment of the Prolog, Epilog and
+// batch step → Job, hostlists, `scontrol show job` records, the clients' argv, the orphan
+// reaper's squeue answer, and what a failed Prolog does to its job. The only code that reads
+// SLURM_* variables. What runs the clients is exec/slurm.ts; job_submit.lua is slurm-submit.ts.
+import { MAX_HOSTS } from '../config/defaults.js';
+import { EXIT, JobboxError } from '../errors.js';
 import { QUEUE_NAME } from '../config/parse.js';
-import type { AccountLookup, Host, Job } from './job.js';
-import { HOST_NAME } from './lsf.js';
+import { HOST_NAME, type AccountLookup, type Host, type Job } from '../job/job.js';
+import { describeFailure, type Result } from '../result.js';
+import type { Answer, Verdict } from './answer.js';
 
 /** Which variables a context has: Prolog/Epilog (run by slurmd as root), or the batch step (the job's own environment). */
 export type SlurmContext = 'prolog' | 'batch';
 
-// More nodes than any cluster has: a bound on what a hostlist or a count list may expand to.
-const MAX_HOSTS = 100_000;
 // Set by slurmd/slurmstepd or by the submit commands; everything else in the batch step is the user's.
 const SCHEDULER_VAR = /^(SLURM_|SLURMD_|SBATCH_|SRUN_)/;
 
@@ -43,7 +46,6 @@ export async function slurmJob(
 
   const cwd = context === 'prolog' ? env.SLURM_JOB_WORK_DIR : env.SLURM_SUBMIT_DIR;
   return {
-    scheduler: 'slurm',
     id,
     // Every array task has a SLURM_JOB_ID of its own, and the 22.05 Prolog does not see
     // SLURM_ARRAY_TASK_ID while the batch step does: the index would name two different job dirs.
@@ -206,12 +208,8 @@ function imageWords(constraints: string | undefined): string[] {
   return (constraints ?? '').split(/[&|,[\]()*\s]+/).filter((w) => w.startsWith('docker-'));
 }
 
-/**
- * For a Prolog that cannot load jobbox's config, so knows no partitions: whether this is a
- * jobbox job (job_submit.lua gives every one a `docker-<alias>` constraint) and this node its
- * batch host, the one node that acts for it. Any other job is not jobbox's to cancel.
- */
-export function jobboxJobOnBatchHost(env: Record<string, string | undefined>): boolean {
+/** See SlurmHook.jobboxJobHere. */
+function jobboxJobOnBatchHost(env: Record<string, string | undefined>): boolean {
   if (imageWords(env.SLURM_JOB_CONSTRAINTS).length === 0) return false;
   try {
     return expandHostlist(env.SLURM_JOB_NODELIST || env.SLURM_NODELIST || '')[0] === env.SLURMD_NODENAME;
@@ -292,4 +290,129 @@ function cpuCount(ids: string): number {
     if (hi! < lo!) throw new JobboxError(SHOW_JOB, 'unreadable CPU_IDs', ids);
     return n + hi! - lo! + 1;
   }, 0);
+}
+
+// ---- The Prolog and the Epilog ----
+
+/** What a Prolog or Epilog is told by slurmd, before it knows whether the job is jobbox's. */
+export interface SlurmHook {
+  /** SLURM_JOB_ID when it is a decimal job id: the one job the hook may requeue or cancel. */
+  id: string | undefined;
+  /** slurmd's SLURM_CONF: the Slurm clients a hook runs must read it (never DNS). */
+  conf: string | undefined;
+  /**
+   * For a Prolog that cannot load jobbox's config, so knows no partitions: whether this is a
+   * jobbox job (job_submit.lua gives every one a `docker-<alias>` constraint) and this node its
+   * batch host, the one node that acts for it. Any other job is not jobbox's to cancel.
+   */
+  jobboxJobHere: boolean;
+}
+
+export function slurmHook(env: Record<string, string | undefined>): SlurmHook {
+  const id = env.SLURM_JOB_ID ?? '';
+  return {
+    id: /^\d{1,20}$/.test(id) ? id : undefined,
+    conf: env.SLURM_CONF?.startsWith('/') ? env.SLURM_CONF : undefined,
+    jobboxJobHere: jobboxJobOnBatchHost(env),
+  };
+}
+
+/**
+ * The job, when this node acts for it: the batch host (the first node) of a job in a partition
+ * jobbox manages does the whole job for all nodes, exactly as LSF's pre-exec does. Other nodes,
+ * and partitions jobbox does not manage, have nothing to do: undefined. `cpusGiven`: the
+ * environment had the per-node CPU counts (the 22.05 Prolog has no SLURM_JOB_CPUS_PER_NODE; the
+ * job record has them, passed back in as `cpusPerNode`).
+ */
+export async function slurmHookJob(
+  env: Record<string, string | undefined>,
+  managed: (partition: string) => boolean,
+  lookup: AccountLookup,
+  cpusPerNode?: number[],
+): Promise<{ job: Job; node: string; cpusGiven: boolean } | undefined> {
+  if (!managed(env.SLURM_JOB_PARTITION ?? '')) return undefined;
+  const job = await slurmJob(env, 'prolog', lookup, cpusPerNode);
+  const node = env.SLURMD_NODENAME ?? '';
+  if (job.hosts[0]?.name !== node) return undefined;
+  return { job, node, cpusGiven: cpusPerNode !== undefined || Boolean(env.SLURM_JOB_CPUS_PER_NODE) };
+}
+
+/**
+ * A Prolog that exits non-zero drains the node, so jobbox's always exits 0 and acts on the job
+ * instead: a start that may heal requeues it (it comes back as a new attempt), one that cannot
+ * is cancelled, as LSF's exit 99 would end it.
+ */
+export function prologOutcome(exitCode: number): 'requeue' | 'cancel' {
+  return exitCode === EXIT.permanent ? 'cancel' : 'requeue';
+}
+
+// ---- The clients' argv (exec/slurm.ts runs them) ----
+
+/** Puts the job back in the queue as a new attempt, without draining the node. */
+export const requeueArgv = (id: string): string[] => ['scontrol', 'requeue', '--', id];
+export const cancelArgv = (id: string): string[] => ['scancel', '--', id];
+/** `id`'s record with per-node detail, one field group a line, for parseJobRecord. */
+export const showJobArgv = (id: string): string[] => ['scontrol', 'show', 'job', '--details', '--', id];
+/** The batch script slurmctld holds for job `id`, byte for byte, on stdout. */
+export const batchScriptArgv = (id: string): string[] => ['scontrol', 'write', 'batch_script', '--', id, '-'];
+
+// ---- The orphan reaper's question: squeue ----
+
+/**
+ * squeue fields, `|`-terminated: none of them is text a user chooses. (`scontrol show job -o`
+ * puts JobName first, and a job named `x JobState=COMPLETED` would read as finished.)
+ */
+export const SQUEUE_FORMAT = 'JobID:|,ArrayTaskID:|,State:|,RestartCnt:|';
+
+/**
+ * `squeue --noheader --Format=SQUEUE_FORMAT` → answers by Slurm job id. Every array task has
+ * its own job id (the id the Prolog sees as SLURM_JOB_ID), so the id alone names it; a
+ * pending array's meta record (`ArrayTaskID` 3-10) reads as that id's PENDING. Lines it
+ * cannot read are skipped.
+ */
+export function parseSqueue(text: string): Map<string, Answer> {
+  const answers = new Map<string, Answer>();
+  for (const line of text.split('\n')) {
+    const m = /^(\d+)\|[^|]*\|([A-Z_]+)\|(\d+)\|\s*$/.exec(line.trim());
+    if (m) answers.set(m[1]!, { kind: 'record', state: m[2]!, restarts: Number(m[3]) });
+  }
+  return answers;
+}
+
+/** slurmctld's own words for a job id it does not hold (finished longer ago than MinJobAge, or never). */
+export const SLURM_INVALID_ID = /\bInvalid job id specified\b/;
+
+/** The bulk listing (every job slurmctld holds, by job id) and, for a job missing from it, the query about it alone. */
+export function slurmAnswer(id: string, listing: ReadonlyMap<string, Answer>, single: Result | undefined): Answer {
+  const listed = listing.get(id);
+  if (listed) return listed;
+  if (!single) return { kind: 'failed', reason: 'not in squeue --states=all and not asked alone' };
+  if (single.code === 0) return parseSqueue(single.stdout).get(id) ?? { kind: 'failed', reason: `squeue --jobs=${id}: no record of it` };
+  if (single.code !== undefined && SLURM_INVALID_ID.test(single.stderr)) return { kind: 'unknown' };
+  return { kind: 'failed', reason: describeFailure(`squeue --jobs=${id}`, single) };
+}
+
+/**
+ * Every job slurmctld still holds, finished ones included until MinJobAge purges them; with
+ * `id`, that job alone (for a job missing from the listing, slurmctld then says "Invalid job id
+ * specified").
+ */
+export function squeueArgv(id?: string): string[] {
+  return ['squeue', '--noheader', '--states=all', `--Format=${SQUEUE_FORMAT}`, ...(id === undefined ? [] : [`--jobs=${id}`])];
+}
+
+// Final states: the job, and with it every attempt, is over. COMPLETING is not among them:
+// the Epilog of the last attempt may still be tearing down.
+const SLURM_OVER = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'NODE_FAIL', 'OUT_OF_MEMORY', 'BOOT_FAIL', 'DEADLINE', 'PREEMPTED']);
+
+/** Whether attempt `attempt` (the restart count its Prolog saw) of a job in `state` is over. */
+export function slurmRecordOver(state: string, restarts: number | undefined, attempt: string): Verdict {
+  if (state === 'COMPLETING') return { over: false, why: 'job is COMPLETING (its Epilog may still run)' };
+  if (SLURM_OVER.has(state)) return { over: true, why: `job is ${state}` };
+  // A higher restart count is a later attempt.
+  if (/^\d+$/.test(attempt) && restarts !== undefined) {
+    if (restarts > Number(attempt)) return { over: true, why: `job was requeued (restart ${restarts}, now ${state}): attempt ${attempt} is over` };
+    if (restarts < Number(attempt)) return { over: false, why: `job is ${state} at restart ${restarts}, before attempt ${attempt}` };
+  }
+  return { over: false, why: `job is ${state}` };
 }

@@ -4,10 +4,10 @@
 // It runs as the user, so what it writes is advisory: the root pre-exec resolves the alias
 // again through the root-owned config.
 import { appendFile, readFile } from 'node:fs/promises';
-import { resolveImage } from '../config/image.js';
-import { configPath, loadConfig } from '../config/load.js';
-import { EXIT, JobboxError, type ExitCode } from '../errors.js';
-import { parseParmFile, requestedAlias } from '../job/lsf.js';
+import { resolveImage } from '../../config/image.js';
+import { configPath, loadConfig } from '../../config/load.js';
+import { JobboxError, type ExitCode } from '../../errors.js';
+import { esubFiles, esubRequest } from '../../scheduler/lsf.js';
 
 export interface EsubOptions {
   /** Set by the per-alias esub (`esub.docker-<alias>`, run by LSF 10's mesub); unset for the master esub. */
@@ -25,20 +25,19 @@ type Env = Record<string, string | undefined>;
 const LOADER_VARS = ['LD_PRELOAD', 'LD_AUDIT', 'LD_LIBRARY_PATH', 'LD_DEBUG', 'LD_DEBUG_OUTPUT', 'LD_PROFILE', 'LD_PROFILE_OUTPUT', 'GLIBC_TUNABLES'];
 
 export async function esub(opts: EsubOptions, env: Env): Promise<void> {
-  const parmFile = env.LSB_SUB_PARM_FILE;
+  const files = esubFiles(env);
   // lsrun and lsgrun run the esub too, with no parameter file: there is no job to check.
-  if (!parmFile) return;
+  if (!files.parmFile) return;
   try {
-    const parm = parseParmFile(await readText(parmFile));
+    const { queue, alias } = esubRequest(await readText(files.parmFile), opts.alias);
     // The master esub (the only one openlava runs) runs for every job: one that asks for no
     // image gets the queue's default at pre-exec.
-    const alias = opts.alias ?? requestedAlias(parm.get('LSB_SUB_ADDITIONAL'));
-    if (alias === undefined) return await blankLoaderVars(opts, env, parm.get('LSB_SUB_QUEUE'));
+    if (alias === undefined) return await blankLoaderVars(opts, env, files.envFile, queue);
     const config = await loadConfig(configPath(opts.config, env));
-    const image = resolveImage(config, parm.get('LSB_SUB_QUEUE') || config.defaultQueue, alias);
-    await appendEnv(env, [`JOBBOX_IMAGE=${image.alias}`, ...LOADER_VARS.map((v) => `${v}=`)]);
+    const image = resolveImage(config, queue ?? config.defaultQueue, alias);
+    await appendEnv(files.envFile, [`JOBBOX_IMAGE=${image.alias}`, ...LOADER_VARS.map((v) => `${v}=`)]);
   } catch (err) {
-    throw rejection(err, env);
+    throw rejection(err, files.rejectCode);
   }
 }
 
@@ -47,14 +46,13 @@ export async function esub(opts: EsubOptions, env: Env): Promise<void> {
  * it gets the blanks too. Nothing else is judged here, and a config that cannot be read
  * rejects nothing, since the job did not ask jobbox for anything.
  */
-async function blankLoaderVars(opts: EsubOptions, env: Env, queue: string | undefined): Promise<void> {
+async function blankLoaderVars(opts: EsubOptions, env: Env, envFile: string | undefined, queue: string | undefined): Promise<void> {
   const config = await loadConfig(configPath(opts.config, env)).catch(() => undefined);
-  if (config?.queues.has(queue || config.defaultQueue)) await appendEnv(env, LOADER_VARS.map((v) => `${v}=`));
+  if (config?.queues.has(queue || config.defaultQueue)) await appendEnv(envFile, LOADER_VARS.map((v) => `${v}=`));
 }
 
 /** Appended, not replaced: other esubs of the site write to the same file. */
-async function appendEnv(env: Env, lines: string[]): Promise<void> {
-  const envfile = env.LSB_SUB_MODIFY_ENVFILE;
+async function appendEnv(envfile: string | undefined, lines: string[]): Promise<void> {
   if (!envfile) throw new JobboxError('LSB_SUB_MODIFY_ENVFILE', 'is not set (not run by bsub?)', '');
   await appendFile(envfile, `${lines.join('\n')}\n`).catch((err: unknown) => {
     throw new JobboxError('LSB_SUB_MODIFY_ENVFILE', `cannot append (${(err as NodeJS.ErrnoException).code ?? String(err)})`, envfile);
@@ -71,11 +69,8 @@ async function readText(path: string): Promise<string> {
 
 // Any failure past this point rejects the submit, a broken config included: a job that
 // asked for an image must not silently run in the default one. bsub takes the esub's
-// rejection only from the code LSF names in LSB_SUB_ABORT_VALUE (97 in every LSF and
-// openlava); ExitCode lists jobbox's own codes, and this one is LSF's to choose.
-function rejection(err: unknown, env: Env): JobboxError {
-  const named = env.LSB_SUB_ABORT_VALUE ?? '';
-  const code = /^[1-9]\d{0,2}$/.test(named) && Number(named) <= 255 ? Number(named) : EXIT.esubReject;
+// rejection only from the code LSF names (EsubFiles.rejectCode).
+function rejection(err: unknown, code: ExitCode): JobboxError {
   const cause = err instanceof JobboxError ? err : new JobboxError('esub', 'unexpected failure', err instanceof Error ? err.message : String(err));
-  return new JobboxError(cause.subject, cause.problem, cause.value, code as ExitCode);
+  return new JobboxError(cause.subject, cause.problem, cause.value, code);
 }

@@ -1,7 +1,8 @@
 import { describe, it, expect } from 'vitest';
 import { JobboxError } from '../../src/errors.js';
 import type { AccountLookup, Owner } from '../../src/job/job.js';
-import { arrayTaskName, constraintAlias, expandCounts, expandHostlist, jobboxJobOnBatchHost, parseJobRecord, slurmJob } from '../../src/job/slurm.js';
+import type { Answer } from '../../src/scheduler/answer.js';
+import { arrayTaskName, constraintAlias, expandCounts, expandHostlist, parseJobRecord, parseSqueue, slurmAnswer, slurmHook, slurmJob } from '../../src/scheduler/slurm.js';
 
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27], home: '/home/alice', shell: '/bin/bash' };
 const accounts: Record<string, Owner> = { alice, root: { ...alice, name: 'root', uid: 0, gid: 0, home: '/root' } };
@@ -154,7 +155,6 @@ describe('constraintAlias', () => {
 describe('slurmJob in the Prolog', () => {
   it('builds the job from the 22.05 Prolog environment', async () => {
     expect(await slurmJob(PROLOG, 'prolog', lookup)).toEqual({
-      scheduler: 'slurm',
       id: '42',
       index: 0,
       attempt: '0',
@@ -239,7 +239,6 @@ describe('slurmJob in the Prolog', () => {
 describe('slurmJob in the batch step', () => {
   it('builds the job from the batch environment', async () => {
     expect(await slurmJob(BATCH, 'batch', lookup)).toEqual({
-      scheduler: 'slurm',
       id: '43',
       index: 0,
       attempt: '2',
@@ -645,7 +644,7 @@ describe('parseJobRecord', () => {
   ])('refuses %s', (_name, text, id, hosts, message) => expect(thrown(() => parseJobRecord(text, id, hosts))).toBe(message));
 });
 
-describe('jobboxJobOnBatchHost', () => {
+describe('slurmHook: a jobbox job on its batch host, for a Prolog without its config', () => {
   it.each([
     ['a jobbox job on its batch host', { SLURMD_NODENAME: 'n1' }, true],
     ['a jobbox job on another of its nodes', {}, false],
@@ -656,5 +655,42 @@ describe('jobboxJobOnBatchHost', () => {
     ['SLURM_JOB_NODELIST wins when set', { SLURMD_NODENAME: 'm1', SLURM_JOB_NODELIST: 'm[1-2]' }, true],
     ['an unreadable node list', { SLURMD_NODENAME: 'n1', SLURM_NODELIST: 'n[3-1]' }, false],
     ['no node name', { SLURMD_NODENAME: undefined, SLURM_NODELIST: 'n1' }, false],
-  ])('%s → %s', (_name, vars, expected) => expect(jobboxJobOnBatchHost({ ...PROLOG, ...vars })).toBe(expected));
+  ])('%s → %s', (_name, vars, expected) => expect(slurmHook({ ...PROLOG, ...vars }).jobboxJobHere).toBe(expected));
+});
+
+describe('parseSqueue (squeue --noheader --states=all --Format=JobID:|,ArrayTaskID:|,State:|,RestartCnt:|)', () => {
+  it('reads records by job id (array tasks have their own), a pending array meta record included', () => {
+    const text = '1|N/A|RUNNING|0|\n3|1|COMPLETING|1|\n2|2|CANCELLED|0|\n9|3-10|PENDING|0|\nnot a record\n\n';
+    expect([...parseSqueue(text)]).toEqual([
+      ['1', { kind: 'record', state: 'RUNNING', restarts: 0 }],
+      ['3', { kind: 'record', state: 'COMPLETING', restarts: 1 }],
+      ['2', { kind: 'record', state: 'CANCELLED', restarts: 0 }],
+      ['9', { kind: 'record', state: 'PENDING', restarts: 0 }],
+    ]);
+  });
+
+  it('a job name cannot pass for a state: no field of the format is user text', () => {
+    // What `scontrol show job -o` would print for `sbatch -J "x JobState=COMPLETED"`.
+    expect(parseSqueue('JobId=1 JobName=x JobState=COMPLETED UserId=jbuser1(2001) JobState=RUNNING\n').size).toBe(0);
+  });
+});
+
+describe('slurmAnswer: a job missing from the listing is asked alone', () => {
+  const listing = parseSqueue('1|N/A|RUNNING|0|\n');
+  it.each<[string, Parameters<typeof slurmAnswer>[2], Answer]>([
+    ['slurmctld: invalid job id → unknown', { code: 1, stdout: '', stderr: 'slurm_load_jobs error: Invalid job id specified\n' }, { kind: 'unknown' }],
+    ['appeared meanwhile → its record', { code: 0, stdout: '77|N/A|PENDING|0|\n', stderr: '' }, { kind: 'record', state: 'PENDING', restarts: 0 }],
+    ['controller down → failed', { code: 1, stdout: '', stderr: 'slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n' },
+      { kind: 'failed', reason: 'squeue --jobs=77: exit 1: slurm_load_jobs error: Unable to contact slurm controller (connect failure)' }],
+    ['timed out → failed, even with the message', { code: undefined, stdout: '', stderr: 'Invalid job id specified', error: 'timed out after 30 s' },
+      { kind: 'failed', reason: 'squeue --jobs=77: timed out after 30 s' }],
+    ['exit 0 but no line → failed', { code: 0, stdout: '', stderr: '' }, { kind: 'failed', reason: 'squeue --jobs=77: no record of it' }],
+    ['not asked → failed', undefined, { kind: 'failed', reason: 'not in squeue --states=all and not asked alone' }],
+  ])('%s', (_name, single, answer) => {
+    expect(slurmAnswer('77', listing, single)).toEqual(answer);
+  });
+
+  it('takes the listing when the job is there', () => {
+    expect(slurmAnswer('1', listing, undefined)).toEqual({ kind: 'record', state: 'RUNNING', restarts: 0 });
+  });
 });

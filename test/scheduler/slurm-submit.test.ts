@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/parse.js';
-import { SCRIPT_MARKER, imageFeatures, jobSubmitLua, submittedScript, wrapperScript } from '../../src/plan/slurm-submit.js';
+import { SCRIPT_MARKER, imageFeatures, jobSubmitLua, submittedScript, wrapperScript } from '../../src/scheduler/slurm-submit.js';
 
 const CLI = '/opt/jobbox/dist/cli.js';
 const CONFIG = parseConfig(
@@ -37,7 +37,7 @@ describe('submittedScript', () => {
 describe('jobSubmitLua', () => {
   const lua = jobSubmitLua(CONFIG, CLI);
 
-  it('wraps with exactly the text the Prolog and `slurm start` check for', () => {
+  it('wraps with exactly the text the Prolog and `slurm batch` check for', () => {
     // Lua drops the newline right after `[==[`; JSON string escapes read the same in Lua.
     const wrapper = /^local WRAPPER = \[==\[\n([^]*?)\]==\]$/m.exec(lua)?.[1];
     const marker = /^local MARKER = (".*")$/m.exec(lua)?.[1];

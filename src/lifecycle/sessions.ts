@@ -1,6 +1,7 @@
-// Reaching the job's nodes as the admin, and reporting what failed where: shared by the
-// start and the teardown of a job.
+// Reaching the job's nodes as the admin, running a step on all of them, and reporting what
+// failed where: shared by the setup and the teardown of a job.
 import { readFile } from 'node:fs/promises';
+import { CONNECT_TRIES } from '../config/defaults.js';
 import type { Config } from '../config/types.js';
 import { EXIT, JobboxError } from '../errors.js';
 import { Session, fanOut, knownHostIndex, type Target } from '../exec/ssh.js';
@@ -28,7 +29,7 @@ export async function adminSessions(config: Config, hosts: string[]): Promise<Ma
  * jobs start at once on one node, that is load, not a dead node. Try again after a random
  * pause; anything else fails at once.
  */
-async function connectRetrying(target: Target, tries = 4): Promise<Session> {
+async function connectRetrying(target: Target, tries = CONNECT_TRIES): Promise<Session> {
   for (let i = 1; ; i++) {
     try {
       return await Session.connect(target);
@@ -46,4 +47,12 @@ export function failures(hosts: string[], results: PromiseSettledResult<unknown>
   const permanent = bad.every((b) => b.err instanceof JobboxError && b.err.exitCode === EXIT.permanent);
   const detail = bad.map((b) => (b.err instanceof Error ? b.err.message : String(b.err)).replace(/^jobbox: /, '')).join('; ');
   return new JobboxError('nodes', `failed on ${bad.length} of ${hosts.length}`, detail, permanent ? EXIT.permanent : EXIT.transient);
+}
+
+/** Runs `fn` on every host's session, at most `fanout` at once; one error for all that failed. */
+export async function onEvery<R>(sessions: Map<string, Session>, hosts: string[], fanout: number, fn: (s: Session, i: number) => Promise<R>): Promise<R[]> {
+  const results = await fanOut(hosts, fanout, (h, i) => fn(sessions.get(h)!, i));
+  const failed = failures(hosts, results);
+  if (failed) throw failed;
+  return results.map((r) => (r as PromiseFulfilledResult<R>).value);
 }

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { esub } from '../../src/commands/esub.js';
-import { rootConfig } from '../helpers/config-file.js';
+import { esub } from '../../../src/commands/lsf/esub.js';
+import { rootConfig } from '../../helpers/config-file.js';
 
 // default_queue is short so that a job naming no queue is visibly judged by short's list.
 const CONFIG = `[jobbox]

@@ -1,9 +1,9 @@
 import { hostname } from 'node:os';
-import { configPath, loadConfig } from '../config/load.js';
-import type { Config } from '../config/types.js';
-import { lookupAccount } from '../exec/accounts.js';
-import type { Job } from '../job/job.js';
-import { lsfJob } from '../job/lsf.js';
+import { configPath, loadConfig } from '../../config/load.js';
+import type { Config } from '../../config/types.js';
+import { lookupAccount } from '../../exec/accounts.js';
+import type { Job } from '../../job/job.js';
+import { lsfJob } from '../../scheduler/lsf.js';
 
 /**
  * What every LSF hook starts from: the config and the job as this host sees them. `root`: a

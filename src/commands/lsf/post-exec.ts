@@ -1,0 +1,15 @@
+import { hostname } from 'node:os';
+import { teardownJob } from '../../lifecycle/teardown.js';
+import { jobLog, openLog } from '../../log.js';
+import { lsfJobEnd } from '../../scheduler/lsf.js';
+import { lsfContext } from './context.js';
+
+// LSF's queue-level POST_EXEC, as root on the first host, after the job ended however it
+// ended: the teardown phase. Idempotent; it frees only this attempt's claim (the attempt is
+// this host).
+export async function postExec(cli: string | undefined, env: NodeJS.ProcessEnv): Promise<void> {
+  const { config, job } = await lsfContext(cli, env, true);
+  const log = jobLog(await openLog(config.logFile, config.logLevel), job, hostname());
+  log.info(lsfJobEnd(env), 'post-exec');
+  await teardownJob(config, job, job.hosts.map((h) => h.name), log);
+}

@@ -1,0 +1,83 @@
+// Every default in one place. The first three blocks are jobbox.ini's keys, which
+// etc/jobbox.ini.example documents (a test holds the two together); the rest are fixed
+// values an admin does not set, each with the reason for its size.
+
+/** The container engine's CLI, docker or a docker-compatible one (config `engine`, `image import --engine`). */
+export const ENGINE = 'docker';
+
+export const GLOBAL_DEFAULTS = {
+  engine: ENGINE,
+  registry: '',
+  // Below Linux's ephemeral range (32768-60999): an outgoing connection must never hold a job's port.
+  port_range: '30000-30999',
+  port_dir: '/var/lib/jobbox/ports',
+  state_dir: '/var/lib/jobbox/jobs',
+  log_file: '/var/log/jobbox/jobbox.log',
+  log_level: 'info',
+  ssh_user: 'root',
+  ssh_key: '/etc/jobbox/ssh/id_ed25519',
+  ssh_known_hosts: '/etc/jobbox/ssh/known_hosts',
+  ssh_port: '22',
+  connect_timeout: '10',
+  start_timeout: '60',
+  pull_timeout: '600',
+  fanout: '256',
+  device_dir: '/dev/infiniband',
+  default_queue: 'normal',
+};
+// allowed_images defaults to default_image, filled in parseQueue.
+export const QUEUE_DEFAULTS = {
+  default_image: '',
+  allowed_images: '',
+  mounts: '',
+  devices: 'uverbs* rdma_cm',
+  cpus: 'slots',
+  // A container runs under dockerd, outside the scheduler's own memory limit: without a limit
+  // here one job could take the node's RAM. 2 GiB per slot is the low end of HPC nodes.
+  memory: '2g/slot',
+  shm_size: '64m',
+  memlock: 'unlimited',
+  // Threads count too: far above a full node of MPI ranks with their runtime threads (128 × 4),
+  // and an eighth of the smallest kernel.pid_max (32768; systemd sets 4194304).
+  pids_limit: '4096',
+};
+export const IMAGE_DEFAULTS = { ref: '', mounts: '' };
+
+/** The one PATH jobbox's own children get: a root hook's environment is the job's, and the user's PATH must not pick our getent or scontrol. */
+export const SYSTEM_PATH = '/usr/bin:/bin:/usr/sbin:/sbin';
+
+/** getent, id and the Slurm clients: slurmctld or an LDAP server that does not answer in this long is down for this job. */
+export const CLIENT_TIMEOUT_MS = 30_000;
+
+/** bjobs retries for as long as mbatchd does not answer ("LSF is down. Please wait..."): this turns that into a failed query, and a failed query reclaims nothing. */
+export const BJOBS_TIMEOUT_MS = 60_000;
+
+/** Connects to a node's sshd, for sshd's MaxStartups dropping connections when many jobs start at once (lifecycle/sessions.ts). */
+export const CONNECT_TRIES = 4;
+
+/**
+ * Pulls on a node are serialized with flock on this file. Any user who can open a file can
+ * flock it, and so hold every start on the node for pull_timeout: it lives in a directory
+ * only root can enter.
+ */
+export const PULL_LOCK_DIR = '/run/jobbox';
+export const PULL_LOCK = `${PULL_LOCK_DIR}/pull.lock`;
+
+/** How often a start tries the job's sshd: it listens a few ms after `docker run` returns. */
+export const BARRIER_RETRY_MS = 20;
+/** How often, from then on, a start asks whether the container still runs (a healthy sshd answers within ms). */
+export const BARRIER_CHECK_MS = 1000;
+
+/** `jobbox gc --grace`: how long a claim and job dir must be unchanged before gc reclaims them, in seconds. Far above a start's pull_timeout is not needed: a running start stamps its claim. */
+export const GC_GRACE_S = 600;
+
+/**
+ * How long a port file with a name no claim explains must stay unchanged (ctime) before it is
+ * replaced. Every link, claim or touch changes the ctime, so an allocator between its link and
+ * its verify is never disturbed; and it covers NFS serving a directory listing from cache
+ * (acdirmax, 60 s by default), so a claim too new to be listed is also too new to be judged.
+ */
+export const STALE_LINK_GRACE_MS = 60_000;
+
+/** More nodes than any cluster has: a bound on what a hostlist or a count list may expand to. */
+export const MAX_HOSTS = 100_000;

@@ -1,0 +1,193 @@
+// What a start and a teardown do on one node, each step over the node's admin session with
+// argv from plan/. lifecycle/setup.ts and teardown.ts run them on every node of a job at once.
+import type { Logger } from 'pino';
+import { BARRIER_CHECK_MS, BARRIER_RETRY_MS } from '../config/defaults.js';
+import type { Config, Image } from '../config/types.js';
+import { EXIT, JobboxError, printable } from '../errors.js';
+import { makeJobDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
+import { Session } from '../exec/ssh.js';
+import type { Attempt, Job } from '../job/job.js';
+import { containerName, imageAccountsArgv, nameArgv, psArgv, removeArgv, runningArgv, splitHeadOutput, SSHD_VERSION, type NodeFacts } from '../plan/container.js';
+import type { ImageAccounts, Keys } from '../plan/job.js';
+import { imageCacheDir, OPENSSH_MIN, openSshAtLeast, parseOpenSsh, sshdLacks } from '../plan/job-files.js';
+import { bindTestArgv, devicesArgv, imageIdArgv, lockDirArgv, logsArgv, pullArgv } from '../plan/node.js';
+import type { Result } from '../result.js';
+
+export interface Probe extends NodeFacts {
+  /** Something on the node holds the job's port. */
+  listening: boolean;
+}
+
+/** Who holds the job's container name on a node. */
+export interface Holder {
+  /** This attempt's container, already running from an earlier run of the same pre-exec. */
+  running: string | undefined;
+  /** Containers holding the job's name that must go first. */
+  stale: string[];
+}
+
+/** The line that says what went wrong: docker puts usage hints after it. */
+export function firstLine(stderr: string): string {
+  return stderr.split('\n').map((l) => l.trim()).find(Boolean) ?? '';
+}
+
+/** `value`: what the command was about (an image, a port, container ids), for the error line. */
+async function must(session: Session, argv: string[], timeoutMs: number, value: string, input?: string): Promise<string> {
+  const r = await session.run(argv, timeoutMs, input);
+  if (r.code !== 0) throw commandFailed(session.host, argv, r, value);
+  return r.stdout;
+}
+
+// docker's own usage errors (exit 125 with "See 'docker run --help'.") come from argv jobbox
+// built: a requeue would build the same argv again, so they are permanent. Its other 125s are
+// the daemon's answer (a name conflict, a daemon restarting) and may heal.
+const DOCKER_USAGE = /See '[^']*--help'/;
+
+export function commandFailed(host: string, argv: string[], r: Result, value: string): JobboxError {
+  const permanent = r.code === 125 && DOCKER_USAGE.test(r.stderr);
+  return new JobboxError(`${host}: ${argv.slice(0, 2).join(' ')}`, `exit ${r.code}: ${printable(firstLine(r.stderr))}`, value, permanent ? EXIT.permanent : EXIT.transient);
+}
+
+export async function probe(session: Session, config: Config, port: number): Promise<Probe> {
+  // Not the connect timeout: a dockerd busy extracting a pull answers slowly, and that is no fault.
+  const t = config.startTimeoutMs;
+  const [devices, bound] = await Promise.all([
+    session.run(devicesArgv(config), t),
+    must(session, bindTestArgv(), t, String(port), `${port}\n`),
+  ]);
+  return { devices: devices.code === 0 ? devices.stdout.split('\n').filter(Boolean) : [], listening: bound.trim() !== 'free' };
+}
+
+/**
+ * Asked only when it matters (the port is taken, or `docker run` failed): a container engine
+ * call costs more than the rest of a probe, and a fresh job's name is free.
+ */
+export async function nameHolder(session: Session, config: Config, job: Job, nonce: string): Promise<Holder> {
+  const named = await must(session, [config.engine, ...nameArgv(job)], config.startTimeoutMs, containerName(job));
+  const [id, state, attempt, label] = named.trim().split(/\s+/);
+  const ours = id !== undefined && attempt === job.attempt && label === nonce && state === 'running';
+  return { running: ours ? id : undefined, stale: id && !ours ? [id] : [] };
+}
+
+/**
+ * Starts the node's container, unless this attempt's already runs; a leftover holding the name
+ * goes first. `known`: the holder, when the port check asked.
+ */
+export async function startContainer(session: Session, config: Config, job: Job, image: Image, argv: string[], nonce: string, known: Holder | undefined): Promise<void> {
+  const t = config.startTimeoutMs;
+  if (known?.running) return;
+  if (known?.stale.length) await must(session, [config.engine, ...removeArgv(known.stale)], t, known.stale.join(' '));
+  const run = await session.run([config.engine, ...argv], t);
+  if (run.code === 0) return;
+  // Where the port was free the name was not looked at: it may be held by a re-run whose sshd
+  // is still starting, or by an earlier attempt's leftover that never listened. Without such a
+  // holder, the failure is the run's own.
+  const late = known ? undefined : await nameHolder(session, config, job, nonce);
+  if (late?.running) return;
+  if (!late?.stale.length) throw commandFailed(session.host, [config.engine, ...argv], run, image.ref);
+  await must(session, [config.engine, ...removeArgv(late.stale)], t, late.stale.join(' '));
+  await must(session, [config.engine, ...argv], t, image.ref);
+}
+
+/** Pulls are serialized per node (flock), and a registry failure falls back to the node's copy. */
+export async function pull(session: Session, config: Config, image: Image, log: Logger): Promise<void> {
+  const lockDir = lockDirArgv();
+  await must(session, lockDir, config.connectTimeoutMs, lockDir.at(-1)!);
+  const pulled = await session.run(pullArgv(config, image), config.pullTimeoutMs + 5000);
+  if (pulled.code === 0) return;
+  const local = await session.run([config.engine, ...imageIdArgv(image)], config.connectTimeoutMs);
+  const reason = firstLine(pulled.stderr);
+  if (local.code !== 0) {
+    throw new JobboxError(`${session.host}: pull`, `registry failed and no local copy (${printable(reason)})`, image.ref, EXIT.transient);
+  }
+  log.warn({ node: session.host, image: image.ref, reason }, 'pull failed; using the local copy');
+  process.stderr.write(`jobbox: ${session.host}: pull failed, using the local copy: ${image.ref}\n`);
+}
+
+/**
+ * The image's /etc/passwd and /etc/group, which the job's own are merged into, and the release
+ * of its sshd, which the sshd_config must fit. Reading them takes a throwaway container, so the
+ * output is kept per image id (immutable: a new image is a new id) in a root-owned directory
+ * next to the job dirs. An image whose sshd can never serve a job is refused here, at once,
+ * rather than by a barrier timeout and a requeue that would never heal.
+ */
+export async function imageAccounts(first: Session, config: Config, image: Image, log: Logger): Promise<ImageAccounts> {
+  const id = (await must(first, [config.engine, ...imageIdArgv(image)], config.startTimeoutMs, image.ref)).trim();
+  // Named for what it holds: the files of older jobbox releases have no sshd section.
+  const cached = /^sha256:[0-9a-f]{64}$/.test(id) ? `${imageCacheDir(config.stateDir)}/${id.slice('sha256:'.length)}.accounts-sshd` : undefined;
+  let text: string | undefined;
+  if (cached) {
+    await makeJobDir(imageCacheDir(config.stateDir));
+    text = await readJobFile(cached);
+  }
+  if (text === undefined) {
+    text = await must(first, [config.engine, ...imageAccountsArgv(image)], config.startTimeoutMs, image.ref);
+    if (cached) await writeJobFile({ path: cached, content: text, mode: 0o644 });
+  }
+  const files = splitHeadOutput(text);
+  const said = files.get(SSHD_VERSION) ?? '';
+  const sshd = parseOpenSsh(said);
+  if (!sshd || !openSshAtLeast(sshd, OPENSSH_MIN)) {
+    const min = `${OPENSSH_MIN.major}.${OPENSSH_MIN.minor}`;
+    const found = sshd ? `OpenSSH ${sshd.major}.${sshd.minor}` : firstLine(said) || '(no answer to sshd -V)';
+    throw new JobboxError(`image ${image.alias}`, `needs OpenSSH ${min} or later as /usr/sbin/sshd (SetEnv hands every session the hostfiles)`, found, EXIT.permanent);
+  }
+  const lacks = sshdLacks(sshd);
+  if (lacks.length > 0) log.warn({ image: image.ref, openssh: `${sshd.major}.${sshd.minor}`, lacks }, "the image's sshd is too old for these sshd_config lines; left out");
+  return { passwd: files.get('/etc/passwd') ?? '', group: files.get('/etc/group') ?? '', sshd };
+}
+
+/** Waits until the node's job sshd logs the owner in with the job key and shows the pinned host key. */
+async function barrier(host: string, port: number, job: Job, keys: Keys, config: Config, running: () => Promise<boolean>): Promise<void> {
+  const started = Date.now();
+  const deadline = started + config.startTimeoutMs;
+  const hostKeys = [keys.hostKeyPub.split(/\s+/)[1]!];
+  let asked = started;
+  for (;;) {
+    try {
+      const s = await Session.connect({ host, port, username: job.owner.name, privateKey: keys.userKey, hostKeys, timeoutMs: config.connectTimeoutMs });
+      s.close();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) {
+        throw new JobboxError(`${host}: job sshd`, `not answering after ${config.startTimeoutMs / 1000} s`, String(port), EXIT.transient);
+      }
+      // A container whose sshd could not start (someone bound the port after the bind test)
+      // has exited: say so now rather than at the deadline. Asked once a second from the
+      // second second on, since a healthy sshd answers within milliseconds.
+      if (Date.now() - asked >= BARRIER_CHECK_MS && Date.now() - started >= BARRIER_CHECK_MS) {
+        asked = Date.now();
+        if (!(await running())) throw new JobboxError(`${host}: job sshd`, 'its container stopped before sshd answered', String(port), EXIT.transient);
+      }
+      // sshd listens a few ms after docker run returns: a refused connect costs little, so retry soon.
+      await new Promise((r) => setTimeout(r, BARRIER_RETRY_MS));
+    }
+  }
+}
+
+/**
+ * The start barrier of one node: its container must be running with an sshd that answers.
+ * When it never does, the container's own last words say why.
+ */
+export async function awaitSshd(s: Session, config: Config, job: Job, port: number, keys: Keys): Promise<void> {
+  const running = async () => (await s.run([config.engine, ...runningArgv(job)], config.connectTimeoutMs)).stdout.trim() !== 'false';
+  await barrier(s.host, port, job, keys, config, running).catch(async (err: unknown) => {
+    const logs = await s.run([config.engine, ...logsArgv(job)], config.connectTimeoutMs);
+    const last = `${logs.stdout}\n${logs.stderr}`.split('\n').map((l) => l.trim()).filter(Boolean).at(-1);
+    throw last && err instanceof JobboxError ? new JobboxError(err.subject, `${err.problem} (container: ${printable(last)})`, err.value, err.exitCode) : err;
+  });
+}
+
+export async function removeContainers(s: Session, config: Config, job: Attempt): Promise<number> {
+  const listed = await s.run([config.engine, ...psArgv(job)], config.connectTimeoutMs);
+  if (listed.code !== 0) throw new JobboxError(`${s.host}: docker ps`, printable(listed.stderr.trim()), job.id, EXIT.transient);
+  const ids = listed.stdout.split('\n').filter(Boolean);
+  if (ids.length === 0) return 0;
+  const removed = await s.run([config.engine, ...removeArgv(ids)], config.startTimeoutMs);
+  // A container that vanished between ps and rm is gone, which is what we want.
+  if (removed.code !== 0 && !/No such container/i.test(removed.stderr)) {
+    throw new JobboxError(`${s.host}: docker rm`, printable(removed.stderr.trim()), ids.join(' '), EXIT.transient);
+  }
+  return ids.length;
+}
+

@@ -1,0 +1,84 @@
+// Every command a start or a teardown sends to a node besides `docker run` itself (that is
+// container.ts), as argv: the ssh executor quotes them with the one quoting function, and
+// --dry-run prints them. Engine commands leave out the engine, as runArgv does; the caller
+// puts config.engine first.
+import { PULL_LOCK, PULL_LOCK_DIR } from '../config/defaults.js';
+import type { Config, Image } from '../config/types.js';
+import type { Job } from '../job/job.js';
+import { containerName, imageAccountsArgv, nameArgv } from './container.js';
+
+/** install -d also closes a directory left more open (by hand, or by an older jobbox). */
+export function lockDirArgv(): string[] {
+  return ['install', '-d', '-m', '0700', PULL_LOCK_DIR];
+}
+
+/** Pulls are serialized per node (flock), waiting at most pull_timeout for the lock. */
+export function pullArgv(config: Config, image: Image): string[] {
+  return ['flock', '-w', String(config.pullTimeoutMs / 1000), PULL_LOCK, config.engine, 'pull', '--quiet', image.ref];
+}
+
+/** The image's id, for the accounts cache; also whether a node holds a copy when the registry fails. */
+export function imageIdArgv(image: Image): string[] {
+  return ['image', 'inspect', '--format', '{{.Id}}', image.ref];
+}
+
+/** The node's device names under device_dir, one a line. */
+export function devicesArgv(config: Config): string[] {
+  return ['find', config.deviceDir, '-maxdepth', '1', '-type', 'c', '-printf', '%f\\n'];
+}
+
+/**
+ * Prints `taken` or `free` for the port given on its stdin (never in argv, which any user of
+ * the node can read in /proc, and so bind the port before the job's sshd does).
+ */
+export function bindTestArgv(): string[] {
+  return ['perl', '-e', BIND_TEST];
+}
+
+/** The container's last words, for the error when its sshd never answered. */
+export function logsArgv(job: Job): string[] {
+  return ['logs', '--tail', '3', containerName(job)];
+}
+
+/** What a start sends to every node before `docker run`, in order, for --dry-run. */
+export function startSteps(config: Config, job: Job, image: Image): { what: string; argv: string[] }[] {
+  const e = config.engine;
+  return [
+    { what: 'pull lock directory', argv: lockDirArgv() },
+    { what: 'pull (a registry failure falls back to the node\'s copy)', argv: pullArgv(config, image) },
+    { what: 'the node\'s copy, when the pull failed', argv: [e, ...imageIdArgv(image)] },
+    { what: 'devices', argv: devicesArgv(config) },
+    { what: 'port check, the port on stdin', argv: bindTestArgv() },
+    { what: 'who holds the job\'s name, when the port or the run says it is taken', argv: [e, ...nameArgv(job)] },
+    { what: 'first node only: the image\'s id, and its accounts and sshd release unless cached for that id', argv: [e, ...imageAccountsArgv(image)] },
+  ];
+}
+
+// Whether sshd could listen on the port: bind 0.0.0.0 and [::] (v6-only) with SO_REUSEADDR,
+// as sshd does. Any socket holding the port without SO_REUSEADDR blocks sshd, listening or not,
+// and one bound but never listened on shows in no `ss` listing; a TIME_WAIT left by an earlier
+// job blocks nothing. Held on [::] alone still counts: sshd would start on IPv4 only, and the
+// holder could listen there. No IPv6 on the node is fine, as it is for sshd. Nodes need perl
+// (Debian's perl-base is Essential).
+const BIND_TEST = `use Socket qw(PF_INET PF_INET6 SOCK_STREAM SOL_SOCKET SO_REUSEADDR IPPROTO_IPV6 IPV6_V6ONLY INADDR_ANY IN6ADDR_ANY pack_sockaddr_in pack_sockaddr_in6);
+use Errno qw(EADDRINUSE EAFNOSUPPORT EADDRNOTAVAIL);
+sub taken {
+  my ($family, $addr) = @_;
+  my $v6 = $family == PF_INET6;
+  my $s;
+  if (!socket($s, $family, SOCK_STREAM, 0)) {
+    return 0 if $v6 && $! == EAFNOSUPPORT;
+    die "socket: $!\\n";
+  }
+  setsockopt($s, SOL_SOCKET, SO_REUSEADDR, 1) or die "SO_REUSEADDR: $!\\n";
+  if ($v6) { setsockopt($s, IPPROTO_IPV6, IPV6_V6ONLY, 1) or die "IPV6_V6ONLY: $!\\n" }
+  return 0 if bind($s, $addr);
+  return 1 if $! == EADDRINUSE;
+  return 0 if $v6 && $! == EADDRNOTAVAIL;
+  die "bind: $!\\n";
+}
+my $line = <STDIN>;
+# A copy: pack_sockaddr_in given $1 itself packs port 0.
+my ($port) = $line =~ /^(\\d+)$/ or die "port: $line\\n";
+print taken(PF_INET, pack_sockaddr_in($port, INADDR_ANY)) || taken(PF_INET6, pack_sockaddr_in6($port, IN6ADDR_ANY)) ? "taken\\n" : "free\\n";
+`;

@@ -1,0 +1,190 @@
+// setupJob against the simulated cluster: what it leaves on the nodes and in port_dir and
+// state_dir when a start succeeds, when it is run again, and when a node fails it.
+import { readFileSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { JobboxError } from '../../src/errors.js';
+import { setupJob } from '../../src/lifecycle/setup.js';
+import { IMAGE_REF, PORTS, simFixture, UNREACHABLE, type SimFixture } from './sim-fixture.js';
+
+let f: SimFixture;
+beforeAll(async () => {
+  f = await simFixture(101);
+});
+afterAll(() => f.close());
+beforeEach(() => f.fresh());
+afterEach(() => vi.restoreAllMocks());
+
+/** What a failed setupJob threw, which must be a JobboxError. */
+async function failure(id: string, hosts?: string[]): Promise<JobboxError> {
+  const err: unknown = await setupJob(f.config, f.job(id, hosts), f.log).then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(JobboxError);
+  return err as JobboxError;
+}
+
+/** Nothing of the attempt is left anywhere: no container on any node, no claim, no job dir. */
+function nothingLeft(): void {
+  expect(f.sim.containers()).toEqual([]);
+  expect(f.claims()).toEqual([]);
+  expect(f.jobDirs()).toEqual([]);
+}
+
+const nonceOf = (dir: string) => (JSON.parse(readFileSync(`${dir}/attempt`, 'utf8')) as { nonce: string }).nonce;
+
+describe('setupJob on the simulated cluster', () => {
+  it('starts one container per node, claims one port and writes the job dir', async () => {
+    const job = f.job('1001');
+    const { port, paths } = await setupJob(f.config, job, f.log);
+
+    expect(port).toBeGreaterThanOrEqual(PORTS.first);
+    expect(port).toBeLessThanOrEqual(PORTS.last);
+    expect(f.claims()).toEqual([`claim.1001.0.${f.hosts[0]}.${port}`]);
+    expect(f.jobDirs()).toEqual([`1001.0.${f.hosts[0]}`]);
+    const nonce = nonceOf(paths.dir);
+    for (const ip of f.hosts) {
+      const named = f.sim.node(ip).named('jobbox-1001');
+      expect(named).toHaveLength(1);
+      expect(named[0]).toMatchObject({ state: 'running', port, image: IMAGE_REF });
+      expect(Object.fromEntries(named[0]!.labels)).toEqual({
+        'org.jobbox.job': '1001', 'org.jobbox.index': '0', 'org.jobbox.attempt': f.hosts[0],
+        'org.jobbox.nonce': nonce, 'org.jobbox.owner': f.owner.name,
+      });
+    }
+    expect(readFileSync(paths.hostfile, 'utf8')).toBe(f.hosts.map((h) => `${h} slots=2\n`).join(''));
+    expect(readFileSync(paths.sshdConfig, 'utf8')).toMatch(new RegExp(`^Port ${port}\\nHostKey ${paths.hostKey}\\n`, 'm'));
+    // The barrier logged in to each node's job sshd with the job key, once.
+    expect(f.sim.stats(0, Date.now()).connections.job).toBe(3);
+  });
+
+  it('a re-run of the same attempt adopts its running containers: same port, no second docker run', async () => {
+    const job = f.job('1002');
+    const first = await setupJob(f.config, job, f.log);
+    const ids = f.hosts.map((ip) => f.sim.node(ip).named('jobbox-1002')[0]!.id);
+
+    const second = await setupJob(f.config, job, f.log);
+
+    expect(second.port).toBe(first.port);
+    expect(f.hosts.map((ip) => f.sim.node(ip).named('jobbox-1002').map((c) => c.id))).toEqual(ids.map((id) => [id]));
+    expect(f.hosts.map((ip) => f.sim.node(ip).count('run'))).toEqual([1, 1, 1]);
+    expect(f.claims()).toEqual([`claim.1002.0.${f.hosts[0]}.${first.port}`]);
+  });
+
+  it('takes the other port when the bind test finds the first one taken on a node', async () => {
+    const third = f.sim.node(f.hosts[2]!);
+    let refused: number | undefined;
+    third.intercept = (c) => {
+      if (c.kind !== 'bind' || refused !== undefined) return undefined;
+      refused = Number(c.stdin);
+      return { code: 0, stdout: 'taken\n' };
+    };
+
+    const { port } = await setupJob(f.config, f.job('1003'), f.log);
+
+    const other = refused === PORTS.first ? PORTS.last : PORTS.first;
+    expect(port).toBe(other);
+    expect(f.claims()).toEqual([`claim.1003.0.${f.hosts[0]}.${other}`]);
+    // Taken there: the sim asked who holds the job's name before giving the port up.
+    expect([third.count('bind'), third.count('ps name')]).toEqual([2, 1]);
+    expect(f.sim.containers().map((c) => c.port)).toEqual([other, other, other]);
+  });
+
+  it.each([
+    ['an exited container of an earlier attempt', { attempt: 'oldhost', nonce: '00112233445566778899aabb', state: 'exited' as const }],
+    ['a running container of this attempt key with another nonce (a recycled job id)', { attempt: '', nonce: 'ffeeddccbbaa998877665544', state: 'running' as const }],
+  ])('replaces a stale holder of the job\'s name: %s', async (_case, holder) => {
+    const third = f.sim.node(f.hosts[2]!);
+    const stale = third.plant({
+      name: 'jobbox-1004',
+      state: holder.state,
+      labels: { 'org.jobbox.job': '1004', 'org.jobbox.index': '0', 'org.jobbox.attempt': holder.attempt || f.hosts[0]!, 'org.jobbox.nonce': holder.nonce },
+    });
+
+    const { paths } = await setupJob(f.config, f.job('1004'), f.log);
+
+    const named = third.named('jobbox-1004');
+    expect(named).toHaveLength(1);
+    expect(named[0]!.id).not.toBe(stale.id);
+    expect(named[0]!.labels.get('org.jobbox.nonce')).toBe(nonceOf(paths.dir));
+    expect(named[0]!.state).toBe('running');
+    // Refused by name, asked who holds it, removed it, ran again.
+    expect(third.received.filter((k) => ['run', 'ps name', 'rm'].includes(k))).toEqual(['run', 'ps name', 'rm', 'run']);
+  });
+
+  it.each([
+    ['the runtime cannot start it (transient)', 1, (ip: string) => {
+      f.sim.node(ip).startFails = 'failed to create task for container: OCI runtime create failed: error setting rlimit type 8: operation not permitted: unknown.';
+    }, 'docker: Error response from daemon: failed to create task for container: OCI runtime create failed: error setting rlimit type 8: operation not permitted: unknown.'],
+    ['docker refuses the argv (permanent)', 99, (ip: string) => {
+      f.sim.node(ip).intercept = (c) => (c.kind === 'run' ? { code: 125, stderr: "docker: unknown flag: --bogus\nSee 'docker run --help'.\n" } : undefined);
+    }, 'docker: unknown flag: --bogus'],
+  ])('rolls back every node when docker run fails on one: %s', async (_case, exitCode, fault, said) => {
+    const bad = f.hosts[1]!;
+    fault(bad);
+
+    const err = await failure('1005');
+
+    expect(err.exitCode).toBe(exitCode);
+    expect(err.message).toBe(`jobbox: nodes: failed on 1 of 3: ${bad}: docker run: exit 125: ${said}: ${IMAGE_REF}`);
+    nothingLeft();
+    // The good nodes' containers did start: the rollback removed them.
+    expect(f.hosts.map((ip) => f.sim.node(ip).count('rm'))).toEqual([1, 1, 1]);
+  });
+
+  it('an unreachable node fails the start as transient and nothing is left on the others', async () => {
+    const hosts = [f.hosts[0]!, f.hosts[1]!, UNREACHABLE];
+
+    const err = await failure('1006', hosts);
+
+    const target = `${UNREACHABLE}:${f.sim.adminPort}`;
+    expect(err.exitCode).toBe(1);
+    expect(err.message).toBe(`jobbox: nodes: failed on 1 of 3: ssh ${target}: connect ECONNREFUSED ${target}: ${f.owner.name}`);
+    nothingLeft();
+    expect(f.sim.nodes.map((n) => n.count('run'))).toEqual([0, 0, 0]);
+  });
+
+  it('a container whose sshd cannot bind its port fails with the container\'s last words, and is rolled back', async () => {
+    const second = f.sim.node(f.hosts[1]!);
+    // Someone binds the port between the bind test and the job's sshd.
+    second.intercept = (c) => (c.kind === 'bind' ? { code: 0, stdout: 'free\n' } : undefined);
+    second.busyPorts.add(PORTS.first).add(PORTS.last);
+
+    const err = await failure('1007');
+
+    const port = err.message.match(/its container stopped before sshd answered \(container: Cannot bind any address\.\): (\d+)$/)?.[1];
+    expect(err.message).toBe(`jobbox: nodes: failed on 1 of 3: ${f.hosts[1]}: job sshd: its container stopped before sshd answered (container: Cannot bind any address.): ${port}`);
+    expect(err.exitCode).toBe(1);
+    nothingLeft();
+  });
+
+  it('an image whose sshd is older than 7.8 is refused as permanent before any container starts', async () => {
+    f.sim.node(f.hosts[0]!).sshdVersion = 'OpenSSH_7.4p1 Debian-10+deb9u7, OpenSSL 1.0.2u  20 Dec 2019';
+
+    const err = await failure('1008');
+
+    expect(err.exitCode).toBe(99);
+    expect(err.message).toBe('jobbox: image deb12: needs OpenSSH 7.8 or later as /usr/sbin/sshd (SetEnv hands every session the hostfiles): OpenSSH 7.4');
+    nothingLeft();
+    expect(f.sim.nodes.map((n) => n.count('run'))).toEqual([0, 0, 0]);
+  });
+
+  it('a node that cannot reach the registry starts from its own copy, and says so', async () => {
+    const second = f.sim.node(f.hosts[1]!);
+    second.registryDown = true;
+    second.images.add(IMAGE_REF);
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+
+    await setupJob(f.config, f.job('1009'), f.log);
+
+    expect(stderr.mock.calls.map(([line]) => String(line))).toEqual([`jobbox: ${f.hosts[1]}: pull failed, using the local copy: ${IMAGE_REF}\n`]);
+    expect(f.sim.containers().map((c) => c.state)).toEqual(['running', 'running', 'running']);
+  });
+
+  it('a node without the registry and without a copy fails the start as transient', async () => {
+    f.sim.node(f.hosts[1]!).registryDown = true;
+
+    const err = await failure('1010');
+
+    expect(err.exitCode).toBe(1);
+    expect(err.message).toMatch(new RegExp(`^jobbox: nodes: failed on 1 of 3: ${f.hosts[1]!.replace(/\./g, '\\.')}: pull: registry failed and no local copy \\(Error response from daemon: Get .*connection refused\\): ${IMAGE_REF}$`));
+    nothingLeft();
+  });
+});
