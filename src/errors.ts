@@ -1,7 +1,8 @@
 // Every failure jobbox reports has one shape, `jobbox: <subject>: <problem>: <value>`,
-// and carries the exit code its caller needs. LSF reads pre-exec codes as
-// instructions (99 = give up, other non-zero = requeue, 97 = esub rejects), so the
-// code is chosen where the error is raised, where its nature is known.
+// and carries the exit code its caller needs. LSF reads a pre-exec's code as an
+// instruction (99 = give up, other non-zero = requeue), the Slurm Prolog turns it into a
+// cancel or a requeue (scheduler/slurm.ts prologOutcome), so the code is chosen where the
+// error is raised, where its nature is known.
 
 export const EXIT = {
   /** Wrong use of the command line itself. */

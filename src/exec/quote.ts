@@ -1,5 +1,5 @@
 // The one place argv becomes a shell string, for the remote shell and for logs alike. Its own
-// module, free of ssh2, so that `pre-exec --dry-run` and the job starter need not load ssh2.
+// module, free of ssh2, so that `lsf pre-exec --dry-run` and the job starter need not load ssh2.
 
 // No '=': a bare NAME=value as the first word would be an assignment, not a command.
 const SAFE = /^[A-Za-z0-9_@%+:,./-]+$/;

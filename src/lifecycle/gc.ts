@@ -94,7 +94,7 @@ export async function reapOrphans(config: Config, options: GcOptions, env: NodeJ
       count.reclaimed += 1;
       say(`jobbox: gc: would reclaim ${a.key} (${describeAction(a)}): ${a.reason}`);
     } else if (await touchedSince(config, a)) {
-      // A re-run pre-exec of the same attempt stamps its claim: it is in use again.
+      // A re-run setup of the same attempt stamps its claim: it is in use again.
       keep(a.key, 'changed while gc ran');
     } else {
       const jlog = jobLog(log, a.job, hostname());

@@ -20,7 +20,7 @@ export interface Probe extends NodeFacts {
 
 /** Who holds the job's container name on a node. */
 export interface Holder {
-  /** This attempt's container, already running from an earlier run of the same pre-exec. */
+  /** This attempt's container, already running from an earlier run of the same setup. */
   running: string | undefined;
   /** Containers holding the job's name that must go first. */
   stale: string[];

@@ -1,5 +1,5 @@
-// Running the user's work in the job's first container, as the job owner, through the job's
-// own sshd: the job starter on LSF, the wrapped batch script on Slurm.
+// The run phase: the user's work in the job's first container, as the job owner, through the
+// job's own sshd. The body of the LSF job starter and of the wrapped Slurm batch script.
 import { randomBytes } from 'node:crypto';
 import { EXIT, JobboxError } from '../errors.js';
 import { readJobFile } from '../exec/jobdir.js';
@@ -31,7 +31,7 @@ export async function runInFirstContainer(job: Job, paths: JobPaths, work: Work)
   const input = 'script' in work ? `${shellExports(containerEnv(job.env).env)}${END_OF_ENV}\n${work.script}` : undefined;
   const steps = [quote(['cd', '--', cwd]), `echo $$ > ${quote([pgid])}`];
   if ('command' in work) {
-    // The job's variables, as the pre-exec saw them, from the owner-only file it wrote.
+    // The job's variables, as the setup saw them, from the owner-only file it wrote.
     steps.push(`. ${quote([paths.userEnv])}`, `exec ${quote(['/bin/sh', '-c', work.command])}`);
   } else {
     steps.push(

@@ -25,7 +25,7 @@ export function allowedVariable(name: string): boolean {
 
 // docker reads --env-file with a Go bufio.Scanner, whose token limit is 64 KiB: a line
 // (NAME=value and its newline, in UTF-8 bytes) longer than that fails `docker run` with
-// "token too long" (docker 28.2: 65536 bytes read, 65537 refused). A pre-exec that fails
+// "token too long" (docker 28.2: 65536 bytes read, 65537 refused). A setup that fails
 // there requeues the job forever, so such a variable is dropped instead.
 export const ENV_LINE_MAX = 64 * 1024;
 // The container's sshd, the user's command and everything it starts exec with these variables,

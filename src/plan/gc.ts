@@ -15,7 +15,7 @@ import { jobKey } from './job-files.js';
 export interface ClaimFact {
   claim: string;
   port: number;
-  /** When it was claimed (a re-run pre-exec stamps it again). */
+  /** When it was claimed (a re-run setup stamps it again). */
   mtimeMs: number;
 }
 

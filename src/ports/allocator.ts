@@ -11,7 +11,7 @@
 // outlived: a port file with more names than claims/ explains, unchanged for STALE_LINK_GRACE_MS,
 // is replaced by a fresh one (replaceForeign).
 //
-// Synchronous calls: each pre-exec claims one port, and with 32 allocators on 2 cores every
+// Synchronous calls: each setup claims one port, and with 32 allocators on 2 cores every
 // async call's thread-pool round trip waits for a CPU again (bench P5 measures this).
 import { closeSync, constants, fstatSync, futimesSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, unlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
@@ -42,7 +42,7 @@ export async function allocatePort(
   // One listing serves both: our own claims, and which ports any claim explains.
   const claims = readClaims(dir);
   const claimed = new Set(claims.map((c) => c.port));
-  // A re-run pre-exec (a requeued job keeps its id) gets back what it holds. Anything else of
+  // A re-run setup (a requeued job keeps its id) gets back what it holds. Anything else of
   // ours in range is dropped: a second port, an excluded one, or one that is no longer valid.
   // Out of range is left alone (garbage to this range); releasePort still removes it.
   let held: number | undefined;
@@ -98,7 +98,7 @@ export async function claimedPort(dir: string, claim: string): Promise<number | 
   return undefined;
 }
 
-/** Every claim in the dir: [{claim, port, mtimeMs}] — for the orphan reaper later. mtimeMs is when it was claimed. */
+/** Every claim in the dir: [{claim, port, mtimeMs}], for the orphan reaper (lifecycle/gc.ts). mtimeMs is when it was claimed. */
 export async function listClaims(dir: string): Promise<{ claim: string; port: number; mtimeMs: number }[]> {
   if (!portArea(dir, false)) return [];
   const claims: { claim: string; port: number; mtimeMs: number }[] = [];
@@ -148,7 +148,7 @@ function tryClaim(dir: string, claim: string, port: number, foreign: (st: Stats)
 function verify(dir: string, claim: string, port: number, touch: boolean): boolean {
   let fd: number;
   try {
-    // O_NONBLOCK: a FIFO must not hang the pre-exec.
+    // O_NONBLOCK: a FIFO must not hang the setup.
     fd = openSync(claimPath(dir, claim, port), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch {
     return false;
@@ -206,7 +206,7 @@ function replaceForeign(dir: string, claim: string, port: number, foreign: (st: 
 function freshStat(path: string): Stats | undefined {
   let fd: number;
   try {
-    // O_NONBLOCK: a FIFO must not hang the pre-exec.
+    // O_NONBLOCK: a FIFO must not hang the setup.
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch {
     return undefined;

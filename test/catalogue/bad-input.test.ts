@@ -9,6 +9,7 @@ import { closeSync, constants, chmodSync, chownSync, linkSync, mkdirSync, mkdtem
 import { chmod, chown, lstat, mkdtemp, open, readFile, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TEST_PARENT } from '../helpers/config-file.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { esub } from '../../src/commands/lsf/esub.js';
 import { preExec } from '../../src/commands/lsf/pre-exec.js';
@@ -37,10 +38,11 @@ const META = 'must not contain shell metacharacters';
 const SHAPE = /^jobbox: [^\n]+?: [^\n]+: [^\n]*$/;
 // C0, DEL, C1 and the Unicode line separators: none may reach a terminal or a log line raw.
 const RAW_CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/;
-// A file root must never write through to; created here, removed in afterAll.
-const VICTIM = `/etc/jobbox-catalogue-victim-${process.pid}`;
+// A file root must never write through to; created here, removed in afterAll. Only the root
+// cases plant links to it; a normal user may not write in /etc.
+const VICTIM = `${asRoot ? '/etc' : tmpdir()}/jobbox-catalogue-victim-${process.pid}`;
 
-// Everything lives under one root-owned directory in /run: loadConfig refuses /tmp by design.
+// Everything lives under one directory, root-owned in /run as root: loadConfig refuses /tmp by design.
 let ROOT = '';
 let CONF = '';
 let SANDBOX = '';
@@ -71,7 +73,7 @@ ref = 10.78.0.1:5000/deb12-mpich:r1
 `;
 
 beforeAll(async () => {
-  ROOT = await mkdtemp('/run/jobbox-catalogue-');
+  ROOT = await mkdtemp(join(TEST_PARENT, 'jobbox-catalogue-'));
   CONF = join(ROOT, 'jobbox.ini');
   await writeFile(CONF, configText(ROOT), { mode: 0o644 });
   SANDBOX = join(ROOT, 'sandbox');
@@ -466,7 +468,7 @@ function withDeadline(act: Act, dir: string, ms = 3000): Act {
   });
 }
 
-describe.skipIf(!asRoot)('config: a file others could write or swap refuses the pre-exec', () => {
+describe.skipIf(!asRoot)('as root: config: a file others could write or swap refuses the pre-exec', () => {
   // [case, prepare(dir, file) → the path the pre-exec is given (or undefined: JOBBOX_CONFIG), message, exit]
   it.each<[string, (dir: string, file: string) => Promise<{ cli?: string; env?: Env }>, string, number]>([
     ['group-writable', async (_d, f) => (await chmod(f, 0o664), { cli: f }), 'jobbox: config: file is writable by group or others (mode 0664): {file}', 99],
@@ -508,7 +510,7 @@ async function tmpConfig(dir: string, uid: number): Promise<string> {
 const RANGE4 = { first: 30000, last: 30003 };
 const CLAIM = '5.0.h';
 
-describe.skipIf(!asRoot)('planted files where jobbox writes: refused, the target untouched', () => {
+describe.skipIf(!asRoot)('as root: planted files where jobbox writes: refused, the target untouched', () => {
   // [case, plant(d), act(d), message with {d}, exit]: d is a fresh root-owned dir; d and VICTIM are watched.
   it.each<[string, (d: string) => void, (d: string) => Promise<unknown>, string, number]>([
     ['job dir is a symlink to another dir', (d) => (plantOther(d), mkdirSync(join(d, 'jobs')), symlinkSync(join(d, 'other'), join(d, 'jobs', '1.0.h'))), (d) => makeJobDir(join(d, 'jobs', '1.0.h')), 'jobbox: job dir: is not a directory (a symlink or file was planted?): {d}/jobs/1.0.h', 99],
@@ -548,7 +550,7 @@ describe.skipIf(!asRoot)('planted files where jobbox writes: refused, the target
   });
 });
 
-describe.skipIf(!asRoot)('planted files where jobbox writes: the write goes on safely, the victim untouched', () => {
+describe.skipIf(!asRoot)('as root: planted files where jobbox writes: the write goes on safely, the victim untouched', () => {
   const job = (d: string) => join(d, 'jobs', '1.0.h');
   // [case, plant(d), act(d), check(d)]; d (minus what the act is meant to change) and VICTIM are compared before and after.
   it.each<[string, (d: string) => void, (d: string) => Promise<unknown>, string[], (d: string, result: unknown) => void]>([

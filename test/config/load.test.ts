@@ -21,7 +21,7 @@ describe('configPath', () => {
 
 // /tmp and /var/tmp are world-writable, which loadConfig refuses by design: the test tree
 // lives under /run, root-owned 0755 all the way up.
-describe.skipIf(!asRoot)('loadConfig as root', () => {
+describe.skipIf(!asRoot)('as root: loadConfig', () => {
   let dir: string;
   let file: string;
   beforeEach(async () => {

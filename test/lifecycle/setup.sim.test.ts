@@ -111,8 +111,8 @@ describe('setupJob on the simulated cluster', () => {
 
   it.each([
     ['the runtime cannot start it (transient)', 1, (ip: string) => {
-      f.sim.node(ip).startFails = 'failed to create task for container: OCI runtime create failed: error setting rlimit type 8: operation not permitted: unknown.';
-    }, 'docker: Error response from daemon: failed to create task for container: OCI runtime create failed: error setting rlimit type 8: operation not permitted: unknown.'],
+      f.sim.node(ip).startFails = 'failed to create task for container: cgroups: cgroup deleted: unknown.';
+    }, 'docker: Error response from daemon: failed to create task for container: cgroups: cgroup deleted: unknown.'],
     ['docker refuses the argv (permanent)', 99, (ip: string) => {
       f.sim.node(ip).intercept = (c) => (c.kind === 'run' ? { code: 125, stderr: "docker: unknown flag: --bogus\nSee 'docker run --help'.\n" } : undefined);
     }, 'docker: unknown flag: --bogus'],
@@ -126,7 +126,7 @@ describe('setupJob on the simulated cluster', () => {
     expect(err.message).toBe(`jobbox: nodes: failed on 1 of 3: ${bad}: docker run: exit 125: ${said}: ${IMAGE_REF}`);
     nothingLeft();
     // The good nodes' containers did start: the rollback removed them.
-    expect(f.hosts.map((ip) => f.sim.node(ip).count('rm'))).toEqual([1, 1, 1]);
+    expect([f.hosts[0]!, f.hosts[2]!].map((ip) => f.sim.node(ip).count('rm'))).toEqual([1, 1]);
   });
 
   it('an unreachable node fails the start as transient and nothing is left on the others', async () => {
@@ -184,7 +184,8 @@ describe('setupJob on the simulated cluster', () => {
     const err = await failure('1010');
 
     expect(err.exitCode).toBe(1);
-    expect(err.message).toMatch(new RegExp(`^jobbox: nodes: failed on 1 of 3: ${f.hosts[1]!.replace(/\./g, '\\.')}: pull: registry failed and no local copy \\(Error response from daemon: Get .*connection refused\\): ${IMAGE_REF}$`));
+    // The rest of the line is the registry's complaint, escaped and cut at 200 characters.
+    expect(err.message.startsWith(`jobbox: nodes: failed on 1 of 3: ${f.hosts[1]}: pull: registry failed and no local copy (Error response from daemon: Get `)).toBe(true);
     nothingLeft();
   });
 });

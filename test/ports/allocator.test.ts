@@ -1,6 +1,7 @@
 import { fork } from 'node:child_process';
 import { chmodSync, chownSync, closeSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { TEST_PARENT } from '../helpers/config-file.js';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +13,7 @@ import { allocatePort, claimedPort, listClaims, releasePort } from '../../src/po
 const asRoot = process.getuid?.() === 0;
 let root = '';
 beforeAll(() => {
-  root = mkdtempSync('/run/jobbox-ports-test-');
+  root = mkdtempSync(join(TEST_PARENT, 'jobbox-ports-test-'));
   chmodSync(root, 0o755);
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -326,7 +327,7 @@ describe('the port area', () => {
   });
 
   // Entering the dir is enough to give a port file another name, so 0755 is refused too.
-  it.skipIf(!asRoot).each([0o777, 0o755, 0o711, 0o750])('must have no access for group or others when running as root (mode %o)', async (mode) => {
+  it.skipIf(!asRoot).each([0o777, 0o755, 0o711, 0o750])('as root: must have no access for group or others (mode %o)', async (mode) => {
     const dir = area();
     chmodSync(dir, mode);
     await expect(allocatePort(dir, R1, '1.0.n')).rejects.toThrow(/^jobbox: port dir: must be owned by root with no access for group or others \(mode 0700\)/);
@@ -339,7 +340,7 @@ describe('the port area', () => {
     expect(readdirSync(open)).toEqual(['claims']);
   });
 
-  it.skipIf(!asRoot)('must have a claims dir owned by root when running as root', async () => {
+  it.skipIf(!asRoot)('as root: must have a claims dir owned by root', async () => {
     const dir = area();
     mkdirSync(claims(dir), { mode: 0o700 });
     chownSync(claims(dir), 65534, 65534);
