@@ -4,18 +4,17 @@ import { defineConfig } from 'vitest/config';
 // - unit: mirrors src/, may fake, needs no root and no testbed (CI runs it as an unprivileged
 //   user, test/unit-as-user.sh). The effect layer runs here against the simulated cluster in
 //   test/support/sim-cluster.ts.
-// - root: the same files, only the cases named `as root: …` (the ownership checks jobbox makes
-//   only as root). They are skipped in a unit run as a normal user and run here, so CI never
-//   skips a security case; test/helpers/require-root.ts fails the project when not root.
+// - root: `*.root.test.ts`, beside the unit tests they belong with: the ownership checks jobbox
+//   makes only as root. test/helpers/require-root.ts fails the project when not root, so CI
+//   never skips a security case.
 // - testbed: the real dockerd, sshd, registry and Slurm that test/testbed brings up, one file
 //   per feature, in series because they share the nodes.
-const UNIT = { include: ['test/**/*.test.ts'], exclude: ['test/integration/**'] };
 
 export default defineConfig({
   test: {
     projects: [
-      { test: { name: 'unit', ...UNIT } },
-      { test: { name: 'root', ...UNIT, testNamePattern: /as root: /, setupFiles: ['test/helpers/require-root.ts'] } },
+      { test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: ['test/integration/**', 'test/**/*.root.test.ts'] } },
+      { test: { name: 'root', include: ['test/**/*.root.test.ts'], setupFiles: ['test/helpers/require-root.ts'] } },
       {
         test: {
           name: 'testbed',

@@ -110,12 +110,12 @@ export function psArgv(job: Attempt): string[] {
 }
 
 /** Any container holding the job's name: a leftover of another attempt blocks the name. */
-export function nameArgv(job: Pick<Job, 'id' | 'index'>): string[] {
+export function nameArgv(job: Attempt): string[] {
   return ['ps', '--all', '--filter', `name=^/${containerName(job)}$`, '--format', `{{.ID}} {{.State}} {{.Label "${LABEL}.attempt"}} {{.Label "${LABEL}.nonce"}}`];
 }
 
 /** Prints true or false: whether the job's container on a node still runs (its sshd with it). */
-export function runningArgv(job: Pick<Job, 'id' | 'index'>): string[] {
+export function runningArgv(job: Attempt): string[] {
   return ['inspect', '--format', '{{.State.Running}}', containerName(job)];
 }
 

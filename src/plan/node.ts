@@ -4,8 +4,8 @@
 // puts config.engine first.
 import { PULL_LOCK, PULL_LOCK_DIR } from '../config/defaults.js';
 import type { Config, Image } from '../config/types.js';
-import type { Job } from '../job/job.js';
-import { containerName, imageAccountsArgv, nameArgv } from './container.js';
+import type { Attempt } from '../job/job.js';
+import { containerName, imageAccountsArgv, nameArgv, psArgv, removeArgv, runningArgv } from './container.js';
 
 /** install -d also closes a directory left more open (by hand, or by an older jobbox). */
 export function lockDirArgv(): string[] {
@@ -36,21 +36,25 @@ export function bindTestArgv(): string[] {
 }
 
 /** The container's last words, for the error when its sshd never answered. */
-export function logsArgv(job: Job): string[] {
+export function logsArgv(job: Attempt): string[] {
   return ['logs', '--tail', '3', containerName(job)];
 }
 
-/** What a start sends to every node before `docker run`, in order, for --dry-run. */
-export function startSteps(config: Config, job: Job, image: Image): { what: string; argv: string[] }[] {
+/** Everything a setup, its rollback and the teardown send to a node besides `docker run`, in order, for --dry-run. */
+export function nodeSteps(config: Config, job: Attempt, image: Image): { when: string; argv: string[] }[] {
   const e = config.engine;
   return [
-    { what: 'pull lock directory', argv: lockDirArgv() },
-    { what: 'pull (a registry failure falls back to the node\'s copy)', argv: pullArgv(config, image) },
-    { what: 'the node\'s copy, when the pull failed', argv: [e, ...imageIdArgv(image)] },
-    { what: 'devices', argv: devicesArgv(config) },
-    { what: 'port check, the port on stdin', argv: bindTestArgv() },
-    { what: 'who holds the job\'s name, when the port or the run says it is taken', argv: [e, ...nameArgv(job)] },
-    { what: 'first node only: the image\'s id, and its accounts and sshd release unless cached for that id', argv: [e, ...imageAccountsArgv(image)] },
+    { when: 'before the pull', argv: lockDirArgv() },
+    { when: 'pull', argv: pullArgv(config, image) },
+    { when: 'first node after its pull (the image accounts are cached by id); any node whose pull failed (its own copy)', argv: [e, ...imageIdArgv(image)] },
+    { when: 'first node, an image id not seen before: its accounts and sshd release', argv: [e, ...imageAccountsArgv(image)] },
+    { when: 'with the pull: the devices', argv: devicesArgv(config) },
+    { when: 'with the pull: is the port free (the port on stdin)', argv: bindTestArgv() },
+    { when: 'the port is taken, or docker run failed: who holds the job\'s name', argv: [e, ...nameArgv(job)] },
+    { when: 'after docker run, while its sshd does not answer: does the container still run', argv: [e, ...runningArgv(job)] },
+    { when: 'its sshd never answered: the container\'s last words', argv: [e, ...logsArgv(job)] },
+    { when: 'rollback and teardown: this attempt\'s containers', argv: [e, ...psArgv(job)] },
+    { when: 'their removal, and that of a stale holder of the name', argv: [e, ...removeArgv(['<ids>'])] },
   ];
 }
 

@@ -10,13 +10,21 @@ import { parseConfig } from '../../src/config/parse.js';
 import type { Config } from '../../src/config/types.js';
 import type { Job, Owner } from '../../src/job/job.js';
 import { ed25519KeyPair } from '../../src/lifecycle/keys.js';
-import { nodeIp, startSimCluster, type SimCluster } from '../support/sim-cluster.js';
+import { nodeIp, startSimCluster, type SimCluster, type SimOptions } from '../support/sim-cluster.js';
 
 /** An address in 127/8 where nothing listens: a node that is off. */
 export const UNREACHABLE = '127.77.9.9';
 export const IMAGE_REF = 'registry.sim.example:5000/hpc/deb12:r1';
 /** Two ports: few enough that a test knows which one a retry must take. */
-export const PORTS = { first: 47100, last: 47101 };
+export const PORTS = { first: 30100, last: 30101 };
+/**
+ * The admin port of every simulated node. Fixed, so that it also locks the block of addresses:
+ * a second run of the suite at the same time (another user, CI) finds its first node taken and
+ * moves to the next block, instead of sharing the nodes and the job ports.
+ */
+const ADMIN_PORT = 2222;
+/** Blocks a file may move on to, from its own. */
+const BLOCKS = 10;
 
 export interface SimFixture {
   sim: SimCluster;
@@ -36,15 +44,14 @@ export interface SimFixture {
   close(): Promise<void>;
 }
 
-/** `block`: the file's own range of node addresses (nodeIp), so files can run side by side. */
+/** `block`: the first of the file's own ten blocks of node addresses (nodeIp), so files can run side by side. */
 export async function simFixture(block: number, nodes = 3): Promise<SimFixture> {
   const me = userInfo();
   const owner: Owner = { name: me.username, uid: me.uid, gid: me.gid, gids: [], home: me.homedir, shell: me.shell ?? '/bin/sh' };
   const base = await mkdtemp(join(tmpdir(), 'jobbox-sim-'));
   const admin = ed25519KeyPair('jobbox-admin');
   const host = ed25519KeyPair('sim-node');
-  const hosts = Array.from({ length: nodes }, (_, i) => nodeIp(i, block));
-  const sim = await startSimCluster({ nodes: hosts, adminPort: 0, hostKey: host.private, adminPub: admin.public, adminUser: owner.name });
+  const { sim, hosts } = await freeBlock(block, nodes, { adminPort: ADMIN_PORT, hostKey: host.private, adminPub: admin.public, adminUser: owner.name });
   await writeFile(join(base, 'admin_key'), admin.private, { mode: 0o600 });
   // The unreachable address is pinned too: what fails there is the connection, not the lookup.
   const blob = host.public.split(/\s+/).slice(0, 2).join(' ');
@@ -87,6 +94,17 @@ export async function simFixture(block: number, nodes = 3): Promise<SimFixture> 
   };
   await fixture.fresh();
   return fixture;
+}
+
+async function freeBlock(block: number, nodes: number, options: Omit<SimOptions, 'nodes'>): Promise<{ sim: SimCluster; hosts: string[] }> {
+  for (let b = block; ; b++) {
+    const hosts = Array.from({ length: nodes }, (_, i) => nodeIp(i, b));
+    try {
+      return { sim: await startSimCluster({ ...options, nodes: hosts }), hosts };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || b + 1 >= block + BLOCKS) throw err;
+    }
+  }
 }
 
 function configText(base: string, root: string, adminPort: number, user: string): string {

@@ -209,10 +209,6 @@ export class SimNode {
     else await this.listen(this.cluster.adminPort);
   }
 
-  get down(): boolean {
-    return this.listener === undefined;
-  }
-
   // --- the node's life --------------------------------------------------------------------------
 
   async listen(port: number): Promise<number> {
@@ -390,7 +386,7 @@ export class SimNode {
     return template(parsed.value('--format') ?? '{{.Id}}', { Id: this.imageId(ref) });
   }
 
-  imageId(ref: string): string {
+  private imageId(ref: string): string {
     return `sha256:${createHash('sha256').update(`${ref}\0${this.sshdVersion}`).digest('hex')}`;
   }
 
@@ -950,7 +946,7 @@ function firstLine(stream: ServerChannel): Promise<string> {
 // --- the shell words jobbox's quote() makes --------------------------------------------------------
 
 /** POSIX shell words of a command line made of plain words and '…' quoting (what quote() emits). */
-export function unquote(line: string): string[] {
+function unquote(line: string): string[] {
   const words: string[] = [];
   let word = '';
   let started = false;

@@ -9,7 +9,7 @@ import { planJob } from '../../plan/job.js';
 import { jobLog, openLog } from '../../log.js';
 import { claimedPort } from '../../ports/allocator.js';
 import { jobKey, jobPaths } from '../../plan/job-files.js';
-import { startSteps } from '../../plan/node.js';
+import { nodeSteps } from '../../plan/node.js';
 import { lsfContext } from './context.js';
 
 // LSF's queue-level PRE_EXEC, as root on the first execution host: the setup phase. Exit 0
@@ -52,8 +52,8 @@ async function printPlan(config: Config, job: Job): Promise<void> {
     `# image ${image.alias} = ${image.ref}; port ${port} (allocated at run time from ${config.portRange.first}-${config.portRange.last})`,
     `# devices: this host's under ${config.deviceDir}; each node's own are found at run time`,
   ];
-  out.push('\n# on every node first, over its admin ssh session:');
-  for (const step of startSteps(config, job, image)) out.push(`# ${step.what}`, quote(step.argv));
+  out.push('\n# on every node, over its admin ssh session, besides docker run:');
+  for (const step of nodeSteps(config, job, image)) out.push(`# ${step.when}`, quote(step.argv));
   for (const run of plan.runs) out.push(`\n# ${run.host}`, quote([config.engine, ...run.argv]));
   for (const path of [paths.sshConfig, paths.hostfile, paths.mpichHostfile]) {
     out.push(`\n# ${path}`, plan.files.find((f) => f.path === path)!.content.trimEnd());
