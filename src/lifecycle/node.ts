@@ -38,13 +38,16 @@ async function must(session: Session, argv: string[], timeoutMs: number, value: 
   return r.stdout;
 }
 
-// docker's own usage errors (exit 125 with "See 'docker run --help'.") come from argv jobbox
-// built: a requeue would build the same argv again, so they are permanent. Its other 125s are
-// the daemon's answer (a name conflict, a daemon restarting) and may heal.
-const DOCKER_USAGE = /See '[^']*--help'/;
+// docker's own usage errors (exit 125, "unknown flag: --x", with a hint to --help) come from
+// argv jobbox built: a requeue would build the same argv again, so they are permanent. The
+// daemon's answers (a name conflict, a missing bind source, a daemon restarting) may heal,
+// though docker 20 and later print the same hint after them too. The hint reads "See 'docker
+// run --help'." before docker 23, "Run 'docker run --help' for more information" since.
+const HELP_HINT = /(?:See|Run) '[^']*--help'/;
+const DAEMON_ANSWER = /Error response from daemon/;
 
 export function commandFailed(host: string, argv: string[], r: Result, value: string): JobboxError {
-  const permanent = r.code === 125 && DOCKER_USAGE.test(r.stderr);
+  const permanent = r.code === 125 && HELP_HINT.test(r.stderr) && !DAEMON_ANSWER.test(r.stderr);
   return new JobboxError(`${host}: ${argv.slice(0, 2).join(' ')}`, `exit ${r.code}: ${printable(firstLine(r.stderr))}`, value, permanent ? EXIT.permanent : EXIT.transient);
 }
 
@@ -170,7 +173,12 @@ async function barrier(host: string, port: number, job: Job, keys: Keys, config:
  * When it never does, the container's own last words say why.
  */
 export async function awaitSshd(s: Session, config: Config, job: Job, port: number, keys: Keys): Promise<void> {
-  const running = async () => (await s.run([config.engine, ...runningArgv(job)], config.connectTimeoutMs)).stdout.trim() !== 'false';
+  // A container gone (removed, or never made) is not running either; any other failure to
+  // ask says nothing, and the barrier waits on.
+  const running = async () => {
+    const r = await s.run([config.engine, ...runningArgv(job)], config.connectTimeoutMs);
+    return !(r.stdout.trim() === 'false' || (r.code !== 0 && /No such (?:object|container)/i.test(r.stderr)));
+  };
   await barrier(s.host, port, job, keys, config, running).catch(async (err: unknown) => {
     const logs = await s.run([config.engine, ...logsArgv(job)], config.connectTimeoutMs);
     const last = `${logs.stdout}\n${logs.stderr}`.split('\n').map((l) => l.trim()).filter(Boolean).at(-1);
@@ -184,9 +192,11 @@ export async function removeContainers(s: Session, config: Config, job: Attempt)
   const ids = listed.stdout.split('\n').filter(Boolean);
   if (ids.length === 0) return 0;
   const removed = await s.run([config.engine, ...removeArgv(ids)], config.startTimeoutMs);
-  // A container that vanished between ps and rm is gone, which is what we want.
-  if (removed.code !== 0 && !/No such container/i.test(removed.stderr)) {
-    throw new JobboxError(`${s.host}: docker rm`, printable(removed.stderr.trim()), ids.join(' '), EXIT.transient);
+  // A container that vanished between ps and rm is gone, which is what we want; any other
+  // complaint, about any one of them, is a container that may still run.
+  const complaints = removed.stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !/No such container/i.test(l));
+  if (removed.code !== 0 && complaints.length > 0) {
+    throw new JobboxError(`${s.host}: docker rm`, printable(complaints.join('; ')), ids.join(' '), EXIT.transient);
   }
   return ids.length;
 }

@@ -155,6 +155,21 @@ describe('setupJob on the simulated cluster', () => {
     nothingLeft();
   });
 
+  it('a container that is gone before its sshd answered fails the start at once, not at start_timeout', async () => {
+    const second = f.sim.node(f.hosts[1]!);
+    // docker run says it started one, but there is none (removed at once by someone, or a daemon that lost it).
+    second.intercept = (c) => (c.kind === 'run' ? { code: 0, stdout: `${'f'.repeat(64)}\n` } : undefined);
+    const started = Date.now();
+
+    const err = await failure('1011');
+
+    expect(err.message).toMatch(new RegExp(`^jobbox: nodes: failed on 1 of 3: ${f.hosts[1]!.replace(/\./g, '\\.')}: job sshd: its container stopped before sshd answered`));
+    expect(err.exitCode).toBe(1);
+    // start_timeout is 5 s: the barrier asks once a second whether the container still runs.
+    expect(Date.now() - started).toBeLessThan(4000);
+    nothingLeft();
+  });
+
   it('an image whose sshd is older than 7.8 is refused as permanent before any container starts', async () => {
     f.sim.node(f.hosts[0]!).sshdVersion = 'OpenSSH_7.4p1 Debian-10+deb9u7, OpenSSL 1.0.2u  20 Dec 2019';
 

@@ -97,4 +97,27 @@ describe('teardownJob on the simulated cluster', () => {
     expect(f.claims()).toEqual([]);
     expect(f.jobDirs()).toEqual([]);
   });
+
+  it('a docker rm that fails for one container is reported even when another vanished meanwhile', async () => {
+    const job = f.job('2006');
+    await setupJob(f.config, job, f.log);
+    const first = f.sim.node(f.hosts[0]!);
+    const real = first.named('jobbox-2006')[0]!.id.slice(0, 12);
+    first.intercept = (c) => {
+      if (c.kind === 'ps labels') return { code: 0, stdout: `${real}\n0123456789ab\n` };
+      if (c.kind === 'rm') {
+        return { code: 1, stderr: `Error response from daemon: No such container: 0123456789ab\nError response from daemon: cannot remove container "/jobbox-2006": could not kill\n` };
+      }
+      return undefined;
+    };
+
+    const err = await failure(teardownJob(f.config, job, f.hosts, f.log));
+
+    // Only the real complaint is reported, not the vanished one's.
+    expect(err.message).toMatch(new RegExp(`^jobbox: nodes: failed on 1 of 3: ${first.ip.replace(/\./g, '\\.')}: docker rm: Error response from daemon: cannot remove container .*could not kill: ${real} 0123456789ab$`));
+    expect(err.exitCode).toBe(1);
+    expect(f.sim.containers().map((c) => c.id.slice(0, 12))).toEqual([real]);
+    expect(f.claims()).toHaveLength(1);
+    expect(f.jobDirs()).toHaveLength(1);
+  });
 });
