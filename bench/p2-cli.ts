@@ -174,7 +174,7 @@ async function run(): Promise<Row[]> {
     const dryArgs = [CLI, 'lsf', 'pre-exec', '--config', config, '--dry-run'];
     const checkVersion = (out: string) => (out === `${version}\n` ? undefined : `expected "${version}", got ${JSON.stringify(out)}`);
     const checkDry = (out: string) => {
-      const runs = out.split('\n').filter((l) => l.startsWith('docker run ')).length;
+      const runs = out.split('\n').filter((l) => l.startsWith('docker run --detach ')).length;
       if (!out.startsWith('# job 4242[0]')) return 'no "# job 4242[0]" header';
       if (runs !== 3) return `expected 3 docker run lines, got ${runs}`;
       return undefined;
@@ -192,7 +192,7 @@ async function run(): Promise<Row[]> {
     };
     const importCase = (spec: string) => ['--input-type=module', '-e', `await import(${JSON.stringify(spec)})`];
     const importCases: Record<string, string> = Object.fromEntries(IMPORTS.map((p) => [`import ${p}`, p]));
-    importCases['import dist/commands/pre-exec.js'] = join(REPO, 'dist/commands/pre-exec.js');
+    importCases['import dist/commands/lsf/pre-exec.js'] = join(REPO, 'dist/commands/lsf/pre-exec.js');
     for (const [name, spec] of Object.entries(importCases)) cases[name] = { run: () => ok(name, importCase(spec), base) };
 
     const s = await interleave(REPS, cases);

@@ -1,4 +1,4 @@
-// P3: the job starter, `jobbox start -- true` as the owner on the first host, against
+// P3: the job starter, `hooks/lsf/starter -- true` (jobbox lsf starter) as the owner on the first host, against
 // `ssh -F <job ssh_config> node1 true`, the same session without jobbox. Target: ≤ 1.5×.
 import { onNode } from '../test/support/testbed.js';
 import { lsfFixture } from '../test/support/lsf-fixture.js';
@@ -24,7 +24,7 @@ async function run(): Promise<Row[]> {
       jobbox: { run: () => onNode('node1', [...asOwner, ...starter]) },
       ssh: { run: () => onNode('node1', [...asOwner, 'ssh', '-F', sshConfig, 'node1', 'true']) },
     });
-    return [ratioRow('P3', 'jobbox start -- true', s.jobbox!, 'ssh -F <job ssh_config> node1 true', s.ssh!, LIMIT)];
+    return [ratioRow('P3', 'jobbox lsf starter -- true', s.jobbox!, 'ssh -F <job ssh_config> node1 true', s.ssh!, LIMIT)];
   } finally {
     await mustHook(b.hooks.postExec, env);
     await expectClean(4, jobId, jobId);

@@ -105,7 +105,7 @@ async function answer(m: Job | Burst | Release): Promise<unknown> {
 // Warm up both paths untimed in a scratch dir, long enough for V8 to finish optimising them:
 // with 32 processes at the same cycle count, a late tier-up lands on every process at once.
 const [scratch = '', id = ''] = process.argv.slice(2);
-mkdirSync(scratch, { mode: 0o755 });
+mkdirSync(scratch, { mode: 0o700 });
 for (const mode of ['allocator', 'floor'] as const) {
   await loop({ kind: 'loop', mode, portDir: scratch, heldDir: scratch, id: `warm${id}`, cycles: 300, range: { first: 30000, last: 30099 } });
 }

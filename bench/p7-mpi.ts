@@ -16,7 +16,7 @@ import { chmod, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { loadConfig } from '../src/config/load.js';
 import { resolveImage } from '../src/config/image.js';
-import { quote } from '../src/exec/quote.js';
+import { quote } from '../src/quote.js';
 import { lsfJobEnv, type LsfJobSpec, type Slots } from '../test/harness/lsf/harness.js';
 import { claims, hook } from '../test/support/lsf-fixture.js';
 import { REPO, onNode, testbed, testbedStatus } from '../test/support/testbed.js';
@@ -305,7 +305,7 @@ async function measure(configPath: string, ref: string, binaryHash: string, tbDi
   const hostCase = 'host namespaces (chroot)';
   const lat = ratioRow(B, 'latency 8 B, jobbox containers', cLat, hostCase, hLat, undefined, 'µs');
   const bwRow = ratioRow(B, 'bandwidth 4 MiB, jobbox containers', cBw, hostCase, hBw, undefined, 'MB/s');
-  const launchRow = ratioRow(B, 'wall time of one run, jobbox start', launch.container!, 'chroot on node1', launch.host!);
+  const launchRow = ratioRow(B, 'wall time of one run, jobbox lsf starter', launch.container!, 'chroot on node1', launch.host!);
   return [
     {
       ...lat, target: `container/host ≤ ${LIMIT}×`, met: lat.ratio! <= LIMIT && !leftovers,
@@ -317,7 +317,7 @@ async function measure(configPath: string, ref: string, binaryHash: string, tbDi
     },
     {
       ...launchRow,
-      note: `informational, no target: from launch to exit of one ping-pong (~1 s of it the program); container = runuser + JOB_STARTER (jobbox start, ssh into the first container, mpirun, orted over the job's sshd); host = nsenter + in-chroot.sh + mpirun, orted over the node's sshd`,
+      note: `informational, no target: from launch to exit of one ping-pong (~1 s of it the program); container = runuser + JOB_STARTER (jobbox lsf starter, ssh into the first container, mpirun, orted over the job's sshd); host = nsenter + in-chroot.sh + mpirun, orted over the node's sshd`,
     },
   ];
 }

@@ -1,5 +1,5 @@
 // `npm run bench [-- p1 p5 …]`: runs the chosen benchmarks (all by default), prints one table
-// and writes it as JSON to bench/results/. See the README's Performance section.
+// and writes it as JSON to bench/results/. What each measures: bench/README.md.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { REPO, testbed, testbedStatus } from '../test/support/testbed.js';
 import { type Row, table } from './lib.js';

@@ -3,7 +3,7 @@
 // holds for each node, from node1 as the pre-exec would.
 import { resolveImage } from '../src/config/image.js';
 import { lookupAccount } from '../src/exec/accounts.js';
-import { quote } from '../src/exec/quote.js';
+import { quote } from '../src/quote.js';
 import type { Job } from '../src/job/job.js';
 import { lsfJob } from '../src/scheduler/lsf.js';
 import { claimedPort } from '../src/ports/allocator.js';

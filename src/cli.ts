@@ -59,6 +59,14 @@ function hookCall(argv: string[]): { hook: Hook; config: string | undefined; com
   return rest.length === 0 ? { hook: name as Hook, config, command: [] } : undefined;
 }
 
+/** `jobbox slurm batch --script S -- ARGS…`, the wrapped batch script's line. */
+const batchOptions = { script: { type: 'string', demandOption: true, describe: 'the wrapped batch script ($0)' } } as const;
+async function batchStep(a: Record<string, unknown>): Promise<void> {
+  const { batch } = await import('./commands/slurm/batch.js');
+  const config = typeof a.config === 'string' ? a.config : undefined;
+  process.exitCode = await batch(config, String(a.script), ((a['--'] as unknown[] | undefined) ?? []).map(String), process.env);
+}
+
 async function main(argv: string[]): Promise<void> {
   const { default: yargs } = await import('yargs');
   await yargs(argv)
@@ -163,12 +171,12 @@ async function main(argv: string[]): Promise<void> {
         .command(
           'batch',
           'the wrapped batch script (job owner): run the submitted script in the first container',
-          (c) => c.option('script', { type: 'string', demandOption: true, describe: 'the wrapped batch script ($0)' }),
-          async (a) => {
-            const { batch } = await import('./commands/slurm/batch.js');
-            process.exitCode = await batch(a.config, a.script, ((a['--'] as unknown[] | undefined) ?? []).map(String), process.env);
-          },
+          batchOptions,
+          batchStep,
         )
+        // What jobbox 0.1's wrapper runs (scheduler/slurm-submit.ts legacyWrapperScript), for jobs
+        // submitted before an upgrade; hidden. Drop it in 0.3.
+        .command({ command: 'start', describe: false, builder: batchOptions, handler: batchStep })
         .command('epilog', 'Epilog (root, every node): the batch host tears the job down on all its nodes', () => {}, (a) => hooks['slurm epilog'](a.config))
         .demandCommand(1, 'slurm: a subcommand is required'),
     )

@@ -5,6 +5,9 @@
 /** The container engine's CLI, docker or a docker-compatible one (config `engine`, `image import --engine`). */
 export const ENGINE = 'docker';
 
+/** The config a command reads without --config (and, outside the root hooks, without JOBBOX_CONFIG). */
+export const DEFAULT_CONFIG = '/etc/jobbox/jobbox.ini';
+
 export const GLOBAL_DEFAULTS = {
   engine: ENGINE,
   registry: '',
@@ -52,23 +55,32 @@ export const CLIENT_TIMEOUT_MS = 30_000;
 /** bjobs retries for as long as mbatchd does not answer ("LSF is down. Please wait..."): this turns that into a failed query, and a failed query reclaims nothing. */
 export const BJOBS_TIMEOUT_MS = 60_000;
 
+/** How long past pull_timeout a pull may take before the ssh session gives up on it: flock waits pull_timeout for the lock, then docker pull still has to answer. */
+export const PULL_SLACK_MS = 5000;
+
+/** gc's queries about single jobs missing from squeue's listing, at once: slurmctld serves every client on the cluster. */
+export const SLURM_QUERIES = 8;
+
 /** Connects to a node's sshd, for sshd's MaxStartups dropping connections when many jobs start at once (lifecycle/sessions.ts). */
 export const CONNECT_TRIES = 4;
+/** The pause before the next try: at least this, plus up to CONNECT_JITTER_MS times the tries so far, at random, so that the jobs that were dropped together do not come back together. */
+export const CONNECT_PAUSE_MS = 50;
+export const CONNECT_JITTER_MS = 350;
 
 /**
  * Pulls on a node are serialized with flock on this file. Any user who can open a file can
- * flock it, and so hold every start on the node for pull_timeout: it lives in a directory
+ * flock it, and so hold every setup on the node for pull_timeout: it lives in a directory
  * only root can enter.
  */
 export const PULL_LOCK_DIR = '/run/jobbox';
 export const PULL_LOCK = `${PULL_LOCK_DIR}/pull.lock`;
 
-/** How often a start tries the job's sshd: it listens a few ms after `docker run` returns. */
+/** How often a setup tries the job's sshd: it listens a few ms after `docker run` returns. */
 export const BARRIER_RETRY_MS = 20;
-/** How often, from then on, a start asks whether the container still runs (a healthy sshd answers within ms). */
+/** How often, from then on, a setup asks whether the container still runs (a healthy sshd answers within ms). */
 export const BARRIER_CHECK_MS = 1000;
 
-/** `jobbox gc --grace`: how long a claim and job dir must be unchanged before gc reclaims them, in seconds. Far above a start's pull_timeout is not needed: a running start stamps its claim. */
+/** `jobbox gc --grace`: seconds a claim and job dir must be unchanged before gc reclaims them (an answer from the scheduler that the job is over is needed too). */
 export const GC_GRACE_S = 600;
 
 /**

@@ -4,9 +4,9 @@ import { constants, type Stats } from 'node:fs';
 import { open, realpath, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { EXIT, JobboxError } from '../errors.js';
+import { DEFAULT_CONFIG } from './defaults.js';
 import { parseConfig, type Config } from './parse.js';
 
-export const DEFAULT_CONFIG = '/etc/jobbox/jobbox.ini';
 
 /**
  * --config > JOBBOX_CONFIG > /etc/jobbox/jobbox.ini. In a root hook the environment is the

@@ -7,14 +7,8 @@ import { lstat, mkdir, open, rename, rm, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import { JobboxError } from '../errors.js';
+import type { JobFile } from '../job/job.js';
 
-export interface JobFile {
-  path: string;
-  content: string;
-  mode: number;
-  /** Files the owner's processes must read as themselves (private keys) are chowned to the owner. */
-  owner?: { uid: number; gid: number };
-}
 
 async function checkedDir(path: string, subject: string): Promise<void> {
   const info = await lstat(path).catch(() => undefined);

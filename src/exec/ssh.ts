@@ -7,7 +7,7 @@ import ssh2, { type ConnectConfig, type ParsedKey, type PublicKeyAuthMethod } fr
 const { Client, utils } = ssh2;
 import { EXIT, JobboxError } from '../errors.js';
 import type { Result } from '../result.js';
-import { quote } from './quote.js';
+import { quote } from '../quote.js';
 
 export interface Target {
   host: string;

@@ -46,5 +46,14 @@ export interface Job {
 /** One run of a job: what its containers, job dir and port claim are named after. */
 export type Attempt = Pick<Job, 'id' | 'index' | 'attempt'>;
 
+/** One file of a job's directory, as the setup plans it and exec/jobdir.ts writes it. */
+export interface JobFile {
+  path: string;
+  content: string;
+  mode: number;
+  /** Files the owner's processes must read as themselves (private keys) are chowned to the owner. */
+  owner?: { uid: number; gid: number };
+}
+
 /** Looks an account up in the OS account database (NSS), the only identity source jobbox trusts. */
 export type AccountLookup = (name: string) => Promise<Owner>;

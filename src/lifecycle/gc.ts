@@ -6,6 +6,7 @@ import { lstat, readdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { SLURM_QUERIES } from '../config/defaults.js';
 import type { Config } from '../config/types.js';
 import { formatError } from '../errors.js';
 import { readJobFile } from '../exec/jobdir.js';
@@ -57,8 +58,7 @@ async function ask(scheduler: Scheduler, refs: JobRef[], env: NodeJS.ProcessEnv,
   }
   const listing = parseSqueue(listed.stdout);
   const missing = [...new Set(refs.map((r) => r.id).filter((id) => !listing.has(id)))];
-  // A few at a time: slurmctld serves every client on the cluster.
-  const singles = await fanOut(missing, Math.min(fanout, 8), (id) => runSqueue(squeueArgv(id), env));
+  const singles = await fanOut(missing, Math.min(fanout, SLURM_QUERIES), (id) => runSqueue(squeueArgv(id), env));
   const single = new Map(missing.map((id, i) => {
     const s = singles[i]!;
     return [id, s.status === 'fulfilled' ? s.value : { code: undefined, stdout: '', stderr: '', error: String(s.reason) }];

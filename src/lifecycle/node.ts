@@ -1,7 +1,7 @@
-// What a start and a teardown do on one node, each step over the node's admin session with
+// What a setup and a teardown do on one node, each step over the node's admin session with
 // argv from plan/. lifecycle/setup.ts and teardown.ts run them on every node of a job at once.
 import type { Logger } from 'pino';
-import { BARRIER_CHECK_MS, BARRIER_RETRY_MS } from '../config/defaults.js';
+import { BARRIER_CHECK_MS, BARRIER_RETRY_MS, PULL_SLACK_MS } from '../config/defaults.js';
 import type { Config, Image } from '../config/types.js';
 import { EXIT, JobboxError, printable } from '../errors.js';
 import { makeJobDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
@@ -40,11 +40,12 @@ async function must(session: Session, argv: string[], timeoutMs: number, value: 
 
 // docker's own usage errors (exit 125, "unknown flag: --x", with a hint to --help) come from
 // argv jobbox built: a requeue would build the same argv again, so they are permanent. The
-// daemon's answers (a name conflict, a missing bind source, a daemon restarting) may heal,
-// though docker 20 and later print the same hint after them too. The hint reads "See 'docker
-// run --help'." before docker 23, "Run 'docker run --help' for more information" since.
+// daemon's answers (a name conflict, a missing bind source, a daemon down) may heal,
+// though docker prints the same hint after them too (docker 28, the testbed's, does). The
+// hint reads "See 'docker run --help'." in older releases, "Run 'docker run --help' for more
+// information" in newer ones.
 const HELP_HINT = /(?:See|Run) '[^']*--help'/;
-const DAEMON_ANSWER = /Error response from daemon/;
+const DAEMON_ANSWER = /Error response from daemon|Cannot connect to the Docker daemon/;
 
 export function commandFailed(host: string, argv: string[], r: Result, value: string): JobboxError {
   const permanent = r.code === 125 && HELP_HINT.test(r.stderr) && !DAEMON_ANSWER.test(r.stderr);
@@ -96,7 +97,7 @@ export async function startContainer(session: Session, config: Config, job: Job,
 export async function pull(session: Session, config: Config, image: Image, log: Logger): Promise<void> {
   const lockDir = lockDirArgv();
   await must(session, lockDir, config.connectTimeoutMs, lockDir.at(-1)!);
-  const pulled = await session.run(pullArgv(config, image), config.pullTimeoutMs + 5000);
+  const pulled = await session.run(pullArgv(config, image), config.pullTimeoutMs + PULL_SLACK_MS);
   if (pulled.code === 0) return;
   const local = await session.run([config.engine, ...imageIdArgv(image)], config.connectTimeoutMs);
   const reason = firstLine(pulled.stderr);
@@ -169,7 +170,7 @@ async function barrier(host: string, port: number, job: Job, keys: Keys, config:
 }
 
 /**
- * The start barrier of one node: its container must be running with an sshd that answers.
+ * The setup barrier of one node: its container must be running with an sshd that answers.
  * When it never does, the container's own last words say why.
  */
 export async function awaitSshd(s: Session, config: Config, job: Job, port: number, keys: Keys): Promise<void> {
@@ -194,9 +195,11 @@ export async function removeContainers(s: Session, config: Config, job: Attempt)
   const removed = await s.run([config.engine, ...removeArgv(ids)], config.startTimeoutMs);
   // A container that vanished between ps and rm is gone, which is what we want; any other
   // complaint, about any one of them, is a container that may still run.
-  const complaints = removed.stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !/No such container/i.test(l));
-  if (removed.code !== 0 && complaints.length > 0) {
-    throw new JobboxError(`${s.host}: docker rm`, printable(complaints.join('; ')), ids.join(' '), EXIT.transient);
+  // A failure that says nothing (a session ended by a signal) is not "gone" either.
+  const said = removed.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const complaints = said.filter((l) => !/No such container/i.test(l));
+  if (removed.code !== 0 && (said.length === 0 || complaints.length > 0)) {
+    throw new JobboxError(`${s.host}: docker rm`, printable(complaints.join('; ') || `exit ${removed.code}`), ids.join(' '), EXIT.transient);
   }
   return ids.length;
 }

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { EXIT, JobboxError } from '../errors.js';
 import { readJobFile } from '../exec/jobdir.js';
 import { sshInteractive, sshQuiet } from '../exec/openssh.js';
-import { quote } from '../exec/quote.js';
+import { quote } from '../quote.js';
 import type { Job } from '../job/job.js';
 import { containerEnv, shellExports } from '../plan/env.js';
 import type { JobPaths } from '../plan/job-files.js';

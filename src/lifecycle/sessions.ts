@@ -1,7 +1,7 @@
 // Reaching the job's nodes as the admin, running a step on all of them, and reporting what
 // failed where: shared by the setup and the teardown of a job.
 import { readFile } from 'node:fs/promises';
-import { CONNECT_TRIES } from '../config/defaults.js';
+import { CONNECT_JITTER_MS, CONNECT_PAUSE_MS, CONNECT_TRIES } from '../config/defaults.js';
 import type { Config } from '../config/types.js';
 import { EXIT, JobboxError } from '../errors.js';
 import { Session, fanOut, knownHostIndex, type Target } from '../exec/ssh.js';
@@ -35,7 +35,7 @@ async function connectRetrying(target: Target, tries = CONNECT_TRIES): Promise<S
       return await Session.connect(target);
     } catch (err) {
       if (i >= tries || !(err instanceof JobboxError && /before handshake|ECONNRESET/.test(err.problem))) throw err;
-      await new Promise((r) => setTimeout(r, 50 + Math.random() * 350 * i));
+      await new Promise((r) => setTimeout(r, CONNECT_PAUSE_MS + Math.random() * CONNECT_JITTER_MS * i));
     }
   }
 }

@@ -31,8 +31,8 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
   const hosts = job.hosts.map((h) => h.name);
   const paths = jobPaths(config.stateDir, job);
   const started = Date.now();
-  // Phase times in the debug log: where a slow start went (bench P1 reads the same).
-  const phase = (name: string) => log.debug({ phase: name, ms: Date.now() - started }, 'start phase done');
+  // Phase times in the debug log: where a slow setup went.
+  const phase = (name: string) => log.debug({ phase: name, ms: Date.now() - started }, 'setup phase done');
   const nonce = (await adoptOrReclaim(config, job, image, paths, log))?.nonce ?? randomBytes(8).toString('hex');
   let sessions = new Map<string, Session>();
   // Nodes that may hold a container of this attempt: the rollback must reach exactly these.
@@ -74,7 +74,7 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     log.info({ port, image: image.ref, hosts, ms: Date.now() - started }, 'job started on every node');
     return { port, paths };
   } catch (err) {
-    log.error({ err: err instanceof Error ? err.message : String(err) }, 'start failed; rolling back');
+    log.error({ err: err instanceof Error ? err.message : String(err) }, 'setup failed; rolling back');
     for (const s of sessions.values()) s.close();
     sessions.clear();
     await teardownJob(config, job, [...touched], log).catch((e: unknown) => log.error({ err: String(e) }, 'rollback incomplete'));
@@ -87,7 +87,7 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
 /**
  * This owner's earlier run of the same attempt with the same image is adopted: its keys, port
  * and containers are used again. A dir with this job key that is anything else is the leftover
- * of another job whose id came back (ids wrap; a post-exec missed a node): it is reclaimed
+ * of another job whose id came back (ids wrap; a teardown missed a node): it is reclaimed
  * whole, and nothing of it is adopted.
  */
 async function adoptOrReclaim(config: Config, job: Job, image: Image, paths: JobPaths, log: Logger): Promise<AttemptRecord | undefined> {
@@ -103,7 +103,7 @@ async function adoptOrReclaim(config: Config, job: Job, image: Image, paths: Job
 /**
  * A port free on every node: claimed in port_dir, then checked with a bind test on each node.
  * A port taken on a node is skipped for another, unless what holds it is this attempt's own
- * sshd (a re-run of the same start). Also returns each node's facts, and who holds the job's
+ * sshd (a re-run of the same setup). Also returns each node's facts, and who holds the job's
  * container name where that was asked.
  */
 async function choosePort(

@@ -1,4 +1,4 @@
-import { quote } from '../exec/quote.js';
+import { quote } from '../quote.js';
 
 // Which of the user's variables reach the container. The policy is data: a deny-list of
 // names that change how loaders, shells, ssh or docker behave, and of scheduler variables

@@ -29,7 +29,7 @@ export interface JobPaths {
 
 /**
  * Who a job dir belongs to. A job key (id, index, attempt) comes back when the scheduler's ids
- * wrap or a node kept a dir its post-exec could not remove: a later start adopts the dir's
+ * wrap or a node kept a dir its teardown could not remove: a later start adopts the dir's
  * keys, port and containers only when this matches it (same owner, same image) and the
  * containers carry the nonce, so a recycled id never hands one user's keys to another.
  */

@@ -1,10 +1,9 @@
-// The whole start of a job as data: which files with which modes and owners, and which
+// The whole setup of a job as data: which files with which modes and owners, and which
 // docker argv on which node. Used by the real run and printed by --dry-run.
 import type { Config, Image } from '../config/types.js';
-import type { JobFile } from '../exec/jobdir.js';
-import type { Job } from '../job/job.js';
-import { containerCwd, jobMounts, runArgv, type NodeFacts } from '../plan/container.js';
-import { containerEnv, shellExports } from '../plan/env.js';
+import type { Job, JobFile } from '../job/job.js';
+import { containerCwd, jobMounts, runArgv, type NodeFacts } from './container.js';
+import { containerEnv, shellExports } from './env.js';
 import {
   attemptRecord, authorizedKeys, containerGroup, containerPasswd, envFile, knownHosts, mpiEnv, mpichHostfile,
   openMpiHostfile, sshConfig, sshdConfig, type JobPaths, type OpenSsh,
@@ -67,7 +66,7 @@ export function planJob(input: {
     { path: paths.hostKeyPub, content: keys.hostKeyPub, mode: 0o644 },
     { path: paths.authorizedKeys, content: authorizedKeys(keys.userKeyPub), mode: 0o644 },
     // The port is in these three: another user who learns it before the job's sshd binds it
-    // can take it first and stall the start, so only the owner (and sshd, as the owner) reads them.
+    // can take it first and stall the setup, so only the owner (and sshd, as the owner) reads them.
     { path: paths.knownHosts, content: knownHosts(job.hosts, port, keys.hostKeyPub), mode: 0o600, owner: mine },
     { path: paths.sshdConfig, content: sshdConfig(paths, owner, port, input.accounts.sshd), mode: 0o600, owner: mine },
     { path: paths.sshConfig, content: sshConfig(paths, job.hosts, owner, port), mode: 0o600, owner: mine },

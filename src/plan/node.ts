@@ -1,4 +1,4 @@
-// Every command a start or a teardown sends to a node besides `docker run` itself (that is
+// Every command a setup or a teardown sends to a node besides `docker run` itself (that is
 // container.ts), as argv: the ssh executor quotes them with the one quoting function, and
 // --dry-run prints them. Engine commands leave out the engine, as runArgv does; the caller
 // puts config.engine first.

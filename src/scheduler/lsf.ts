@@ -13,6 +13,8 @@ import { refKey, type Answer, type JobRef, type Verdict } from './answer.js';
  * an esub rejects the submit with LSB_SUB_ABORT_VALUE (esubFiles). jobbox's errors carry the
  * pre-exec codes (EXIT.permanent, EXIT.transient in errors.ts), chosen where each is raised.
  */
+
+// Set by LSF; everything else in the job's environment is the user's.
 const SCHEDULER_VAR = /^(LSB_|LSF_|LS_)/;
 
 export async function lsfJob(env: Record<string, string | undefined>, thisHost: string, lookup: AccountLookup): Promise<Job> {

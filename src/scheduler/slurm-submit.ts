@@ -28,8 +28,19 @@ export function wrapperScript(cli: string): string {
  * host as it is, and a wrapper naming another program would run that: undefined.
  */
 export function submittedScript(text: string, cli: string): string | undefined {
-  const head = `${wrapperScript(cli)}${SCRIPT_MARKER}\n`;
-  return text.startsWith(head) ? text.slice(head.length) : undefined;
+  for (const wrapper of [wrapperScript(cli), legacyWrapperScript(cli)]) {
+    const head = `${wrapper}${SCRIPT_MARKER}\n`;
+    if (text.startsWith(head)) return text.slice(head.length);
+  }
+  return undefined;
+}
+
+/**
+ * jobbox 0.1's wrapper, which named the batch step `slurm start`: jobs submitted before an
+ * upgrade still carry it, and must run, not be cancelled by the Prolog. Drop it in 0.3.
+ */
+function legacyWrapperScript(cli: string): string {
+  return wrapperScript(cli).replaceAll('slurm batch', 'slurm start');
 }
 
 export function jobSubmitLua(config: Config, cli: string): string {

@@ -14,6 +14,7 @@ describe('commandFailed', () => {
     ['a name conflict, docker 28: may heal', 125, 'docker: Error response from daemon: Conflict. The container name "/jobbox-7" is already in use by container "8cad1f58e979". You have to remove (or rename) that container to be able to reuse that name.\n\nRun \'docker run --help\' for more information\n', 1],
     ['a missing bind source, docker 28: may heal (a file system not mounted yet)', 125, 'docker: Error response from daemon: invalid mount config for type "bind": bind source path does not exist: /scratch\n\nRun \'docker run --help\' for more information\n', 1],
     ['a daemon that does not answer may heal', 1, 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n', 1],
+    ['a daemon that does not answer docker run, docker 28: may heal', 125, "docker: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n\nRun 'docker run --help' for more information\n", 1],
   ])('%s', (_case, code, stderr, exitCode) => {
     const err = commandFailed('node2', RUN, { code, stdout: '', stderr }, 'reg:5000/deb12:r1');
     expect(err.exitCode).toBe(exitCode);

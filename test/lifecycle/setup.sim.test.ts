@@ -3,7 +3,10 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { JobboxError } from '../../src/errors.js';
+import { resolveImage } from '../../src/config/image.js';
 import { setupJob } from '../../src/lifecycle/setup.js';
+import { teardownJob } from '../../src/lifecycle/teardown.js';
+import { nodeSteps } from '../../src/plan/node.js';
 import { IMAGE_REF, PORTS, simFixture, UNREACHABLE, type SimFixture } from './sim-fixture.js';
 
 let f: SimFixture;
@@ -202,5 +205,45 @@ describe('setupJob on the simulated cluster', () => {
     // The rest of the line is the registry's complaint, escaped and cut at 200 characters.
     expect(err.message.startsWith(`jobbox: nodes: failed on 1 of 3: ${f.hosts[1]}: pull: registry failed and no local copy (Error response from daemon: Get `)).toBe(true);
     nothingLeft();
+  });
+
+  // What the dry run cannot show, a reviewer cannot check: every command that reaches a node
+  // is one of nodeSteps (containers' ids filled in), or the planned docker run.
+  it('sends a node nothing the dry run does not show', async () => {
+    const job = f.job('1012');
+    const sent: string[][] = [];
+    for (const ip of f.hosts) {
+      f.sim.node(ip).intercept = (c) => {
+        sent.push(c.argv);
+        return undefined;
+      };
+    }
+    // A taken port, a stale name holder and a failed pull on the way, so the rarer steps run too.
+    let refused = false;
+    const third = f.sim.node(f.hosts[2]!);
+    third.intercept = (c) => {
+      sent.push(c.argv);
+      if (c.kind !== 'bind' || refused) return undefined;
+      refused = true;
+      return { code: 0, stdout: 'taken\n' };
+    };
+    f.sim.node(f.hosts[1]!).plant({ name: 'jobbox-1012', labels: { 'org.jobbox.attempt': 'other' }, state: 'exited' });
+    f.sim.node(f.hosts[0]!).registryDown = true;
+    f.sim.node(f.hosts[0]!).images.add(IMAGE_REF);
+    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+
+    await setupJob(f.config, job, f.log);
+    await teardownJob(f.config, job, f.hosts, f.log);
+
+    const steps = nodeSteps(f.config, job, resolveImage(f.config, job.queue, job.image)).map((s) => s.argv);
+    const rm = steps.find((a) => a.includes('<ids>'))!;
+    const known = (argv: string[]) =>
+      steps.some((a) => a.join('\0') === argv.join('\0')) ||
+      argv.slice(0, rm.length - 1).join('\0') === rm.slice(0, -1).join('\0') ||
+      argv.slice(0, 3).join('\0') === [f.config.engine, 'run', '--detach'].join('\0');
+    expect(sent.length).toBeGreaterThan(0);
+    expect(sent.filter((argv) => !known(argv))).toEqual([]);
+    // And every step ran, but the two of a barrier that waits long (the tests above run them).
+    expect(steps.filter((step) => !step.includes('<ids>') && !sent.some((argv) => argv.join('\0') === step.join('\0'))).map((a) => a[1])).toEqual(['inspect', 'logs']);
   });
 });

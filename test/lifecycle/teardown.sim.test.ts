@@ -120,4 +120,19 @@ describe('teardownJob on the simulated cluster', () => {
     expect(f.claims()).toHaveLength(1);
     expect(f.jobDirs()).toHaveLength(1);
   });
+
+  it('a docker rm that fails saying nothing (its session ended by a signal) is not taken for "gone"', async () => {
+    const job = f.job('2007');
+    await setupJob(f.config, job, f.log);
+    const third = f.sim.node(f.hosts[2]!);
+    third.intercept = (c) => (c.kind === 'rm' ? { code: 255, stderr: '' } : undefined);
+
+    const err = await failure(teardownJob(f.config, job, f.hosts, f.log));
+
+    expect(err.message).toMatch(/: docker rm: exit 255: /);
+    expect(err.exitCode).toBe(1);
+    expect(third.named('jobbox-2007')).toHaveLength(1);
+    expect(f.claims()).toHaveLength(1);
+    expect(f.jobDirs()).toHaveLength(1);
+  });
 });

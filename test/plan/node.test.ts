@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/parse.js';
-import { quote } from '../../src/exec/quote.js';
+import { quote } from '../../src/quote.js';
 import { bindTestArgv, nodeSteps, pullArgv } from '../../src/plan/node.js';
 
 const config = parseConfig(

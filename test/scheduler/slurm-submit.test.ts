@@ -20,6 +20,8 @@ describe('submittedScript', () => {
     ['a wrapped empty script', WRAPPED, ''],
     ['a marker in the user part stays the user part', `${WRAPPED}id\n${SCRIPT_MARKER}\n`, `id\n${SCRIPT_MARKER}\n`],
     ['a wrapped script wrapped again', `${WRAPPED}${WRAPPED}id\n`, `${WRAPPED}id\n`],
+    // Byte for byte what jobbox 0.1's job_submit.lua put in front of a job still pending at an upgrade.
+    ['a script wrapped by jobbox 0.1', `#!/bin/sh\n# jobbox: this batch script runs inside the job's first container (jobbox slurm start).\nexec /usr/bin/node ${CLI} slurm start --script "$0" -- "$@"\nexit 127\n${SCRIPT_MARKER}\nid\n`, 'id\n'],
   ])('%s → the submitted script', (_name, text, script) => expect(submittedScript(text, CLI)).toBe(script));
 
   it.each([

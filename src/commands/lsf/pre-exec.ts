@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { resolveImage } from '../../config/image.js';
 import type { Config } from '../../config/types.js';
 import { lookupGroupNames } from '../../exec/accounts.js';
-import { quote } from '../../exec/quote.js';
+import { quote } from '../../quote.js';
 import type { Job } from '../../job/job.js';
 import { planJob } from '../../plan/job.js';
 import { jobLog, openLog } from '../../log.js';

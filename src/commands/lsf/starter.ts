@@ -1,5 +1,5 @@
 import { EXIT, JobboxError } from '../../errors.js';
-import { quote } from '../../exec/quote.js';
+import { quote } from '../../quote.js';
 import { runInFirstContainer } from '../../lifecycle/run.js';
 import { jobPaths } from '../../plan/job-files.js';
 import { lsfContext } from './context.js';

@@ -3,13 +3,15 @@
 // the node: what went wrong requeues or cancels the job instead (prologOutcome).
 import type { Logger } from 'pino';
 import type { Config } from '../../config/types.js';
-import { JobboxError, formatError } from '../../errors.js';
+import { EXIT, JobboxError, formatError } from '../../errors.js';
 import { lookupAccount } from '../../exec/accounts.js';
-import { batchScript, cancelJob, requeueJob, showJob, useSlurmConf } from '../../exec/slurm.js';
+import { runClient, useSlurmConf } from '../../exec/slurm.js';
 import type { Job } from '../../job/job.js';
 import { setupJob } from '../../lifecycle/setup.js';
 import { submittedScript } from '../../scheduler/slurm-submit.js';
-import { arrayTaskName, parseJobRecord, prologOutcome, slurmHook, slurmHookJob, type JobRecord } from '../../scheduler/slurm.js';
+import {
+  arrayTaskName, batchScriptArgv, cancelArgv, parseJobRecord, prologOutcome, requeueArgv, showJobArgv, slurmHook, slurmHookJob, type JobRecord,
+} from '../../scheduler/slurm.js';
 import { CLI, hookConfig, onBatchHost } from './context.js';
 
 /**
@@ -26,7 +28,7 @@ export async function prolog(cli: string | undefined, env: NodeJS.ProcessEnv): P
     // Without its config jobbox knows no partitions. Cancelling every job would stop the whole
     // cluster; a job of jobbox's cannot start without it, so only those are cancelled.
     process.stderr.write(`${formatError(err).line}\n`);
-    if (hook.id && hook.jobboxJobHere) await cancelJob(hook.id);
+    if (hook.id && hook.jobboxJobHere) await runClient(cancelArgv(hook.id));
     return;
   }
   let log: Logger | undefined;
@@ -50,8 +52,7 @@ export async function prolog(cli: string | undefined, env: NodeJS.ProcessEnv): P
     const outcome = prologOutcome(exitCode);
     // slurmd logs nothing of a Prolog that exits 0: ours is where an admin learns why a job went.
     log?.error({ err: line }, outcome === 'cancel' ? 'prolog failed; cancelling the job' : 'prolog failed; requeueing the job');
-    if (outcome === 'cancel') await cancelJob(hook.id);
-    else await requeueJob(hook.id);
+    await runClient(outcome === 'cancel' ? cancelArgv(hook.id) : requeueArgv(hook.id));
   }
 }
 
@@ -60,4 +61,21 @@ async function jobRecord(job: Job): Promise<JobRecord> {
   const first = await showJob(job.id);
   const task = arrayTaskName(first, job.id);
   return parseJobRecord(task ? await showJob(task) : first, job.id, job.hosts.map((h) => h.name));
+}
+
+async function showJob(id: string): Promise<string> {
+  const r = await runClient(showJobArgv(id));
+  if (r.code !== 0) throw new JobboxError('scontrol show job', r.stderr.trim() || r.error || 'failed', id, EXIT.transient);
+  return r.stdout;
+}
+
+/** The batch script slurmctld holds for the job, byte for byte. */
+async function batchScript(id: string): Promise<string> {
+  const r = await runClient(batchScriptArgv(id), true);
+  // 22.05 exits 0 even when it prints nothing ("job script retrieval failed: …"), and a batch
+  // job always has a script: an empty one is a failure to ask.
+  if (r.code !== 0 || r.stdout === '') {
+    throw new JobboxError('scontrol write batch_script', r.stderr.trim() || r.error || 'printed nothing', id, EXIT.transient);
+  }
+  return r.stdout;
 }

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { quote } from '../../src/exec/quote.js';
+import { quote } from '../src/quote.js';
 
 describe('quote', () => {
   it.each([
