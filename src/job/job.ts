@@ -18,6 +18,8 @@ export interface Owner {
 export interface Host {
   name: string;
   slots: number;
+  /** The cores the scheduler bound the job to on this host (`0-1,4`), when it says. */
+  cpus?: string;
 }
 
 export interface Job {
@@ -41,6 +43,11 @@ export interface Job {
   image: string | undefined;
   /** The user's own environment: everything the scheduler did not set. Unfiltered here. */
   env: Record<string, string>;
+  /**
+   * Whose cgroups the containers join on each node: 'slurm', the job's extern step (with the
+   * job's cores); undefined, the engine's own (LSF for now).
+   */
+  containment?: 'slurm';
 }
 
 /** One run of a job: what its containers, job dir and port claim are named after. */

@@ -17,9 +17,9 @@ import { allocatePort } from '../ports/allocator.js';
 import { planJob } from '../plan/job.js';
 import { jobKey, jobPaths, parseAttemptRecord, type AttemptRecord, type JobPaths } from '../plan/job-files.js';
 import { jobKeys } from './keys.js';
-import { awaitSshd, imageAccounts, nameHolder, probe, pull, startContainer, type Holder, type Probe } from './node.js';
+import { awaitSshd, imageAccounts, joinSlurmCgroups, nameHolder, probe, pull, slurmCgroupRoot, startContainer, type Holder, type Probe } from './node.js';
 import { adminSessions, onEvery } from './sessions.js';
-import { teardownJob } from './teardown.js';
+import { slurmCgroupOf, teardownJob } from './teardown.js';
 
 export interface SetupResult {
   port: number;
@@ -45,6 +45,8 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     // Pull everywhere while the port is chosen and checked on every node; meanwhile the keys
     // are made, and the image's accounts read as soon as the first node has the image.
     const pulls = each((s) => pull(s, config, image, log));
+    const cgroupRoots = job.containment === 'slurm' ? each((s) => slurmCgroupRoot(s, config, s.host)) : Promise.resolve(hosts.map(() => undefined));
+    cgroupRoots.catch(() => {});
     const prepared = Promise.all([
       jobKeys(paths),
       pulls.then(() => imageAccounts(sessions.get(hosts[0]!)!, config, image, log)),
@@ -54,11 +56,12 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     const { port, probes, holders } = await choosePort(config, job, nonce, hosts, each, log);
     phase('port');
     const [keys, accounts, groupNames] = await prepared;
+    const roots = await cgroupRoots;
     phase('pull');
 
     const plan = planJob({
       config, job, image, port, paths, keys, groupNames, accounts, nonce,
-      facts: new Map(hosts.map((h, i) => [h, probes[i]!])),
+      facts: new Map(hosts.map((h, i) => [h, { ...probes[i]!, ...(roots[i] ? { cgroupRoot: roots[i] } : {}) }])),
     });
     if (plan.dropped.length > 0) log.info({ dropped: plan.dropped }, 'user variables kept out of the container');
     await makeJobDir(paths.dir);
@@ -68,6 +71,7 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     // Each node waits for its own sshd as soon as its container runs, not for the slowest run.
     await each(async (s, i) => {
       touched.add(s.host);
+      if (roots[i]) await joinSlurmCgroups(s, config, job, i, roots[i]);
       await startContainer(s, config, job, image, plan.runs[i]!.argv, nonce, holders[i]);
       await awaitSshd(s, config, job, port, keys);
     });
@@ -77,7 +81,7 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     log.error({ err: err instanceof Error ? err.message : String(err) }, 'setup failed; rolling back');
     for (const s of sessions.values()) s.close();
     sessions.clear();
-    await teardownJob(config, job, [...touched], log).catch((e: unknown) => log.error({ err: String(e) }, 'rollback incomplete'));
+    await teardownJob(config, job, [...touched], log, slurmCgroupOf(job)).catch((e: unknown) => log.error({ err: String(e) }, 'rollback incomplete'));
     throw err;
   } finally {
     for (const s of sessions.values()) s.close();
@@ -95,7 +99,7 @@ async function adoptOrReclaim(config: Config, job: Job, image: Image, paths: Job
   if (record?.uid === job.owner.uid && record.image === image.ref) return record;
   if (record || (await lstat(paths.dir).catch(() => undefined))) {
     log.warn({ leftover: record ?? 'no owner record' }, 'the job dir is a leftover of another job with this key; reclaiming it');
-    await teardownJob(config, job, job.hosts.map((h) => h.name), log);
+    await teardownJob(config, job, job.hosts.map((h) => h.name), log, slurmCgroupOf(job));
   }
   return undefined;
 }

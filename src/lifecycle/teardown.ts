@@ -7,14 +7,23 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
 import { removeJobDir } from '../exec/jobdir.js';
 import type { Session } from '../exec/ssh.js';
-import type { Attempt } from '../job/job.js';
+import type { Attempt, Job } from '../job/job.js';
 import { listClaims, releasePort } from '../ports/allocator.js';
 import { jobKey, jobPaths } from '../plan/job-files.js';
-import { removeContainers } from './node.js';
+import { slurmJobCgroup } from '../scheduler/slurm.js';
+import { clearSlurmCgroups, removeContainers } from './node.js';
 import { adminSessions, onEvery } from './sessions.js';
 
-/** `hosts`: where containers of the attempt may exist; a failed setup passes only the nodes it ran docker on. */
-export async function teardownJob(config: Config, attempt: Attempt, hosts: string[], log: Logger): Promise<void> {
+/** A Slurm job's own cgroup (`uid_U/job_J`), for teardownJob to clear; undefined for other jobs. */
+export function slurmCgroupOf(job: Job): string | undefined {
+  return job.containment === 'slurm' ? slurmJobCgroup(job) : undefined;
+}
+
+/**
+ * `hosts`: where containers of the attempt may exist; a failed setup passes only the nodes it
+ * ran docker on. `jobCgroup`: a Slurm job's cgroup, cleared on each node after its containers.
+ */
+export async function teardownJob(config: Config, attempt: Attempt, hosts: string[], log: Logger, jobCgroup?: string): Promise<void> {
   // Unreachable nodes keep the port claim and job dir, so `jobbox gc` can finish later
   // instead of handing the port to a new job while a container still listens on it.
   let sessions = new Map<string, Session>();
@@ -25,7 +34,11 @@ export async function teardownJob(config: Config, attempt: Attempt, hosts: strin
     throw err;
   }
   try {
-    const removed = (await onEvery(sessions, hosts, config.fanout, (s) => removeContainers(s, config, attempt))).reduce((n, k) => n + k, 0);
+    const removed = (await onEvery(sessions, hosts, config.fanout, async (s) => {
+      const n = await removeContainers(s, config, attempt);
+      if (jobCgroup) await clearSlurmCgroups(s, config, jobCgroup);
+      return n;
+    })).reduce((n, k) => n + k, 0);
     await removeJobDir(jobPaths(config.stateDir, attempt).dir);
     const ports = await releasePort(config.portDir, jobKey(attempt));
     log.info({ removed, ports }, 'job torn down on every node');

@@ -4,7 +4,8 @@
 // puts config.engine first.
 import { PULL_LOCK, PULL_LOCK_DIR } from '../config/defaults.js';
 import type { Config, Image } from '../config/types.js';
-import type { Attempt } from '../job/job.js';
+import type { Attempt, Job } from '../job/job.js';
+import { slurmExternTask, slurmJobCgroup } from '../scheduler/slurm.js';
 import { containerName, imageAccountsArgv, nameArgv, psArgv, removeArgv, runningArgv } from './container.js';
 
 /** install -d also closes a directory left more open (by hand, or by an older jobbox). */
@@ -35,15 +36,71 @@ export function bindTestArgv(): string[] {
   return ['perl', '-e', BIND_TEST];
 }
 
+/** What cgroup driver and version the engine uses: `cgroupfs 1` is what joining Slurm's job cgroups needs. */
+export function engineCgroupArgv(): string[] {
+  return ['info', '--format', '{{.CgroupDriver}} {{.CgroupVersion}}'];
+}
+
+const CPUSET = '/sys/fs/cgroup/cpuset';
+
+/** The names at the top of the node's cpuset hierarchy that may be slurmd's (scheduler/slurm.ts slurmCgroupRoot). */
+export function cgroupRootsArgv(): string[] {
+  return ['find', CPUSET, '-mindepth', '1', '-maxdepth', '1', '-type', 'd', '-name', 'slurm*', '-printf', '%f\\n'];
+}
+
+/**
+ * Makes the job's cpuset cgroups below `root`, top-down, before the container joins the last
+ * one: the Prolog runs before slurmstepd makes them, and a tree runc made with the parent's
+ * cores would make slurmstepd's own write of the job's cores fail (EBUSY) and the job with it.
+ * The first level (uid_U) is shared with the owner's other jobs: it gets the parent's cores;
+ * the job's levels get the job's cores. Existing dirs are left as they are. A fixed script:
+ * every value is a positional argument.
+ */
+export function cpusetArgv(root: string, levels: string[], cpus: string): string[] {
+  const script = [
+    'set -e', 'dir=$1 cpus=$2', 'shift 2', 'first=1',
+    'for d in "$@"; do',
+    '  parent=$dir dir=$dir/$d',
+    '  if [ ! -d "$dir" ]; then',
+    '    mkdir "$dir"',
+    '    cat "$parent/cpuset.mems" > "$dir/cpuset.mems"',
+    '    if [ $first = 1 ]; then cat "$parent/cpuset.cpus" > "$dir/cpuset.cpus"; else echo "$cpus" > "$dir/cpuset.cpus"; fi',
+    '  fi',
+    '  first=0',
+    'done',
+  ].join('\n');
+  return ['sh', '-c', script, 'sh', `${CPUSET}/${root}`, cpus, ...levels];
+}
+
+/**
+ * Removes what is left of the job's cgroups in every controller, deepest first, once its
+ * containers are gone: runc leaves its dirs in controllers Slurm does not manage (blkio, cpu,
+ * pids, name=systemd), and Slurm's own rmdir of the job then fails. A dir still in use stays.
+ * `job`: `uid_U/job_J`; `node`: for a multiple-slurmd root (`slurm_<node>`).
+ */
+export function cgroupCleanupArgv(job: string, node: string): string[] {
+  const script = 'for d in /sys/fs/cgroup/*/slurm/"$1" /sys/fs/cgroup/*/slurm_"$2"/"$1"; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null; done; exit 0';
+  return ['sh', '-c', script, 'sh', job, node];
+}
+
 /** The container's last words, for the error when its sshd never answered. */
 export function logsArgv(job: Attempt): string[] {
   return ['logs', '--tail', '3', containerName(job)];
 }
 
 /** Everything a setup, its rollback and the teardown send to a node besides `docker run`, in order, for --dry-run. */
-export function nodeSteps(config: Config, job: Attempt, image: Image): { when: string; argv: string[] }[] {
+export function nodeSteps(config: Config, job: Job, image: Image): { when: string; argv: string[] }[] {
   const e = config.engine;
+  const slurm = job.containment === 'slurm'
+    ? [
+        { when: 'the job joins its Slurm cgroups: the engine must use the cgroupfs driver on cgroup v1', argv: [e, ...engineCgroupArgv()] },
+        { when: 'where slurmd keeps its cgroups on the node', argv: cgroupRootsArgv() },
+        { when: 'before docker run: the job\'s cpuset cgroups (node 1 shown)', argv: cpusetArgv('<slurm root>', slurmExternTask(job.owner.uid, job.id, 0), job.hosts[0]?.cpus ?? '<cpus>') },
+        { when: 'teardown, after the containers: what is left of the job\'s cgroups', argv: cgroupCleanupArgv(slurmJobCgroup(job), '<node>') },
+      ]
+    : [];
   return [
+    ...slurm,
     { when: 'before the pull', argv: lockDirArgv() },
     { when: 'pull', argv: pullArgv(config, image) },
     { when: 'first node after its pull (the image accounts are cached by id); any node whose pull failed (its own copy)', argv: [e, ...imageIdArgv(image)] },

@@ -237,6 +237,8 @@ export interface JobRecord {
   batch: boolean;
   /** Allocated CPUs, one count per node of the allocation, in its order. */
   cpus: number[];
+  /** Which CPUs, as Slurm's CPU_IDs list (`0-1,4`), one per node in the same order. */
+  cpuIds: string[];
 }
 
 /**
@@ -257,12 +259,14 @@ export function parseJobRecord(text: string, id: string, hosts: string[]): JobRe
 
   const allocated = new Set(hosts);
   const cpus = new Map<string, number>();
+  const ids = new Map<string, string>();
   for (const m of text.matchAll(/^ {5}Nodes=(\S+) CPU_IDs=(\S+) Mem=\d+ GRES=/gm)) {
     const count = cpuCount(m[2]!);
     for (const host of expandHostlist(m[1]!, SHOW_JOB)) {
       if (!allocated.has(host)) throw new JobboxError(SHOW_JOB, `lists CPUs on a node outside job ${id}'s allocation`, host);
       if (cpus.has(host)) throw new JobboxError(SHOW_JOB, `lists CPUs on a node twice for job ${id}`, host);
       cpus.set(host, count);
+      ids.set(host, m[2]!);
     }
   }
   return {
@@ -272,6 +276,7 @@ export function parseJobRecord(text: string, id: string, hosts: string[]): JobRe
       if (count === undefined) throw new JobboxError(SHOW_JOB, `lists no CPUs for job ${id} on a node of its allocation`, host);
       return count;
     }),
+    cpuIds: hosts.map((host) => ids.get(host)!),
   };
 }
 
@@ -320,21 +325,22 @@ export function slurmHook(env: Record<string, string | undefined>): SlurmHook {
 /**
  * The job, when this node acts for it: the batch host (the first node) of a job in a partition
  * jobbox manages does the whole job for all nodes, exactly as LSF's pre-exec does. Other nodes,
- * and partitions jobbox does not manage, have nothing to do: undefined. `cpusGiven`: the
- * environment had the per-node CPU counts (the 22.05 Prolog has no SLURM_JOB_CPUS_PER_NODE; the
- * job record has them, passed back in as `cpusPerNode`).
+ * and partitions jobbox does not manage, have nothing to do: undefined. `record`: the job's
+ * record (the Prolog asks for it), which gives each node its CPU count (the 22.05 Prolog has no
+ * SLURM_JOB_CPUS_PER_NODE) and its cores, and makes the job's containers join its cgroups.
  */
 export async function slurmHookJob(
   env: Record<string, string | undefined>,
   managed: (partition: string) => boolean,
   lookup: AccountLookup,
-  cpusPerNode?: number[],
-): Promise<{ job: Job; node: string; cpusGiven: boolean } | undefined> {
+  record?: JobRecord,
+): Promise<{ job: Job; node: string } | undefined> {
   if (!managed(env.SLURM_JOB_PARTITION ?? '')) return undefined;
-  const job = await slurmJob(env, 'prolog', lookup, cpusPerNode);
+  const job = await slurmJob(env, 'prolog', lookup, record?.cpus);
   const node = env.SLURMD_NODENAME ?? '';
   if (job.hosts[0]?.name !== node) return undefined;
-  return { job, node, cpusGiven: cpusPerNode !== undefined || Boolean(env.SLURM_JOB_CPUS_PER_NODE) };
+  if (!record) return { job, node };
+  return { job: { ...job, hosts: job.hosts.map((h, i) => ({ ...h, cpus: record.cpuIds[i]! })), containment: 'slurm' }, node };
 }
 
 /**
@@ -415,4 +421,28 @@ export function slurmRecordOver(state: string, restarts: number | undefined, att
     if (restarts < Number(attempt)) return { over: false, why: `job is ${state} at restart ${restarts}, before attempt ${attempt}` };
   }
   return { over: false, why: `job is ${state}` };
+}
+
+// ---- The job's cgroups on a node (cgroup v1, as slurmd's task/cgroup and proctrack/cgroup make them) ----
+
+/**
+ * Where slurmd keeps its jobs' cgroups in each controller of a node: `slurm`, or `slurm_<node>`
+ * when Slurm is built with multiple-slurmd support (Debian's is) — `roots`: the names found
+ * at the top of the node's cpuset hierarchy. undefined: no slurmd cgroups on the node.
+ */
+export function slurmCgroupRoot(roots: string[], node: string): string | undefined {
+  return roots.find((r) => r === `slurm_${node}`) ?? roots.find((r) => r === 'slurm');
+}
+
+/**
+ * The job's extern step's task cgroup on the node with index `nodeIndex` in the job's node
+ * list, below the root: the only place sacct counts what no step started. `uid`: the owner's.
+ */
+export function slurmExternTask(uid: number, jobId: string, nodeIndex: number): string[] {
+  return [`uid_${uid}`, `job_${jobId}`, 'step_extern', `task_${nodeIndex}`];
+}
+
+/** The job's own cgroup below the root, `uid_U/job_J`: what a teardown clears. */
+export function slurmJobCgroup(job: Pick<Job, 'id' | 'owner'>): string {
+  return slurmExternTask(job.owner.uid, job.id, 0).slice(0, 2).join('/');
 }

@@ -364,3 +364,19 @@ describe('the image accounts script, run by a real sh', () => {
     }
   });
 });
+
+describe('runArgv: a Slurm job joins its extern step on each node', () => {
+  const hosts = [{ name: 'node1', slots: 2, cpus: '0-1' }, { name: 'node2', slots: 1, cpus: '1' }];
+  const flags = (argv: string[]) => {
+    const i = argv.indexOf('--cgroup-parent');
+    return i < 0 ? undefined : [argv[i + 1], argv[argv.indexOf('--cpuset-cpus') + 1]];
+  };
+  it('by the absolute path of the node\'s task, with the job\'s cores there', () => {
+    const argv = argvFor(config(), { job: { containment: 'slurm', id: '77', hosts }, host: hosts[1]!, facts: { devices: [], cgroupRoot: 'slurm_node2' } });
+    expect(flags(argv)).toEqual(['/slurm_node2/uid_1000/job_77/step_extern/task_1', '1']);
+  });
+
+  it('not for a job without containment (LSF)', () => {
+    expect(flags(argvFor(config(), { job: { hosts } }))).toBeUndefined();
+  });
+});

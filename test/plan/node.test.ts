@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/parse.js';
+import type { Job } from '../../src/job/job.js';
 import { quote } from '../../src/quote.js';
-import { bindTestArgv, nodeSteps, pullArgv } from '../../src/plan/node.js';
+import { bindTestArgv, cpusetArgv, nodeSteps, pullArgv } from '../../src/plan/node.js';
 
 const config = parseConfig(
   `
@@ -17,12 +18,24 @@ ref = reg:5000/hpc/deb12:r1
   'test.ini',
 );
 const image = config.images.get('deb12')!;
-const job = { id: '4711', index: 3, attempt: 'node1' };
+const job: Job = {
+  id: '4711', index: 3, attempt: 'node1', queue: 'normal', cwd: '/home/a', image: 'deb12', env: {},
+  owner: { name: 'a', uid: 2001, gid: 2001, gids: [], home: '/home/a', shell: '/bin/sh' },
+  hosts: [{ name: 'node1', slots: 2 }, { name: 'node2', slots: 1 }],
+};
+const slurmPlain: Job = { ...job, index: 0, attempt: '0', hosts: [{ name: 'node1', slots: 2, cpus: '0-1' }, { name: 'node2', slots: 1, cpus: '1' }] };
+const slurmJob: Job = { ...slurmPlain, containment: 'slurm' };
+const shown = (j: Job) => nodeSteps(config, j, image).map((s) => `# ${s.when}\n${s.argv[0] === 'perl' ? 'perl -e <BIND_TEST>' : quote(s.argv)}`).join('\n');
 
 describe('nodeSteps', () => {
   it('is every command a node is sent besides docker run, as the dry run prints them', () => {
-    expect(nodeSteps(config, job, image)
-      .map((s) => `# ${s.when}\n${s.argv[0] === 'perl' ? 'perl -e <BIND_TEST>' : quote(s.argv)}`).join('\n')).toMatchSnapshot();
+    expect(shown(job)).toMatchSnapshot();
+  });
+
+  it('adds, for a Slurm job, the engine check and the job\'s cgroups', () => {
+    const slurm = shown(slurmJob);
+    expect(slurm.endsWith(shown(slurmPlain))).toBe(true);
+    expect(slurm.slice(0, slurm.length - shown(slurmPlain).length)).toMatchSnapshot();
   });
 
   it('waits for the pull lock no longer than pull_timeout', () => {
@@ -49,5 +62,35 @@ describe('bindTestArgv', () => {
 
   it('refuses anything but a port number on its stdin', () => {
     expect(() => execFileSync('perl', ['-e', bindTestArgv()[2]!], { input: '22; rm -rf /\n', stdio: 'pipe' })).toThrow(/port: 22; rm -rf/);
+  });
+});
+
+// The cpuset script runs as root on the nodes against /sys/fs/cgroup/cpuset; here against a
+// plain directory tree with the same files, which is what its mkdir, cat and echo see.
+describe('cpusetArgv', () => {
+  it('makes the levels top-down: the owner\'s level with the parent\'s cores, the job\'s with its own, and leaves existing ones alone', async () => {
+    const { mkdtempSync, mkdirSync, readFileSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const top = mkdtempSync(join(tmpdir(), 'jobbox-cpuset-'));
+    const root = join(top, 'slurm_node2');
+    mkdirSync(root);
+    writeFileSync(join(root, 'cpuset.cpus'), '0-3\n');
+    writeFileSync(join(root, 'cpuset.mems'), '0\n');
+    const run = (levels: string[], cpus: string) => {
+      const argv = cpusetArgv('slurm_node2', levels, cpus);
+      argv[4] = root; // the node's /sys/fs/cgroup/cpuset/slurm_node2
+      execFileSync(argv[0]!, argv.slice(1));
+    };
+    run(['uid_2001', 'job_7', 'step_extern', 'task_1'], '2-3');
+    const read = (rel: string, file: string) => readFileSync(join(root, rel, file), 'utf8').trim();
+    expect(read('uid_2001', 'cpuset.cpus')).toBe('0-3');
+    expect(['uid_2001/job_7', 'uid_2001/job_7/step_extern', 'uid_2001/job_7/step_extern/task_1'].map((d) => read(d, 'cpuset.cpus'))).toEqual(['2-3', '2-3', '2-3']);
+    expect(read('uid_2001/job_7/step_extern/task_1', 'cpuset.mems')).toBe('0');
+    // A second job of the same owner: uid_2001 stays as it was.
+    writeFileSync(join(root, 'uid_2001', 'cpuset.cpus'), '0-3 (slurm\'s)\n');
+    run(['uid_2001', 'job_8', 'step_extern', 'task_0'], '1');
+    expect(read('uid_2001', 'cpuset.cpus')).toBe('0-3 (slurm\'s)');
+    expect(read('uid_2001/job_8/step_extern/task_0', 'cpuset.cpus')).toBe('1');
   });
 });

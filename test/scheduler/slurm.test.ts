@@ -2,7 +2,9 @@ import { describe, it, expect } from 'vitest';
 import { JobboxError } from '../../src/errors.js';
 import type { AccountLookup, Owner } from '../../src/job/job.js';
 import type { Answer } from '../../src/scheduler/answer.js';
-import { arrayTaskName, constraintAlias, expandCounts, expandHostlist, parseJobRecord, parseSqueue, slurmAnswer, slurmHook, slurmJob } from '../../src/scheduler/slurm.js';
+import {
+  arrayTaskName, constraintAlias, expandCounts, expandHostlist, parseJobRecord, parseSqueue, slurmAnswer, slurmCgroupRoot, slurmExternTask, slurmHook, slurmJob,
+} from '../../src/scheduler/slurm.js';
 
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27], home: '/home/alice', shell: '/bin/bash' };
 const accounts: Record<string, Owner> = { alice, root: { ...alice, name: 'root', uid: 0, gid: 0, home: '/root' } };
@@ -623,12 +625,12 @@ describe('arrayTaskName', () => {
 
 describe('parseJobRecord', () => {
   it.each([
-    ['only the per-node lines count, not `Nodes=… CPU_IDs=…` in the name and comment', FORGED_ON_ONE_LINE, '19', ['node1', 'node2'], { batch: true, cpus: [2, 1] }],
-    ["counts follow the allocation's order", FORGED_ON_ONE_LINE, '19', ['node2', 'node1'], { batch: true, cpus: [1, 2] }],
-    ['one line for three nodes with the same CPUs', THREE_NODES, '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2] }],
-    ['an array task asked by its task name', ARRAY_TASK, '21', ['node2'], { batch: true, cpus: [1] }],
-    ['salloc: no batch script', SALLOC, '25', ['node1', 'node2'], { batch: false, cpus: [1, 1] }],
-    ['a batch job requeued after a failed launch (BatchFlag=2)', THREE_NODES.replace('BatchFlag=1', 'BatchFlag=2'), '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2] }],
+    ['only the per-node lines count, not `Nodes=… CPU_IDs=…` in the name and comment', FORGED_ON_ONE_LINE, '19', ['node1', 'node2'], { batch: true, cpus: [2, 1], cpuIds: ['0-1', '0'] }],
+    ["counts follow the allocation's order", FORGED_ON_ONE_LINE, '19', ['node2', 'node1'], { batch: true, cpus: [1, 2], cpuIds: ['0', '0-1'] }],
+    ['one line for three nodes with the same CPUs', THREE_NODES, '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2], cpuIds: ['0-1', '0-1', '0-1'] }],
+    ['an array task asked by its task name', ARRAY_TASK, '21', ['node2'], { batch: true, cpus: [1], cpuIds: ['0'] }],
+    ['salloc: no batch script', SALLOC, '25', ['node1', 'node2'], { batch: false, cpus: [1, 1], cpuIds: ['0', '0'] }],
+    ['a batch job requeued after a failed launch (BatchFlag=2)', THREE_NODES.replace('BatchFlag=1', 'BatchFlag=2'), '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2], cpuIds: ['0-1', '0-1', '0-1'] }],
   ])('%s', (_name, text, id, hosts, record) => expect(parseJobRecord(text, id, hosts)).toEqual(record));
 
   it.each([
@@ -692,5 +694,19 @@ describe('slurmAnswer: a job missing from the listing is asked alone', () => {
 
   it('takes the listing when the job is there', () => {
     expect(slurmAnswer('1', listing, undefined)).toEqual({ kind: 'record', state: 'RUNNING', restarts: 0 });
+  });
+});
+
+describe('slurm cgroups', () => {
+  it.each<[string[], string, string | undefined]>([
+    [['slurm_node1', 'slurm_node2'], 'node2', 'slurm_node2'],
+    [['slurm'], 'node2', 'slurm'],
+    [['slurm', 'slurm_node2'], 'node2', 'slurm_node2'],
+    [['slurm_node1'], 'node2', undefined],
+    [[], 'node2', undefined],
+  ])('slurmCgroupRoot(%j, %s) = %s', (roots, node, root) => expect(slurmCgroupRoot(roots, node)).toBe(root));
+
+  it('puts a node\'s container under its index in the job\'s extern step', () => {
+    expect(slurmExternTask(2001, '77', 2)).toEqual(['uid_2001', 'job_77', 'step_extern', 'task_2']);
   });
 });

@@ -23,10 +23,10 @@ export function hookConfig(cli: string | undefined): Promise<Config> {
  * The Prolog and Epilog run on every node; the batch host of a job in a jobbox partition does
  * the whole job for all its nodes (scheduler/slurm.ts slurmHookJob). undefined elsewhere.
  */
-export async function onBatchHost(config: Config, env: NodeJS.ProcessEnv, hook: string): Promise<{ job: Job; log: Logger; cpusGiven: boolean } | undefined> {
+export async function onBatchHost(config: Config, env: NodeJS.ProcessEnv, hook: string): Promise<{ job: Job; log: Logger } | undefined> {
   const ours = await slurmHookJob(env, (partition) => config.queues.has(partition), lookupAccount);
   if (!ours) return undefined;
   const log = jobLog(await openLog(config.logFile, config.logLevel), ours.job, ours.node);
   log.info({ hook }, `slurm ${hook}`);
-  return { job: ours.job, log, cpusGiven: ours.cpusGiven };
+  return { job: ours.job, log };
 }

@@ -4,7 +4,7 @@
 import { formatError } from '../../errors.js';
 import { useSlurmConf } from '../../exec/slurm.js';
 import { attemptsOf, teardownJob } from '../../lifecycle/teardown.js';
-import { slurmHook } from '../../scheduler/slurm.js';
+import { slurmHook, slurmJobCgroup } from '../../scheduler/slurm.js';
 import { hookConfig, onBatchHost } from './context.js';
 
 export async function epilog(cli: string | undefined, env: NodeJS.ProcessEnv): Promise<void> {
@@ -18,7 +18,7 @@ export async function epilog(cli: string | undefined, env: NodeJS.ProcessEnv): P
     // After a requeue the Epilog already sees the new restart count, while what is still on
     // the nodes belongs to the attempt that ran: every attempt up to this count is over.
     for (const attempt of await attemptsOf(config, job)) {
-      if (Number(attempt) <= Number(job.attempt)) await teardownJob(config, { ...job, attempt }, hosts, log);
+      if (Number(attempt) <= Number(job.attempt)) await teardownJob(config, { ...job, attempt }, hosts, log, slurmJobCgroup(job));
     }
   } catch (err) {
     process.stderr.write(`${formatError(err).line}\n`);

@@ -42,9 +42,9 @@ export async function prolog(cli: string | undefined, env: NodeJS.ProcessEnv): P
     if (record.batch && submittedScript(await batchScript(job.id), CLI) === undefined) {
       throw new JobboxError('batch script', `does not start with the wrapper of job_submit.lua (${CLI}), so it would run outside the container`, job.id);
     }
-    // Slots decide the hostfile; the 22.05 Prolog has no SLURM_JOB_CPUS_PER_NODE, the record does.
-    const sized = ours.cpusGiven ? job : (await slurmHookJob(env, () => true, lookupAccount, record.cpus))!.job;
-    await setupJob(config, sized, log);
+    // The record gives each node its slots (the 22.05 Prolog has no SLURM_JOB_CPUS_PER_NODE)
+    // and its cores, and puts the containers in the job's cgroups.
+    await setupJob(config, (await slurmHookJob(env, () => true, lookupAccount, record))!.job, log);
   } catch (err) {
     const { line, exitCode } = formatError(err);
     process.stderr.write(`${line}\n`);
