@@ -44,10 +44,10 @@ export interface Job {
   /** The user's own environment: everything the scheduler did not set. Unfiltered here. */
   env: Record<string, string>;
   /**
-   * Whose cgroups the containers join on each node: 'slurm', the job's extern step (with the
-   * job's cores); undefined, the engine's own (LSF for now).
+   * Set when the containers join the job's Slurm cgroups on each node (its extern step, on its
+   * cores), with how slurmd names its cgroup root; undefined: the engine's own (LSF for now).
    */
-  containment?: 'slurm';
+  containment?: { multipleSlurmd: boolean };
 }
 
 /** One run of a job: what its containers, job dir and port claim are named after. */

@@ -10,8 +10,8 @@ import type { Attempt, Job } from '../job/job.js';
 import { containerName, imageAccountsArgv, nameArgv, psArgv, removeArgv, runningArgv, splitHeadOutput, SSHD_VERSION, type NodeFacts } from '../plan/container.js';
 import type { ImageAccounts, Keys } from '../plan/job.js';
 import { imageCacheDir, OPENSSH_MIN, openSshAtLeast, parseOpenSsh, sshdLacks } from '../plan/job-files.js';
-import { bindTestArgv, cgroupCleanupArgv, cgroupRootsArgv, cpusetArgv, devicesArgv, engineCgroupArgv, imageIdArgv, lockDirArgv, logsArgv, pullArgv } from '../plan/node.js';
-import { slurmCgroupRoot as slurmRoot, slurmExternTask } from '../scheduler/slurm.js';
+import { bindTestArgv, cgroupCleanupArgv, cpusetArgv, devicesArgv, engineCgroupArgv, imageIdArgv, lockDirArgv, logsArgv, pullArgv, usageArgv } from '../plan/node.js';
+import { slurmCgroupRoot, slurmExternTask } from '../scheduler/slurm.js';
 import type { Result } from '../result.js';
 
 export interface Probe extends NodeFacts {
@@ -64,32 +64,23 @@ export async function probe(session: Session, config: Config, port: number): Pro
 }
 
 /**
- * Where slurmd keeps its cgroups on the node, for a job whose containers join them. Refused
- * at once, as permanent, where they cannot: an engine on the systemd driver or cgroup v2
- * (docs/cgroups.md), or a node whose slurmd keeps no cgroups (proctrack/cgroup not set). A
- * container outside the job's cgroup would escape its limits and accounting, so there is no
- * fallback.
+ * For a job whose containers join its Slurm cgroups: the engine must be able to. Refused at
+ * once, as permanent, where it cannot: an engine on the systemd driver or cgroup v2
+ * (docs/cgroups.md). A container outside the job's cgroup would escape its limits and
+ * accounting, so there is no fallback.
  */
-export async function slurmCgroupRoot(session: Session, config: Config, host: string): Promise<string> {
-  const t = config.startTimeoutMs;
-  const [engine, roots] = await Promise.all([
-    must(session, [config.engine, ...engineCgroupArgv()], t, host),
-    must(session, cgroupRootsArgv(), t, host),
-  ]);
-  if (engine.trim() !== 'cgroupfs 1') {
-    throw new JobboxError(`${host}: ${config.engine} info`, 'a Slurm job\'s containers join its cgroups, which needs the cgroupfs driver on cgroup v1 (driver, version)', engine.trim(), EXIT.permanent);
+export async function checkEngineCgroups(session: Session, config: Config): Promise<void> {
+  const engine = (await must(session, [config.engine, ...engineCgroupArgv()], config.startTimeoutMs, session.host)).trim();
+  if (engine !== 'cgroupfs 1') {
+    throw new JobboxError(`${session.host}: ${config.engine} info`, 'a Slurm job\'s containers join its cgroups, which needs the cgroupfs driver on cgroup v1 (driver, version)', engine, EXIT.permanent);
   }
-  const root = slurmRoot(roots.split('\n').filter(Boolean), host);
-  if (!root) {
-    throw new JobboxError(`${host}: slurm cgroups`, 'none under /sys/fs/cgroup/cpuset (slurm or slurm_<node>): is ProctrackType=proctrack/cgroup set?', host, EXIT.permanent);
-  }
-  return root;
 }
 
-/** Before the node's docker run: the job's cpuset cgroups, down to its extern step's task (plan/node.ts cpusetArgv). */
-export async function joinSlurmCgroups(session: Session, config: Config, job: Job, index: number, root: string): Promise<void> {
+/** Before the node's docker run: the job's cpuset cgroups, from slurmd's root down to its extern step's task (plan/node.ts cpusetArgv). */
+export async function joinSlurmCgroups(session: Session, config: Config, job: Job, index: number): Promise<void> {
   const host = job.hosts[index]!;
-  await must(session, cpusetArgv(root, slurmExternTask(job.owner.uid, job.id, index), host.cpus ?? ''), config.connectTimeoutMs, host.cpus ?? '');
+  const root = slurmCgroupRoot(host.name, job.containment!.multipleSlurmd);
+  await must(session, cpusetArgv([root, ...slurmExternTask(job.owner.uid, job.id, index)], 2, host.cpus ?? ''), config.connectTimeoutMs, host.cpus ?? '');
 }
 
 /**
@@ -215,6 +206,20 @@ export async function awaitSshd(s: Session, config: Config, job: Job, port: numb
     const last = `${logs.stdout}\n${logs.stderr}`.split('\n').map((l) => l.trim()).filter(Boolean).at(-1);
     throw last && err instanceof JobboxError ? new JobboxError(err.subject, `${err.problem} (container: ${printable(last)})`, err.value, err.exitCode) : err;
   });
+}
+
+/** CPU seconds and peak memory of one node's container. */
+export interface Usage {
+  cpuSeconds: number;
+  peakBytes: number;
+}
+
+/** Best effort, before the removal: undefined when there is no container or no cgroup v1 to read. */
+export async function containerUsage(s: Session, config: Config, job: Attempt): Promise<Usage | undefined> {
+  const r = await s.run(usageArgv(config.engine, job), config.connectTimeoutMs);
+  const [cpu, peak] = r.stdout.trim().split('\n');
+  if (r.code !== 0 || !/^\d+$/.test(cpu ?? '') || !/^\d+$/.test(peak ?? '')) return undefined;
+  return { cpuSeconds: Number(cpu) / 1e9, peakBytes: Number(peak) };
 }
 
 /** Best effort: what is left of a Slurm job's cgroups on the node once its containers are gone. */

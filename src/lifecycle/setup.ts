@@ -17,7 +17,7 @@ import { allocatePort } from '../ports/allocator.js';
 import { planJob } from '../plan/job.js';
 import { jobKey, jobPaths, parseAttemptRecord, type AttemptRecord, type JobPaths } from '../plan/job-files.js';
 import { jobKeys } from './keys.js';
-import { awaitSshd, imageAccounts, joinSlurmCgroups, nameHolder, probe, pull, slurmCgroupRoot, startContainer, type Holder, type Probe } from './node.js';
+import { awaitSshd, checkEngineCgroups, imageAccounts, joinSlurmCgroups, nameHolder, probe, pull, startContainer, type Holder, type Probe } from './node.js';
 import { adminSessions, onEvery } from './sessions.js';
 import { slurmCgroupOf, teardownJob } from './teardown.js';
 
@@ -45,8 +45,8 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     // Pull everywhere while the port is chosen and checked on every node; meanwhile the keys
     // are made, and the image's accounts read as soon as the first node has the image.
     const pulls = each((s) => pull(s, config, image, log));
-    const cgroupRoots = job.containment === 'slurm' ? each((s) => slurmCgroupRoot(s, config, s.host)) : Promise.resolve(hosts.map(() => undefined));
-    cgroupRoots.catch(() => {});
+    const engines = job.containment ? each((s) => checkEngineCgroups(s, config)) : Promise.resolve([]);
+    engines.catch(() => {});
     const prepared = Promise.all([
       jobKeys(paths),
       pulls.then(() => imageAccounts(sessions.get(hosts[0]!)!, config, image, log)),
@@ -56,12 +56,12 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     const { port, probes, holders } = await choosePort(config, job, nonce, hosts, each, log);
     phase('port');
     const [keys, accounts, groupNames] = await prepared;
-    const roots = await cgroupRoots;
+    await engines;
     phase('pull');
 
     const plan = planJob({
       config, job, image, port, paths, keys, groupNames, accounts, nonce,
-      facts: new Map(hosts.map((h, i) => [h, { ...probes[i]!, ...(roots[i] ? { cgroupRoot: roots[i] } : {}) }])),
+      facts: new Map(hosts.map((h, i) => [h, probes[i]!])),
     });
     if (plan.dropped.length > 0) log.info({ dropped: plan.dropped }, 'user variables kept out of the container');
     await makeJobDir(paths.dir);
@@ -71,7 +71,7 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     // Each node waits for its own sshd as soon as its container runs, not for the slowest run.
     await each(async (s, i) => {
       touched.add(s.host);
-      if (roots[i]) await joinSlurmCgroups(s, config, job, i, roots[i]);
+      if (job.containment) await joinSlurmCgroups(s, config, job, i);
       await startContainer(s, config, job, image, plan.runs[i]!.argv, nonce, holders[i]);
       await awaitSshd(s, config, job, port, keys);
     });

@@ -11,19 +11,19 @@ import type { Attempt, Job } from '../job/job.js';
 import { listClaims, releasePort } from '../ports/allocator.js';
 import { jobKey, jobPaths } from '../plan/job-files.js';
 import { slurmJobCgroup } from '../scheduler/slurm.js';
-import { clearSlurmCgroups, removeContainers } from './node.js';
+import { clearSlurmCgroups, containerUsage, removeContainers, type Usage } from './node.js';
 import { adminSessions, onEvery } from './sessions.js';
 
 /** A Slurm job's own cgroup (`uid_U/job_J`), for teardownJob to clear; undefined for other jobs. */
 export function slurmCgroupOf(job: Job): string | undefined {
-  return job.containment === 'slurm' ? slurmJobCgroup(job) : undefined;
+  return job.containment ? slurmJobCgroup(job) : undefined;
 }
 
 /**
- * `hosts`: where containers of the attempt may exist; a failed setup passes only the nodes it
+ * Returns what each node's container used, where it could be read. `hosts`: where containers of the attempt may exist; a failed setup passes only the nodes it
  * ran docker on. `jobCgroup`: a Slurm job's cgroup, cleared on each node after its containers.
  */
-export async function teardownJob(config: Config, attempt: Attempt, hosts: string[], log: Logger, jobCgroup?: string): Promise<void> {
+export async function teardownJob(config: Config, attempt: Attempt, hosts: string[], log: Logger, jobCgroup?: string): Promise<Map<string, Usage>> {
   // Unreachable nodes keep the port claim and job dir, so `jobbox gc` can finish later
   // instead of handing the port to a new job while a container still listens on it.
   let sessions = new Map<string, Session>();
@@ -34,14 +34,17 @@ export async function teardownJob(config: Config, attempt: Attempt, hosts: strin
     throw err;
   }
   try {
-    const removed = (await onEvery(sessions, hosts, config.fanout, async (s) => {
-      const n = await removeContainers(s, config, attempt);
+    const results = await onEvery(sessions, hosts, config.fanout, async (s) => {
+      const usage = await containerUsage(s, config, attempt).catch(() => undefined);
+      const removed = await removeContainers(s, config, attempt);
       if (jobCgroup) await clearSlurmCgroups(s, config, jobCgroup);
-      return n;
-    })).reduce((n, k) => n + k, 0);
+      return { removed, usage };
+    });
     await removeJobDir(jobPaths(config.stateDir, attempt).dir);
     const ports = await releasePort(config.portDir, jobKey(attempt));
-    log.info({ removed, ports }, 'job torn down on every node');
+    const usage = new Map(hosts.flatMap((h, i) => (results[i]!.usage ? [[h, results[i]!.usage!] as const] : [])));
+    log.info({ removed: results.reduce((n, r) => n + r.removed, 0), ports, usage: Object.fromEntries(usage) }, 'job torn down on every node');
+    return usage;
   } finally {
     for (const s of sessions.values()) s.close();
   }
@@ -54,4 +57,18 @@ export async function attemptsOf(config: Config, attempt: Attempt): Promise<stri
   const claimed = (await listClaims(config.portDir)).map((c) => c.claim);
   const found = [...dirs, ...claimed].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
   return [...new Set([attempt.attempt, ...found])];
+}
+
+/**
+ * `jobbox: job 123: cpu 812 s, peak memory 3.1 GB in all (node1: 400 s, 1.6 GB; node2: …)`:
+ * what the job's containers used, for the post-exec and the Epilog to print. undefined when
+ * nothing could be read.
+ */
+export function usageLine(jobId: string, usage: Map<string, Usage>): string | undefined {
+  if (usage.size === 0) return undefined;
+  const gb = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(1)} GB`;
+  const s = (seconds: number) => `${Math.round(seconds)} s`;
+  const all = [...usage.values()];
+  const nodes = [...usage].map(([host, u]) => `${host}: ${s(u.cpuSeconds)}, ${gb(u.peakBytes)}`).join('; ');
+  return `jobbox: job ${jobId}: cpu ${s(all.reduce((n, u) => n + u.cpuSeconds, 0))}, peak memory ${gb(all.reduce((n, u) => n + u.peakBytes, 0))} in all (${nodes})`;
 }

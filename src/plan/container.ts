@@ -5,7 +5,7 @@
 import { posix } from 'node:path';
 import type { Config, Image, Mount, Queue } from '../config/types.js';
 import type { Attempt, Host, Job } from '../job/job.js';
-import { slurmExternTask } from '../scheduler/slurm.js';
+import { slurmCgroupRoot, slurmExternTask } from '../scheduler/slurm.js';
 import type { JobPaths } from './job-files.js';
 
 const LABEL = 'org.jobbox';
@@ -49,8 +49,6 @@ export function containerCwd(job: Job, mounts: Mount[]): string {
 export interface NodeFacts {
   /** Device names found under the config's device_dir on this node. */
   devices: string[];
-  /** Where slurmd keeps its cgroups on the node (`slurm` or `slurm_<node>`), for a job that joins them. */
-  cgroupRoot?: string;
 }
 
 export function jobMounts(queue: Queue, image: Image): Mount[] {
@@ -96,7 +94,7 @@ export function runArgv(
     ...jobMounts(queue, image).flatMap((m) => mountFlag(m.source, m.target, m.readOnly)),
     ...matchDevices(facts.devices, queue.devices).flatMap((d) => ['--device', `${config.deviceDir}/${d}:/dev/infiniband/${d}`]),
     ...(queue.cpus === 'slots' ? ['--cpus', String(host.slots)] : []),
-    ...jobCgroup(job, host, facts),
+    ...jobCgroup(job, host),
     ...(memory !== undefined ? ['--memory', String(memory)] : []),
     '--ulimit', `memlock=${memlock}:${memlock}`,
     '--pids-limit', String(queue.pidsLimit),
@@ -113,11 +111,11 @@ export function runArgv(
  * counts that no step made), by absolute path, as the cgroupfs driver takes it, bound to the
  * job's cores there. The job's memory limit holds through the hierarchy.
  */
-function jobCgroup(job: Job, host: Host, facts: NodeFacts): string[] {
-  if (job.containment !== 'slurm') return [];
+function jobCgroup(job: Job, host: Host): string[] {
+  if (!job.containment) return [];
   const index = job.hosts.findIndex((h) => h.name === host.name);
-  const parent = `/${[facts.cgroupRoot ?? '<slurm root>', ...slurmExternTask(job.owner.uid, job.id, index)].join('/')}`;
-  return ['--cgroup-parent', parent, '--cpuset-cpus', host.cpus ?? '<cpus>'];
+  const root = slurmCgroupRoot(host.name, job.containment.multipleSlurmd);
+  return ['--cgroup-parent', `/${[root, ...slurmExternTask(job.owner.uid, job.id, index)].join('/')}`, '--cpuset-cpus', host.cpus ?? '<cpus>'];
 }
 
 /** Lists this attempt's containers on a node, with their state. */

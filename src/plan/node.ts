@@ -5,7 +5,7 @@
 import { PULL_LOCK, PULL_LOCK_DIR } from '../config/defaults.js';
 import type { Config, Image } from '../config/types.js';
 import type { Attempt, Job } from '../job/job.js';
-import { slurmExternTask, slurmJobCgroup } from '../scheduler/slurm.js';
+import { slurmCgroupRoot, slurmExternTask, slurmJobCgroup } from '../scheduler/slurm.js';
 import { containerName, imageAccountsArgv, nameArgv, psArgv, removeArgv, runningArgv } from './container.js';
 
 /** install -d also closes a directory left more open (by hand, or by an older jobbox). */
@@ -43,33 +43,28 @@ export function engineCgroupArgv(): string[] {
 
 const CPUSET = '/sys/fs/cgroup/cpuset';
 
-/** The names at the top of the node's cpuset hierarchy that may be slurmd's (scheduler/slurm.ts slurmCgroupRoot). */
-export function cgroupRootsArgv(): string[] {
-  return ['find', CPUSET, '-mindepth', '1', '-maxdepth', '1', '-type', 'd', '-name', 'slurm*', '-printf', '%f\\n'];
-}
-
 /**
- * Makes the job's cpuset cgroups below `root`, top-down, before the container joins the last
- * one: the Prolog runs before slurmstepd makes them, and a tree runc made with the parent's
- * cores would make slurmstepd's own write of the job's cores fail (EBUSY) and the job with it.
- * The first level (uid_U) is shared with the owner's other jobs: it gets the parent's cores;
- * the job's levels get the job's cores. Existing dirs are left as they are. A fixed script:
- * every value is a positional argument.
+ * Makes the job's cpuset cgroups, top-down from slurmd's root, before the container joins the
+ * last one: the Prolog runs before slurmstepd makes them, and a tree runc made with the
+ * parent's cores would make slurmstepd's own write of the job's cores fail (EBUSY) and the job
+ * with it. The levels shared with other jobs (slurmd's root, uid_U) get their parent's cores,
+ * the job's own levels the job's cores. Existing dirs are left as they are. A fixed script:
+ * every value is a positional argument. `shared`: how many of `levels` are shared.
  */
-export function cpusetArgv(root: string, levels: string[], cpus: string): string[] {
+export function cpusetArgv(levels: string[], shared: number, cpus: string): string[] {
   const script = [
-    'set -e', 'dir=$1 cpus=$2', 'shift 2', 'first=1',
+    'set -e', 'dir=$1 cpus=$2 shared=$3', 'shift 3',
     'for d in "$@"; do',
     '  parent=$dir dir=$dir/$d',
     '  if [ ! -d "$dir" ]; then',
     '    mkdir "$dir"',
     '    cat "$parent/cpuset.mems" > "$dir/cpuset.mems"',
-    '    if [ $first = 1 ]; then cat "$parent/cpuset.cpus" > "$dir/cpuset.cpus"; else echo "$cpus" > "$dir/cpuset.cpus"; fi',
+    '    if [ "$shared" -gt 0 ]; then cat "$parent/cpuset.cpus" > "$dir/cpuset.cpus"; else echo "$cpus" > "$dir/cpuset.cpus"; fi',
     '  fi',
-    '  first=0',
+    '  shared=$((shared - 1))',
     'done',
   ].join('\n');
-  return ['sh', '-c', script, 'sh', `${CPUSET}/${root}`, cpus, ...levels];
+  return ['sh', '-c', script, 'sh', CPUSET, cpus, String(shared), ...levels];
 }
 
 /**
@@ -83,6 +78,23 @@ export function cgroupCleanupArgv(job: string, node: string): string[] {
   return ['sh', '-c', script, 'sh', job, node];
 }
 
+/**
+ * What the job's container on a node used, read from its own cgroup (v1) before it is removed:
+ * CPU nanoseconds (cpuacct.usage) and peak memory bytes (memory.max_usage_in_bytes), one a line.
+ * A container with no cgroup parent of its own is under the engine's `/docker`. A fixed script:
+ * the engine and the name are positional arguments.
+ */
+export function usageArgv(engine: string, job: Attempt): string[] {
+  const script = [
+    'set -e',
+    'id=$("$1" inspect --format "{{.Id}}" "$2")',
+    'parent=$("$1" inspect --format "{{.HostConfig.CgroupParent}}" "$2")',
+    '[ -n "$parent" ] || parent=/docker',
+    'cat "/sys/fs/cgroup/cpuacct$parent/$id/cpuacct.usage" "/sys/fs/cgroup/memory$parent/$id/memory.max_usage_in_bytes"',
+  ].join('\n');
+  return ['sh', '-c', script, 'sh', engine, containerName(job)];
+}
+
 /** The container's last words, for the error when its sshd never answered. */
 export function logsArgv(job: Attempt): string[] {
   return ['logs', '--tail', '3', containerName(job)];
@@ -91,11 +103,11 @@ export function logsArgv(job: Attempt): string[] {
 /** Everything a setup, its rollback and the teardown send to a node besides `docker run`, in order, for --dry-run. */
 export function nodeSteps(config: Config, job: Job, image: Image): { when: string; argv: string[] }[] {
   const e = config.engine;
-  const slurm = job.containment === 'slurm'
+  const root = job.containment && slurmCgroupRoot(job.hosts[0]?.name ?? '<node>', job.containment.multipleSlurmd);
+  const slurm = root
     ? [
         { when: 'the job joins its Slurm cgroups: the engine must use the cgroupfs driver on cgroup v1', argv: [e, ...engineCgroupArgv()] },
-        { when: 'where slurmd keeps its cgroups on the node', argv: cgroupRootsArgv() },
-        { when: 'before docker run: the job\'s cpuset cgroups (node 1 shown)', argv: cpusetArgv('<slurm root>', slurmExternTask(job.owner.uid, job.id, 0), job.hosts[0]?.cpus ?? '<cpus>') },
+        { when: 'before docker run: the job\'s cpuset cgroups (node 1 shown)', argv: cpusetArgv([root, ...slurmExternTask(job.owner.uid, job.id, 0)], 2, job.hosts[0]?.cpus ?? '<cpus>') },
         { when: 'teardown, after the containers: what is left of the job\'s cgroups', argv: cgroupCleanupArgv(slurmJobCgroup(job), '<node>') },
       ]
     : [];
@@ -110,6 +122,7 @@ export function nodeSteps(config: Config, job: Job, image: Image): { when: strin
     { when: 'the port is taken, or docker run failed: who holds the job\'s name', argv: [e, ...nameArgv(job)] },
     { when: 'after docker run, while its sshd does not answer: does the container still run', argv: [e, ...runningArgv(job)] },
     { when: 'its sshd never answered: the container\'s last words', argv: [e, ...logsArgv(job)] },
+    { when: 'teardown, before the removal: what the container used', argv: usageArgv(e, job) },
     { when: 'rollback and teardown: this attempt\'s containers', argv: [e, ...psArgv(job)] },
     { when: 'their removal, and that of a stale holder of the name', argv: [e, ...removeArgv(['<ids>'])] },
   ];

@@ -327,20 +327,22 @@ export function slurmHook(env: Record<string, string | undefined>): SlurmHook {
  * jobbox manages does the whole job for all nodes, exactly as LSF's pre-exec does. Other nodes,
  * and partitions jobbox does not manage, have nothing to do: undefined. `record`: the job's
  * record (the Prolog asks for it), which gives each node its CPU count (the 22.05 Prolog has no
- * SLURM_JOB_CPUS_PER_NODE) and its cores, and makes the job's containers join its cgroups.
+ * SLURM_JOB_CPUS_PER_NODE) and its cores, and makes the job's containers join its cgroups;
+ * `multiple`: slurmd's MULTIPLE_SLURMD (see slurmCgroupRoot).
  */
 export async function slurmHookJob(
   env: Record<string, string | undefined>,
   managed: (partition: string) => boolean,
   lookup: AccountLookup,
   record?: JobRecord,
+  multiple = false,
 ): Promise<{ job: Job; node: string } | undefined> {
   if (!managed(env.SLURM_JOB_PARTITION ?? '')) return undefined;
   const job = await slurmJob(env, 'prolog', lookup, record?.cpus);
   const node = env.SLURMD_NODENAME ?? '';
   if (job.hosts[0]?.name !== node) return undefined;
   if (!record) return { job, node };
-  return { job: { ...job, hosts: job.hosts.map((h, i) => ({ ...h, cpus: record.cpuIds[i]! })), containment: 'slurm' }, node };
+  return { job: { ...job, hosts: job.hosts.map((h, i) => ({ ...h, cpus: record.cpuIds[i]! })), containment: { multipleSlurmd: multiple } }, node };
 }
 
 /**
@@ -426,13 +428,21 @@ export function slurmRecordOver(state: string, restarts: number | undefined, att
 // ---- The job's cgroups on a node (cgroup v1, as slurmd's task/cgroup and proctrack/cgroup make them) ----
 
 /**
- * Where slurmd keeps its jobs' cgroups in each controller of a node: `slurm`, or `slurm_<node>`
- * when Slurm is built with multiple-slurmd support (Debian's is) — `roots`: the names found
- * at the top of the node's cpuset hierarchy. undefined: no slurmd cgroups on the node.
+ * Where slurmd keeps its jobs' cgroups in each controller of a node: `slurm`, or
+ * `slurm_<node>` when slurmd is built with multiple-slurmd support (Debian's is), which
+ * `scontrol show config` says as `MULTIPLE_SLURMD = Yes`. slurmd makes it at its first job
+ * step, so a fresh node may not have it yet when the Prolog runs.
  */
-export function slurmCgroupRoot(roots: string[], node: string): string | undefined {
-  return roots.find((r) => r === `slurm_${node}`) ?? roots.find((r) => r === 'slurm');
+export function slurmCgroupRoot(node: string, multipleSlurmd: boolean): string {
+  return multipleSlurmd ? `slurm_${node}` : 'slurm';
 }
+
+/** `scontrol show config` → whether slurmd keeps one cgroup root per node name. */
+export function multipleSlurmd(config: string): boolean {
+  return /^MULTIPLE_SLURMD\s*=\s*Yes\s*$/m.test(config);
+}
+
+export const showConfigArgv = (): string[] => ['scontrol', 'show', 'config'];
 
 /**
  * The job's extern step's task cgroup on the node with index `nodeIndex` in the job's node

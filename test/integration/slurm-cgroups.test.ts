@@ -1,6 +1,8 @@
-import { chown, readFile, writeFile } from 'node:fs/promises';
+import { chown, readFile, stat, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/types.js';
 import { expandHostlist } from '../../src/scheduler/slurm.js';
 import { onNode, slurmClient, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
 
@@ -11,10 +13,15 @@ const NODES = ['node1', 'node2', 'node3'];
 const HOME = '/home/jbuser1';
 const UID = 2001;
 let tb: TestbedStatus;
+let config: Config;
+// The log outlives testbeds, and job ids start again at 1 on each: read only this suite's part.
+let logStart = 0;
 
 beforeAll(async () => {
   tb = await testbedStatus();
   expect(tb.slurm).toBe(true);
+  config = await loadConfig(tb.config);
+  logStart = (await stat(config.logFile).catch(() => ({ size: 0 }))).size;
 });
 
 const { slurm, jobField } = slurmClient(() => tb.slurmConf);
@@ -100,6 +107,14 @@ describe('Slurm: a job\'s containers live in its cgroups', () => {
     expect(seconds(total!)).toBeGreaterThanOrEqual(5);
     expect(kib(maxRss!)).toBeGreaterThanOrEqual(300 * 1024);
     expect(node).toBe('node2');
+    // The Epilog read the same from the containers' own cgroups, into the job log.
+    const usage = async () => (await readFile(config.logFile)).subarray(logStart).toString('utf8').split('\n')
+      .map((l) => (l.includes(`"job":"${id}"`) && l.includes('"usage"') ? (JSON.parse(l) as { usage: Record<string, { cpuSeconds: number; peakBytes: number }> }).usage : undefined))
+      .find(Boolean);
+    await waitFor('the Epilog\'s usage line', async () => (await usage()) !== undefined, 30);
+    const node2 = (await usage())!.node2!;
+    expect(node2.cpuSeconds).toBeGreaterThanOrEqual(5);
+    expect(node2.peakBytes).toBeGreaterThanOrEqual(300 * 1024 * 1024);
   });
 
   it('is stopped by the job\'s own memory limit: 512 MB under --mem=256M ends OUT_OF_MEMORY', async () => {

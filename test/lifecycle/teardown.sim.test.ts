@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { JobboxError } from '../../src/errors.js';
 import { setupJob } from '../../src/lifecycle/setup.js';
-import { teardownJob } from '../../src/lifecycle/teardown.js';
+import { teardownJob, usageLine } from '../../src/lifecycle/teardown.js';
 import { simFixture, type SimFixture } from './sim-fixture.js';
 
 let f: SimFixture;
@@ -14,7 +14,7 @@ afterAll(() => f.close());
 beforeEach(() => f.fresh());
 
 /** What a failed teardownJob threw, which must be a JobboxError. */
-async function failure(run: Promise<void>): Promise<JobboxError> {
+async function failure(run: Promise<unknown>): Promise<JobboxError> {
   const err: unknown = await run.then(() => undefined, (e: unknown) => e);
   expect(err).toBeInstanceOf(JobboxError);
   return err as JobboxError;
@@ -135,4 +135,12 @@ describe('teardownJob on the simulated cluster', () => {
     expect(f.claims()).toHaveLength(1);
     expect(f.jobDirs()).toHaveLength(1);
   });
+});
+
+describe('usageLine', () => {
+  it('sums the nodes and names each', () => {
+    const usage = new Map([['node1', { cpuSeconds: 400.4, peakBytes: 1.6 * 1024 ** 3 }], ['node2', { cpuSeconds: 411.7, peakBytes: 1.5 * 1024 ** 3 }]]);
+    expect(usageLine('123', usage)).toBe('jobbox: job 123: cpu 812 s, peak memory 3.1 GB in all (node1: 400 s, 1.6 GB; node2: 412 s, 1.5 GB)');
+  });
+  it('says nothing when nothing could be read', () => expect(usageLine('123', new Map())).toBeUndefined());
 });

@@ -372,8 +372,10 @@ describe('runArgv: a Slurm job joins its extern step on each node', () => {
     return i < 0 ? undefined : [argv[i + 1], argv[argv.indexOf('--cpuset-cpus') + 1]];
   };
   it('by the absolute path of the node\'s task, with the job\'s cores there', () => {
-    const argv = argvFor(config(), { job: { containment: 'slurm', id: '77', hosts }, host: hosts[1]!, facts: { devices: [], cgroupRoot: 'slurm_node2' } });
+    const argv = argvFor(config(), { job: { containment: { multipleSlurmd: true }, id: '77', hosts }, host: hosts[1]!, facts: { devices: [] } });
     expect(flags(argv)).toEqual(['/slurm_node2/uid_1000/job_77/step_extern/task_1', '1']);
+    const single = argvFor(config(), { job: { containment: { multipleSlurmd: false }, id: '77', hosts }, host: hosts[0]!, facts: { devices: [] } });
+    expect(flags(single)).toEqual(['/slurm/uid_1000/job_77/step_extern/task_0', '0-1']);
   });
 
   it('not for a job without containment (LSF)', () => {

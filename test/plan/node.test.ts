@@ -24,7 +24,7 @@ const job: Job = {
   hosts: [{ name: 'node1', slots: 2 }, { name: 'node2', slots: 1 }],
 };
 const slurmPlain: Job = { ...job, index: 0, attempt: '0', hosts: [{ name: 'node1', slots: 2, cpus: '0-1' }, { name: 'node2', slots: 1, cpus: '1' }] };
-const slurmJob: Job = { ...slurmPlain, containment: 'slurm' };
+const slurmJob: Job = { ...slurmPlain, containment: { multipleSlurmd: true } };
 const shown = (j: Job) => nodeSteps(config, j, image).map((s) => `# ${s.when}\n${s.argv[0] === 'perl' ? 'perl -e <BIND_TEST>' : quote(s.argv)}`).join('\n');
 
 describe('nodeSteps', () => {
@@ -68,22 +68,23 @@ describe('bindTestArgv', () => {
 // The cpuset script runs as root on the nodes against /sys/fs/cgroup/cpuset; here against a
 // plain directory tree with the same files, which is what its mkdir, cat and echo see.
 describe('cpusetArgv', () => {
-  it('makes the levels top-down: the owner\'s level with the parent\'s cores, the job\'s with its own, and leaves existing ones alone', async () => {
-    const { mkdtempSync, mkdirSync, readFileSync, writeFileSync } = await import('node:fs');
+  it('makes the levels top-down: slurmd\'s root and the owner\'s level with their parent\'s cores, the job\'s with its own, and leaves existing ones alone', async () => {
+    const { mkdtempSync, readFileSync, writeFileSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
     const top = mkdtempSync(join(tmpdir(), 'jobbox-cpuset-'));
+    // A fresh node: slurmd makes its root at its first step, after the Prolog.
     const root = join(top, 'slurm_node2');
-    mkdirSync(root);
-    writeFileSync(join(root, 'cpuset.cpus'), '0-3\n');
-    writeFileSync(join(root, 'cpuset.mems'), '0\n');
+    writeFileSync(join(top, 'cpuset.cpus'), '0-3\n');
+    writeFileSync(join(top, 'cpuset.mems'), '0\n');
     const run = (levels: string[], cpus: string) => {
-      const argv = cpusetArgv('slurm_node2', levels, cpus);
-      argv[4] = root; // the node's /sys/fs/cgroup/cpuset/slurm_node2
+      const argv = cpusetArgv(['slurm_node2', ...levels], 2, cpus);
+      argv[4] = top; // the node's /sys/fs/cgroup/cpuset
       execFileSync(argv[0]!, argv.slice(1));
     };
     run(['uid_2001', 'job_7', 'step_extern', 'task_1'], '2-3');
     const read = (rel: string, file: string) => readFileSync(join(root, rel, file), 'utf8').trim();
+    expect(readFileSync(join(root, 'cpuset.cpus'), 'utf8').trim()).toBe('0-3');
     expect(read('uid_2001', 'cpuset.cpus')).toBe('0-3');
     expect(['uid_2001/job_7', 'uid_2001/job_7/step_extern', 'uid_2001/job_7/step_extern/task_1'].map((d) => read(d, 'cpuset.cpus'))).toEqual(['2-3', '2-3', '2-3']);
     expect(read('uid_2001/job_7/step_extern/task_1', 'cpuset.mems')).toBe('0');

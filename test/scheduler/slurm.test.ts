@@ -3,7 +3,7 @@ import { JobboxError } from '../../src/errors.js';
 import type { AccountLookup, Owner } from '../../src/job/job.js';
 import type { Answer } from '../../src/scheduler/answer.js';
 import {
-  arrayTaskName, constraintAlias, expandCounts, expandHostlist, parseJobRecord, parseSqueue, slurmAnswer, slurmCgroupRoot, slurmExternTask, slurmHook, slurmJob,
+  arrayTaskName, constraintAlias, expandCounts, expandHostlist, parseJobRecord, parseSqueue, multipleSlurmd, slurmAnswer, slurmCgroupRoot, slurmExternTask, slurmHook, slurmJob,
 } from '../../src/scheduler/slurm.js';
 
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27], home: '/home/alice', shell: '/bin/bash' };
@@ -698,13 +698,13 @@ describe('slurmAnswer: a job missing from the listing is asked alone', () => {
 });
 
 describe('slurm cgroups', () => {
-  it.each<[string[], string, string | undefined]>([
-    [['slurm_node1', 'slurm_node2'], 'node2', 'slurm_node2'],
-    [['slurm'], 'node2', 'slurm'],
-    [['slurm', 'slurm_node2'], 'node2', 'slurm_node2'],
-    [['slurm_node1'], 'node2', undefined],
-    [[], 'node2', undefined],
-  ])('slurmCgroupRoot(%j, %s) = %s', (roots, node, root) => expect(slurmCgroupRoot(roots, node)).toBe(root));
+  it.each<[boolean, string]>([[true, 'slurm_node2'], [false, 'slurm']])('slurmCgroupRoot(node2, multiple slurmd %s) = %s', (multiple, root) => expect(slurmCgroupRoot('node2', multiple)).toBe(root));
+
+  it.each<[string, boolean]>([
+    ['Configuration data as of …\nMULTIPLE_SLURMD         = Yes\nMpiDefault = none\n', true],
+    ['MpiDefault = none\n', false],
+    ['JobName=MULTIPLE_SLURMD = Yes x\n', false],
+  ])('multipleSlurmd(%j) = %s', (text, multiple) => expect(multipleSlurmd(text)).toBe(multiple));
 
   it('puts a node\'s container under its index in the job\'s extern step', () => {
     expect(slurmExternTask(2001, '77', 2)).toEqual(['uid_2001', 'job_77', 'step_extern', 'task_2']);

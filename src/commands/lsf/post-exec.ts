@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { teardownJob } from '../../lifecycle/teardown.js';
+import { teardownJob, usageLine } from '../../lifecycle/teardown.js';
 import { jobLog, openLog } from '../../log.js';
 import { lsfJobEnd } from '../../scheduler/lsf.js';
 import { lsfContext } from './context.js';
@@ -11,5 +11,6 @@ export async function postExec(cli: string | undefined, env: NodeJS.ProcessEnv):
   const { config, job } = await lsfContext(cli, env, true);
   const log = jobLog(await openLog(config.logFile, config.logLevel), job, hostname());
   log.info(lsfJobEnd(env), 'post-exec');
-  await teardownJob(config, job, job.hosts.map((h) => h.name), log);
+  const line = usageLine(job.id, await teardownJob(config, job, job.hosts.map((h) => h.name), log));
+  if (line) process.stderr.write(`${line}\n`);
 }

@@ -3,7 +3,7 @@
 // `jobbox gc`'s.
 import { formatError } from '../../errors.js';
 import { useSlurmConf } from '../../exec/slurm.js';
-import { attemptsOf, teardownJob } from '../../lifecycle/teardown.js';
+import { attemptsOf, teardownJob, usageLine } from '../../lifecycle/teardown.js';
 import { slurmHook, slurmJobCgroup } from '../../scheduler/slurm.js';
 import { hookConfig, onBatchHost } from './context.js';
 
@@ -18,7 +18,10 @@ export async function epilog(cli: string | undefined, env: NodeJS.ProcessEnv): P
     // After a requeue the Epilog already sees the new restart count, while what is still on
     // the nodes belongs to the attempt that ran: every attempt up to this count is over.
     for (const attempt of await attemptsOf(config, job)) {
-      if (Number(attempt) <= Number(job.attempt)) await teardownJob(config, { ...job, attempt }, hosts, log, slurmJobCgroup(job));
+      if (Number(attempt) > Number(job.attempt)) continue;
+      const line = usageLine(job.id, await teardownJob(config, { ...job, attempt }, hosts, log, slurmJobCgroup(job)));
+      // slurmd discards an Epilog's output: the job log has the same figures.
+      if (line) process.stderr.write(`${line}\n`);
     }
   } catch (err) {
     process.stderr.write(`${formatError(err).line}\n`);

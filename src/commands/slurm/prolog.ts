@@ -10,7 +10,8 @@ import type { Job } from '../../job/job.js';
 import { setupJob } from '../../lifecycle/setup.js';
 import { submittedScript } from '../../scheduler/slurm-submit.js';
 import {
-  arrayTaskName, batchScriptArgv, cancelArgv, parseJobRecord, prologOutcome, requeueArgv, showJobArgv, slurmHook, slurmHookJob, type JobRecord,
+  arrayTaskName, batchScriptArgv, cancelArgv, multipleSlurmd, parseJobRecord, prologOutcome, requeueArgv, showConfigArgv, showJobArgv, slurmHook, slurmHookJob,
+  type JobRecord,
 } from '../../scheduler/slurm.js';
 import { CLI, hookConfig, onBatchHost } from './context.js';
 
@@ -44,7 +45,10 @@ export async function prolog(cli: string | undefined, env: NodeJS.ProcessEnv): P
     }
     // The record gives each node its slots (the 22.05 Prolog has no SLURM_JOB_CPUS_PER_NODE)
     // and its cores, and puts the containers in the job's cgroups.
-    await setupJob(config, (await slurmHookJob(env, () => true, lookupAccount, record))!.job, log);
+    const slurmConfig = await runClient(showConfigArgv());
+    if (slurmConfig.code !== 0) throw new JobboxError('scontrol show config', slurmConfig.stderr.trim() || slurmConfig.error || 'failed', job.id, EXIT.transient);
+    const multiple = multipleSlurmd(slurmConfig.stdout);
+    await setupJob(config, (await slurmHookJob(env, () => true, lookupAccount, record, multiple))!.job, log);
   } catch (err) {
     const { line, exitCode } = formatError(err);
     process.stderr.write(`${line}\n`);
