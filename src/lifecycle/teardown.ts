@@ -36,9 +36,13 @@ export async function teardownJob(config: Config, attempt: Attempt, hosts: strin
   try {
     const results = await onEvery(sessions, hosts, config.fanout, async (s) => {
       const usage = await containerUsage(s, config, attempt).catch(() => undefined);
-      const removed = await removeContainers(s, config, attempt);
-      if (jobCgroup) await clearSlurmCgroups(s, config, jobCgroup);
-      return { removed, usage };
+      try {
+        return { removed: await removeContainers(s, config, attempt), usage };
+      } finally {
+        // Also after a failed removal: a dir still in use stays, and a requeue that lands here
+        // with other cores must not find this attempt's cpusets.
+        if (jobCgroup) await clearSlurmCgroups(s, config, jobCgroup);
+      }
     });
     await removeJobDir(jobPaths(config.stateDir, attempt).dir);
     const ports = await releasePort(config.portDir, jobKey(attempt));
@@ -66,8 +70,8 @@ export async function attemptsOf(config: Config, attempt: Attempt): Promise<stri
  */
 export function usageLine(jobId: string, usage: Map<string, Usage>): string | undefined {
   if (usage.size === 0) return undefined;
-  const gb = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(1)} GB`;
-  const s = (seconds: number) => `${Math.round(seconds)} s`;
+  const gb = (bytes: number) => (bytes < 1024 ** 3 ? `${Math.round(bytes / 1024 ** 2)} MB` : `${(bytes / 1024 ** 3).toFixed(1)} GB`);
+  const s = (seconds: number) => `${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)} s`;
   const all = [...usage.values()];
   const nodes = [...usage].map(([host, u]) => `${host}: ${s(u.cpuSeconds)}, ${gb(u.peakBytes)}`).join('; ');
   return `jobbox: job ${jobId}: cpu ${s(all.reduce((n, u) => n + u.cpuSeconds, 0))}, peak memory ${gb(all.reduce((n, u) => n + u.peakBytes, 0))} in all (${nodes})`;

@@ -57,7 +57,8 @@ export function cpusetArgv(levels: string[], shared: number, cpus: string): stri
     'for d in "$@"; do',
     '  parent=$dir dir=$dir/$d',
     '  if [ ! -d "$dir" ]; then',
-    '    mkdir "$dir"',
+    // slurmstepd may make the same dir at the same moment.
+    '    mkdir "$dir" 2>/dev/null || [ -d "$dir" ]',
     '    cat "$parent/cpuset.mems" > "$dir/cpuset.mems"',
     '    if [ "$shared" -gt 0 ]; then cat "$parent/cpuset.cpus" > "$dir/cpuset.cpus"; else echo "$cpus" > "$dir/cpuset.cpus"; fi',
     '  fi',

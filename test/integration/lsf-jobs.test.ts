@@ -45,7 +45,7 @@ describe('LSF: bsub -a docker-deb12 -n 5 mpirun across three nodes', () => {
     ]);
     expect(run.postExec?.code).toBe(0);
     // What the containers used, read from their cgroups before they went: one line per job.
-    expect(run.postExec?.stderr).toMatch(new RegExp(`^jobbox: job ${run.jobId}: cpu \\d+ s, peak memory [\\d.]+ GB in all \\(node1: \\d+ s, [\\d.]+ GB; node2: \\d+ s, [\\d.]+ GB; node3: \\d+ s, [\\d.]+ GB\\)\n$`));
+    expect(run.postExec?.stderr).toMatch(new RegExp(`^jobbox: job ${run.jobId}: cpu [\\d.]+ s, peak memory [\\d.]+ [MG]B in all \\(node1: [\\d.]+ s, [\\d.]+ [MG]B; node2: [\\d.]+ s, [\\d.]+ [MG]B; node3: [\\d.]+ s, [\\d.]+ [MG]B\\)\n$`));
     expect(run.state).toBe('DONE');
     expect(await containers(run.jobId)).toEqual([]);
     expect(await claims(run.jobId)).toEqual([]);

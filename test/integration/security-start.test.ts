@@ -233,7 +233,11 @@ time.sleep(600)
   it('with only ports another user bound left: exit 1 at once, nothing taken; with one more, free, port the job takes that one', async () => {
     const { first, last } = config.portRange;
     const claimed = new Set((await readdir(join(config.portDir, 'claims'))).map((c) => Number(c.split('.').pop())));
-    const [bound, free] = Array.from({ length: last - first + 1 }, (_, i) => first + i).filter((p) => !claimed.has(p)).sort(() => Math.random() - 0.5) as [number, number];
+    // A port an earlier job's sessions left in TIME_WAIT on node2 cannot be bound without
+    // SO_REUSEADDR, which the attacker's plain bind does not set: not that one.
+    const inUse = new Set((await onNode('node2', ['ss', '-Htan'])).split('\n').map((l) => Number(l.trim().split(/\s+/)[3]?.split(':').pop())));
+    const [bound, free] = Array.from({ length: last - first + 1 }, (_, i) => first + i)
+      .filter((p) => !claimed.has(p) && !inUse.has(p)).sort(() => Math.random() - 0.5) as [number, number];
     const binder = await attack('node2', 'import os, socket, sys, time\ns = socket.socket()\ns.bind(("0.0.0.0", int(sys.argv[1])))\nprint(os.getpid(), flush=True)\ntime.sleep(600)\n', [String(bound)]);
     const env = (jobId: number) => lsfJobEnv(spec({}), jobId, ALLOC, { JOBBOX_IMAGE: 'deb12' });
     try {

@@ -142,5 +142,8 @@ describe('usageLine', () => {
     const usage = new Map([['node1', { cpuSeconds: 400.4, peakBytes: 1.6 * 1024 ** 3 }], ['node2', { cpuSeconds: 411.7, peakBytes: 1.5 * 1024 ** 3 }]]);
     expect(usageLine('123', usage)).toBe('jobbox: job 123: cpu 812 s, peak memory 3.1 GB in all (node1: 400 s, 1.6 GB; node2: 412 s, 1.5 GB)');
   });
+  it('says small figures in MB and tenths of a second', () => {
+    expect(usageLine('7', new Map([['node1', { cpuSeconds: 0.35, peakBytes: 7.3 * 1024 ** 2 }]]))).toBe('jobbox: job 7: cpu 0.3 s, peak memory 7 MB in all (node1: 0.3 s, 7 MB)');
+  });
   it('says nothing when nothing could be read', () => expect(usageLine('123', new Map())).toBeUndefined());
 });
