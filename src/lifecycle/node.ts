@@ -11,7 +11,7 @@ import { containerName, imageAccountsArgv, nameArgv, psArgv, removeArgv, running
 import type { ImageAccounts, Keys } from '../plan/job.js';
 import { imageCacheDir, OPENSSH_MIN, openSshAtLeast, parseOpenSsh, sshdLacks } from '../plan/job-files.js';
 import { bindTestArgv, cgroupCleanupArgv, cpusetArgv, devicesArgv, engineCgroupArgv, imageIdArgv, lockDirArgv, logsArgv, pullArgv, usageArgv } from '../plan/node.js';
-import { slurmCgroupRoot, slurmExternTask } from '../scheduler/slurm.js';
+import { slurmExternTask } from '../scheduler/slurm.js';
 import type { Result } from '../result.js';
 
 export interface Probe extends NodeFacts {
@@ -79,8 +79,7 @@ export async function checkEngineCgroups(session: Session, config: Config): Prom
 /** Before the node's docker run: the job's cpuset cgroups, from slurmd's root down to its extern step's task (plan/node.ts cpusetArgv). */
 export async function joinSlurmCgroups(session: Session, config: Config, job: Job, index: number): Promise<void> {
   const host = job.hosts[index]!;
-  const root = slurmCgroupRoot(host.name, job.containment!.multipleSlurmd);
-  await must(session, cpusetArgv([root, ...slurmExternTask(job.owner.uid, job.id, index)], 2, host.cpus ?? ''), config.connectTimeoutMs, host.cpus ?? '');
+  await must(session, cpusetArgv(slurmExternTask(job, job.containment!.multipleSlurmd, index), 2, host.cpus ?? ''), config.connectTimeoutMs, host.cpus ?? '');
 }
 
 /**

@@ -5,7 +5,7 @@
 import { posix } from 'node:path';
 import type { Config, Image, Mount, Queue } from '../config/types.js';
 import type { Attempt, Host, Job } from '../job/job.js';
-import { slurmCgroupRoot, slurmExternTask } from '../scheduler/slurm.js';
+import { slurmExternTask } from '../scheduler/slurm.js';
 import type { JobPaths } from './job-files.js';
 
 const LABEL = 'org.jobbox';
@@ -114,8 +114,7 @@ export function runArgv(
 function jobCgroup(job: Job, host: Host): string[] {
   if (!job.containment) return [];
   const index = job.hosts.findIndex((h) => h.name === host.name);
-  const root = slurmCgroupRoot(host.name, job.containment.multipleSlurmd);
-  return ['--cgroup-parent', `/${[root, ...slurmExternTask(job.owner.uid, job.id, index)].join('/')}`, '--cpuset-cpus', host.cpus ?? '<cpus>'];
+  return ['--cgroup-parent', `/${slurmExternTask(job, job.containment.multipleSlurmd, index).join('/')}`, '--cpuset-cpus', host.cpus ?? '<cpus>'];
 }
 
 /** Lists this attempt's containers on a node, with their state. */

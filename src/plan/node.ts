@@ -5,7 +5,7 @@
 import { PULL_LOCK, PULL_LOCK_DIR } from '../config/defaults.js';
 import type { Config, Image } from '../config/types.js';
 import type { Attempt, Job } from '../job/job.js';
-import { slurmCgroupRoot, slurmExternTask, slurmJobCgroup } from '../scheduler/slurm.js';
+import { slurmExternTask, slurmJobCgroup } from '../scheduler/slurm.js';
 import { containerName, imageAccountsArgv, nameArgv, psArgv, removeArgv, runningArgv } from './container.js';
 
 /** install -d also closes a directory left more open (by hand, or by an older jobbox). */
@@ -104,11 +104,10 @@ export function logsArgv(job: Attempt): string[] {
 /** Everything a setup, its rollback and the teardown send to a node besides `docker run`, in order, for --dry-run. */
 export function nodeSteps(config: Config, job: Job, image: Image): { when: string; argv: string[] }[] {
   const e = config.engine;
-  const root = job.containment && slurmCgroupRoot(job.hosts[0]?.name ?? '<node>', job.containment.multipleSlurmd);
-  const slurm = root
+  const slurm = job.containment
     ? [
         { when: 'the job joins its Slurm cgroups: the engine must use the cgroupfs driver on cgroup v1', argv: [e, ...engineCgroupArgv()] },
-        { when: 'before docker run: the job\'s cpuset cgroups (node 1 shown)', argv: cpusetArgv([root, ...slurmExternTask(job.owner.uid, job.id, 0)], 2, job.hosts[0]?.cpus ?? '<cpus>') },
+        { when: 'before docker run: the job\'s cpuset cgroups (node 1 shown)', argv: cpusetArgv(slurmExternTask(job, job.containment.multipleSlurmd, 0), 2, job.hosts[0]?.cpus ?? '<cpus>') },
         { when: 'teardown, after the containers: what is left of the job\'s cgroups', argv: cgroupCleanupArgv(slurmJobCgroup(job), '<node>') },
       ]
     : [];

@@ -446,13 +446,14 @@ export const showConfigArgv = (): string[] => ['scontrol', 'show', 'config'];
 
 /**
  * The job's extern step's task cgroup on the node with index `nodeIndex` in the job's node
- * list, below the root: the only place sacct counts what no step started. `uid`: the owner's.
+ * list, level by level from slurmd's root: the only place sacct counts what no step started.
  */
-export function slurmExternTask(uid: number, jobId: string, nodeIndex: number): string[] {
-  return [`uid_${uid}`, `job_${jobId}`, 'step_extern', `task_${nodeIndex}`];
+export function slurmExternTask(job: Pick<Job, 'id' | 'owner' | 'hosts'>, multiple: boolean, nodeIndex: number): string[] {
+  const node = job.hosts[nodeIndex]?.name ?? '<node>';
+  return [slurmCgroupRoot(node, multiple), `uid_${job.owner.uid}`, `job_${job.id}`, 'step_extern', `task_${nodeIndex}`];
 }
 
 /** The job's own cgroup below the root, `uid_U/job_J`: what a teardown clears. */
 export function slurmJobCgroup(job: Pick<Job, 'id' | 'owner'>): string {
-  return slurmExternTask(job.owner.uid, job.id, 0).slice(0, 2).join('/');
+  return `uid_${job.owner.uid}/job_${job.id}`;
 }

@@ -707,6 +707,8 @@ describe('slurm cgroups', () => {
   ])('multipleSlurmd(%j) = %s', (text, multiple) => expect(multipleSlurmd(text)).toBe(multiple));
 
   it('puts a node\'s container under its index in the job\'s extern step', () => {
-    expect(slurmExternTask(2001, '77', 2)).toEqual(['uid_2001', 'job_77', 'step_extern', 'task_2']);
+    const job = { id: '77', owner: { name: 'a', uid: 2001, gid: 2001, gids: [], home: '/h', shell: '/bin/sh' }, hosts: [{ name: 'n1', slots: 1 }, { name: 'n2', slots: 1 }, { name: 'n3', slots: 1 }] };
+    expect(slurmExternTask(job, true, 2)).toEqual(['slurm_n3', 'uid_2001', 'job_77', 'step_extern', 'task_2']);
+    expect(slurmExternTask(job, false, 0)).toEqual(['slurm', 'uid_2001', 'job_77', 'step_extern', 'task_0']);
   });
 });
