@@ -43,11 +43,25 @@ export interface Job {
   image: string | undefined;
   /** The user's own environment: everything the scheduler did not set. Unfiltered here. */
   env: Record<string, string>;
-  /**
-   * Set when the containers join the job's Slurm cgroups on each node (its extern step, on its
-   * cores), with how slurmd names its cgroup root; undefined: the engine's own (LSF for now).
-   */
-  containment?: { multipleSlurmd: boolean };
+  /** Where the containers go in each node's cgroup tree (docs/cgroups.md); undefined: the engine's own. */
+  containment?: Containment;
+}
+
+/**
+ * Slurm: each container joins the job's extern step on its node, on the job's cores there,
+ * with how slurmd names its cgroup root. LSF: each container goes under jobbox's own per-job
+ * cgroup, except on the first host when the root hook runs inside LSF's job cgroup there
+ * (`nest`): that host's container nests in it, so LSF counts, limits and kills it.
+ */
+export type Containment =
+  | { scheduler: 'slurm'; multipleSlurmd: boolean }
+  | { scheduler: 'lsf'; nest?: LsfNest };
+
+export interface LsfNest {
+  /** LSF's job cgroup, absolute, as the hook's /proc/self/cgroup names it. */
+  path: string;
+  /** The controllers (hierarchy names as /sys/fs/cgroup has them) where LSF made it: a teardown leaves those to LSF. */
+  controllers: string[];
 }
 
 /** One run of a job: what its containers, job dir and port claim are named after. */

@@ -7,7 +7,7 @@ import { EXIT, JobboxError, printable } from '../errors.js';
 import { makeJobDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
 import { Session } from '../exec/ssh.js';
 import type { Attempt, Job } from '../job/job.js';
-import { containerName, imageAccountsArgv, nameArgv, psArgv, removeArgv, runningArgv, splitHeadOutput, SSHD_VERSION, type NodeFacts } from '../plan/container.js';
+import { containerName, imageAccountsArgv, type CgroupClear, nameArgv, psArgv, removeArgv, runningArgv, splitHeadOutput, SSHD_VERSION, type NodeFacts } from '../plan/container.js';
 import type { ImageAccounts, Keys } from '../plan/job.js';
 import { imageCacheDir, OPENSSH_MIN, openSshAtLeast, parseOpenSsh, sshdLacks } from '../plan/job-files.js';
 import { bindTestArgv, cgroupCleanupArgv, cpusetArgv, devicesArgv, engineCgroupArgv, imageIdArgv, lockDirArgv, logsArgv, pullArgv, usageArgv } from '../plan/node.js';
@@ -64,7 +64,7 @@ export async function probe(session: Session, config: Config, port: number): Pro
 }
 
 /**
- * For a job whose containers join its Slurm cgroups: the engine must be able to. Refused at
+ * For a job whose containers join its scheduler's cgroups: the engine must be able to. Refused at
  * once, as permanent, where it cannot: an engine on the systemd driver or cgroup v2
  * (docs/cgroups.md). A container outside the job's cgroup would escape its limits and
  * accounting, so there is no fallback.
@@ -72,14 +72,14 @@ export async function probe(session: Session, config: Config, port: number): Pro
 export async function checkEngineCgroups(session: Session, config: Config): Promise<void> {
   const engine = (await must(session, [config.engine, ...engineCgroupArgv()], config.startTimeoutMs, session.host)).trim();
   if (engine !== 'cgroupfs 1') {
-    throw new JobboxError(`${session.host}: ${config.engine} info`, 'a Slurm job\'s containers join its cgroups, which needs the cgroupfs driver on cgroup v1 (driver, version)', engine, EXIT.permanent);
+    throw new JobboxError(`${session.host}: ${config.engine} info`, 'a job\'s containers join its cgroups, which needs the cgroupfs driver on cgroup v1 (driver, version)', engine, EXIT.permanent);
   }
 }
 
 /** Before the node's docker run: the job's cpuset cgroups, from slurmd's root down to its extern step's task (plan/node.ts cpusetArgv). */
-export async function joinSlurmCgroups(session: Session, config: Config, job: Job, index: number): Promise<void> {
+export async function joinSlurmCgroups(session: Session, config: Config, job: Job, multipleSlurmd: boolean, index: number): Promise<void> {
   const host = job.hosts[index]!;
-  await must(session, cpusetArgv(slurmExternTask(job, job.containment!.multipleSlurmd, index), 2, host.cpus ?? ''), config.connectTimeoutMs, host.cpus ?? '');
+  await must(session, cpusetArgv(slurmExternTask(job, multipleSlurmd, index), 2, host.cpus ?? ''), config.connectTimeoutMs, host.cpus ?? '');
 }
 
 /**
@@ -226,8 +226,8 @@ export async function containerUsage(s: Session, config: Config, job: Attempt): 
  * the job's owner its step dirs, so the tree may be theirs to fill: a cleanup that cannot
  * finish must not keep the teardown from freeing the claim (slurmd removes the rest).
  */
-export async function clearSlurmCgroups(s: Session, config: Config, jobCgroup: string): Promise<void> {
-  await s.run(cgroupCleanupArgv(jobCgroup, s.host), config.connectTimeoutMs).catch(() => undefined);
+export async function clearCgroups(s: Session, config: Config, clear: CgroupClear): Promise<void> {
+  await s.run(cgroupCleanupArgv(clear), config.connectTimeoutMs).catch(() => undefined);
 }
 
 export async function removeContainers(s: Session, config: Config, job: Attempt): Promise<number> {

@@ -14,12 +14,13 @@ import { makeJobDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
 import type { Session } from '../exec/ssh.js';
 import type { Job } from '../job/job.js';
 import { allocatePort } from '../ports/allocator.js';
+import { cgroupClear } from '../plan/container.js';
 import { planJob } from '../plan/job.js';
 import { jobKey, jobPaths, parseAttemptRecord, type AttemptRecord, type JobPaths } from '../plan/job-files.js';
 import { jobKeys } from './keys.js';
 import { awaitSshd, checkEngineCgroups, imageAccounts, joinSlurmCgroups, nameHolder, probe, pull, startContainer, type Holder, type Probe } from './node.js';
 import { adminSessions, onEvery } from './sessions.js';
-import { slurmCgroupOf, teardownJob } from './teardown.js';
+import { teardownJob } from './teardown.js';
 
 export interface SetupResult {
   port: number;
@@ -71,7 +72,7 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     // Each node waits for its own sshd as soon as its container runs, not for the slowest run.
     await each(async (s, i) => {
       touched.add(s.host);
-      if (job.containment) await joinSlurmCgroups(s, config, job, i);
+      if (job.containment?.scheduler === 'slurm') await joinSlurmCgroups(s, config, job, job.containment.multipleSlurmd, i);
       await startContainer(s, config, job, image, plan.runs[i]!.argv, nonce, holders[i]);
       await awaitSshd(s, config, job, port, keys);
     });
@@ -81,7 +82,7 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     log.error({ err: err instanceof Error ? err.message : String(err) }, 'setup failed; rolling back');
     for (const s of sessions.values()) s.close();
     sessions.clear();
-    await teardownJob(config, job, [...touched], log, slurmCgroupOf(job)).catch((e: unknown) => log.error({ err: String(e) }, 'rollback incomplete'));
+    await teardownJob(config, job, [...touched], log, (host) => cgroupClear(job, host)).catch((e: unknown) => log.error({ err: String(e) }, 'rollback incomplete'));
     throw err;
   } finally {
     for (const s of sessions.values()) s.close();
@@ -99,7 +100,7 @@ async function adoptOrReclaim(config: Config, job: Job, image: Image, paths: Job
   if (record?.uid === job.owner.uid && record.image === image.ref) return record;
   if (record || (await lstat(paths.dir).catch(() => undefined))) {
     log.warn({ leftover: record ?? 'no owner record' }, 'the job dir is a leftover of another job with this key; reclaiming it');
-    await teardownJob(config, job, job.hosts.map((h) => h.name), log, slurmCgroupOf(job));
+    await teardownJob(config, job, job.hosts.map((h) => h.name), log, (host) => cgroupClear(job, host));
   }
   return undefined;
 }

@@ -7,23 +7,21 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
 import { removeJobDir } from '../exec/jobdir.js';
 import type { Session } from '../exec/ssh.js';
-import type { Attempt, Job } from '../job/job.js';
+import type { Attempt } from '../job/job.js';
 import { listClaims, releasePort } from '../ports/allocator.js';
 import { jobKey, jobPaths } from '../plan/job-files.js';
-import { slurmJobCgroup } from '../scheduler/slurm.js';
-import { clearSlurmCgroups, containerUsage, removeContainers, type Usage } from './node.js';
+import type { CgroupClear } from '../plan/container.js';
+import { clearCgroups, containerUsage, removeContainers, type Usage } from './node.js';
 import { adminSessions, onEvery } from './sessions.js';
-
-/** A Slurm job's own cgroup (`uid_U/job_J`), for teardownJob to clear; undefined for other jobs. */
-export function slurmCgroupOf(job: Job): string | undefined {
-  return job.containment ? slurmJobCgroup(job) : undefined;
-}
 
 /**
  * Returns what each node's container used, where it could be read. `hosts`: where containers of the attempt may exist; a failed setup passes only the nodes it
- * ran docker on. `jobCgroup`: a Slurm job's cgroup, cleared on each node after its containers.
+ * ran docker on. `clear`: what is left of the job's cgroups on a node (plan/container.ts
+ * cgroupClear), cleared after its containers.
  */
-export async function teardownJob(config: Config, attempt: Attempt, hosts: string[], log: Logger, jobCgroup?: string): Promise<Map<string, Usage>> {
+export async function teardownJob(
+  config: Config, attempt: Attempt, hosts: string[], log: Logger, clear?: (host: string) => CgroupClear | undefined,
+): Promise<Map<string, Usage>> {
   // Unreachable nodes keep the port claim and job dir, so `jobbox gc` can finish later
   // instead of handing the port to a new job while a container still listens on it.
   let sessions = new Map<string, Session>();
@@ -41,7 +39,8 @@ export async function teardownJob(config: Config, attempt: Attempt, hosts: strin
       } finally {
         // Also after a failed removal: a dir still in use stays, and a requeue that lands here
         // with other cores must not find this attempt's cpusets.
-        if (jobCgroup) await clearSlurmCgroups(s, config, jobCgroup);
+        const dirs = clear?.(s.host);
+        if (dirs) await clearCgroups(s, config, dirs);
       }
     });
     await removeJobDir(jobPaths(config.stateDir, attempt).dir);

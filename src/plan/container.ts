@@ -5,8 +5,8 @@
 import { posix } from 'node:path';
 import type { Config, Image, Mount, Queue } from '../config/types.js';
 import type { Attempt, Host, Job } from '../job/job.js';
-import { slurmExternTask } from '../scheduler/slurm.js';
-import type { JobPaths } from './job-files.js';
+import { slurmExternTask, slurmJobCgroup } from '../scheduler/slurm.js';
+import { jobKey, type JobPaths } from './job-files.js';
 
 const LABEL = 'org.jobbox';
 
@@ -106,15 +106,59 @@ export function runArgv(
   ];
 }
 
+/** Where jobbox makes a job's own cgroup on a node when the scheduler has none there: `/jobbox/<job key>`. */
+export const JOBBOX_CGROUP = 'jobbox';
+
 /**
- * A Slurm job's container joins the job's extern step on its node (the only cgroup sacct
- * counts that no step made), by absolute path, as the cgroupfs driver takes it, bound to the
- * job's cores there. The job's memory limit holds through the hierarchy.
+ * The cgroup the job's container on its `index`-th host is made under, by absolute path, as
+ * the cgroupfs driver takes it (the same path in every v1 hierarchy). A Slurm job's joins its
+ * extern step on the node (the only cgroup sacct counts that no step made); an LSF job's goes
+ * under LSF's job cgroup on the first host when the hooks run in one, else under jobbox's own.
+ * The scheduler's limits on the parent hold through the hierarchy.
  */
+export function cgroupParent(job: Job, index: number): string | undefined {
+  const c = job.containment;
+  if (!c) return undefined;
+  if (c.scheduler === 'slurm') return `/${slurmExternTask(job, c.multipleSlurmd, index).join('/')}`;
+  return index === 0 && c.nest ? c.nest.path : `/${JOBBOX_CGROUP}/${jobKey(job)}`;
+}
+
+/** Cgroup dirs relative to each hierarchy's root, cleared in every hierarchy but `keep`'s. */
+export interface CgroupClear {
+  dirs: string[];
+  keep: string[];
+}
+
+/**
+ * What a teardown clears of the job's cgroups on a node once its containers are gone
+ * (plan/node.ts cgroupCleanupArgv): runc removes a container's own cgroup but leaves the
+ * parents it made in hierarchies the scheduler does not manage (blkio, pids, name=systemd…),
+ * where the scheduler's own rmdir of the job then fails. `keep`: hierarchies whose dirs are
+ * the scheduler's to remove (LSF's, on its first host); Slurm's are cleared everywhere, as
+ * slurmstepd has gone by the Epilog.
+ */
+export function cgroupClear(job: Job, host: string): CgroupClear | undefined {
+  const c = job.containment;
+  if (!c) return undefined;
+  if (c.scheduler === 'slurm') return slurmClear(job, host);
+  return host === job.hosts[0]?.name && c.nest
+    ? { dirs: [c.nest.path.slice(1)], keep: c.nest.controllers }
+    : { dirs: [`${JOBBOX_CGROUP}/${jobKey(job)}`], keep: [] };
+}
+
+/** A Slurm job's cgroups below either root slurmd may use (`slurm`, `slurm_<node>`). */
+export function slurmClear(job: Pick<Job, 'id' | 'owner'>, host: string): CgroupClear {
+  const own = slurmJobCgroup(job);
+  return { dirs: [`slurm/${own}`, `slurm_${host}/${own}`], keep: [] };
+}
+
 function jobCgroup(job: Job, host: Host): string[] {
-  if (!job.containment) return [];
   const index = job.hosts.findIndex((h) => h.name === host.name);
-  return ['--cgroup-parent', `/${slurmExternTask(job, job.containment.multipleSlurmd, index).join('/')}`, '--cpuset-cpus', host.cpus ?? '<cpus>'];
+  const parent = cgroupParent(job, index);
+  if (!parent) return [];
+  // Slurm always gives a node's cores (CPU_IDs); LSF a binding only where it binds.
+  const cpus = job.containment?.scheduler === 'slurm' ? (host.cpus ?? '<cpus>') : host.cpus;
+  return ['--cgroup-parent', parent, ...(cpus ? ['--cpuset-cpus', cpus] : [])];
 }
 
 /** Lists this attempt's containers on a node, with their state. */

@@ -5,8 +5,8 @@
 import { PULL_LOCK, PULL_LOCK_DIR } from '../config/defaults.js';
 import type { Config, Image } from '../config/types.js';
 import type { Attempt, Job } from '../job/job.js';
-import { slurmExternTask, slurmJobCgroup } from '../scheduler/slurm.js';
-import { containerName, imageAccountsArgv, nameArgv, psArgv, removeArgv, runningArgv } from './container.js';
+import { slurmExternTask } from '../scheduler/slurm.js';
+import { cgroupClear, containerName, imageAccountsArgv, nameArgv, psArgv, removeArgv, runningArgv, type CgroupClear } from './container.js';
 
 /** install -d also closes a directory left more open (by hand, or by an older jobbox). */
 export function lockDirArgv(): string[] {
@@ -41,7 +41,8 @@ export function engineCgroupArgv(): string[] {
   return ['info', '--format', '{{.CgroupDriver}} {{.CgroupVersion}}'];
 }
 
-const CPUSET = '/sys/fs/cgroup/cpuset';
+const CGROUP_ROOT = '/sys/fs/cgroup';
+const CPUSET = `${CGROUP_ROOT}/cpuset`;
 
 /**
  * Makes the job's cpuset cgroups, top-down from slurmd's root, before the container joins the
@@ -69,14 +70,23 @@ export function cpusetArgv(levels: string[], shared: number, cpus: string): stri
 }
 
 /**
- * Removes what is left of the job's cgroups in every controller, deepest first, once its
- * containers are gone: runc leaves its dirs in controllers Slurm does not manage (blkio, cpu,
- * pids, name=systemd), and Slurm's own rmdir of the job then fails. A dir still in use stays.
- * `job`: `uid_U/job_J`; `node`: for a multiple-slurmd root (`slurm_<node>`).
+ * Removes what is left of the job's cgroups on a node, deepest first, in every hierarchy under
+ * /sys/fs/cgroup but `keep`'s (plan/container.ts cgroupClear). A dir still in use stays.
+ * A fixed script: the root, the count of `keep`, `keep`, then the dirs, as positional arguments.
  */
-export function cgroupCleanupArgv(job: string, node: string): string[] {
-  const script = 'for d in /sys/fs/cgroup/*/slurm/"$1" /sys/fs/cgroup/*/slurm_"$2"/"$1"; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null; done; exit 0';
-  return ['sh', '-c', script, 'sh', job, node];
+export function cgroupCleanupArgv(clear: CgroupClear): string[] {
+  const script = [
+    'root=$1 n=$2; shift 2; keep=',
+    'while [ "$n" -gt 0 ]; do keep="$keep/$1/"; shift; n=$((n - 1)); done',
+    'for h in "$root"/*; do',
+    // cpu and cpuacct are links to cpu,cpuacct.
+    '  [ -L "$h" ] && continue',
+    '  case $keep in *"/${h##*/}/"*) continue;; esac',
+    '  for rel in "$@"; do [ -d "$h/$rel" ] && find "$h/$rel" -depth -type d -exec rmdir {} + 2>/dev/null; done',
+    'done',
+    'exit 0',
+  ].join('\n');
+  return ['sh', '-c', script, 'sh', CGROUP_ROOT, String(clear.keep.length), ...clear.keep, ...clear.dirs];
 }
 
 /**
@@ -104,15 +114,19 @@ export function logsArgv(job: Attempt): string[] {
 /** Everything a setup, its rollback and the teardown send to a node besides `docker run`, in order, for --dry-run. */
 export function nodeSteps(config: Config, job: Job, image: Image): { when: string; argv: string[] }[] {
   const e = config.engine;
-  const slurm = job.containment
+  const c = job.containment;
+  const first = job.hosts[0]?.name ?? '<node>';
+  const cgroups = c
     ? [
-        { when: 'the job joins its Slurm cgroups: the engine must use the cgroupfs driver on cgroup v1', argv: [e, ...engineCgroupArgv()] },
-        { when: 'before docker run: the job\'s cpuset cgroups (node 1 shown)', argv: cpusetArgv(slurmExternTask(job, job.containment.multipleSlurmd, 0), 2, job.hosts[0]?.cpus ?? '<cpus>') },
-        { when: 'teardown, after the containers: what is left of the job\'s cgroups', argv: cgroupCleanupArgv(slurmJobCgroup(job), '<node>') },
+        { when: 'the job joins its cgroups: the engine must use the cgroupfs driver on cgroup v1', argv: [e, ...engineCgroupArgv()] },
+        ...(c.scheduler === 'slurm'
+          ? [{ when: 'before docker run: the job\'s cpuset cgroups (node 1 shown)', argv: cpusetArgv(slurmExternTask(job, c.multipleSlurmd, 0), 2, job.hosts[0]?.cpus ?? '<cpus>') }]
+          : []),
+        { when: `teardown, after the containers: what is left of the job's cgroups (${first} shown)`, argv: cgroupCleanupArgv(cgroupClear(job, first)!) },
       ]
     : [];
   return [
-    ...slurm,
+    ...cgroups,
     { when: 'before the pull', argv: lockDirArgv() },
     { when: 'pull', argv: pullArgv(config, image) },
     { when: 'first node after its pull (the image accounts are cached by id); any node whose pull failed (its own copy)', argv: [e, ...imageIdArgv(image)] },

@@ -3,7 +3,7 @@
 // reads LSB_* variables. What runs bjobs is exec/lsf.ts.
 import { EXIT, JobboxError, type ExitCode } from '../errors.js';
 import { QUEUE_NAME } from '../config/parse.js';
-import { HOST_NAME, type AccountLookup, type Host, type Job } from '../job/job.js';
+import { HOST_NAME, type AccountLookup, type Host, type Job, type LsfNest } from '../job/job.js';
 import { describeFailure, type Result } from '../result.js';
 import { refKey, type Answer, type JobRef, type Verdict } from './answer.js';
 
@@ -17,7 +17,22 @@ import { refKey, type Answer, type JobRef, type Verdict } from './answer.js';
 // Set by LSF; everything else in the job's environment is the user's.
 const SCHEDULER_VAR = /^(LSB_|LSF_|LS_)/;
 
-export async function lsfJob(env: Record<string, string | undefined>, thisHost: string, lookup: AccountLookup): Promise<Job> {
+/**
+ * What a root hook sees of its own host, for the job's containment: its /proc/self/cgroup, and
+ * the CPUs a binding may name there (the cpuset of LSF's job cgroup when the hook runs in one
+ * there, else the host's online CPUs), in the kernel's list format.
+ */
+export interface LsfHostFacts {
+  procCgroup: string;
+  cpus(nest: LsfNest | undefined): Promise<string>;
+}
+
+/**
+ * The job as a hook on `thisHost` sees it. `facts` (root hooks): the containers then go into
+ * per-job cgroups (Job.containment), the first host's nested in LSF's job cgroup when the hook
+ * runs in one, and bound to LSB_BIND_CPU_LIST there when it is set.
+ */
+export async function lsfJob(env: Record<string, string | undefined>, thisHost: string, lookup: AccountLookup, facts?: LsfHostFacts): Promise<Job> {
   const id = required(env, 'LSB_JOBID');
   if (!/^\d{1,20}$/.test(id)) throw new JobboxError('LSB_JOBID', 'must be a decimal job id', id);
   const index = env.LSB_JOBINDEX || '0';
@@ -32,6 +47,14 @@ export async function lsfJob(env: Record<string, string | undefined>, thisHost: 
   const owner = await lookup(ownerName);
   if (owner.uid === 0) throw new JobboxError('LSB_JOB_EXECUSER', 'jobs owned by uid 0 are refused', ownerName);
 
+  let containment: Job['containment'];
+  if (facts) {
+    const nest = lsfNest(facts.procCgroup, id);
+    containment = { scheduler: 'lsf', ...(nest && { nest }) };
+    const cpus = boundCpus(env.LSB_BIND_CPU_LIST, await facts.cpus(nest), hosts[0].name);
+    if (cpus) hosts[0] = { ...hosts[0], cpus };
+  }
+
   return {
     id,
     index: Number(index),
@@ -44,7 +67,70 @@ export async function lsfJob(env: Record<string, string | undefined>, thisHost: 
     env: Object.fromEntries(
       Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && !SCHEDULER_VAR.test(e[0])),
     ),
+    ...(containment && { containment }),
   };
+}
+
+// LSF names a job's cgroup job.<id>.<index>.<submit time> below lsf/<cluster> in each
+// controller it uses (memory, cpuacct and freezer for tracking and accounting, cpuset for
+// affinity). That name is read from IBM's documentation, not seen on an LSF host: a hook that
+// finds no such cgroup of its own simply does not nest (docs/cgroups.md).
+const CGROUP_PATH = /^(?:\/[A-Za-z0-9_@+=:-][A-Za-z0-9_.@+=:-]*)+$/;
+
+/**
+ * /proc/self/cgroup (v1) of a root hook → LSF's cgroup for job `id`, when the hook runs in
+ * one: the path down to its `job.<id>.` level in the memory hierarchy, and every hierarchy
+ * where the hook sits in the same cgroup. Only the kernel writes this file, and no user can
+ * move a root process between cgroups, so the answer is LSF's.
+ */
+export function lsfNest(procCgroup: string, id: string): LsfNest | undefined {
+  const lines = procCgroup.split('\n').filter(Boolean).map((l) => {
+    const [, , controllers = '', path = ''] = /^(\d+):([^:]*):(.*)$/.exec(l) ?? [];
+    return { controllers, path };
+  });
+  const jobLevel = (path: string) => {
+    const parts = path.split('/');
+    const at = parts.findIndex((p) => p.startsWith(`job.${id}.`));
+    return at > 0 ? parts.slice(0, at + 1).join('/') : undefined;
+  };
+  const memory = lines.find((l) => l.controllers.split(',').includes('memory'));
+  const path = memory && jobLevel(memory.path);
+  if (!path || !CGROUP_PATH.test(path) || path.length > 1024) return undefined;
+  // The directory each hierarchy has under /sys/fs/cgroup: `name=systemd` is `systemd`, v2's `unified`.
+  const dir = (c: string) => (c === '' ? 'unified' : c.replace(/^name=/, ''));
+  return { path, controllers: lines.filter((l) => jobLevel(l.path) === path).map((l) => dir(l.controllers)) };
+}
+
+/**
+ * LSB_BIND_CPU_LIST → the first host's cores, checked against `allowed`. LSF sets it for a job
+ * it binds (for a multi-host job it binds nothing and the list is the first host's), but a user
+ * may export it where LSF does not: then it can only narrow the container to CPUs it could use
+ * anyway, and a list naming others would fail at docker run on every requeue, so it is refused.
+ */
+export function boundCpus(list: string | undefined, allowed: string, host: string): string | undefined {
+  if (!list?.trim()) return undefined;
+  const want = cpuList('LSB_BIND_CPU_LIST', list.trim());
+  const have = cpuList('allowed CPUs', allowed.trim());
+  const outside = [...want].filter((c) => !have.has(c));
+  if (outside.length > 0) throw new JobboxError('LSB_BIND_CPU_LIST', `names CPUs outside those the job may use on ${host} (${allowed.trim()})`, list);
+  return [...want].sort((a, b) => a - b).join(',');
+}
+
+/** The kernel's CPU list format (`0-3,8,10-11`) → the CPU numbers; anything else is refused. */
+export function cpuList(subject: string, text: string): Set<number> {
+  if (text.length > 4096 || !/^\d{1,5}(-\d{1,5})?(,\d{1,5}(-\d{1,5})?)*$/.test(text)) {
+    throw new JobboxError(subject, 'must be a CPU list such as 0-3,8', text);
+  }
+  const cpus = new Set<number>();
+  let spanned = 0;
+  for (const part of text.split(',')) {
+    const [a, b = a] = part.split('-').map(Number) as [number, number?];
+    // Overlapping ranges must not make a short text a long loop.
+    spanned += b - a + 1;
+    if (b < a || b > 65535 || spanned > 65536) throw new JobboxError(subject, 'must be a CPU list such as 0-3,8', text);
+    for (let c = a; c <= b; c += 1) cpus.add(c);
+  }
+  return cpus;
 }
 
 /** `"h3 1 h5 1 h1 2 "` → hosts with slot counts, repeated hosts summed, in first-appearance order. */

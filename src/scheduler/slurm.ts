@@ -342,7 +342,7 @@ export async function slurmHookJob(
   const node = env.SLURMD_NODENAME ?? '';
   if (job.hosts[0]?.name !== node) return undefined;
   if (!record) return { job, node };
-  return { job: { ...job, hosts: job.hosts.map((h, i) => ({ ...h, cpus: record.cpuIds[i]! })), containment: { multipleSlurmd: multiple } }, node };
+  return { job: { ...job, hosts: job.hosts.map((h, i) => ({ ...h, cpus: record.cpuIds[i]! })), containment: { scheduler: 'slurm', multipleSlurmd: multiple } }, node };
 }
 
 /**

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { parseConfig, type Config } from '../../src/config/parse.js';
 import type { Host, Job, Owner } from '../../src/job/job.js';
 import {
-  attemptFilters, containerCwd, containerName, imageAccountsArgv, matchDevices, memoryLimit, nameArgv, psArgv, runningArgv,
+  attemptFilters, cgroupClear, containerCwd, containerName, imageAccountsArgv, matchDevices, memoryLimit, nameArgv, psArgv, runningArgv,
   removeArgv, runArgv, splitHeadOutput, type NodeFacts,
 } from '../../src/plan/container.js';
 import { jobPaths } from '../../src/plan/job-files.js';
@@ -372,13 +372,41 @@ describe('runArgv: a Slurm job joins its extern step on each node', () => {
     return i < 0 ? undefined : [argv[i + 1], argv[argv.indexOf('--cpuset-cpus') + 1]];
   };
   it('by the absolute path of the node\'s task, with the job\'s cores there', () => {
-    const argv = argvFor(config(), { job: { containment: { multipleSlurmd: true }, id: '77', hosts }, host: hosts[1]!, facts: { devices: [] } });
+    const argv = argvFor(config(), { job: { containment: { scheduler: 'slurm', multipleSlurmd: true }, id: '77', hosts }, host: hosts[1]!, facts: { devices: [] } });
     expect(flags(argv)).toEqual(['/slurm_node2/uid_1000/job_77/step_extern/task_1', '1']);
-    const single = argvFor(config(), { job: { containment: { multipleSlurmd: false }, id: '77', hosts }, host: hosts[0]!, facts: { devices: [] } });
+    const single = argvFor(config(), { job: { containment: { scheduler: 'slurm', multipleSlurmd: false }, id: '77', hosts }, host: hosts[0]!, facts: { devices: [] } });
     expect(flags(single)).toEqual(['/slurm/uid_1000/job_77/step_extern/task_0', '0-1']);
   });
 
-  it('not for a job without containment (LSF)', () => {
+  it('not for a job without containment', () => {
     expect(flags(argvFor(config(), { job: { hosts } }))).toBeUndefined();
+  });
+});
+
+describe('runArgv: an LSF job\'s containers go into per-job cgroups', () => {
+  const hosts = [{ name: 'node1', slots: 2, cpus: '1' }, { name: 'node2', slots: 1 }];
+  const nest = { path: '/lsf/c1/job.77.0.1700000000', controllers: ['memory', 'cpuacct', 'freezer', 'cpuset'] };
+  const at = (argv: string[], flag: string) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : undefined);
+  const run = (containment: NonNullable<Job['containment']>, host: number) =>
+    argvFor(config(), { job: { containment, id: '77', attempt: 'node1', hosts }, host: hosts[host]!, facts: { devices: [] } });
+
+  it('nested in LSF\'s job cgroup on the first host, bound where LSF bound the job; jobbox\'s own elsewhere, unbound', () => {
+    const first = run({ scheduler: 'lsf', nest }, 0);
+    expect([at(first, '--cgroup-parent'), at(first, '--cpuset-cpus')]).toEqual([nest.path, '1']);
+    const other = run({ scheduler: 'lsf', nest }, 1);
+    expect([at(other, '--cgroup-parent'), at(other, '--cpuset-cpus')]).toEqual(['/jobbox/77.0.node1', undefined]);
+  });
+
+  it('under jobbox\'s own on every host when the hooks run in no LSF job cgroup', () => {
+    expect(at(run({ scheduler: 'lsf' }, 0), '--cgroup-parent')).toBe('/jobbox/77.0.node1');
+  });
+
+  it('a teardown clears jobbox\'s own everywhere, and below LSF\'s only in the hierarchies LSF did not make', () => {
+    const job: Job = { ...JOB, id: '77', attempt: 'node1', hosts };
+    expect(cgroupClear({ ...job, containment: { scheduler: 'lsf', nest } }, 'node1')).toEqual({ dirs: [nest.path.slice(1)], keep: nest.controllers });
+    expect(cgroupClear({ ...job, containment: { scheduler: 'lsf', nest } }, 'node2')).toEqual({ dirs: ['jobbox/77.0.node1'], keep: [] });
+    expect(cgroupClear({ ...job, containment: { scheduler: 'lsf' } }, 'node1')).toEqual({ dirs: ['jobbox/77.0.node1'], keep: [] });
+    expect(cgroupClear({ ...job, containment: { scheduler: 'slurm', multipleSlurmd: true } }, 'node2')).toEqual({ dirs: ['slurm/uid_1000/job_77', 'slurm_node2/uid_1000/job_77'], keep: [] });
+    expect(cgroupClear(job, 'node1')).toBeUndefined();
   });
 });

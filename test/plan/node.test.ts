@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/parse.js';
 import type { Job } from '../../src/job/job.js';
 import { quote } from '../../src/quote.js';
-import { bindTestArgv, cpusetArgv, nodeSteps, pullArgv } from '../../src/plan/node.js';
+import { bindTestArgv, cgroupCleanupArgv, cpusetArgv, nodeSteps, pullArgv } from '../../src/plan/node.js';
 
 const config = parseConfig(
   `
@@ -24,7 +24,7 @@ const job: Job = {
   hosts: [{ name: 'node1', slots: 2 }, { name: 'node2', slots: 1 }],
 };
 const slurmPlain: Job = { ...job, index: 0, attempt: '0', hosts: [{ name: 'node1', slots: 2, cpus: '0-1' }, { name: 'node2', slots: 1, cpus: '1' }] };
-const slurmJob: Job = { ...slurmPlain, containment: { multipleSlurmd: true } };
+const slurmJob: Job = { ...slurmPlain, containment: { scheduler: 'slurm', multipleSlurmd: true } };
 const shown = (j: Job) => nodeSteps(config, j, image).map((s) => `# ${s.when}\n${s.argv[0] === 'perl' ? 'perl -e <BIND_TEST>' : quote(s.argv)}`).join('\n');
 
 describe('nodeSteps', () => {
@@ -93,5 +93,38 @@ describe('cpusetArgv', () => {
     run(['uid_2001', 'job_8', 'step_extern', 'task_0'], '1');
     expect(read('uid_2001', 'cpuset.cpus')).toBe('0-3 (slurm\'s)');
     expect(read('uid_2001/job_8/step_extern/task_0', 'cpuset.cpus')).toBe('1');
+  });
+});
+
+// Against a plain tree shaped like /sys/fs/cgroup: a dir per hierarchy, cpu and cpuacct as
+// links to cpu,cpuacct. rmdir on a plain dir removes it only when empty, as on cgroupfs.
+describe('cgroupCleanupArgv', () => {
+  it('removes the dirs deepest first in every hierarchy but the kept ones, follows no link, and leaves a dir in use', async () => {
+    const { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const top = mkdtempSync(join(tmpdir(), 'jobbox-cgroups-'));
+    const nest = 'lsf/c1/job.7.0.1700000000';
+    for (const h of ['memory', 'blkio', 'cpu,cpuacct', 'systemd']) mkdirSync(join(top, h, nest, 'ctr'), { recursive: true });
+    symlinkSync('cpu,cpuacct', join(top, 'cpu'));
+    mkdirSync(join(top, 'pids', 'jobbox', '7.0.node1', 'ctr'), { recursive: true });
+    // In use: a file stands for the tasks rmdir would find there.
+    mkdirSync(join(top, 'systemd', nest, 'busy'));
+    writeFileSync(join(top, 'systemd', nest, 'busy', 'tasks'), '42\n');
+    const run = (clear: { dirs: string[]; keep: string[] }) => {
+      const argv = cgroupCleanupArgv(clear);
+      argv[4] = top; // the node's /sys/fs/cgroup
+      execFileSync(argv[0]!, argv.slice(1));
+    };
+    run({ dirs: [nest], keep: ['memory', 'cpu,cpuacct'] });
+    expect(existsSync(join(top, 'memory', nest, 'ctr'))).toBe(true);
+    expect(existsSync(join(top, 'cpu,cpuacct', nest, 'ctr'))).toBe(true);
+    expect(existsSync(join(top, 'blkio', nest))).toBe(false);
+    expect(existsSync(join(top, 'blkio', 'lsf/c1'))).toBe(true);
+    expect(existsSync(join(top, 'systemd', nest, 'ctr'))).toBe(false);
+    expect(existsSync(join(top, 'systemd', nest, 'busy'))).toBe(true);
+    run({ dirs: ['jobbox/7.0.node1'], keep: [] });
+    expect(existsSync(join(top, 'pids', 'jobbox', '7.0.node1'))).toBe(false);
+    expect(existsSync(join(top, 'pids', 'jobbox'))).toBe(true);
   });
 });

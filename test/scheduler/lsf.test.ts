@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { JobboxError } from '../../src/errors.js';
 import type { AccountLookup, Owner } from '../../src/job/job.js';
 import type { JobRef } from '../../src/scheduler/answer.js';
-import { bjobsName, lsfJob, parseBjobs, parseLsfHosts, parseMcpuHosts, parseParmFile, requestedAlias } from '../../src/scheduler/lsf.js';
+import { bjobsName, boundCpus, cpuList, lsfJob, lsfNest, parseBjobs, parseLsfHosts, parseMcpuHosts, parseParmFile, requestedAlias } from '../../src/scheduler/lsf.js';
 
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27], home: '/home/alice', shell: '/bin/bash' };
 const accounts: Record<string, Owner> = { alice, root: { ...alice, name: 'root', uid: 0, gid: 0, home: '/root' } };
@@ -90,6 +90,84 @@ describe('lsfJob', () => {
     ['ambiguous short name', { LSB_HOSTS: 'n1.a n1.b', LSB_MCPU_HOSTS: undefined }, 'n1', 'jobbox: job hosts: include several hosts with this short name: n1'],
   ])('%s is refused', async (_name, vars, thisHost, message) => {
     await expect(lsfJob({ ...ENV, ...vars }, thisHost, lookup)).rejects.toThrow(expect.objectContaining({ message }));
+  });
+});
+
+// /proc/self/cgroup of a root hook that LSF started inside its job cgroup (cgroup v1, hybrid).
+const IN_LSF = [
+  '13:misc:/',
+  '12:memory:/lsf/c1/job.4711.0.1700000000',
+  '11:cpuset:/lsf/c1/job.4711.0.1700000000',
+  '10:blkio:/',
+  '9:freezer:/lsf/c1/job.4711.0.1700000000',
+  '4:cpu,cpuacct:/lsf/c1/job.4711.0.1700000000',
+  '1:name=systemd:/',
+  '0::/',
+].join('\n');
+const NEST = { path: '/lsf/c1/job.4711.0.1700000000', controllers: ['memory', 'cpuset', 'freezer', 'cpu,cpuacct'] };
+
+describe('lsfNest: LSF\'s job cgroup around a root hook', () => {
+  it('is the memory hierarchy\'s job level, with every hierarchy where the hook sits in it', () => {
+    expect(lsfNest(IN_LSF, '4711')).toEqual(NEST);
+    // A hook in a task's cgroup below the job's still nests at the job level.
+    expect(lsfNest(IN_LSF.replace('12:memory:/lsf/c1/job.4711.0.1700000000', '12:memory:/lsf/c1/job.4711.0.1700000000/task.1'), '4711')?.path).toBe(NEST.path);
+  });
+
+  it.each([
+    ['outside any job cgroup', '12:memory:/\n4:cpu,cpuacct:/\n'],
+    ['in another job\'s', IN_LSF.replaceAll('4711', '4712')],
+    ['in a job id that only starts the same', IN_LSF.replaceAll('job.4711.', 'job.47110.')],
+    ['with no memory hierarchy', '9:freezer:/lsf/c1/job.4711.0.1700000000\n'],
+    ['a path with odd characters', '12:memory:/lsf/c 1/job.4711.0.1\n'],
+    ['a path with a dot-dot level', '12:memory:/lsf/../job.4711.0.1\n'],
+  ])('is none %s', (_name, text) => {
+    expect(lsfNest(text, '4711')).toBeUndefined();
+  });
+});
+
+describe('boundCpus: LSB_BIND_CPU_LIST on the first host', () => {
+  it.each([
+    [undefined, '0-7', undefined],
+    ['', '0-7', undefined],
+    ['3,1,2', '0-7', '1,2,3'],
+    ['0-1', '0-1', '0,1'],
+    ['4-5,2', '0-3,4-7', '2,4,5'],
+  ])('%j within %s is %j', (list, allowed, cpus) => {
+    expect(boundCpus(list, allowed, 'h1')).toBe(cpus);
+  });
+
+  it.each([
+    ['0-9', '0-1', 'jobbox: LSB_BIND_CPU_LIST: names CPUs outside those the job may use on h1 (0-1): 0-9'],
+    ['0;rm -rf /', '0-1', 'jobbox: LSB_BIND_CPU_LIST: must be a CPU list such as 0-3,8: 0;rm -rf /'],
+    ['-1', '0-1', 'jobbox: LSB_BIND_CPU_LIST: must be a CPU list such as 0-3,8: -1'],
+    ['3-1', '0-7', 'jobbox: LSB_BIND_CPU_LIST: must be a CPU list such as 0-3,8: 3-1'],
+    [Array(40).fill('0-65535').join(','), '0-1', 'jobbox: LSB_BIND_CPU_LIST: must be a CPU list such as 0-3,8:'],
+  ])('%s within %s is refused, for good', (list, allowed, message) => {
+    expect(() => boundCpus(list, allowed, 'h1')).toThrow(expect.objectContaining({ message: expect.stringContaining(message), exitCode: 99 }));
+  });
+
+  it('reads the kernel\'s list format', () => {
+    expect([...cpuList('x', '0-2,8,10-11')]).toEqual([0, 1, 2, 8, 10, 11]);
+  });
+});
+
+describe('lsfJob with the host\'s facts (root hooks)', () => {
+  const facts = (procCgroup: string, cpus = '0-7') => ({ procCgroup, cpus: async (nest: unknown) => (nest ? '2-3' : cpus) });
+  it('nests in LSF\'s job cgroup and binds the first host within its cpuset', async () => {
+    const job = await lsfJob({ ...ENV, LSB_BIND_CPU_LIST: '3' }, 'h1', lookup, facts(IN_LSF));
+    expect(job.containment).toEqual({ scheduler: 'lsf', nest: NEST });
+    expect(job.hosts.map((h) => h.cpus)).toEqual(['3', undefined, undefined]);
+    await expect(lsfJob({ ...ENV, LSB_BIND_CPU_LIST: '0-1' }, 'h1', lookup, facts(IN_LSF))).rejects.toThrow('outside those the job may use on h1 (2-3)');
+  });
+
+  it('contains the job in jobbox\'s own cgroups outside LSF\'s, unbound without a list', async () => {
+    const job = await lsfJob(ENV, 'h1', lookup, facts('12:memory:/\n'));
+    expect(job.containment).toEqual({ scheduler: 'lsf' });
+    expect(job.hosts.every((h) => h.cpus === undefined)).toBe(true);
+  });
+
+  it('leaves the starter\'s job (no facts) uncontained', async () => {
+    expect((await lsfJob(ENV, 'h1', lookup)).containment).toBeUndefined();
   });
 });
 

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { cgroupClear } from '../../plan/container.js';
 import { teardownJob, usageLine } from '../../lifecycle/teardown.js';
 import { jobLog, openLog } from '../../log.js';
 import { lsfJobEnd } from '../../scheduler/lsf.js';
@@ -11,6 +12,6 @@ export async function postExec(cli: string | undefined, env: NodeJS.ProcessEnv):
   const { config, job } = await lsfContext(cli, env, true);
   const log = jobLog(await openLog(config.logFile, config.logLevel), job, hostname());
   log.info(lsfJobEnd(env), 'post-exec');
-  const line = usageLine(job.id, await teardownJob(config, job, job.hosts.map((h) => h.name), log));
+  const line = usageLine(job.id, await teardownJob(config, job, job.hosts.map((h) => h.name), log, (host) => cgroupClear(job, host)));
   if (line) process.stderr.write(`${line}\n`);
 }

@@ -4,7 +4,8 @@
 import { formatError } from '../../errors.js';
 import { useSlurmConf } from '../../exec/slurm.js';
 import { attemptsOf, teardownJob, usageLine } from '../../lifecycle/teardown.js';
-import { slurmHook, slurmJobCgroup } from '../../scheduler/slurm.js';
+import { slurmClear } from '../../plan/container.js';
+import { slurmHook } from '../../scheduler/slurm.js';
 import { hookConfig, onBatchHost } from './context.js';
 
 export async function epilog(cli: string | undefined, env: NodeJS.ProcessEnv): Promise<void> {
@@ -19,7 +20,7 @@ export async function epilog(cli: string | undefined, env: NodeJS.ProcessEnv): P
     // the nodes belongs to the attempt that ran: every attempt up to this count is over.
     for (const attempt of await attemptsOf(config, job)) {
       if (Number(attempt) > Number(job.attempt)) continue;
-      const line = usageLine(job.id, await teardownJob(config, { ...job, attempt }, hosts, log, slurmJobCgroup(job)));
+      const line = usageLine(job.id, await teardownJob(config, { ...job, attempt }, hosts, log, (host) => slurmClear(job, host)));
       // slurmd discards an Epilog's output: the job log has the same figures.
       if (line) process.stderr.write(`${line}\n`);
     }
