@@ -521,6 +521,9 @@ cmd_down() {
   for node in $(nodes); do
     find /sys/fs/cgroup/*/"slurm_$node" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
+  # The LSF harness's job cgroups (lsf/testbed/…) and jobbox's own parent, where empty.
+  find /sys/fs/cgroup/*/lsf/testbed -depth -type d -exec rmdir {} + 2>/dev/null || true
+  rmdir /sys/fs/cgroup/*/lsf /sys/fs/cgroup/*/jobbox 2>/dev/null || true
   while iptables -D FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null; do :; done
   ip link del "$BRIDGE" 2>/dev/null || true
   # Node dirs hold the node image stores; the shared port and job dirs must start empty.

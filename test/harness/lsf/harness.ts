@@ -41,6 +41,12 @@ export interface LsfJobSpec {
   beforePostExec?: (jobId: number) => Promise<void>;
   /** 'lsf' (default): LSF 10, mesub runs esub.<app> for -a. 'openlava': only the master esub runs, and root hooks keep the user's gid and groups. */
   flavour?: 'lsf' | 'openlava';
+  /**
+   * Plays LSF_PROCESS_TRACKING=Y, LSF_LINUX_CGROUP_ACCT=Y and LSB_RESOURCE_ENFORCE="memory cpu"
+   * (README.md): a job cgroup on the first host that the root hooks and the starter run in,
+   * limited to `memoryBytes` and bound to `cpus` (then also in LSB_BIND_CPU_LIST).
+   */
+  cgroup?: { memoryBytes?: number; cpus?: string };
 }
 export interface EsubResult {
   code: number;
@@ -56,6 +62,8 @@ export interface LsfJobRun {
   starter?: { code: number | null; signal?: string; stdout: string; stderr: string };
   postExec?: { code: number; stderr: string };
   state: 'DONE' | 'EXIT' | 'REJECTED';
+  /** spec.cgroup: the job cgroup's path, and the hierarchies where LSF's rmdir of it failed at the end (something was left in it). */
+  cgroup?: { path: string; notRemoved: string[] };
 }
 export interface Account {
   name: string;
@@ -91,11 +99,14 @@ export async function submitLsf(hooks: LsfQueueHooks, spec: LsfJobSpec): Promise
     const envfileVars = Object.fromEntries(parseParmFile(esub.envfile));
 
     let hosts = spec.hosts;
+    let cgroup: JobCgroup | undefined;
     for (let attempt = 0; ; attempt += 1) {
       if (attempt > 0) hosts = spec.requeueHosts ?? spec.hosts;
-      const r = await asRoot(hosts, hooks.preExec, rootEnv(lsfJobEnv(spec, jobId, hosts, envfileVars, account)), account, spec);
+      cgroup = spec.cgroup && (await jobCgroup(hosts[0]!.name, jobId, spec.jobIndex ?? 0, spec.cgroup));
+      const r = await asRoot(hosts, hooks.preExec, rootEnv(lsfJobEnv(spec, jobId, hosts, envfileVars, account)), account, spec, cgroup);
       run.preExec.push({ ...r, hosts: hosts.map((h) => h.name) });
       if (r.code === 0) break;
+      if (cgroup) run.cgroup = { path: cgroup.path, notRemoved: await cgroup.remove() };
       // 99 EXITs the job; anything else requeues it, here up to maxRequeues times. The job never
       // ran, so no POST_EXEC: a failed pre-exec must undo its own partial work.
       if (r.code === PRE_ABORT || attempt >= (spec.maxRequeues ?? 3)) return { ...run, state: 'EXIT' };
@@ -104,15 +115,16 @@ export async function submitLsf(hooks: LsfQueueHooks, spec: LsfJobSpec): Promise
     const env = lsfJobEnv(spec, jobId, hosts, envfileVars, account);
     let waitStatus = 0;
     if (!spec.skipStarter) {
-      run.starter = await starter(hooks.jobStarter, spec, env, dir, account);
+      run.starter = await starter(hooks.jobStarter, spec, env, dir, account, cgroup);
       waitStatus = run.starter.signal ? (constants.signals[run.starter.signal as NodeJS.Signals] ?? 0) : (run.starter.code ?? 0) << 8;
     }
     await spec.beforePostExec?.(jobId);
     if (!spec.skipPostExec) {
       const postEnv: Record<string, string> = { ...rootEnv(env), LSB_JOBEXIT_STAT: String(waitStatus) };
       delete postEnv.LSB_JOBPEND;
-      run.postExec = await asRoot(hosts, hooks.postExec, postEnv, account, spec);
+      run.postExec = await asRoot(hosts, hooks.postExec, postEnv, account, spec, cgroup);
     }
+    if (cgroup) run.cgroup = { path: cgroup.path, notRemoved: await cgroup.remove() };
     return { ...run, state: waitStatus === 0 ? 'DONE' : 'EXIT' };
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -151,6 +163,7 @@ export function lsfJobEnv(
     LSB_JOB_EXECUSER: spec.user,
     LS_SUBCWD: account.home,
     LSB_SUB_HOST: SUBMIT_HOST,
+    ...(spec.cgroup?.cpus !== undefined && { LSB_BIND_CPU_LIST: spec.cgroup.cpus }),
   };
 }
 
@@ -208,13 +221,13 @@ async function esubStage(spec: LsfJobSpec, account: Account, dir: string): Promi
   }
 }
 
-async function starter(line: string, spec: LsfJobSpec, env: Record<string, string>, dir: string, account: Account): Promise<NonNullable<LsfJobRun['starter']>> {
+async function starter(line: string, spec: LsfJobSpec, env: Record<string, string>, dir: string, account: Account, cgroup?: JobCgroup): Promise<NonNullable<LsfJobRun['starter']>> {
   const host = spec.hosts[0]?.name ?? SUBMIT_HOST;
   // LSF substitutes the command text into the line as it stands, quotes and all.
   const text = line.includes('%USRCMD') ? line.replaceAll('%USRCMD', spec.command) : `${line} ${spec.command}`;
   const pidFile = join(dir, 'starter.pid');
   const statusFile = join(dir, 'starter.status');
-  const proc = testbed(['exec', host, '--', ...asUser(account, env), '/usr/bin/node', WRAPPER, pidFile, statusFile, text], RAW);
+  const proc = testbed(['exec', host, '--', ...(cgroup?.enter ?? []), ...asUser(account, env), '/usr/bin/node', WRAPPER, pidFile, statusFile, text], RAW);
   const bkill = spec.starterSignal;
   if (bkill) {
     let seen = '';
@@ -248,11 +261,56 @@ async function pidOf(file: string): Promise<number> {
 
 // PRE_EXEC and POST_EXEC: root, first execution host, /bin/sh -c, cwd /tmp, stdin /dev/null.
 // LSF sends their output to /dev/null; the harness keeps stderr for the tests to read.
-async function asRoot(hosts: Slots[], line: string, env: Record<string, string>, account: Account, spec: LsfJobSpec) {
+async function asRoot(hosts: Slots[], line: string, env: Record<string, string>, account: Account, spec: LsfJobSpec, cgroup?: JobCgroup) {
   const host = hosts[0]?.name ?? SUBMIT_HOST;
   const identity = spec.flavour === 'openlava' ? ['setpriv', `--regid=${account.gids[0]}`, `--groups=${account.gids.join(',')}`, '--'] : [];
-  const r = await testbed(['exec', host, '--', ...identity, 'env', '-i', '-C', '/tmp', ...pairs(env), '/bin/sh', '-c', line], RAW);
+  const r = await testbed(['exec', host, '--', ...(cgroup?.enter ?? []), ...identity, 'env', '-i', '-C', '/tmp', ...pairs(env), '/bin/sh', '-c', line], RAW);
   return { code: r.exitCode ?? -1, stderr: String(r.stderr) };
+}
+
+// ---- LSF's job cgroup (spec.cgroup; README.md) ----
+
+// The hierarchies LSF uses with process tracking, cgroup accounting and memory and cpu
+// enforcement. cpuacct is cpu,cpuacct's link on this machine.
+const LSF_HIERARCHIES = ['memory', 'cpuacct', 'freezer', 'cpuset'];
+
+interface JobCgroup {
+  /** `/lsf/testbed/job.<id>.<index>.<submit time>`, as IBM documents the name. */
+  path: string;
+  /** argv prefix that runs the rest inside it (moved in as root, before any identity change). */
+  enter: string[];
+  /** LSF's rmdir at the job's end: the hierarchies where it failed. */
+  remove(): Promise<string[]>;
+}
+
+async function jobCgroup(host: string, jobId: number, index: number, limits: NonNullable<LsfJobSpec['cgroup']>): Promise<JobCgroup> {
+  const path = `/lsf/testbed/job.${jobId}.${index}.${Math.floor(Date.now() / 1000)}`;
+  const levels = path.split('/').filter(Boolean);
+  // cpuset levels need cpus and mems before a task can join: the parent's, the job's its binding.
+  const make = [
+    'set -e', 'p=$1 cpus=$2 mem=$3; d=/sys/fs/cgroup/cpuset',
+    `for l in ${levels.join(' ')}; do`,
+    '  parent=$d d=$d/$l',
+    '  [ -d "$d" ] || { mkdir "$d"; cat "$parent/cpuset.mems" > "$d/cpuset.mems"; cat "$parent/cpuset.cpus" > "$d/cpuset.cpus"; }',
+    'done',
+    '[ -z "$cpus" ] || echo "$cpus" > "$d/cpuset.cpus"',
+    `for h in ${LSF_HIERARCHIES.filter((h) => h !== 'cpuset').join(' ')}; do mkdir -p "/sys/fs/cgroup/$h$p"; done`,
+    '[ -z "$mem" ] || echo "$mem" > "/sys/fs/cgroup/memory$p/memory.limit_in_bytes"',
+  ].join('\n');
+  await onNode(host, ['sh', '-c', make, 'sh', path, limits.cpus ?? '', limits.memoryBytes === undefined ? '' : String(limits.memoryBytes)]);
+  const join = `for h in ${LSF_HIERARCHIES.join(' ')}; do echo $$ > "/sys/fs/cgroup/$h$0/cgroup.procs" || exit 125; done; exec "$@"`;
+  return {
+    path,
+    enter: ['sh', '-c', join, path],
+    remove: async () => {
+      const left: string[] = [];
+      for (const h of LSF_HIERARCHIES) {
+        const r = await testbed(['exec', host, '--', 'rmdir', `/sys/fs/cgroup/${h}${path}`], { reject: false });
+        if (r.exitCode !== 0 && !String(r.stderr).includes('No such file')) left.push(h);
+      }
+      return left;
+    },
+  };
 }
 
 function asUser(account: Account, env: Record<string, string>): string[] {
