@@ -8,6 +8,9 @@
 // the JOB_STARTER as the owner, POST_EXEC at the end, also on failure) with a config of its own:
 // the testbed's plus the deb12-bench image. The two sides then alternate run by run.
 //
+// The job is bound as LSF binds one: LSB_BIND_CPU_LIST (P7_BIND, default core 0) puts the first
+// host's container in that cpuset; LSF binds no other host, so node2's is not.
+//
 // P7_REPS=<n> (default 9, at least 5) sets the runs per side; P7_PIN=1 pins rank r to core r on
 // both sides (taskset; see bench/mpi/README.md for what it did on an idle and on a busy machine).
 import { createHash } from 'node:crypto';
@@ -45,6 +48,7 @@ const MPI = [
   '--mca', 'btl_tcp_if_include', 'eth0', '--mca', 'oob_tcp_if_include', 'eth0',
 ];
 const PIN = process.env.P7_PIN === '1';
+const BIND = process.env.P7_BIND ?? '0';
 const PROGRAM = PIN ? ['sh', '-c', `exec taskset -c $OMPI_COMM_WORLD_RANK ${PINGPONG}`] : [PINGPONG];
 // The job's command, as the user would type it after bsub (LSF's %USRCMD).
 const JOB_COMMAND = quote(['mpirun', ...MPI, ...PROGRAM]);
@@ -59,6 +63,8 @@ interface PingPong {
 
 interface CpuStat {
   quota: string;
+  /** The container's cpuset (v1). */
+  cpus: string;
   /** The cpu cgroup's parent and its weight (v1 cpu.shares, v2 cpu.weight). */
   parent: string;
   periods: number;
@@ -115,6 +121,8 @@ async function cpuStat(node: string, jobId: number): Promise<CpuStat> {
     '  echo "parent $(dirname "$d" | sed "s|^/sys/fs/cgroup||") cpu.weight=$(cat "$(dirname "$d")/cpu.weight" 2>/dev/null || echo root)"',
     'fi',
     'cat "$d/cpu.stat"',
+    `cs=$(awk -F: '$2 ~ /(^|,)cpuset(,|$)/ { print $3; exit }' /proc/$pid/cgroup)`,
+    '[ -z "$cs" ] || echo "cpuset $(cat "/sys/fs/cgroup/cpuset$cs/cpuset.cpus")"',
   ].join('\n');
   const out = await onNode(node, ['sh', '-c', script, 'sh', String(jobId)]);
   const field = (k: string) => Number(new RegExp(`^${k} (\\d+)$`, 'm').exec(out)?.[1] ?? NaN);
@@ -122,6 +130,7 @@ async function cpuStat(node: string, jobId: number): Promise<CpuStat> {
   const ns = field('throttled_time');
   return {
     quota: quota === 'max' || quota === '-1' ? 'none' : `${quota}/${period} µs`,
+    cpus: /^cpuset (\S+)$/m.exec(out)?.[1] ?? '?',
     parent: /^parent (.+)$/m.exec(out)?.[1] ?? '?',
     periods: field('nr_periods'),
     throttled: field('nr_throttled'),
@@ -183,7 +192,7 @@ async function measure(configPath: string, ref: string, binaryHash: string, tbDi
   const jobId = 90_000 + Math.floor(Math.random() * 9_000);
   const spec: LsfJobSpec = { user: USER, queue: QUEUE, command: JOB_COMMAND, hosts: HOSTS };
   // What the esub would have added for `bsub -a docker-deb12-bench`; pre-exec re-checks it against the config.
-  const env = lsfJobEnv(spec, jobId, HOSTS, { JOBBOX_IMAGE: IMAGE });
+  const env: Record<string, string> = { ...lsfJobEnv(spec, jobId, HOSTS, { JOBBOX_IMAGE: IMAGE }), ...(BIND ? { LSB_BIND_CPU_LIST: BIND } : {}) };
   const home = env.HOME ?? `/home/${USER}`;
   // JOB_STARTER as sbatchd runs it: the owner, the job's environment, /bin/sh -c on the first
   // host, %USRCMD substituted as it stands. The line has it in double quotes, so the command is
@@ -210,6 +219,7 @@ async function measure(configPath: string, ref: string, binaryHash: string, tbDi
   let launch: Record<string, Stats> = {};
   let quota = '?';
   let parent = '?';
+  let cpusets = '?';
   let leftovers = '';
   try {
     const pre = await hook(hooks.preExec, env);
@@ -239,6 +249,7 @@ async function measure(configPath: string, ref: string, binaryHash: string, tbDi
           before = await snap();
           quota = [...new Set(before.map((s) => s.quota))].join(', ');
           parent = [...new Set(before.map((s) => s.parent))].join(', ');
+          cpusets = before.map((s) => s.cpus).join('/');
         },
         run: async () => (last = await inContainer()),
       },
@@ -285,7 +296,7 @@ async function measure(configPath: string, ref: string, binaryHash: string, tbDi
         `${stats(cFed.map((r) => r.bandwidthMBps)).median.toFixed(0)} vs ${stats(hFed.map((r) => r.bandwidthMBps)).median.toFixed(0)} MB/s`
       : '');
   const throttling =
-    `cpu cgroup of the containers (node1/node2) over the ${container.length} timed runs: quota ${quota}, parent ${parent} ` +
+    `cpu cgroup of the containers (node1/node2) over the ${container.length} timed runs: quota ${quota}, parent ${parent}, cpusets ${cpusets} ` +
     `(the baseline's ranks run in the bench's own cpu cgroup ${ownCgroup()}); ` +
     `nr_throttled +${sum(container.map((r) => r.throttled[0]))}/+${sum(container.map((r) => r.throttled[1]))} ` +
     `of nr_periods +${sum(container.map((r) => r.periods[0]))}/+${sum(container.map((r) => r.periods[1]))}, ` +

@@ -167,7 +167,20 @@ async function main(argv: string[]): Promise<void> {
           const { submitLua } = await import('./commands/slurm/submit.js');
           await submitLua(a.config, process.env);
         })
-        .command('prolog', 'Prolog (root, every node, PrologFlags=Alloc): the batch host sets the job up on all its nodes', () => {}, (a) => hooks['slurm prolog'](a.config))
+        .command(
+          'prolog',
+          'Prolog (root, every node, PrologFlags=Alloc): the batch host sets the job up on all its nodes',
+          (c) =>
+            c
+              .option('dry-run', { type: 'boolean', default: false, describe: 'with --job: print what the Prolog would send to every node, each node\'s docker argv (its cgroup parent), the ssh_config and the hostfiles; run nothing' })
+              .option('job', { type: 'string', describe: 'the job id, for --dry-run (the Prolog itself reads SLURM_JOB_ID)' })
+              .check((a) => (a.dryRun && !a.job ? 'slurm prolog: --dry-run needs --job ID' : true)),
+          async (a) => {
+            if (!a.dryRun) return hooks['slurm prolog'](a.config);
+            const { prologDryRun } = await import('./commands/slurm/prolog.js');
+            await prologDryRun(a.config, String(a.job), process.env);
+          },
+        )
         .command(
           'batch',
           'the wrapped batch script (job owner): run the submitted script in the first container',

@@ -280,6 +280,36 @@ export function parseJobRecord(text: string, id: string, hosts: string[]): JobRe
   };
 }
 
+/**
+ * `scontrol show job -d` → the environment slurmd gives the job's Prolog on its batch host
+ * (22.05 names), for `jobbox slurm prolog --dry-run --job`: the plan printed is the one the
+ * Prolog would make. Each field comes from the one line of its layout; a job name, comment or
+ * work dir that forges such a line makes two, and is refused.
+ */
+export function prologEnvOf(text: string, id: string): Record<string, string> {
+  firstLine(text, id);
+  const one = (what: string, re: RegExp): string[] => {
+    const all = [...text.matchAll(re)];
+    if (all.length !== 1) throw new JobboxError(SHOW_JOB, `must have one ${what} line, not ${all.length}`, id);
+    return [...all[0]!];
+  };
+  const [, user = '', uid = ''] = one('UserId', /^ {3}UserId=([^\s(]+)\((\d+)\) /gm);
+  const nodes = one('NodeList', /^ {3}NodeList=(\S*)$/gm)[1]!;
+  if (nodes === '' || nodes === '(null)') throw new JobboxError(`job ${id}`, 'has no nodes: it is pending, or was requeued', 'NodeList');
+  const features = one('Features', /^ {3}Features=(\S+) /gm)[1]!;
+  return {
+    SLURM_JOB_ID: id,
+    SLURM_JOB_USER: user,
+    SLURM_JOB_UID: uid,
+    SLURM_JOB_PARTITION: one('Partition', /^ {3}Partition=(\S+) /gm)[1]!,
+    SLURM_NODELIST: nodes,
+    SLURM_JOB_CONSTRAINTS: features === '(null)' ? '' : features,
+    SLURM_JOB_WORK_DIR: one('WorkDir', /^ {3}WorkDir=(.*)$/gm)[1]!,
+    SLURM_JOB_RESTART_COUNT: one('Restarts', /^ {3}Requeue=\d+ Restarts=(\d+) /gm)[1]!,
+    SLURMD_NODENAME: expandHostlist(nodes, SHOW_JOB)[0]!,
+  };
+}
+
 function firstLine(text: string, id: string): RegExpExecArray {
   const line = text.split('\n', 1)[0]!;
   const m = /^JobId=(\d+) (?:ArrayJobId=(\d+) ArrayTaskId=(\d+) )?/.exec(line);

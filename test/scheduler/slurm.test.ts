@@ -3,7 +3,7 @@ import { JobboxError } from '../../src/errors.js';
 import type { AccountLookup, Owner } from '../../src/job/job.js';
 import type { Answer } from '../../src/scheduler/answer.js';
 import {
-  arrayTaskName, constraintAlias, expandCounts, expandHostlist, parseJobRecord, parseSqueue, multipleSlurmd, slurmAnswer, slurmCgroupRoot, slurmExternTask, slurmHook, slurmJob,
+  arrayTaskName, constraintAlias, expandCounts, expandHostlist, parseJobRecord, parseSqueue, prologEnvOf, multipleSlurmd, slurmAnswer, slurmCgroupRoot, slurmExternTask, slurmHook, slurmJob,
 } from '../../src/scheduler/slurm.js';
 
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27], home: '/home/alice', shell: '/bin/bash' };
@@ -644,6 +644,22 @@ describe('parseJobRecord', () => {
     ['CPU_IDs backwards', THREE_NODES.replace('CPU_IDs=0-1', 'CPU_IDs=1-0'), '22', ['node1'], 'jobbox: scontrol show job: unreadable CPU_IDs: 1-0'],
     ['CPU_IDs not a list of ranges', THREE_NODES.replace('CPU_IDs=0-1', 'CPU_IDs=0-1x'), '22', ['node1'], 'jobbox: scontrol show job: unreadable CPU_IDs: 0-1x'],
   ])('refuses %s', (_name, text, id, hosts, message) => expect(thrown(() => parseJobRecord(text, id, hosts))).toBe(message));
+});
+
+describe('prologEnvOf: the Prolog\'s environment from a job\'s record, for the dry run', () => {
+  it('names the owner, partition, nodes, constraint, work dir and restart count, on the first node', () => {
+    expect(prologEnvOf(THREE_NODES, '22')).toEqual({
+      SLURM_JOB_ID: '22', SLURM_JOB_USER: 'jbuser1', SLURM_JOB_UID: '2001', SLURM_JOB_PARTITION: 'normal', SLURM_NODELIST: 'node[1-3]',
+      SLURM_JOB_CONSTRAINTS: 'docker-deb12', SLURM_JOB_WORK_DIR: '/home/jbuser1', SLURM_JOB_RESTART_COUNT: '0', SLURMD_NODENAME: 'node1',
+    });
+  });
+
+  it.each([
+    ['a name that forges the Restarts line', FORGED_BATCH_FLAG, '26', 'jobbox: scontrol show job: must have one Restarts line, not 2: 26'],
+    ['a work dir that forges the owner\'s line', THREE_NODES.replace('WorkDir=/home/jbuser1', 'WorkDir=/x\n   UserId=root(0) GroupId=root(0) MCS_label=N/A'), '22', 'jobbox: scontrol show job: must have one UserId line, not 2: 22'],
+    ["another job's record", THREE_NODES, '23', 'jobbox: scontrol show job: does not start with the record of job 23: JobId=22 JobName=jbx-s.sh'],
+    ['a job with no nodes', THREE_NODES.replace('NodeList=node[1-3]', 'NodeList='), '22', 'jobbox: job 22: has no nodes: it is pending, or was requeued: NodeList'],
+  ])('refuses %s', (_name, text, id, message) => expect(thrown(() => prologEnvOf(text, id))).toBe(message));
 });
 
 describe('slurmHook: a jobbox job on its batch host, for a Prolog without its config', () => {

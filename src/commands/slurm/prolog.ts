@@ -10,9 +10,11 @@ import type { Job } from '../../job/job.js';
 import { setupJob } from '../../lifecycle/setup.js';
 import { submittedScript } from '../../scheduler/slurm-submit.js';
 import {
-  arrayTaskName, batchScriptArgv, cancelArgv, multipleSlurmd, parseJobRecord, prologOutcome, requeueArgv, showConfigArgv, showJobArgv, slurmHook, slurmHookJob,
-  type JobRecord,
+  arrayTaskName, batchScriptArgv, cancelArgv, expandHostlist, multipleSlurmd, parseJobRecord, prologEnvOf, prologOutcome, requeueArgv, showConfigArgv, showJobArgv,
+  slurmHook, slurmHookJob, type JobRecord,
 } from '../../scheduler/slurm.js';
+import { configPath, loadConfig } from '../../config/load.js';
+import { printPlan } from '../plan.js';
 import { CLI, hookConfig, onBatchHost } from './context.js';
 
 /**
@@ -58,6 +60,28 @@ export async function prolog(cli: string | undefined, env: NodeJS.ProcessEnv): P
     log?.error({ err: line }, outcome === 'cancel' ? 'prolog failed; cancelling the job' : 'prolog failed; requeueing the job');
     await runClient(outcome === 'cancel' ? cancelArgv(hook.id) : requeueArgv(hook.id));
   }
+}
+
+/**
+ * `jobbox slurm prolog --dry-run --job ID`: what the Prolog would do for a job slurmctld knows
+ * (pending jobs have no nodes yet), printed from its record and run nowhere. SLURM_CONF is the
+ * admin's own here.
+ */
+export async function prologDryRun(cli: string | undefined, id: string, env: NodeJS.ProcessEnv): Promise<void> {
+  if (!/^\d{1,20}$/.test(id)) throw new JobboxError('--job', 'must be a decimal job id', id);
+  useSlurmConf(env.SLURM_CONF);
+  const config = await loadConfig(configPath(cli, env));
+  const first = await showJob(id);
+  const task = arrayTaskName(first, id);
+  const text = task ? await showJob(task) : first;
+  const prologEnv = prologEnvOf(text, id);
+  const hosts = expandHostlist(prologEnv.SLURM_NODELIST!, 'NodeList');
+  const slurmConfig = await runClient(showConfigArgv());
+  if (slurmConfig.code !== 0) throw new JobboxError('scontrol show config', slurmConfig.stderr.trim() || slurmConfig.error || 'failed', id);
+  const managed = (partition: string) => config.queues.has(partition);
+  const ours = await slurmHookJob(prologEnv, managed, lookupAccount, parseJobRecord(text, id, hosts), multipleSlurmd(slurmConfig.stdout));
+  if (!ours) throw new JobboxError(`job ${id}`, 'is not in a partition jobbox manages', prologEnv.SLURM_JOB_PARTITION!);
+  await printPlan(config, ours.job);
 }
 
 /** The job's record, asked for so that slurmctld prints this job's record alone (see arrayTaskName). */
