@@ -20,11 +20,12 @@ const SCHEDULER_VAR = /^(LSB_|LSF_|LS_)/;
 /**
  * What a root hook sees of its own host, for the job's containment: its /proc/self/cgroup, and
  * the CPUs a binding may name there (the cpuset of LSF's job cgroup when the hook runs in one
- * there, else the host's online CPUs), in the kernel's list format.
+ * there, else the host's online CPUs), in the kernel's list format. A teardown passes no
+ * `cpus`: it needs only where the containers went, and no binding may keep it from removing them.
  */
 export interface LsfHostFacts {
   procCgroup: string;
-  cpus(nest: LsfNest | undefined): Promise<string>;
+  cpus?: (nest: LsfNest | undefined) => Promise<string>;
 }
 
 /**
@@ -51,7 +52,7 @@ export async function lsfJob(env: Record<string, string | undefined>, thisHost: 
   if (facts) {
     const nest = lsfNest(facts.procCgroup, id);
     containment = { scheduler: 'lsf', ...(nest && { nest }) };
-    const cpus = boundCpus(env.LSB_BIND_CPU_LIST, await facts.cpus(nest), hosts[0].name);
+    const cpus = facts.cpus && boundCpus(env.LSB_BIND_CPU_LIST, await facts.cpus(nest), hosts[0].name);
     if (cpus) hosts[0] = { ...hosts[0], cpus };
   }
 

@@ -166,6 +166,12 @@ describe('lsfJob with the host\'s facts (root hooks)', () => {
     expect(job.hosts.every((h) => h.cpus === undefined)).toBe(true);
   });
 
+  it('reads no binding for a teardown, so none can keep it from removing the containers', async () => {
+    const job = await lsfJob({ ...ENV, LSB_BIND_CPU_LIST: '0-511' }, 'h1', lookup, { procCgroup: IN_LSF });
+    expect(job.containment).toEqual({ scheduler: 'lsf', nest: NEST });
+    expect(job.hosts[0]!.cpus).toBeUndefined();
+  });
+
   it('leaves the starter\'s job (no facts) uncontained', async () => {
     expect((await lsfJob(ENV, 'h1', lookup)).containment).toBeUndefined();
   });

@@ -9,7 +9,7 @@ import { lsfContext } from './context.js';
 // ended: the teardown phase. Idempotent; it frees only this attempt's claim (the attempt is
 // this host).
 export async function postExec(cli: string | undefined, env: NodeJS.ProcessEnv): Promise<void> {
-  const { config, job } = await lsfContext(cli, env, true);
+  const { config, job } = await lsfContext(cli, env, 'teardown');
   const log = jobLog(await openLog(config.logFile, config.logLevel), job, hostname());
   log.info(lsfJobEnd(env), 'post-exec');
   const line = usageLine(job.id, await teardownJob(config, job, job.hosts.map((h) => h.name), log, (host) => cgroupClear(job, host)));

@@ -11,7 +11,7 @@ export async function preExec(cli: string | undefined, dryRun: boolean, env: Nod
   // the owner lookups run: module loading is on every job's start.
   const setup = dryRun ? undefined : import('../../lifecycle/setup.js');
   setup?.catch(() => {});
-  const { config, job } = await lsfContext(cli, env, true);
+  const { config, job } = await lsfContext(cli, env, 'setup');
   if (!setup) {
     await printPlan(config, job);
     return;

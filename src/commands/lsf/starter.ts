@@ -9,7 +9,7 @@ import { lsfContext } from './context.js';
 // nor the docker socket.
 export async function starter(cli: string | undefined, command: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (command.length === 0) throw new JobboxError('starter', 'no command given', '', EXIT.usage);
-  const { config, job } = await lsfContext(cli, env, false);
+  const { config, job } = await lsfContext(cli, env, 'user');
   // One argument is command text as the user typed it (LSF's "%USRCMD"); several are argv.
   const text = command.length === 1 ? command[0]! : quote(command);
   return runInFirstContainer(job, jobPaths(config.stateDir, job), { command: text });
