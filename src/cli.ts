@@ -174,7 +174,8 @@ async function main(argv: string[]): Promise<void> {
             c
               .option('dry-run', { type: 'boolean', default: false, describe: 'with --job: print what the Prolog would send to every node, each node\'s docker argv (its cgroup parent), the ssh_config and the hostfiles; run nothing' })
               .option('job', { type: 'string', describe: 'the job id, for --dry-run (the Prolog itself reads SLURM_JOB_ID)' })
-              .check((a) => (a.dryRun && !a.job ? 'slurm prolog: --dry-run needs --job ID' : true)),
+              // The Prolog proper reads its job from slurmd's environment, never from an option.
+              .check((a) => (a.dryRun === (a.job === undefined) ? 'slurm prolog: --dry-run and --job ID go together' : true)),
           async (a) => {
             if (!a.dryRun) return hooks['slurm prolog'](a.config);
             const { prologDryRun } = await import('./commands/slurm/prolog.js');

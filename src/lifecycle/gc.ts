@@ -16,8 +16,8 @@ import { runSqueue } from '../exec/slurm.js';
 import { jobLog } from '../log.js';
 import { claimPath, listClaims } from '../ports/allocator.js';
 import { describeAction, jobsToAsk, planGc, type DirFact, type GcAction } from '../plan/gc.js';
-import { JOBBOX_CGROUP } from '../plan/container.js';
-import { imageCacheDir, jobKey } from '../plan/job-files.js';
+import { lsfClear } from '../plan/container.js';
+import { imageCacheDir, jobPaths, parseAttemptRecord } from '../plan/job-files.js';
 import { describeFailure } from '../result.js';
 import { refKey, type Answer, type JobRef, type Scheduler } from '../scheduler/answer.js';
 import { bjobsArgv, parseBjobs } from '../scheduler/lsf.js';
@@ -101,9 +101,11 @@ export async function reapOrphans(config: Config, options: GcOptions, env: NodeJ
       const jlog = jobLog(log, a.job, hostname());
       try {
         jlog.info({ reason: a.reason, nodes: a.nodes, ports: a.ports }, 'gc: reclaiming');
-        // jobbox's own per-job cgroups (LSF's hosts); Slurm's and LSF's are their hooks' to clear.
-        const own = { dirs: [`${JOBBOX_CGROUP}/${jobKey(a.job)}`], keep: [] };
-        await teardownJob(config, a.job, a.nodes, jlog, () => own);
+        // What an LSF job's setup made (its attempt is its first host); a Slurm job's cgroups are
+        // the Epilog's to clear, and its attempt (a restart count) names no host.
+        const record = parseAttemptRecord(await readJobFile(jobPaths(config.stateDir, a.job).attempt).catch(() => undefined));
+        const job = a.job;
+        await teardownJob(config, job, a.nodes, jlog, (host) => lsfClear(job, host === job.attempt ? record?.nest : undefined));
         count.reclaimed += 1;
         say(`jobbox: gc: reclaimed ${a.key} (${describeAction(a)}): ${a.reason}`);
       } catch (err) {

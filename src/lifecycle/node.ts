@@ -161,8 +161,11 @@ export async function imageAccounts(first: Session, config: Config, image: Image
   return { passwd: files.get('/etc/passwd') ?? '', group: files.get('/etc/group') ?? '', sshd };
 }
 
+/** What became of a node's container while the barrier waits: `oom`, stopped by the kernel for memory. */
+type ContainerState = 'running' | 'stopped' | 'oom';
+
 /** Waits until the node's job sshd logs the owner in with the job key and shows the pinned host key. */
-async function barrier(host: string, port: number, job: Job, keys: Keys, config: Config, running: () => Promise<boolean>): Promise<void> {
+async function barrier(host: string, port: number, job: Job, keys: Keys, config: Config, state: () => Promise<ContainerState>): Promise<void> {
   const started = Date.now();
   const deadline = started + config.startTimeoutMs;
   const hostKeys = [keys.hostKeyPub.split(/\s+/)[1]!];
@@ -181,7 +184,11 @@ async function barrier(host: string, port: number, job: Job, keys: Keys, config:
       // second second on, since a healthy sshd answers within milliseconds.
       if (Date.now() - asked >= BARRIER_CHECK_MS && Date.now() - started >= BARRIER_CHECK_MS) {
         asked = Date.now();
-        if (!(await running())) throw new JobboxError(`${host}: job sshd`, 'its container stopped before sshd answered', String(port), EXIT.transient);
+        const now = await state();
+        // The job's memory limit (the scheduler's, or the queue's) cannot hold even the
+        // container's sshd: a requeue would meet the same limit, so it is permanent.
+        if (now === 'oom') throw new JobboxError(`${host}: job sshd`, 'its container was killed for memory before sshd answered: the job\'s memory limit there is too small', String(port), EXIT.permanent);
+        if (now === 'stopped') throw new JobboxError(`${host}: job sshd`, 'its container stopped before sshd answered', String(port), EXIT.transient);
       }
       // sshd listens a few ms after docker run returns: a refused connect costs little, so retry soon.
       await new Promise((r) => setTimeout(r, BARRIER_RETRY_MS));
@@ -196,11 +203,13 @@ async function barrier(host: string, port: number, job: Job, keys: Keys, config:
 export async function awaitSshd(s: Session, config: Config, job: Job, port: number, keys: Keys): Promise<void> {
   // A container gone (removed, or never made) is not running either; any other failure to
   // ask says nothing, and the barrier waits on.
-  const running = async () => {
+  const state = async (): Promise<ContainerState> => {
     const r = await s.run([config.engine, ...runningArgv(job)], config.connectTimeoutMs);
-    return !(r.stdout.trim() === 'false' || (r.code !== 0 && /No such (?:object|container)/i.test(r.stderr)));
+    if (r.code !== 0) return /No such (?:object|container)/i.test(r.stderr) ? 'stopped' : 'running';
+    const [running, oom] = r.stdout.trim().split(' ');
+    return running !== 'false' ? 'running' : oom === 'true' ? 'oom' : 'stopped';
   };
-  await barrier(s.host, port, job, keys, config, running).catch(async (err: unknown) => {
+  await barrier(s.host, port, job, keys, config, state).catch(async (err: unknown) => {
     const logs = await s.run([config.engine, ...logsArgv(job)], config.connectTimeoutMs);
     const last = `${logs.stdout}\n${logs.stderr}`.split('\n').map((l) => l.trim()).filter(Boolean).at(-1);
     throw last && err instanceof JobboxError ? new JobboxError(err.subject, `${err.problem} (container: ${printable(last)})`, err.value, err.exitCode) : err;

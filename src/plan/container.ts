@@ -4,7 +4,7 @@
 // config, mounts and devices come from the config and the node, the rest is the account.
 import { posix } from 'node:path';
 import type { Config, Image, Mount, Queue } from '../config/types.js';
-import type { Attempt, Host, Job } from '../job/job.js';
+import type { Attempt, Host, Job, LsfNest } from '../job/job.js';
 import { slurmExternTask, slurmJobCgroup } from '../scheduler/slurm.js';
 import { jobKey, type JobPaths } from './job-files.js';
 
@@ -141,9 +141,12 @@ export function cgroupClear(job: Job, host: string): CgroupClear | undefined {
   const c = job.containment;
   if (!c) return undefined;
   if (c.scheduler === 'slurm') return slurmClear(job, host);
-  return host === job.hosts[0]?.name && c.nest
-    ? { dirs: [c.nest.path.slice(1)], keep: c.nest.controllers }
-    : { dirs: [`${JOBBOX_CGROUP}/${jobKey(job)}`], keep: [] };
+  return lsfClear(job, host === job.hosts[0]?.name ? c.nest : undefined);
+}
+
+/** An LSF job's cgroups on a host: below LSF's own (`nest`, first host only), else jobbox's. */
+export function lsfClear(job: Attempt, nest: LsfNest | undefined): CgroupClear {
+  return nest ? { dirs: [nest.path.slice(1)], keep: nest.controllers } : { dirs: [`${JOBBOX_CGROUP}/${jobKey(job)}`], keep: [] };
 }
 
 /** A Slurm job's cgroups below either root slurmd may use (`slurm`, `slurm_<node>`). */
@@ -171,9 +174,9 @@ export function nameArgv(job: Attempt): string[] {
   return ['ps', '--all', '--filter', `name=^/${containerName(job)}$`, '--format', `{{.ID}} {{.State}} {{.Label "${LABEL}.attempt"}} {{.Label "${LABEL}.nonce"}}`];
 }
 
-/** Prints true or false: whether the job's container on a node still runs (its sshd with it). */
+/** Prints `true false`: whether the job's container on a node still runs (its sshd with it), and whether the kernel killed it for memory. */
 export function runningArgv(job: Attempt): string[] {
-  return ['inspect', '--format', '{{.State.Running}}', containerName(job)];
+  return ['inspect', '--format', '{{.State.Running}} {{.State.OOMKilled}}', containerName(job)];
 }
 
 export function removeArgv(ids: string[]): string[] {

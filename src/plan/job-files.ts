@@ -1,7 +1,8 @@
 // The per-job files, as pure text. The job directory sits on the shared state dir and is
 // bind-mounted read-only at the same path in every container, so one ssh_config serves the
 // job starter on the host and mpirun inside the containers.
-import type { Attempt, Host, Owner } from '../job/job.js';
+import type { Attempt, Host, LsfNest, Owner } from '../job/job.js';
+import { isCgroupPath } from '../scheduler/lsf.js';
 
 export interface JobPaths {
   dir: string;
@@ -37,6 +38,11 @@ export interface AttemptRecord {
   uid: number;
   image: string;
   nonce: string;
+  /**
+   * LSF's job cgroup the first host's container nested in: what the post-exec and gc clear
+   * there, whichever cgroup they themselves run in.
+   */
+  nest?: LsfNest;
 }
 
 export function attemptRecord(record: AttemptRecord): string {
@@ -47,9 +53,9 @@ export function attemptRecord(record: AttemptRecord): string {
 export function parseAttemptRecord(text: string | undefined): AttemptRecord | undefined {
   try {
     const r = JSON.parse(text ?? '') as Partial<AttemptRecord>;
-    return Number.isInteger(r.uid) && typeof r.image === 'string' && typeof r.nonce === 'string' && /^[0-9a-f]{16,64}$/.test(r.nonce)
-      ? { uid: r.uid!, image: r.image, nonce: r.nonce }
-      : undefined;
+    if (!(Number.isInteger(r.uid) && typeof r.image === 'string' && typeof r.nonce === 'string' && /^[0-9a-f]{16,64}$/.test(r.nonce))) return undefined;
+    const nest = r.nest && isCgroupPath(r.nest.path) && Array.isArray(r.nest.controllers) && r.nest.controllers.every((c) => /^[a-z0-9_,]+$/.test(c)) ? r.nest : undefined;
+    return { uid: r.uid!, image: r.image, nonce: r.nonce, ...(nest && { nest: { path: nest.path, controllers: nest.controllers } }) };
   } catch {
     return undefined;
   }

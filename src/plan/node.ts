@@ -82,7 +82,11 @@ export function cgroupCleanupArgv(clear: CgroupClear): string[] {
     // cpu and cpuacct are links to cpu,cpuacct.
     '  [ -L "$h" ] && continue',
     '  case $keep in *"/${h##*/}/"*) continue;; esac',
-    '  for rel in "$@"; do [ -d "$h/$rel" ] && find "$h/$rel" -depth -type d -exec rmdir {} + 2>/dev/null; done',
+    '  for rel in "$@"; do',
+    // Never the hierarchy's root, nor a level outside it.
+    '    case /$rel/ in //*|*/../*|*/./*) continue;; esac',
+    '    [ -d "$h/$rel" ] && find "$h/$rel" -depth -type d -exec rmdir {} + 2>/dev/null',
+    '  done',
     'done',
     'exit 0',
   ].join('\n');

@@ -50,9 +50,10 @@ export async function lsfJob(env: Record<string, string | undefined>, thisHost: 
 
   let containment: Job['containment'];
   if (facts) {
-    const nest = lsfNest(facts.procCgroup, id);
+    const nest = lsfNest(facts.procCgroup, id, String(Number(index)));
     containment = { scheduler: 'lsf', ...(nest && { nest }) };
-    const cpus = facts.cpus && boundCpus(env.LSB_BIND_CPU_LIST, await facts.cpus(nest), hosts[0].name);
+    const list = env.LSB_BIND_CPU_LIST?.trim();
+    const cpus = facts.cpus && list ? boundCpus(list, await facts.cpus(nest), hosts[0].name) : undefined;
     if (cpus) hosts[0] = { ...hosts[0], cpus };
   }
 
@@ -78,25 +79,30 @@ export async function lsfJob(env: Record<string, string | undefined>, thisHost: 
 // finds no such cgroup of its own simply does not nest (docs/cgroups.md).
 const CGROUP_PATH = /^(?:\/[A-Za-z0-9_@+=:-][A-Za-z0-9_.@+=:-]*)+$/;
 
+/** An absolute cgroup path of plain names: no `.` or `..` level, nothing a shell or docker reads specially. */
+export function isCgroupPath(path: unknown): path is string {
+  return typeof path === 'string' && path.length <= 1024 && CGROUP_PATH.test(path);
+}
+
 /**
  * /proc/self/cgroup (v1) of a root hook → LSF's cgroup for job `id`, when the hook runs in
- * one: the path down to its `job.<id>.` level in the memory hierarchy, and every hierarchy
+ * one: the path down to its `job.<id>.<index>.` level in the memory hierarchy, and every hierarchy
  * where the hook sits in the same cgroup. Only the kernel writes this file, and no user can
  * move a root process between cgroups, so the answer is LSF's.
  */
-export function lsfNest(procCgroup: string, id: string): LsfNest | undefined {
+export function lsfNest(procCgroup: string, id: string, index: string): LsfNest | undefined {
   const lines = procCgroup.split('\n').filter(Boolean).map((l) => {
     const [, , controllers = '', path = ''] = /^(\d+):([^:]*):(.*)$/.exec(l) ?? [];
     return { controllers, path };
   });
   const jobLevel = (path: string) => {
     const parts = path.split('/');
-    const at = parts.findIndex((p) => p.startsWith(`job.${id}.`));
+    const at = parts.findIndex((p) => p.startsWith(`job.${id}.${index}.`));
     return at > 0 ? parts.slice(0, at + 1).join('/') : undefined;
   };
   const memory = lines.find((l) => l.controllers.split(',').includes('memory'));
   const path = memory && jobLevel(memory.path);
-  if (!path || !CGROUP_PATH.test(path) || path.length > 1024) return undefined;
+  if (!isCgroupPath(path)) return undefined;
   // The directory each hierarchy has under /sys/fs/cgroup: `name=systemd` is `systemd`, v2's `unified`.
   const dir = (c: string) => (c === '' ? 'unified' : c.replace(/^name=/, ''));
   return { path, controllers: lines.filter((l) => jobLevel(l.path) === path).map((l) => dir(l.controllers)) };

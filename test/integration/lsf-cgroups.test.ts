@@ -1,8 +1,8 @@
 import { chown, readFile, writeFile } from 'node:fs/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/types.js';
-import { submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
-import { NODES, containers, lsfFixture, spec } from '../support/lsf-fixture.js';
+import { lsfJobEnv, submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
+import { ALLOC, NODES, containers, hook, lsfFixture, spec } from '../support/lsf-fixture.js';
 import * as fixture from '../support/lsf-fixture.js';
 import { onNode, waitFor } from '../support/testbed.js';
 
@@ -110,6 +110,20 @@ describe('LSF: a job\'s containers live in per-job cgroups on every node', () =>
     expect(run.cgroup?.notRemoved).toEqual([]);
     expect(await containers(run.jobId)).toEqual([]);
     expect(await leftAt(`jobbox/${run.jobId}.0.node1`)).toEqual([]);
+  });
+
+  it('a post-exec that LSF runs outside its job cgroup clears what the setup made in it, and leaves LSF\'s own hierarchies to LSF', async () => {
+    const run = await submitLsf(hooks, spec({ app: 'docker-deb12', cgroup: { memoryBytes: 600 * 1024 ** 2 }, skipPostExec: true }));
+    expect(run.state).toBe('DONE');
+    // LSF's rmdir at the job's end failed: the first host's container is still in it.
+    expect(run.cgroup?.notRemoved).toContain('memory');
+    const env = { ...lsfJobEnv(spec({}), run.jobId, ALLOC, { JOBBOX_IMAGE: 'deb12' }), LSB_JOBEXIT_STAT: '0' };
+    expect(await hook(hooks.postExec, env)).toEqual({ code: 0, stderr: '' });
+    expect(await containers(run.jobId)).toEqual([]);
+    const left = await leftAt(run.cgroup!.path.slice(1));
+    // LSF's own hierarchies keep its (now empty) job cgroup for LSF to remove; no other has one.
+    expect(left.map((d) => d.split('/')[4]).sort()).toEqual(['cpuacct', 'cpuset', 'freezer', 'memory']);
+    for (const d of left) await onNode('node1', ['rmdir', d]);
   });
 
   it('refuses for good a CPU list the user exported naming CPUs the node lacks, and starts nothing', async () => {

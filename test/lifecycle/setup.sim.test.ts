@@ -158,6 +158,22 @@ describe('setupJob on the simulated cluster', () => {
     nothingLeft();
   });
 
+  it('a container the kernel killed for memory before its sshd answered fails the start for good, not at start_timeout', async () => {
+    const second = f.sim.node(f.hosts[1]!);
+    // docker run starts it, and the job's memory limit kills it at once: inspect says so.
+    second.intercept = (c) => {
+      if (c.kind === 'run') return { code: 0, stdout: `${'e'.repeat(64)}\n` };
+      if (c.kind === 'inspect' && c.argv.includes('{{.State.Running}} {{.State.OOMKilled}}')) return { code: 0, stdout: 'false true\n' };
+      return undefined;
+    };
+
+    const err = await failure('1012');
+
+    expect(err.message).toMatch(new RegExp(`^jobbox: nodes: failed on 1 of 3: ${f.hosts[1]!.replace(/\./g, '\\.')}: job sshd: its container was killed for memory before sshd answered: the job's memory limit there is too small`));
+    expect(err.exitCode).toBe(99);
+    nothingLeft();
+  });
+
   it('a container that is gone before its sshd answered fails the start at once, not at start_timeout', async () => {
     const second = f.sim.node(f.hosts[1]!);
     // docker run says it started one, but there is none (removed at once by someone, or a daemon that lost it).

@@ -295,7 +295,7 @@ describe('argv of the other docker commands', () => {
   });
 
   it('runningArgv asks whether the job container still runs', () => {
-    expect(runningArgv(JOB)).toEqual(['inspect', '--format', '{{.State.Running}}', 'jobbox-4711']);
+    expect(runningArgv(JOB)).toEqual(['inspect', '--format', '{{.State.Running}} {{.State.OOMKilled}}', 'jobbox-4711']);
   });
 
   it('psArgv lists only this attempt', () => {

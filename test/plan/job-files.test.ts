@@ -1,8 +1,8 @@
 import { describe, it, expect } from 'vitest';
 import type { Host, Owner } from '../../src/job/job.js';
 import {
-  authorizedKeys, containerGroup, containerPasswd, envFile, jobKey, jobPaths, knownHosts, mpiEnv, mpichHostfile,
-  openMpiHostfile, OPENSSH_MIN, openSshAtLeast, parseOpenSsh, sshConfig, sshdConfig, sshdLacks,
+  attemptRecord, authorizedKeys, containerGroup, containerPasswd, envFile, jobKey, jobPaths, knownHosts, mpiEnv, mpichHostfile,
+  openMpiHostfile, OPENSSH_MIN, parseAttemptRecord, openSshAtLeast, parseOpenSsh, sshConfig, sshdConfig, sshdLacks,
 } from '../../src/plan/job-files.js';
 
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27, 44], home: '/home/alice', shell: '/bin/bash' };
@@ -357,5 +357,29 @@ describe('envFile', () => {
     [{ Q: `"quoted" 'single' $HOME #hash` }, `Q="quoted" 'single' $HOME #hash\n`],
   ])('%j', (env, text) => {
     expect(envFile(env)).toBe(text);
+  });
+});
+
+describe('attemptRecord', () => {
+  const base = { uid: 2001, image: 'reg:5000/hpc/deb12:r1', nonce: '0123456789abcdef' };
+  const nest = { path: '/lsf/c1/job.7.0.1700000000', controllers: ['memory', 'cpu,cpuacct', 'freezer'] };
+
+  it('reads back what it wrote, with LSF\'s job cgroup when the first host nested in it', () => {
+    expect(parseAttemptRecord(attemptRecord(base))).toEqual(base);
+    expect(parseAttemptRecord(attemptRecord({ ...base, nest }))).toEqual({ ...base, nest });
+  });
+
+  it.each([
+    ['a relative path', { ...nest, path: 'lsf/c1/job.7' }],
+    ['a dot-dot level', { ...nest, path: '/lsf/../job.7' }],
+    ['a controller name with a slash', { ...nest, controllers: ['memory/../x'] }],
+    ['no controller list', { path: nest.path }],
+  ])('drops a nest with %s, and keeps the rest', (_name, bad) => {
+    expect(parseAttemptRecord(JSON.stringify({ ...base, nest: bad }))).toEqual(base);
+  });
+
+  it('is none for what is not a record', () => {
+    expect(parseAttemptRecord('{"uid":"2001"}')).toBeUndefined();
+    expect(parseAttemptRecord(undefined)).toBeUndefined();
   });
 });

@@ -99,6 +99,15 @@ describe('planJob', () => {
     for (const run of plan.runs) expect(run.argv).toContain('org.jobbox.nonce=0123456789abcdef');
   });
 
+  it('records LSF\'s job cgroup the first host\'s container nests in, for the teardown', () => {
+    const nest = { path: '/lsf/c1/job.4711.0.1700000000', controllers: ['memory', 'freezer'] };
+    const nested = planJob({
+      config, job: { ...job, containment: { scheduler: 'lsf', nest } }, image, port: 41000, paths, keys, facts,
+      accounts: { passwd: '', group: '' }, groupNames: new Map(), nonce: '0123456789abcdef',
+    });
+    expect(JSON.parse(nested.files.find((f) => f.path === `${DIR}/attempt`)!.content)).toEqual({ uid: 1000, image: image.ref, nonce: '0123456789abcdef', nest });
+  });
+
   it('writes the keys as given and pins them', () => {
     expect(file(`${DIR}/userkey`).content).toBe(keys.userKey);
     expect(file(`${DIR}/hostkey`).content).toBe(keys.hostKey);

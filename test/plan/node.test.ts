@@ -126,5 +126,10 @@ describe('cgroupCleanupArgv', () => {
     run({ dirs: ['jobbox/7.0.node1'], keep: [] });
     expect(existsSync(join(top, 'pids', 'jobbox', '7.0.node1'))).toBe(false);
     expect(existsSync(join(top, 'pids', 'jobbox'))).toBe(true);
+    // Never a hierarchy's root, nor anything outside the level named: empty dirs stay.
+    mkdirSync(join(top, 'pids', 'other', 'empty'), { recursive: true });
+    run({ dirs: ['', '.', '..', 'jobbox/../other', '/other', 'other/./empty'], keep: [] });
+    expect(existsSync(join(top, 'pids', 'other', 'empty'))).toBe(true);
+    expect(existsSync(join(top, 'pids', 'jobbox'))).toBe(true);
   });
 });

@@ -108,20 +108,21 @@ const NEST = { path: '/lsf/c1/job.4711.0.1700000000', controllers: ['memory', 'c
 
 describe('lsfNest: LSF\'s job cgroup around a root hook', () => {
   it('is the memory hierarchy\'s job level, with every hierarchy where the hook sits in it', () => {
-    expect(lsfNest(IN_LSF, '4711')).toEqual(NEST);
+    expect(lsfNest(IN_LSF, '4711', '0')).toEqual(NEST);
     // A hook in a task's cgroup below the job's still nests at the job level.
-    expect(lsfNest(IN_LSF.replace('12:memory:/lsf/c1/job.4711.0.1700000000', '12:memory:/lsf/c1/job.4711.0.1700000000/task.1'), '4711')?.path).toBe(NEST.path);
+    expect(lsfNest(IN_LSF.replace('12:memory:/lsf/c1/job.4711.0.1700000000', '12:memory:/lsf/c1/job.4711.0.1700000000/task.1'), '4711', '0')?.path).toBe(NEST.path);
   });
 
   it.each([
     ['outside any job cgroup', '12:memory:/\n4:cpu,cpuacct:/\n'],
     ['in another job\'s', IN_LSF.replaceAll('4711', '4712')],
     ['in a job id that only starts the same', IN_LSF.replaceAll('job.4711.', 'job.47110.')],
+    ['in another array element\'s', IN_LSF.replaceAll('job.4711.0.', 'job.4711.3.')],
     ['with no memory hierarchy', '9:freezer:/lsf/c1/job.4711.0.1700000000\n'],
     ['a path with odd characters', '12:memory:/lsf/c 1/job.4711.0.1\n'],
     ['a path with a dot-dot level', '12:memory:/lsf/../job.4711.0.1\n'],
   ])('is none %s', (_name, text) => {
-    expect(lsfNest(text, '4711')).toBeUndefined();
+    expect(lsfNest(text, '4711', '0')).toBeUndefined();
   });
 });
 

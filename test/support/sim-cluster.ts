@@ -533,7 +533,7 @@ export class SimNode {
       const r = template(f.value('--format') ?? '{{.Id}}', {
         Id: c.id,
         Name: `/${c.name}`,
-        State: { Running: c.state === 'running', Status: c.state },
+        State: { Running: c.state === 'running', Status: c.state, OOMKilled: false },
         Config: { Image: c.image, Labels: Object.fromEntries(c.labels) },
       });
       if (r.code !== 0) return r;

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { configPath, loadConfig } from '../../config/load.js';
 import type { Config } from '../../config/types.js';
 import { lookupAccount } from '../../exec/accounts.js';
+import { JOBBOX_CGROUP } from '../../plan/container.js';
 import type { Job, LsfNest } from '../../job/job.js';
 import { lsfJob, type LsfHostFacts } from '../../scheduler/lsf.js';
 
@@ -19,7 +20,15 @@ export async function lsfContext(cli: string | undefined, env: NodeJS.ProcessEnv
 }
 
 async function hostFacts(binding: boolean): Promise<LsfHostFacts> {
-  const cpus = (nest: LsfNest | undefined) =>
-    readFile(nest?.controllers.includes('cpuset') ? `/sys/fs/cgroup/cpuset${nest.path}/cpuset.cpus` : '/sys/devices/system/cpu/online', 'utf8');
+  // The CPUs the first host's container can get: those of the nearest cpuset above its parent
+  // (LSF's job cgroup, else jobbox's own), as runc fills a new cpuset from its parent's.
+  const cpus = async (nest: LsfNest | undefined) => {
+    for (let dir = nest?.path ?? `/${JOBBOX_CGROUP}`; ; dir = dir.slice(0, dir.lastIndexOf('/'))) {
+      const text = await readFile(`/sys/fs/cgroup/cpuset${dir}/cpuset.cpus`, 'utf8').catch(() => '');
+      if (text.trim()) return text;
+      // No v1 cpuset hierarchy here.
+      if (dir === '') return readFile('/sys/devices/system/cpu/online', 'utf8');
+    }
+  };
   return { procCgroup: await readFile('/proc/self/cgroup', 'utf8'), ...(binding && { cpus }) };
 }

@@ -3,10 +3,11 @@
 // the node: what went wrong requeues or cancels the job instead (prologOutcome).
 import type { Logger } from 'pino';
 import type { Config } from '../../config/types.js';
-import { EXIT, JobboxError, formatError } from '../../errors.js';
+import { EXIT, JobboxError, formatError, printable } from '../../errors.js';
 import { lookupAccount } from '../../exec/accounts.js';
 import { runClient, useSlurmConf } from '../../exec/slurm.js';
 import type { Job } from '../../job/job.js';
+import { firstLine } from '../../lifecycle/node.js';
 import { setupJob } from '../../lifecycle/setup.js';
 import { submittedScript } from '../../scheduler/slurm-submit.js';
 import {
@@ -48,7 +49,7 @@ export async function prolog(cli: string | undefined, env: NodeJS.ProcessEnv): P
     // The record gives each node its slots (the 22.05 Prolog has no SLURM_JOB_CPUS_PER_NODE)
     // and its cores, and puts the containers in the job's cgroups.
     const slurmConfig = await runClient(showConfigArgv());
-    if (slurmConfig.code !== 0) throw new JobboxError('scontrol show config', slurmConfig.stderr.trim() || slurmConfig.error || 'failed', job.id, EXIT.transient);
+    if (slurmConfig.code !== 0) throw new JobboxError('scontrol show config', printable(firstLine(slurmConfig.stderr)) || slurmConfig.error || 'failed', job.id, EXIT.transient);
     const multiple = multipleSlurmd(slurmConfig.stdout);
     await setupJob(config, (await slurmHookJob(env, () => true, lookupAccount, record, multiple))!.job, log);
   } catch (err) {
@@ -77,7 +78,7 @@ export async function prologDryRun(cli: string | undefined, id: string, env: Nod
   const prologEnv = prologEnvOf(text, id);
   const hosts = expandHostlist(prologEnv.SLURM_NODELIST!, 'NodeList');
   const slurmConfig = await runClient(showConfigArgv());
-  if (slurmConfig.code !== 0) throw new JobboxError('scontrol show config', slurmConfig.stderr.trim() || slurmConfig.error || 'failed', id);
+  if (slurmConfig.code !== 0) throw new JobboxError('scontrol show config', printable(firstLine(slurmConfig.stderr)) || slurmConfig.error || 'failed', id);
   const managed = (partition: string) => config.queues.has(partition);
   const ours = await slurmHookJob(prologEnv, managed, lookupAccount, parseJobRecord(text, id, hosts), multipleSlurmd(slurmConfig.stdout));
   if (!ours) throw new JobboxError(`job ${id}`, 'is not in a partition jobbox manages', prologEnv.SLURM_JOB_PARTITION!);

@@ -62,7 +62,7 @@ export interface LsfJobRun {
   starter?: { code: number | null; signal?: string; stdout: string; stderr: string };
   postExec?: { code: number; stderr: string };
   state: 'DONE' | 'EXIT' | 'REJECTED';
-  /** spec.cgroup: the job cgroup's path, and the hierarchies where LSF's rmdir of it failed at the end (something was left in it). */
+  /** spec.cgroup: the job cgroup's path, and the hierarchies where LSF's rmdir of it failed at the end (something was left in it, or it was gone). */
   cgroup?: { path: string; notRemoved: string[] };
 }
 export interface Account {
@@ -305,8 +305,9 @@ async function jobCgroup(host: string, jobId: number, index: number, limits: Non
     remove: async () => {
       const left: string[] = [];
       for (const h of LSF_HIERARCHIES) {
+        // Gone already counts as failed too: something removed LSF's own dir.
         const r = await testbed(['exec', host, '--', 'rmdir', `/sys/fs/cgroup/${h}${path}`], { reject: false });
-        if (r.exitCode !== 0 && !String(r.stderr).includes('No such file')) left.push(h);
+        if (r.exitCode !== 0) left.push(h);
       }
       return left;
     },
