@@ -30,7 +30,7 @@ export async function printPlan(config: Config, job: Job): Promise<void> {
   });
   const out: string[] = [
     `# job ${job.id}[${job.index}] attempt ${job.attempt}, queue ${job.queue}, owner ${job.owner.name} (${job.owner.uid}:${job.owner.gid})`,
-    `# image ${image.alias} = ${image.ref}; port ${port} (allocated at run time from ${config.portRange.first}-${config.portRange.last})`,
+    `# image ${image.alias} = ${image.ref}, pinned at run time to the digest the first node's pull prints, which every node then runs; port ${port} (allocated at run time from ${config.portRange.first}-${config.portRange.last})`,
     `# devices: this host's under ${config.deviceDir}; each node's own are found at run time`,
     `# cgroup parent per node: ${job.hosts.map((h, i) => `${h.name} ${cgroupParent(job, i) ?? '(the engine\'s own)'}`).join(', ')}`,
   ];

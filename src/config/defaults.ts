@@ -24,6 +24,7 @@ export const GLOBAL_DEFAULTS = {
   connect_timeout: '10',
   start_timeout: '60',
   pull_timeout: '600',
+  pull_policy: 'missing',
   fanout: '256',
   device_dir: '/dev/infiniband',
   default_queue: 'normal',

@@ -43,6 +43,7 @@ export function parseConfig(text: string, file: string): Config {
     connectTimeoutMs: must(at('connect_timeout'), g.connect_timeout, SECONDS_RULE, millis),
     startTimeoutMs: must(at('start_timeout'), g.start_timeout, SECONDS_RULE, millis),
     pullTimeoutMs: must(at('pull_timeout'), g.pull_timeout, SECONDS_RULE, millis),
+    pullPolicy: must(at('pull_policy'), g.pull_policy, 'missing or always', (v): 'missing' | 'always' | undefined => (v === 'missing' || v === 'always' ? v : undefined)),
     fanout: must(at('fanout'), g.fanout, 'an integer from 1 to 4096', (v) => int(v, 1, 4096)),
     deviceDir: must(at('device_dir'), g.device_dir, PATH_RULE, absPath),
     defaultQueue: g.default_queue,

@@ -1,4 +1,5 @@
 import { JobboxError } from '../errors.js';
+import type { Image } from './types.js';
 
 const REF = /^[a-z0-9][a-z0-9._:/@-]{0,254}$/;
 
@@ -14,4 +15,20 @@ export function qualifiedRef(ref: string, registry: string, subject: string): st
   if (ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost')) return ref;
   if (!registry) throw new JobboxError(subject, 'image ref is not qualified with a registry', ref);
   return `${registry}/${ref}`;
+}
+
+/** A manifest digest as registries and docker print it. */
+export const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+/** `reg:5000/a/b:tag` or `reg:5000/a/b@sha256:…` → `reg:5000/a/b`, the repository a digest belongs to. */
+export function repoOf(ref: string): string {
+  const at = ref.indexOf('@');
+  if (at >= 0) return ref.slice(0, at);
+  const colon = ref.lastIndexOf(':');
+  return colon > ref.lastIndexOf('/') ? ref.slice(0, colon) : ref;
+}
+
+/** The ref a job's containers run: the repository at the digest its setup pinned, else the configured ref. */
+export function runRef(image: Pick<Image, 'ref' | 'digest'>): string {
+  return image.digest ? `${repoOf(image.ref)}@${image.digest}` : image.ref;
 }

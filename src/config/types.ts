@@ -17,6 +17,11 @@ export interface Image {
   alias: string;
   /** Always qualified with a registry, so nothing is ever pulled from an implied public hub. */
   ref: string;
+  /**
+   * The manifest digest (`sha256:…`) a job's setup pinned `ref` to: every node then runs
+   * exactly that (config/ref.ts runRef). Unset in the config and in a dry run.
+   */
+  digest?: string;
   mounts: Mount[];
   env: Record<string, string>;
 }
@@ -60,6 +65,8 @@ export interface Config {
   connectTimeoutMs: number;
   startTimeoutMs: number;
   pullTimeoutMs: number;
+  /** `missing`: a node that holds the job's digest does not ask the registry; `always`: every node pulls it. */
+  pullPolicy: 'missing' | 'always';
   fanout: number;
   deviceDir: string;
   defaultQueue: string;

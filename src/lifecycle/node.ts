@@ -10,7 +10,8 @@ import type { Attempt, Job } from '../job/job.js';
 import { containerName, imageAccountsArgv, type CgroupClear, nameArgv, psArgv, removeArgv, runningArgv, splitHeadOutput, SSHD_VERSION, type NodeFacts } from '../plan/container.js';
 import type { ImageAccounts, Keys } from '../plan/job.js';
 import { imageCacheDir, OPENSSH_MIN, openSshAtLeast, parseOpenSsh, sshdLacks } from '../plan/job-files.js';
-import { bindTestArgv, cgroupCleanupArgv, cpusetArgv, devicesArgv, engineCgroupArgv, imageIdArgv, lockDirArgv, logsArgv, pullArgv, usageArgv } from '../plan/node.js';
+import { bindTestArgv, cgroupCleanupArgv, cpusetArgv, devicesArgv, engineCgroupArgv, imageIdArgv, localDigest, lockDirArgv, logsArgv, pullArgv, pulledDigest, repoDigestsArgv, usageArgv } from '../plan/node.js';
+import { repoOf, runRef } from '../config/ref.js';
 import { slurmExternTask } from '../scheduler/slurm.js';
 import type { Result } from '../result.js';
 
@@ -113,19 +114,44 @@ export async function startContainer(session: Session, config: Config, job: Job,
   await must(session, [config.engine, ...argv], t, image.ref);
 }
 
-/** Pulls are serialized per node (flock), and a registry failure falls back to the node's copy. */
-export async function pull(session: Session, config: Config, image: Image, log: Logger): Promise<void> {
+/** A pull on a node, serialized with the node's other pulls (flock). */
+async function pullOn(session: Session, config: Config, ref: string): Promise<Result> {
   const lockDir = lockDirArgv();
   await must(session, lockDir, config.connectTimeoutMs, lockDir.at(-1)!);
-  const pulled = await session.run(pullArgv(config, image), config.pullTimeoutMs + PULL_SLACK_MS);
-  if (pulled.code === 0) return;
-  const local = await session.run([config.engine, ...imageIdArgv(image)], config.connectTimeoutMs);
-  const reason = firstLine(pulled.stderr);
-  if (local.code !== 0) {
-    throw new JobboxError(`${session.host}: pull`, `registry failed and no local copy (${printable(reason)})`, image.ref, EXIT.transient);
+  return session.run(pullArgv(config, ref), config.pullTimeoutMs + PULL_SLACK_MS);
+}
+
+/**
+ * The job's image, pinned to one manifest digest, resolved once, on the first node: the digest
+ * its pull of the tag prints (one manifest request to the registry, whatever the node count).
+ * When the registry fails, the digest of the node's own copy: every other node must then hold
+ * that very digest, so no node runs another build, and no warning is owed.
+ */
+export async function pinImage(session: Session, config: Config, image: Image, log: Logger): Promise<Image> {
+  const pulled = await pullOn(session, config, image.ref);
+  const digest = pulled.code === 0 ? pulledDigest(pulled.stdout) : undefined;
+  if (digest) return { ...image, digest };
+  const reason = pulled.code === 0 ? 'its pull printed no digest' : firstLine(pulled.stderr);
+  const local = await session.run([config.engine, ...repoDigestsArgv(image.ref)], config.connectTimeoutMs);
+  const own = local.code === 0 ? localDigest(local.stdout, repoOf(image.ref)) : undefined;
+  if (!own) throw new JobboxError(`${session.host}: pull`, `registry failed and no local copy (${printable(reason)})`, image.ref, EXIT.transient);
+  log.info({ node: session.host, image: image.ref, digest: own, reason }, 'registry failed; the job runs the digest of the first node\'s copy');
+  return { ...image, digest: own };
+}
+
+/**
+ * Another node's copy of the pinned image: one it holds is used as it is (pull_policy
+ * missing: no registry request), else it is pulled by digest. A node that lacks the digest
+ * while the registry fails fails the start (a requeue may find the registry back), and never
+ * runs a copy of another build.
+ */
+export async function ensureImage(session: Session, config: Config, image: Image): Promise<void> {
+  if (config.pullPolicy === 'missing' && (await session.run([config.engine, ...imageIdArgv(image)], config.connectTimeoutMs)).code === 0) return;
+  const ref = runRef(image);
+  const pulled = await pullOn(session, config, ref);
+  if (pulled.code !== 0) {
+    throw new JobboxError(`${session.host}: pull`, `registry failed and the node lacks the job's image (${printable(firstLine(pulled.stderr))})`, ref, EXIT.transient);
   }
-  log.warn({ node: session.host, image: image.ref, reason }, 'pull failed; using the local copy');
-  process.stderr.write(`jobbox: ${session.host}: pull failed, using the local copy: ${image.ref}\n`);
 }
 
 /**

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { resolveImage } from '../config/image.js';
+import { runRef } from '../config/ref.js';
 import type { Config, Image } from '../config/types.js';
 import { lookupGroupNames } from '../exec/accounts.js';
 import { makeJobDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
@@ -18,13 +19,15 @@ import { cgroupClear } from '../plan/container.js';
 import { planJob } from '../plan/job.js';
 import { jobKey, jobPaths, parseAttemptRecord, type AttemptRecord, type JobPaths } from '../plan/job-files.js';
 import { jobKeys } from './keys.js';
-import { awaitSshd, checkEngineCgroups, imageAccounts, joinSlurmCgroups, nameHolder, probe, pull, startContainer, type Holder, type Probe } from './node.js';
+import { awaitSshd, checkEngineCgroups, ensureImage, imageAccounts, joinSlurmCgroups, nameHolder, pinImage, probe, startContainer, type Holder, type Probe } from './node.js';
 import { adminSessions, onEvery } from './sessions.js';
 import { teardownJob } from './teardown.js';
 
 export interface SetupResult {
   port: number;
   paths: JobPaths;
+  /** The image, pinned to the digest every node runs. */
+  image: Image;
 }
 
 export async function setupJob(config: Config, job: Job, log: Logger): Promise<SetupResult> {
@@ -43,25 +46,31 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     phase('connect');
     const each = <R>(fn: (s: Session, i: number) => Promise<R>) => onEvery(sessions, hosts, config.fanout, fn);
 
-    // Pull everywhere while the port is chosen and checked on every node; meanwhile the keys
-    // are made, and the image's accounts read as soon as the first node has the image.
-    const pulls = each((s) => pull(s, config, image, log));
+    // The first node pins the image to one digest, and every other node makes sure it holds
+    // that digest, while the port is chosen and checked on every node; meanwhile the keys are
+    // made, and the image's accounts read as soon as the first node has the image.
+    const first = sessions.get(hosts[0]!)!;
+    const pinned = pinImage(first, config, image, log);
+    const pulls = pinned.then((p) => each((s, i) => (i === 0 ? Promise.resolve() : ensureImage(s, config, p))));
+    pulls.catch(() => {});
     const engines = job.containment ? each((s) => checkEngineCgroups(s, config)) : Promise.resolve([]);
     engines.catch(() => {});
     const prepared = Promise.all([
       jobKeys(paths),
-      pulls.then(() => imageAccounts(sessions.get(hosts[0]!)!, config, image, log)),
+      pinned.then((p) => imageAccounts(first, config, p, log)),
       lookupGroupNames([job.owner.gid, ...job.owner.gids]),
     ]);
     prepared.catch(() => {});
     const { port, probes, holders } = await choosePort(config, job, nonce, hosts, each, log);
     phase('port');
     const [keys, accounts, groupNames] = await prepared;
-    await engines;
+    await Promise.all([pulls, engines]);
     phase('pull');
+    const run = await pinned;
+    log.info({ image: image.ref, digest: run.digest }, 'image pinned');
 
     const plan = planJob({
-      config, job, image, port, paths, keys, groupNames, accounts, nonce,
+      config, job, image: run, port, paths, keys, groupNames, accounts, nonce,
       facts: new Map(hosts.map((h, i) => [h, probes[i]!])),
     });
     if (plan.dropped.length > 0) log.info({ dropped: plan.dropped }, 'user variables kept out of the container');
@@ -73,11 +82,11 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     await each(async (s, i) => {
       touched.add(s.host);
       if (job.containment?.scheduler === 'slurm') await joinSlurmCgroups(s, config, job, job.containment.multipleSlurmd, i);
-      await startContainer(s, config, job, image, plan.runs[i]!.argv, nonce, holders[i]);
+      await startContainer(s, config, job, run, plan.runs[i]!.argv, nonce, holders[i]);
       await awaitSshd(s, config, job, port, keys);
     });
-    log.info({ port, image: image.ref, hosts, ms: Date.now() - started }, 'job started on every node');
-    return { port, paths };
+    log.info({ port, image: runRef(run), hosts, ms: Date.now() - started }, 'job started on every node');
+    return { port, paths, image: run };
   } catch (err) {
     log.error({ err: err instanceof Error ? err.message : String(err) }, 'setup failed; rolling back');
     for (const s of sessions.values()) s.close();

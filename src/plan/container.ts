@@ -3,6 +3,7 @@
 // Nothing a user controls becomes a docker flag: the image is a ref from the root-owned
 // config, mounts and devices come from the config and the node, the rest is the account.
 import { posix } from 'node:path';
+import { runRef } from '../config/ref.js';
 import type { Config, Image, Mount, Queue } from '../config/types.js';
 import type { Attempt, Host, Job, LsfNest } from '../job/job.js';
 import { slurmExternTask, slurmJobCgroup } from '../scheduler/slurm.js';
@@ -101,7 +102,7 @@ export function runArgv(
     '--shm-size', String(queue.shmSizeBytes),
     '--cap-drop', 'ALL',
     '--security-opt', 'no-new-privileges',
-    image.ref,
+    runRef(image),
     '/usr/sbin/sshd', '-D', '-e', '-f', paths.sshdConfig,
   ];
 }
@@ -195,7 +196,7 @@ export const SSHD_VERSION = '/usr/sbin/sshd -V';
 export function imageAccountsArgv(image: Image): string[] {
   return [
     'run', '--rm', '--net=none', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--user', '65534:65534',
-    image.ref, '/bin/sh', '-c', `head -n 1000000 /etc/passwd /etc/group || exit; echo; echo "==> ${SSHD_VERSION} <=="; ${SSHD_VERSION} 2>&1; exit 0`,
+    runRef(image), '/bin/sh', '-c', `head -n 1000000 /etc/passwd /etc/group || exit; echo; echo "==> ${SSHD_VERSION} <=="; ${SSHD_VERSION} 2>&1; exit 0`,
   ];
 }
 

@@ -3,6 +3,7 @@
 // --dry-run prints them. Engine commands leave out the engine, as runArgv does; the caller
 // puts config.engine first.
 import { PULL_LOCK, PULL_LOCK_DIR } from '../config/defaults.js';
+import { DIGEST, runRef } from '../config/ref.js';
 import type { Config, Image } from '../config/types.js';
 import type { Attempt, Job } from '../job/job.js';
 import { slurmExternTask } from '../scheduler/slurm.js';
@@ -13,14 +14,44 @@ export function lockDirArgv(): string[] {
   return ['install', '-d', '-m', '0700', PULL_LOCK_DIR];
 }
 
-/** Pulls are serialized per node (flock), waiting at most pull_timeout for the lock. */
-export function pullArgv(config: Config, image: Image): string[] {
-  return ['flock', '-w', String(config.pullTimeoutMs / 1000), PULL_LOCK, config.engine, 'pull', '--quiet', image.ref];
+/**
+ * Pulls are serialized per node (flock), waiting at most pull_timeout for the lock. Not
+ * --quiet: a pull prints the digest of the manifest it got (`Digest: sha256:…`).
+ */
+export function pullArgv(config: Config, ref: string): string[] {
+  return ['flock', '-w', String(config.pullTimeoutMs / 1000), PULL_LOCK, config.engine, 'pull', ref];
 }
 
-/** The image's id, for the accounts cache; also whether a node holds a copy when the registry fails. */
+/** `Digest: sha256:…` in a pull's output → the digest (a pull of a tag always prints it). */
+export function pulledDigest(stdout: string): string | undefined {
+  const digest = /^Digest: (\S+)$/m.exec(stdout)?.[1];
+  return digest && DIGEST.test(digest) ? digest : undefined;
+}
+
+/** The image's id, for the accounts cache; also whether a node holds the job's digest. */
 export function imageIdArgv(image: Image): string[] {
-  return ['image', 'inspect', '--format', '{{.Id}}', image.ref];
+  return ['image', 'inspect', '--format', '{{.Id}}', runRef(image)];
+}
+
+/** The registry digests a node's copy of a ref was pulled by: the job's digest when the registry cannot be asked. */
+export function repoDigestsArgv(ref: string): string[] {
+  return ['image', 'inspect', '--format', '{{json .RepoDigests}}', ref];
+}
+
+/**
+ * repoDigestsArgv's answer → the digest of `repo` the copy carries. A copy pulled by several
+ * digests of the repository (the same layers pushed twice) is ambiguous: none.
+ */
+export function localDigest(stdout: string, repo: string): string | undefined {
+  let list: unknown;
+  try {
+    list = JSON.parse(stdout);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(list)) return undefined;
+  const digests = list.filter((d): d is string => typeof d === 'string' && d.startsWith(`${repo}@`)).map((d) => d.slice(repo.length + 1));
+  return digests.length === 1 && DIGEST.test(digests[0]!) ? digests[0] : undefined;
 }
 
 /** The node's device names under device_dir, one a line. */
@@ -118,6 +149,8 @@ export function logsArgv(job: Attempt): string[] {
 /** Everything a setup, its rollback and the teardown send to a node besides `docker run`, in order, for --dry-run. */
 export function nodeSteps(config: Config, job: Job, image: Image): { when: string; argv: string[] }[] {
   const e = config.engine;
+  // The digest is known only once the first node has pulled.
+  const pinned = { ...image, digest: image.digest ?? 'sha256:<digest>' };
   const c = job.containment;
   const first = job.hosts[0]?.name ?? '<node>';
   const cgroups = c
@@ -131,10 +164,12 @@ export function nodeSteps(config: Config, job: Job, image: Image): { when: strin
     : [];
   return [
     ...cgroups,
-    { when: 'before the pull', argv: lockDirArgv() },
-    { when: 'pull', argv: pullArgv(config, image) },
-    { when: 'first node after its pull (the image accounts are cached by id); any node whose pull failed (its own copy)', argv: [e, ...imageIdArgv(image)] },
-    { when: 'first node, an image id not seen before: its accounts and sshd release', argv: [e, ...imageAccountsArgv(image)] },
+    { when: `first node: the pull lock's dir, then the tag's pull, which pins the job to the digest it prints`, argv: lockDirArgv() },
+    { when: 'first node: the pull', argv: pullArgv(config, image.ref) },
+    { when: 'first node, when the registry fails: the digest of its own copy', argv: [e, ...repoDigestsArgv(image.ref)] },
+    { when: 'every other node: does it hold the digest (pull_policy missing); the first node: the image id (the accounts are cached by id)', argv: [e, ...imageIdArgv(pinned)] },
+    { when: 'a node without the digest (or pull_policy always): the lock\'s dir, then a pull by digest', argv: pullArgv(config, runRef(pinned)) },
+    { when: 'first node, an image id not seen before: its accounts and sshd release', argv: [e, ...imageAccountsArgv(pinned)] },
     { when: 'with the pull: the devices', argv: devicesArgv(config) },
     { when: 'with the pull: is the port free (the port on stdin)', argv: bindTestArgv() },
     { when: 'the port is taken, or docker run failed: who holds the job\'s name', argv: [e, ...nameArgv(job)] },

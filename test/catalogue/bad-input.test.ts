@@ -250,7 +250,7 @@ describe('environment: denied or unsafe user variables are dropped from the env 
 // ---- config ----
 
 const MIN = '[queue normal]\ndefault_image = deb12\n[image deb12]\nref = 10.78.0.1:5000/deb12:r1\n';
-const GLOBAL_KEYS = 'engine registry port_range port_dir state_dir log_file log_level ssh_user ssh_key ssh_known_hosts ssh_port connect_timeout start_timeout pull_timeout fanout device_dir default_queue';
+const GLOBAL_KEYS = 'engine registry port_range port_dir state_dir log_file log_level ssh_user ssh_key ssh_known_hosts ssh_port connect_timeout start_timeout pull_timeout pull_policy fanout device_dir default_queue';
 const RANGE = 'must be first-last with 1024 <= first <= last <= 65535';
 const PATH_RULE = 'must be an absolute path without "..", whitespace or control characters';
 let configs = 0;
@@ -270,6 +270,7 @@ describe('config: strict parsing refuses the pre-exec (99)', () => {
     ['port range of one number', `[jobbox]\nport_range = 30000\n${MIN}`, `jobbox: config [jobbox] port_range: ${RANGE}: 30000`],
     ['log level', `[jobbox]\nlog_level = loud\n${MIN}`, 'jobbox: config [jobbox] log_level: must be one of fatal error warn info debug trace silent: loud'],
     ['fanout 0', `[jobbox]\nfanout = 0\n${MIN}`, 'jobbox: config [jobbox] fanout: must be an integer from 1 to 4096: 0'],
+    ['an unknown pull policy', `[jobbox]\npull_policy = never\n${MIN}`, 'jobbox: config [jobbox] pull_policy: must be missing or always: never'],
     ['ssh_port 70000', `[jobbox]\nssh_port = 70000\n${MIN}`, 'jobbox: config [jobbox] ssh_port: must be an integer from 1 to 65535: 70000'],
     ['negative timeout', `[jobbox]\nconnect_timeout = -1\n${MIN}`, 'jobbox: config [jobbox] connect_timeout: must be a positive number of seconds: -1'],
     ['engine with a flag', `[jobbox]\nengine = docker --privileged\n${MIN}`, 'jobbox: config [jobbox] engine: must be a command name or an absolute path of [A-Za-z0-9._/-]: docker --privileged'],

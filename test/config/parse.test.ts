@@ -27,6 +27,7 @@ ssh_port = 2222
 connect_timeout = 2.5
 start_timeout = 30
 pull_timeout = 1200
+pull_policy = always
 fanout = 8
 device_dir = /dev/ib
 default_queue = short
@@ -77,6 +78,7 @@ describe('parseConfig', () => {
       connectTimeoutMs: 10_000,
       startTimeoutMs: 60_000,
       pullTimeoutMs: 600_000,
+      pullPolicy: 'missing',
       fanout: 256,
       deviceDir: '/dev/infiniband',
       defaultQueue: 'normal',
@@ -119,6 +121,7 @@ describe('parseConfig', () => {
       connectTimeoutMs: 2500,
       startTimeoutMs: 30_000,
       pullTimeoutMs: 1_200_000,
+      pullPolicy: 'always',
       fanout: 8,
       deviceDir: '/dev/ib',
       defaultQueue: 'short',
@@ -222,7 +225,7 @@ describe('parseConfig', () => {
     ['unknown section', `${MINIMAL}[queues x]\n`, 'jobbox: config f:7: section must be [jobbox], [queue NAME] (NAME ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$) or [image ALIAS] (ALIAS ^[a-z0-9][a-z0-9_-]{0,63}$): [queues x]'],
     ['bad image alias', `${MINIMAL}[image Deb]\n`, 'jobbox: config f:7: section must be [jobbox], [queue NAME] (NAME ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$) or [image ALIAS] (ALIAS ^[a-z0-9][a-z0-9_-]{0,63}$): [image Deb]'],
     // [jobbox]
-    ['unknown global key', g('enigne = docker'), 'jobbox: config [jobbox]: unknown key (allowed: engine registry port_range port_dir state_dir log_file log_level ssh_user ssh_key ssh_known_hosts ssh_port connect_timeout start_timeout pull_timeout fanout device_dir default_queue): enigne'],
+    ['unknown global key', g('enigne = docker'), 'jobbox: config [jobbox]: unknown key (allowed: engine registry port_range port_dir state_dir log_file log_level ssh_user ssh_key ssh_known_hosts ssh_port connect_timeout start_timeout pull_timeout pull_policy fanout device_dir default_queue): enigne'],
     ['engine option', g('engine = -docker'), 'jobbox: config [jobbox] engine: must be a command name or an absolute path of [A-Za-z0-9._/-]: -docker'],
     ['relative engine', g('engine = bin/docker'), 'jobbox: config [jobbox] engine: must be a command name or an absolute path of [A-Za-z0-9._/-]: bin/docker'],
     ['bare registry', g('registry = myregistry'), 'jobbox: config [jobbox] registry: must be empty or a registry host[:port] (lowercase; with a "." or a port, or "localhost"): myregistry'],

@@ -1,5 +1,6 @@
 import { chown, writeFile } from 'node:fs/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { repoOf } from '../../src/config/ref.js';
 import type { Config } from '../../src/config/types.js';
 import { lsfJobEnv, submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
 import { ALLOC, NODES, containers, hook, lsfFixture, spec } from '../support/lsf-fixture.js';
@@ -65,7 +66,8 @@ describe('LSF: the queue default image and the submit-time allow-list', () => {
     const run = await submitLsf(hooks, spec({ command: 'cat /etc/debian_version; mpirun --version | head -1', skipPostExec: true }));
     expect(run.starter?.code).toBe(0);
     expect(run.starter?.stdout).toContain('Open MPI');
-    expect((await containers(run.jobId)).map((c) => c.split(' ')[2])).toEqual(NODES.map(() => config.images.get('deb12')!.ref));
+    // docker ps names an image run by digest by its repository alone.
+    expect((await containers(run.jobId)).map((c) => c.split(' ')[2])).toEqual(NODES.map(() => repoOf(config.images.get('deb12')!.ref)));
     const env = lsfJobEnv(spec({}), run.jobId, ALLOC, {});
     expect((await hook(hooks.postExec, env)).code).toBe(0);
     expect(await containers(run.jobId)).toEqual([]);
@@ -186,13 +188,15 @@ describe('LSF: bkill', () => {
 });
 
 describe('LSF: the registry goes away', () => {
-  it('nodes with a local copy warn and use it, and the job runs', async () => {
-    await Promise.all(NODES.map((n) => onNode(n, ['docker', 'pull', '-q', config.images.get('deb12')!.ref])));
+  it('every node warm: the job runs the first node\'s digest everywhere, with no warning', async () => {
+    const ref = config.images.get('deb12')!.ref;
+    await Promise.all(NODES.map((n) => onNode(n, ['docker', 'pull', '-q', ref])));
+    const digest = (await onNode('node1', ['docker', 'image', 'inspect', '--format', '{{index .RepoDigests 0}}', ref])).trim();
     await testbed(['registry', 'stop']);
     try {
       const run = await submitLsf(hooks, spec({ app: 'docker-deb12', command: 'mpirun -np 5 hostname' }));
       expect(run.preExec.map((p) => p.code)).toEqual([0]);
-      for (const n of NODES) expect(run.preExec[0]!.stderr).toContain(`jobbox: ${n}: pull failed, using the local copy: ${config.images.get('deb12')!.ref}`);
+      expect(run.preExec[0]!.stderr).toMatch(new RegExp(`^jobbox: job \\d+: started on 3 nodes, port \\d+, image ${digest.replaceAll('.', '\\.')}\n$`));
       expect(run.state).toBe('DONE');
       expect(await containers(run.jobId)).toEqual([]);
     } finally {
@@ -212,7 +216,7 @@ describe('LSF: the registry goes away', () => {
     }
     expect(failed.preExec).toHaveLength(1);
     expect(failed.preExec[0]!.code).toBe(1);
-    expect(failed.preExec[0]!.stderr).toContain(`node3: pull: registry failed and no local copy`);
+    expect(failed.preExec[0]!.stderr).toContain(`node3: pull: registry failed and the node lacks the job's image`);
     expect(await containers(failed.jobId)).toEqual([]);
     expect(await claims(failed.jobId)).toEqual([]);
     expect(await jobDirs(failed.jobId)).toEqual([]);

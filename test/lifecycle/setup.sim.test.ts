@@ -7,6 +7,7 @@ import { resolveImage } from '../../src/config/image.js';
 import { setupJob } from '../../src/lifecycle/setup.js';
 import { teardownJob } from '../../src/lifecycle/teardown.js';
 import { nodeSteps } from '../../src/plan/node.js';
+import { simDigest } from '../support/sim-cluster.js';
 import { IMAGE_REF, PORTS, simFixture, UNREACHABLE, type SimFixture } from './sim-fixture.js';
 
 let f: SimFixture;
@@ -46,7 +47,8 @@ describe('setupJob on the simulated cluster', () => {
     for (const ip of f.hosts) {
       const named = f.sim.node(ip).named('jobbox-1001');
       expect(named).toHaveLength(1);
-      expect(named[0]).toMatchObject({ state: 'running', port, image: IMAGE_REF });
+      // Every node runs the digest the first node's pull printed.
+      expect(named[0]).toMatchObject({ state: 'running', port, image: `${IMAGE_REF.slice(0, IMAGE_REF.lastIndexOf(':'))}@${simDigest(IMAGE_REF)}` });
       expect(Object.fromEntries(named[0]!.labels)).toEqual({
         'org.jobbox.job': '1001', 'org.jobbox.index': '0', 'org.jobbox.attempt': f.hosts[0],
         'org.jobbox.nonce': nonce, 'org.jobbox.owner': f.owner.name,
@@ -200,26 +202,39 @@ describe('setupJob on the simulated cluster', () => {
     expect(f.sim.nodes.map((n) => n.count('run'))).toEqual([0, 0, 0]);
   });
 
-  it('a node that cannot reach the registry starts from its own copy, and says so', async () => {
-    const second = f.sim.node(f.hosts[1]!);
-    second.registryDown = true;
-    second.images.add(IMAGE_REF);
+  it('with the registry gone and every node holding the job\'s digest, the job starts on it and nothing is said', async () => {
+    for (const ip of f.hosts) {
+      f.sim.node(ip).registryDown = true;
+      f.sim.node(ip).images.add(IMAGE_REF);
+    }
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
 
     await setupJob(f.config, f.job('1009'), f.log);
 
-    expect(stderr.mock.calls.map(([line]) => String(line))).toEqual([`jobbox: ${f.hosts[1]}: pull failed, using the local copy: ${IMAGE_REF}\n`]);
-    expect(f.sim.containers().map((c) => c.state)).toEqual(['running', 'running', 'running']);
+    expect(stderr.mock.calls).toEqual([]);
+    expect(f.sim.containers().map((c) => [c.state, c.image.split('@')[1]])).toEqual(f.hosts.map(() => ['running', simDigest(IMAGE_REF)]));
+    // Only the first node asked the registry (its pull of the tag, which failed).
+    expect(f.sim.nodes.map((n) => n.count('pull'))).toEqual([1, 0, 0]);
   });
 
-  it('a node without the registry and without a copy fails the start as transient', async () => {
+  it('a node without the registry and without the job\'s digest fails the start as transient', async () => {
     f.sim.node(f.hosts[1]!).registryDown = true;
 
     const err = await failure('1010');
 
     expect(err.exitCode).toBe(1);
     // The rest of the line is the registry's complaint, escaped and cut at 200 characters.
-    expect(err.message.startsWith(`jobbox: nodes: failed on 1 of 3: ${f.hosts[1]}: pull: registry failed and no local copy (Error response from daemon: Get `)).toBe(true);
+    expect(err.message.startsWith(`jobbox: nodes: failed on 1 of 3: ${f.hosts[1]}: pull: registry failed and the node lacks the job's image (Error response from daemon: Get `)).toBe(true);
+    nothingLeft();
+  });
+
+  it('the first node without the registry and without a copy fails the start as transient', async () => {
+    f.sim.node(f.hosts[0]!).registryDown = true;
+
+    const err = await failure('1013');
+
+    expect(err.exitCode).toBe(1);
+    expect(err.message.startsWith(`jobbox: ${f.hosts[0]}: pull: registry failed and no local copy (Error response from daemon: Get `)).toBe(true);
     nothingLeft();
   });
 
@@ -251,7 +266,7 @@ describe('setupJob on the simulated cluster', () => {
     await setupJob(f.config, job, f.log);
     await teardownJob(f.config, job, f.hosts, f.log);
 
-    const steps = nodeSteps(f.config, job, resolveImage(f.config, job.queue, job.image)).map((s) => s.argv);
+    const steps = nodeSteps(f.config, job, { ...resolveImage(f.config, job.queue, job.image), digest: simDigest(IMAGE_REF) }).map((s) => s.argv);
     const rm = steps.find((a) => a.includes('<ids>'))!;
     const known = (argv: string[]) =>
       steps.some((a) => a.join('\0') === argv.join('\0')) ||

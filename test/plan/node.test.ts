@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/parse.js';
 import type { Job } from '../../src/job/job.js';
 import { quote } from '../../src/quote.js';
-import { bindTestArgv, cgroupCleanupArgv, cpusetArgv, nodeSteps, pullArgv } from '../../src/plan/node.js';
+import { bindTestArgv, cgroupCleanupArgv, cpusetArgv, localDigest, nodeSteps, pullArgv, pulledDigest } from '../../src/plan/node.js';
+import { repoOf, runRef } from '../../src/config/ref.js';
 
 const config = parseConfig(
   `
@@ -38,8 +39,33 @@ describe('nodeSteps', () => {
     expect(slurm.slice(0, slurm.length - shown(slurmPlain).length)).toMatchSnapshot();
   });
 
-  it('waits for the pull lock no longer than pull_timeout', () => {
-    expect(pullArgv(config, image)).toEqual(['flock', '-w', '120', '/run/jobbox/pull.lock', 'docker', 'pull', '--quiet', 'reg:5000/hpc/deb12:r1']);
+  it('waits for the pull lock no longer than pull_timeout, and lets the pull print its digest', () => {
+    expect(pullArgv(config, image.ref)).toEqual(['flock', '-w', '120', '/run/jobbox/pull.lock', 'docker', 'pull', 'reg:5000/hpc/deb12:r1']);
+  });
+});
+
+describe('the job\'s digest', () => {
+  const D = `sha256:${'ab'.repeat(32)}`;
+  it('is read from the pull\'s output', () => {
+    expect(pulledDigest(`r1: Pulling from hpc/deb12\nDigest: ${D}\nStatus: Image is up to date for reg:5000/hpc/deb12:r1\nreg:5000/hpc/deb12:r1\n`)).toBe(D);
+    expect(pulledDigest('reg:5000/hpc/deb12:r1\n')).toBeUndefined();
+    expect(pulledDigest('Digest: sha256:short\n')).toBeUndefined();
+  });
+
+  it('is read from a copy\'s RepoDigests for its own repository only, and none when two', () => {
+    const E = `sha256:${'cd'.repeat(32)}`;
+    expect(localDigest(JSON.stringify([`reg:5000/hpc/deb12@${D}`, `other:5000/x@${E}`]), 'reg:5000/hpc/deb12')).toBe(D);
+    expect(localDigest(JSON.stringify([`reg:5000/hpc/deb12@${D}`, `reg:5000/hpc/deb12@${E}`]), 'reg:5000/hpc/deb12')).toBeUndefined();
+    expect(localDigest(JSON.stringify([`reg:5000/hpc/deb12x@${D}`]), 'reg:5000/hpc/deb12')).toBeUndefined();
+    expect(localDigest('null', 'reg:5000/hpc/deb12')).toBeUndefined();
+    expect(localDigest('not json', 'reg:5000/hpc/deb12')).toBeUndefined();
+  });
+
+  it('is what every node runs: the repository at the digest', () => {
+    expect(runRef({ ref: 'reg:5000/hpc/deb12:r1', digest: D })).toBe(`reg:5000/hpc/deb12@${D}`);
+    expect(runRef({ ref: 'reg:5000/hpc/deb12:r1' })).toBe('reg:5000/hpc/deb12:r1');
+    expect(repoOf('localhost:5000/deb12')).toBe('localhost:5000/deb12');
+    expect(repoOf(`reg:5000/a@${D}`)).toBe('reg:5000/a');
   });
 });
 

@@ -368,12 +368,15 @@ export class SimNode {
     }
   }
 
+  // The registry's one manifest per tag: its digest is the tag's hash. A pull of a tag also
+  // gives the node the image by its repository and digest, as dockerd records RepoDigests.
   private pull({ rest }: Flags): Reply {
     const [ref] = rest;
     if (rest.length !== 1 || !ref) return dockerUsage('pull', '"docker pull" requires exactly 1 argument.');
     if (this.registryDown) return { code: 1, stderr: registryError(ref) };
-    this.images.add(ref);
-    return { code: 0, stdout: `${ref}\n` };
+    const digest = ref.includes('@') ? ref.slice(ref.indexOf('@') + 1) : simDigest(ref);
+    this.images.add(ref).add(`${simRepo(ref)}@${digest}`);
+    return { code: 0, stdout: `Pulling from ${simRepo(ref)}\nDigest: ${digest}\nStatus: Image is up to date for ${ref}\n${ref}\n` };
   }
 
   private imageInspect(args: string[]): Reply {
@@ -381,13 +384,19 @@ export class SimNode {
     if ('code' in parsed) return parsed;
     const [ref] = parsed.rest;
     if (parsed.rest.length !== 1 || !ref) return dockerUsage('image inspect', '"docker image inspect" requires at least 1 argument.');
-    if (!this.images.has(ref)) return { code: 1, stderr: `Error response from daemon: No such image: ${ref}\n` };
-    // One image per ref and sshd: an image whose sshd differs is another image, with another id.
-    return template(parsed.value('--format') ?? '{{.Id}}', { Id: this.imageId(ref) });
+    if (!this.holds(ref)) return { code: 1, stderr: `Error response from daemon: No such image: ${ref}\n` };
+    // One image per digest and sshd: an image whose sshd differs is another image, with another id.
+    const digest = ref.includes('@') ? ref.slice(ref.indexOf('@') + 1) : simDigest(ref);
+    return template(parsed.value('--format') ?? '{{.Id}}', { Id: this.imageId(ref), RepoDigests: [`${simRepo(ref)}@${digest}`] });
   }
 
   private imageId(ref: string): string {
-    return `sha256:${createHash('sha256').update(`${ref}\0${this.sshdVersion}`).digest('hex')}`;
+    return `sha256:${createHash('sha256').update(`${simCanonical(ref)}\0${this.sshdVersion}`).digest('hex')}`;
+  }
+
+  /** A copy of a tag is also the image at the tag's digest, as dockerd knows it by its RepoDigests. */
+  private holds(ref: string): boolean {
+    return this.images.has(ref) || [...this.images].some((r) => simCanonical(r) === simCanonical(ref));
   }
 
   private async run(f: Flags): Promise<Reply> {
@@ -395,7 +404,7 @@ export class SimNode {
     if (!ref) return dockerUsage('run', '"docker run" requires at least 1 argument.');
     const envFile = f.value('--env-file');
     if (envFile && !existsSync(envFile)) return dockerUsage('run', `open ${envFile}: no such file or directory`);
-    if (!this.images.has(ref)) {
+    if (!this.holds(ref)) {
       // docker run pulls what the node lacks.
       if (this.registryDown) return { code: 125, stderr: `Unable to find image '${ref}' locally\ndocker: ${registryError(ref)}See 'docker run --help'.\n` };
       this.images.add(ref);
@@ -856,6 +865,23 @@ function dockerDaemon(verb: string, problem: string): Reply {
   return { code: 125, stderr: `docker: Error response from daemon: ${problem}\nSee 'docker ${verb} --help'.\n` };
 }
 
+/** A ref as repository@digest. */
+function simCanonical(ref: string): string {
+  return ref.includes('@') ? ref : `${simRepo(ref)}@${simDigest(ref)}`;
+}
+
+/** The registry's manifest digest of a tag ref (the sim's registry never moves a tag). */
+export function simDigest(ref: string): string {
+  return `sha256:${createHash('sha256').update(`manifest of ${ref}`).digest('hex')}`;
+}
+
+function simRepo(ref: string): string {
+  const at = ref.indexOf('@');
+  if (at >= 0) return ref.slice(0, at);
+  const colon = ref.lastIndexOf(':');
+  return colon > ref.lastIndexOf('/') ? ref.slice(0, colon) : ref;
+}
+
 function registryError(ref: string): string {
   const registry = ref.includes('/') ? ref.split('/')[0] : 'registry-1.docker.io';
   return `Error response from daemon: Get "https://${registry}/v2/": dial tcp: connect: connection refused\n`;
@@ -872,6 +898,8 @@ function unsupported(argv: string[]): Reply {
 function template(format: string, data: Record<string, unknown>): Reply {
   let failed: string | undefined;
   const out = format.replace(/\{\{\s*(.*?)\s*\}\}/g, (_all, expr: string) => {
+    const json = /^json\s+\.(\w+)$/.exec(expr);
+    if (json) return JSON.stringify(data[json[1]!] ?? null);
     const call = /^\.(\w+)\s+"([^"]*)"$/.exec(expr);
     if (call) {
       const fn = data[call[1]!];

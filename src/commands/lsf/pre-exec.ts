@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { runRef } from '../../config/ref.js';
 import { jobLog, openLog } from '../../log.js';
 import { printPlan } from '../plan.js';
 import { lsfContext } from './context.js';
@@ -18,6 +19,6 @@ export async function preExec(cli: string | undefined, dryRun: boolean, env: Nod
   }
   const { setupJob } = await setup;
   const log = jobLog(await openLog(config.logFile, config.logLevel), job, hostname());
-  const { port } = await setupJob(config, job, log);
-  process.stderr.write(`jobbox: job ${job.id}: started on ${job.hosts.length} nodes, port ${port}\n`);
+  const { port, image } = await setupJob(config, job, log);
+  process.stderr.write(`jobbox: job ${job.id}: started on ${job.hosts.length} nodes, port ${port}, image ${runRef(image)}\n`);
 }
