@@ -94,6 +94,30 @@ async function main(argv: string[]): Promise<void> {
             await imageImport({ dir: a.dir, ref: a.ref, push: a.push, engine: a.engine, tty: process.stderr.isTTY });
           },
         )
+        .command(
+          'prefetch <alias>',
+          'pin the alias to its digest on the first node, then make every other node hold that digest; a line per node',
+          (c) =>
+            c
+              .positional('alias', { type: 'string', demandOption: true, describe: 'an [image] section of the config' })
+              .option('nodes', { type: 'string', describe: 'the nodes, as a hostlist (node[1-4],gpu1); the first pins the digest' }),
+          async (a) => {
+            const { imagePrefetch } = await import('./commands/image.js');
+            process.exitCode = await imagePrefetch(a.alias, { config: a.config, nodes: a.nodes }, process.env);
+          },
+        )
+        .command(
+          'list',
+          'which node holds which configured alias, at which digest',
+          (c) =>
+            c
+              .option('nodes', { type: 'string', describe: 'the nodes, as a hostlist' })
+              .option('json', { type: 'boolean', default: false, describe: 'one JSON object: {images: [{node, alias, ref, digest, id}], failed: [{node, error}]}' }),
+          async (a) => {
+            const { imageList } = await import('./commands/image.js');
+            process.exitCode = await imageList({ config: a.config, nodes: a.nodes, json: a.json }, process.env);
+          },
+        )
         .demandCommand(1, 'image: a subcommand is required'),
     )
     .command('config', 'inspect the configuration', (y) =>

@@ -38,6 +38,19 @@ export function repoDigestsArgv(ref: string): string[] {
   return ['image', 'inspect', '--format', '{{json .RepoDigests}}', ref];
 }
 
+/** Every image a node holds, one a line: repository, tag, digest and id (`jobbox image list`). */
+export function imagesArgv(): string[] {
+  return ['images', '--digests', '--no-trunc', '--format', '{{.Repository}} {{.Tag}} {{.Digest}} {{.ID}}'];
+}
+
+/** imagesArgv's answer → the images that carry a registry digest. */
+export function parseImages(stdout: string): { repository: string; tag: string; digest: string; id: string }[] {
+  return stdout.split('\n').flatMap((line) => {
+    const [repository = '', tag = '', digest = '', id = '', ...rest] = line.trim().split(/\s+/);
+    return rest.length === 0 && DIGEST.test(digest) ? [{ repository, tag, digest, id }] : [];
+  });
+}
+
 /**
  * repoDigestsArgv's answer → the digest of `repo` the copy carries. A copy pulled by several
  * digests of the repository (the same layers pushed twice) is ambiguous: none.

@@ -29,8 +29,19 @@ beforeAll(async () => {
   await chmod(configPath, 0o644);
 });
 
+// Every name a node has for a repository's images, by tag or by digest (an earlier run pulled the same digest).
+const FORGET = 'docker images --digests --format "{{.Repository}}@{{.Digest}}" "$1" | grep -v "@<none>$" | xargs -r docker rmi -f; docker images --format "{{.Repository}}:{{.Tag}}" "$1" | xargs -r docker rmi -f';
+
 afterAll(async () => {
   await rm(configPath, { force: true });
+  // The suite's repository goes from the nodes and from the registry: the manifests the tag
+  // named (deb12's, then deb12-mpich's), by their digests.
+  await Promise.all(NODES.map((n) => onNode(n, ['sh', '-c', FORGET, 'sh', `${registry}/jobbox-moving`]).catch(() => '')));
+  const accept = { Accept: 'application/vnd.docker.distribution.manifest.v2+json' };
+  for (const name of ['deb12', 'deb12-mpich']) {
+    const digest = (await fetch(`http://${registry}/v2/${name}/manifests/r1`, { method: 'HEAD', headers: accept })).headers.get('docker-content-digest');
+    if (digest) await fetch(`http://${registry}/v2/jobbox-moving/manifests/${digest}`, { method: 'DELETE' });
+  }
 });
 
 // Holds a node's pull lock in one process, which says its pid, until it is killed.
@@ -44,16 +55,70 @@ async function rootHook(name: 'pre-exec' | 'post-exec', env: Record<string, stri
   return { code: r.exitCode ?? -1, stderr: String(r.stderr) };
 }
 
+/** The registry's access log (Debian's docker-registry logs each request) from `offset` on: per request, the node's address, method and path. */
+async function registryRequests(offset: number): Promise<{ ip: string; method: string; path: string }[]> {
+  const text = (await readFile(`${tb.dir}/log/registry.log`, 'utf8')).slice(offset);
+  return [...text.matchAll(/^(\S+) - - \[[^\]]*\] "(HEAD|GET) (\/v2\/\S+) HTTP/gm)].map((m) => ({ ip: m[1]!, method: m[2]!, path: m[3]! }));
+}
+const logSize = async () => (await readFile(`${tb.dir}/log/registry.log`, 'utf8')).length;
+const nodeIp = (n: string) => tb.nodes.find((x) => x.name === n)!.ip;
+
 describe('images: one digest per job on every node', () => {
+  it('no registry storm: a warm 3-node start makes one manifest request and fetches no blob; a cold node fetches its manifest by digest and its blobs', async () => {
+    const jobId = 79_000 + Math.floor(Math.random() * 900);
+    const env = lsfJobEnv(spec({}), jobId, ALLOC, { JOBBOX_IMAGE: 'moving' });
+    // Cold: node3 holds no copy of the image under any name (dockerd knows an image it holds by
+    // any digest it was pulled by, and would fetch nothing), so deb12's goes too; later suites pull it again.
+    await onNode('node3', ['sh', '-c', FORGET, 'sh', `${registry}/jobbox-moving`]);
+    await onNode('node3', ['sh', '-c', 'docker images -q --no-trunc "$1" | sort -u | xargs -r docker rmi -f', 'sh', `${registry}/deb12`]);
+    expect(await onNode('node3', ['docker', 'images', '-q', `${registry}/deb12`])).toBe('');
+    await Promise.all(['node1', 'node2'].map((n) => onNode(n, ['docker', 'pull', '-q', moving()])));
+    for (const round of ['cold', 'warm']) {
+      const from = await logSize();
+      const pre = await rootHook('pre-exec', env);
+      await rootHook('post-exec', { ...env, LSB_JOBEXIT_STAT: '0' });
+      expect(pre.code, pre.stderr).toBe(0);
+      const seen = await registryRequests(from);
+      const manifests = seen.filter((r) => r.path.includes('/manifests/'));
+      const blobs = seen.filter((r) => r.path.includes('/blobs/') && r.method === 'GET');
+      // The tag is asked once, by node1.
+      expect(manifests.filter((r) => r.path.endsWith(`/manifests/${TAG}`)).map((r) => r.ip), round).toEqual([nodeIp('node1')]);
+      const byDigest = manifests.filter((r) => /\/manifests\/sha256:/.test(r.path)).map((r) => r.ip);
+      expect([...new Set(byDigest)], round).toEqual(round === 'cold' ? [nodeIp('node3')] : []);
+      expect([...new Set(blobs.map((r) => r.ip))].filter((ip) => ip !== nodeIp('node3')), round).toEqual([]);
+      if (round === 'warm') expect(blobs, round).toEqual([]);
+    }
+  });
+
+
+  it('image prefetch pins the alias on the first node and brings its digest to the others; image list shows it on every node', async () => {
+    await Promise.all(['node2', 'node3'].map((n) => onNode(n, ['sh', '-c', FORGET, 'sh', `${registry}/jobbox-moving`])));
+    // From node1, which resolves the node names, as an admin host would.
+    const cli = (args: string[]) => testbed(['exec', 'node1', '--', 'node', `${REPO}/dist/cli.js`, 'image', ...args, '--config', configPath], { reject: false });
+    const pre = await cli(['prefetch', 'moving', '--nodes', 'node[1-3]']);
+    expect(pre.exitCode, String(pre.stdout)).toBe(0);
+    const lines = String(pre.stdout).split('\n').sort();
+    expect(lines).toHaveLength(3);
+    const digest = /@(sha256:[0-9a-f]{64})$/.exec(lines[0]!)?.[1];
+    expect(lines).toEqual([`node1  pinned  ${registry}/jobbox-moving@${digest}`, `node2  ok      ${registry}/jobbox-moving@${digest}`, `node3  ok      ${registry}/jobbox-moving@${digest}`]);
+    const list = await cli(['list', '--nodes', 'node[1-3]', '--json']);
+    expect(list.exitCode, String(list.stderr)).toBe(0);
+    const { images, failed } = JSON.parse(String(list.stdout)) as { images: { node: string; alias: string; digest: string }[]; failed: unknown[] };
+    expect(failed).toEqual([]);
+    for (const node of NODES) expect(images.filter((r) => r.node === node && r.alias === 'moving').map((r) => r.digest), node).toContain(digest);
+    // A node that cannot be reached is its own row, and the exit status says so.
+    const bad = await cli(['prefetch', 'moving', '--nodes', 'node1,node9']);
+    expect(bad.exitCode).toBe(1);
+    expect(String(bad.stdout)).toMatch(/^node9 {2}failed {2}/m);
+  });
+
   it('a tag pushed again in the middle of a 3-node start leaves every node running the first node\'s digest', async () => {
     const jobId = 70_000 + Math.floor(Math.random() * 9_000);
     const env = lsfJobEnv(spec({}), jobId, ALLOC, { JOBBOX_IMAGE: 'moving' });
     const before = (await onNode('node1', ['docker', 'image', 'inspect', '--format', '{{.Id}}', moving()])).trim();
     // node2 and node3 lack the image, and their pulls wait on the node's pull lock, held here,
     // until the tag has moved.
-    // Every name of the repository's images, by tag or by digest (an earlier run pulled the same digest).
-    const forget = 'docker images --digests --format "{{.Repository}}@{{.Digest}}" "$1" | grep -v "@<none>$" | xargs -r docker rmi -f; docker images --format "{{.Repository}}:{{.Tag}}" "$1" | xargs -r docker rmi -f';
-    await Promise.all(['node2', 'node3'].map((n) => onNode(n, ['sh', '-c', forget, 'sh', `${registry}/jobbox-moving`])));
+    await Promise.all(['node2', 'node3'].map((n) => onNode(n, ['sh', '-c', FORGET, 'sh', `${registry}/jobbox-moving`])));
     const holders = ['node2', 'node3'].map((n) => testbed(['exec', n, '--', 'sh', '-c', `install -d -m 0700 /run/jobbox && exec perl -e '${HOLD_LOCK}'`], { reject: false }));
     const release = () => Promise.all(['node2', 'node3'].map((n) => onNode(n, ['sh', '-c', 'kill $(cat /run/jobbox/holder.pid) 2>/dev/null; rm -f /run/jobbox/holder.pid']).catch(() => undefined)));
     try {

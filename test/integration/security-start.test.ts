@@ -267,8 +267,8 @@ time.sleep(600)
 
   it('an image whose sshd predates PerSourceMaxStartups gets a config without it, and says so; one older than 7.8 is refused at once', async () => {
     // Images that say they are older OpenSSH releases: /usr/sbin/sshd answers -V as that release
-    // would, in its usage text, and otherwise runs the image's real sshd. They exist on each node
-    // only (pull falls back to the node's copy), so nothing is left in the registry.
+    // would, in its usage text, and otherwise runs the image's real sshd. Built on node1 and
+    // pushed (a job runs one registry digest on every node); deleted from the registry after.
     const base = config.images.get('deb12')!.ref;
     const fake = { old: { release: 'OpenSSH_8.4p1 Debian-5+deb11u3, OpenSSL 1.1.1w  11 Sep 2023', ref: `${config.registry}/jobbox-test-sshd84:${process.pid}` },
       ancient: { release: 'OpenSSH_7.4p1, OpenSSL 1.0.2k-fips  26 Jan 2017', ref: `${config.registry}/jobbox-test-sshd74:${process.pid}` } };
@@ -282,14 +282,13 @@ time.sleep(600)
     const line = (hook: string) => `${REPO}/hooks/lsf/${hook} --config ${configFile}`;
     const env = (jobId: number, image: string) => lsfJobEnv(spec({}), jobId, ALLOC, { JOBBOX_IMAGE: image });
     try {
-      for (const node of ['node1', 'node2', 'node3']) {
-        for (const { release, ref } of Object.values(fake)) {
-          const maker = `jobbox-test-sshd-${process.pid}`;
-          const wrapper = `#!/bin/sh\nif [ "$1" = -V ]; then printf '%s\\n' 'unknown option -- V' '${release}' 'usage: sshd [-46DdeiqTt] ...' >&2; exit 1; fi\nexec /usr/sbin/sshd.real "$@"\n`;
-          await onNode(node, ['docker', 'run', '--name', maker, '--user', '0', base, '/bin/sh', '-c', `mv /usr/sbin/sshd /usr/sbin/sshd.real && printf '%s' "$0" > /usr/sbin/sshd && chmod 0755 /usr/sbin/sshd`, wrapper]);
-          await onNode(node, ['docker', 'commit', '--change', 'CMD ["/bin/bash"]', maker, ref]);
-          await onNode(node, ['docker', 'rm', maker]);
-        }
+      for (const { release, ref } of Object.values(fake)) {
+        const maker = `jobbox-test-sshd-${process.pid}`;
+        const wrapper = `#!/bin/sh\nif [ "$1" = -V ]; then printf '%s\\n' 'unknown option -- V' '${release}' 'usage: sshd [-46DdeiqTt] ...' >&2; exit 1; fi\nexec /usr/sbin/sshd.real "$@"\n`;
+        await onNode('node1', ['docker', 'run', '--name', maker, '--user', '0', base, '/bin/sh', '-c', `mv /usr/sbin/sshd /usr/sbin/sshd.real && printf '%s' "$0" > /usr/sbin/sshd && chmod 0755 /usr/sbin/sshd`, wrapper]);
+        await onNode('node1', ['docker', 'commit', '--change', 'CMD ["/bin/bash"]', maker, ref]);
+        await onNode('node1', ['docker', 'rm', maker]);
+        await onNode('node1', ['docker', 'push', '-q', ref]);
       }
       expect(await onNode('node1', ['docker', 'run', '--rm', fake.old.ref, '/bin/sh', '-c', '/usr/sbin/sshd -V 2>&1; /usr/sbin/sshd.real -V 2>&1 | cut -d, -f1'])).toMatch(/OpenSSH_8\.4p1 Debian[\s\S]*\nOpenSSH_9\.2$/);
 
@@ -313,14 +312,26 @@ time.sleep(600)
         .toEqual({ code: 99, last: 'jobbox: image sshd74: needs OpenSSH 7.8 or later as /usr/sbin/sshd (SetEnv hands every session the hostfiles): OpenSSH 7.4' });
       await expectNothingLeft(73007);
     } finally {
-      for (const node of ['node1', 'node2', 'node3']) {
-        await onNode(node, ['docker', 'rm', '--force', `jobbox-test-sshd-${process.pid}`]).catch(() => '');
-        await onNode(node, ['docker', 'rmi', '--force', ...Object.values(fake).map((f) => f.ref)]).catch(() => '');
-      }
+      await onNode('node1', ['docker', 'rm', '--force', `jobbox-test-sshd-${process.pid}`]).catch(() => '');
+      for (const { ref } of Object.values(fake)) await forgetEverywhere(ref);
       await rm(area, { recursive: true, force: true });
     }
   });
 });
+
+/** Removes a throwaway image from every node, by tag and by digest, and its manifest from the registry. */
+async function forgetEverywhere(ref: string): Promise<void> {
+  const colon = ref.lastIndexOf(':');
+  const [repo, tag] = [ref.slice(0, colon), ref.slice(colon + 1)];
+  const slash = repo.indexOf('/');
+  const url = `http://${repo.slice(0, slash)}/v2/${repo.slice(slash + 1)}/manifests`;
+  const head = await fetch(`${url}/${tag}`, { method: 'HEAD', headers: { Accept: 'application/vnd.docker.distribution.manifest.v2+json' } }).catch(() => undefined);
+  const digest = head?.headers.get('docker-content-digest');
+  for (const node of ['node1', 'node2', 'node3']) {
+    await onNode(node, ['docker', 'rmi', '--force', ref, ...(digest ? [`${repo}@${digest}`] : [])]).catch(() => '');
+  }
+  if (digest) await fetch(`${url}/${digest}`, { method: 'DELETE' });
+}
 
 /** Another job's claim on every port in range but `free` (and those already claimed), as its pre-execs would make them; returns the undo. */
 async function holdPortsBut(free: number[]): Promise<() => Promise<void>> {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/parse.js';
 import type { Job } from '../../src/job/job.js';
 import { quote } from '../../src/quote.js';
-import { bindTestArgv, cgroupCleanupArgv, cpusetArgv, localDigest, nodeSteps, pullArgv, pulledDigest } from '../../src/plan/node.js';
+import { bindTestArgv, cgroupCleanupArgv, cpusetArgv, localDigest, nodeSteps, parseImages, pullArgv, pulledDigest } from '../../src/plan/node.js';
 import { repoOf, runRef } from '../../src/config/ref.js';
 
 const config = parseConfig(
@@ -59,6 +59,15 @@ describe('the job\'s digest', () => {
     expect(localDigest(JSON.stringify([`reg:5000/hpc/deb12x@${D}`]), 'reg:5000/hpc/deb12')).toBeUndefined();
     expect(localDigest('null', 'reg:5000/hpc/deb12')).toBeUndefined();
     expect(localDigest('not json', 'reg:5000/hpc/deb12')).toBeUndefined();
+  });
+
+  it('is listed per node from docker images, only where it carries a registry digest', () => {
+    const E = `sha256:${'cd'.repeat(32)}`;
+    const out = [`reg:5000/hpc/deb12 r1 ${D} ${E}`, `reg:5000/hpc/deb12 <none> ${D} ${E}`, `local/x latest <none> ${E}`, 'garbage'].join('\n');
+    expect(parseImages(out)).toEqual([
+      { repository: 'reg:5000/hpc/deb12', tag: 'r1', digest: D, id: E },
+      { repository: 'reg:5000/hpc/deb12', tag: '<none>', digest: D, id: E },
+    ]);
   });
 
   it('is what every node runs: the repository at the digest', () => {

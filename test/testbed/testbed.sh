@@ -248,6 +248,9 @@ log:
 storage:
   filesystem:
     rootdirectory: $CACHE/registry
+  # Suites push throwaway images and delete them again (DELETE /v2/<name>/manifests/<digest>).
+  delete:
+    enabled: true
 http:
   addr: $REGISTRY
 EOF
