@@ -100,7 +100,7 @@ async function main(argv: string[]): Promise<void> {
           (c) =>
             c
               .positional('alias', { type: 'string', demandOption: true, describe: 'an [image] section of the config' })
-              .option('nodes', { type: 'string', describe: 'the nodes, as a hostlist (node[1-4],gpu1); the first pins the digest' }),
+              .option('nodes', { type: 'string', demandOption: true, describe: 'the nodes, as a hostlist (node[1-4],gpu1); the first pins the digest' }),
           async (a) => {
             const { imagePrefetch } = await import('./commands/image.js');
             process.exitCode = await imagePrefetch(a.alias, { config: a.config, nodes: a.nodes }, process.env);
@@ -111,7 +111,7 @@ async function main(argv: string[]): Promise<void> {
           'which node holds which configured alias, at which digest',
           (c) =>
             c
-              .option('nodes', { type: 'string', describe: 'the nodes, as a hostlist' })
+              .option('nodes', { type: 'string', demandOption: true, describe: 'the nodes, as a hostlist' })
               .option('json', { type: 'boolean', default: false, describe: 'one JSON object: {images: [{node, alias, ref, digest, id}], failed: [{node, error}]}' }),
           async (a) => {
             const { imageList } = await import('./commands/image.js');

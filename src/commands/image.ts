@@ -8,35 +8,38 @@ import { EXIT, JobboxError, formatError } from '../errors.js';
 import type { Session } from '../exec/ssh.js';
 import { ensureImage, firstLine, pinImage } from '../lifecycle/node.js';
 import { adminSessions } from '../lifecycle/sessions.js';
+import { fanOut } from '../exec/ssh.js';
 import { openLog } from '../log.js';
 import { imagesArgv, parseImages } from '../plan/node.js';
 import { expandHostlist } from '../scheduler/slurm.js';
 
 export interface ImageArgs {
   config: string | undefined;
-  nodes: string | undefined;
+  /** A hostlist (`node[1-4],gpu1`). */
+  nodes: string;
 }
 
-function nodesOf(list: string | undefined): string[] {
-  if (!list) throw new JobboxError('image: --nodes', 'is required: the nodes to act on, as a hostlist', '', EXIT.usage);
+function nodesOf(list: string): string[] {
   return [...new Set(expandHostlist(list, '--nodes'))];
 }
 
-/** Runs `fn` on every node over its own admin session: one node's failure is its row, not the command's end. */
+/**
+ * Runs `fn` on every node over its own admin session, at most `fanout` at once, as a job start
+ * does: one node's failure is its row, not the command's end.
+ */
 async function eachNode<R>(config: Config, hosts: string[], fn: (s: Session) => Promise<R>): Promise<({ ok: true; value: R } | { ok: false; error: string })[]> {
-  return Promise.all(
-    hosts.map(async (host) => {
-      let sessions: Map<string, Session> | undefined;
-      try {
-        sessions = await adminSessions(config, [host]);
-        return { ok: true as const, value: await fn(sessions.get(host)!) };
-      } catch (err) {
-        return { ok: false as const, error: formatError(err).line.replace(/^jobbox: /, '') };
-      } finally {
-        for (const s of sessions?.values() ?? []) s.close();
-      }
-    }),
-  );
+  const settled = await fanOut(hosts, config.fanout, async (host) => {
+    let sessions: Map<string, Session> | undefined;
+    try {
+      sessions = await adminSessions(config, [host]);
+      return { ok: true as const, value: await fn(sessions.get(host)!) };
+    } catch (err) {
+      return { ok: false as const, error: formatError(err).line.replace(/^jobbox: /, '') };
+    } finally {
+      for (const s of sessions?.values() ?? []) s.close();
+    }
+  });
+  return settled.map((r) => (r.status === 'fulfilled' ? r.value : { ok: false as const, error: String(r.reason) }));
 }
 
 /**
@@ -53,6 +56,7 @@ export async function imagePrefetch(alias: string, args: ImageArgs, env: NodeJS.
   const [first] = await eachNode(config, [hosts[0]!], (s) => pinImage(s, config, image, log));
   if (!first!.ok) {
     process.stdout.write(`${hosts[0]}  failed  ${first!.error}\n`);
+    for (const host of hosts.slice(1)) process.stdout.write(`${host}  skipped  nothing pinned\n`);
     return EXIT.transient;
   }
   const pinned: Image = first!.value;
@@ -80,7 +84,10 @@ export interface ImageRow {
 export async function imageList(args: ImageArgs & { json: boolean }, env: NodeJS.ProcessEnv): Promise<number> {
   const hosts = nodesOf(args.nodes);
   const config = await loadConfig(configPath(args.config, env));
-  const repos = new Map([...config.images.values()].map((i) => [repoOf(i.ref), i.alias]));
+  // Aliases by the repository and tag they name; a copy held only by digest is listed under every alias of its repository.
+  const byRef = new Map([...config.images.values()].map((i) => [i.ref, i.alias]));
+  const byRepo = new Map<string, string[]>();
+  for (const i of config.images.values()) byRepo.set(repoOf(i.ref), [...(byRepo.get(repoOf(i.ref)) ?? []), i.alias]);
   const results = await eachNode(config, hosts, async (s) => {
     const r = await s.run([config.engine, ...imagesArgv()], config.connectTimeoutMs);
     if (r.code !== 0) throw new JobboxError(`${s.host}: ${config.engine} images`, `exit ${r.code}`, firstLine(r.stderr), EXIT.transient);
@@ -92,8 +99,9 @@ export async function imageList(args: ImageArgs & { json: boolean }, env: NodeJS
     const node = hosts[i]!;
     if (!r.ok) return void failed.push({ node, error: r.error });
     for (const held of r.value) {
-      const alias = repos.get(held.repository);
-      if (alias) rows.push({ node, alias, ref: held.tag === '<none>' ? `${held.repository}@${held.digest}` : `${held.repository}:${held.tag}`, digest: held.digest, id: held.id });
+      const ref = held.tag === '<none>' ? `${held.repository}@${held.digest}` : `${held.repository}:${held.tag}`;
+      const alias = held.tag === '<none>' ? byRepo.get(held.repository)?.join(',') : byRef.get(ref);
+      if (alias) rows.push({ node, alias, ref, digest: held.digest, id: held.id });
     }
   });
   if (args.json) {

@@ -21,7 +21,8 @@ export async function printPlan(config: Config, job: Job): Promise<void> {
   const devices = await readdir(config.deviceDir).catch(() => [] as string[]);
   const placeholder = 'ssh-ed25519 <generated-at-run-time>';
   const plan = planJob({
-    config, job, image, port, paths,
+    // Every node runs the digest the first node's pull prints.
+    config, job, image: { ...image, digest: 'sha256:<digest>' }, port, paths,
     keys: { userKey: '', userKeyPub: placeholder, hostKey: '', hostKeyPub: placeholder },
     accounts: { passwd: '', group: '' },
     groupNames: await lookupGroupNames([job.owner.gid, ...job.owner.gids]),

@@ -22,10 +22,9 @@ export const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 /** `reg:5000/a/b:tag` or `reg:5000/a/b@sha256:…` → `reg:5000/a/b`, the repository a digest belongs to. */
 export function repoOf(ref: string): string {
-  const at = ref.indexOf('@');
-  if (at >= 0) return ref.slice(0, at);
-  const colon = ref.lastIndexOf(':');
-  return colon > ref.lastIndexOf('/') ? ref.slice(0, colon) : ref;
+  const name = ref.includes('@') ? ref.slice(0, ref.indexOf('@')) : ref;
+  const colon = name.lastIndexOf(':');
+  return colon > name.lastIndexOf('/') ? name.slice(0, colon) : name;
 }
 
 /** The ref a job's containers run: the repository at the digest its setup pinned, else the configured ref. */

@@ -129,13 +129,20 @@ async function pullOn(session: Session, config: Config, ref: string): Promise<Re
  */
 export async function pinImage(session: Session, config: Config, image: Image, log: Logger): Promise<Image> {
   const pulled = await pullOn(session, config, image.ref);
-  const digest = pulled.code === 0 ? pulledDigest(pulled.stdout) : undefined;
-  if (digest) return { ...image, digest };
-  const reason = pulled.code === 0 ? 'its pull printed no digest' : firstLine(pulled.stderr);
+  if (pulled.code === 0) {
+    const digest = pulledDigest(pulled.stdout);
+    // The same engine prints the same way next time: no requeue would help.
+    if (!digest) throw new JobboxError(`${session.host}: pull`, 'the engine pulled the tag but printed no single manifest digest to pin (docker prints "Digest: sha256:…")', image.ref, EXIT.permanent);
+    return { ...image, digest };
+  }
+  const reason = firstLine(pulled.stderr);
   const local = await session.run([config.engine, ...repoDigestsArgv(image.ref)], config.connectTimeoutMs);
-  const own = local.code === 0 ? localDigest(local.stdout, repoOf(image.ref)) : undefined;
-  if (!own) throw new JobboxError(`${session.host}: pull`, `registry failed and no local copy (${printable(reason)})`, image.ref, EXIT.transient);
-  log.info({ node: session.host, image: image.ref, digest: own, reason }, 'registry failed; the job runs the digest of the first node\'s copy');
+  if (local.code !== 0) throw new JobboxError(`${session.host}: pull`, `registry failed and no local copy (${printable(reason)})`, image.ref, EXIT.transient);
+  const own = localDigest(local.stdout, repoOf(image.ref));
+  // A copy that was loaded, committed or imported without a push has no registry digest, and
+  // one pulled by two has two: neither can be pinned, and waiting will not change that.
+  if (!own) throw new JobboxError(`${session.host}: pull`, `the registry failed (${printable(reason)}) and the node's copy carries no single registry digest to pin: push the image to its registry`, image.ref, EXIT.permanent);
+  log.warn({ node: session.host, image: image.ref, digest: own, reason }, 'registry failed; the job runs the digest of the first node\'s copy');
   return { ...image, digest: own };
 }
 
@@ -150,7 +157,7 @@ export async function ensureImage(session: Session, config: Config, image: Image
   const ref = runRef(image);
   const pulled = await pullOn(session, config, ref);
   if (pulled.code !== 0) {
-    throw new JobboxError(`${session.host}: pull`, `registry failed and the node lacks the job's image (${printable(firstLine(pulled.stderr))})`, ref, EXIT.transient);
+    throw new JobboxError(`${session.host}: pull`, `the pull of the job's digest failed (${printable(firstLine(pulled.stderr))})`, ref, EXIT.transient);
   }
 }
 

@@ -37,7 +37,8 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
   const started = Date.now();
   // Phase times in the debug log: where a slow setup went.
   const phase = (name: string) => log.debug({ phase: name, ms: Date.now() - started }, 'setup phase done');
-  const nonce = (await adoptOrReclaim(config, job, image, paths, log))?.nonce ?? randomBytes(8).toString('hex');
+  const adopted = await adoptOrReclaim(config, job, image, paths, log);
+  const nonce = adopted?.nonce ?? randomBytes(8).toString('hex');
   let sessions = new Map<string, Session>();
   // Nodes that may hold a container of this attempt: the rollback must reach exactly these.
   const touched = new Set<string>();
@@ -49,9 +50,11 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     // The first node pins the image to one digest, and every other node makes sure it holds
     // that digest, while the port is chosen and checked on every node; meanwhile the keys are
     // made, and the image's accounts read as soon as the first node has the image.
+    // A re-run of the attempt keeps the digest its running containers have; every node then
+    // checks it holds that one.
     const first = sessions.get(hosts[0]!)!;
-    const pinned = pinImage(first, config, image, log);
-    const pulls = pinned.then((p) => each((s, i) => (i === 0 ? Promise.resolve() : ensureImage(s, config, p))));
+    const pinned = adopted?.digest ? Promise.resolve({ ...image, digest: adopted.digest }) : pinImage(first, config, image, log);
+    const pulls = pinned.then((p) => each((s, i) => (i === 0 && !adopted?.digest ? Promise.resolve() : ensureImage(s, config, p))));
     pulls.catch(() => {});
     const engines = job.containment ? each((s) => checkEngineCgroups(s, config)) : Promise.resolve([]);
     engines.catch(() => {});

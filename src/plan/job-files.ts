@@ -2,6 +2,7 @@
 // bind-mounted read-only at the same path in every container, so one ssh_config serves the
 // job starter on the host and mpirun inside the containers.
 import type { Attempt, Host, LsfNest, Owner } from '../job/job.js';
+import { DIGEST } from '../config/ref.js';
 import { isCgroupPath } from '../scheduler/lsf.js';
 
 export interface JobPaths {
@@ -38,6 +39,8 @@ export interface AttemptRecord {
   uid: number;
   image: string;
   nonce: string;
+  /** The digest the attempt's containers run: a re-run of the attempt runs it again, never the tag's newer one. */
+  digest?: string;
   /**
    * LSF's job cgroup the first host's container nested in: what the post-exec and gc clear
    * there, whichever cgroup they themselves run in.
@@ -55,7 +58,8 @@ export function parseAttemptRecord(text: string | undefined): AttemptRecord | un
     const r = JSON.parse(text ?? '') as Partial<AttemptRecord>;
     if (!(Number.isInteger(r.uid) && typeof r.image === 'string' && typeof r.nonce === 'string' && /^[0-9a-f]{16,64}$/.test(r.nonce))) return undefined;
     const nest = r.nest && isCgroupPath(r.nest.path) && Array.isArray(r.nest.controllers) && r.nest.controllers.every((c) => /^[a-z0-9_,]+$/.test(c)) ? r.nest : undefined;
-    return { uid: r.uid!, image: r.image, nonce: r.nonce, ...(nest && { nest: { path: nest.path, controllers: nest.controllers } }) };
+    const digest = typeof r.digest === 'string' && DIGEST.test(r.digest) ? r.digest : undefined;
+    return { uid: r.uid!, image: r.image, nonce: r.nonce, ...(digest && { digest }), ...(nest && { nest: { path: nest.path, controllers: nest.controllers } }) };
   } catch {
     return undefined;
   }

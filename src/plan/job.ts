@@ -75,7 +75,7 @@ export function planJob(input: {
     { path: paths.mpichHostfile, content: mpichHostfile(job.hosts), mode: 0o644 },
     { path: paths.passwd, content: containerPasswd(input.accounts.passwd, owner), mode: 0o644 },
     { path: paths.group, content: containerGroup(input.accounts.group, owner, input.groupNames), mode: 0o644 },
-    { path: paths.attempt, content: attemptRecord({ uid: owner.uid, image: image.ref, nonce: input.nonce, ...(nest && { nest }) }), mode: 0o600 },
+    { path: paths.attempt, content: attemptRecord({ uid: owner.uid, image: image.ref, nonce: input.nonce, ...(image.digest && { digest: image.digest }), ...(nest && { nest }) }), mode: 0o600 },
     { path: paths.envFile, content: envFile(env), mode: 0o600 },
     // What the user chose, their variables and their cwd, only the owner reads (docs/security.md).
     { path: paths.userEnv, content: shellExports(userEnv), mode: 0o600, owner: mine },

@@ -22,10 +22,10 @@ export function pullArgv(config: Config, ref: string): string[] {
   return ['flock', '-w', String(config.pullTimeoutMs / 1000), PULL_LOCK, config.engine, 'pull', ref];
 }
 
-/** `Digest: sha256:…` in a pull's output → the digest (a pull of a tag always prints it). */
+/** `Digest: sha256:…` in a pull's output → the digest (docker's pull of a tag prints it once). */
 export function pulledDigest(stdout: string): string | undefined {
-  const digest = /^Digest: (\S+)$/m.exec(stdout)?.[1];
-  return digest && DIGEST.test(digest) ? digest : undefined;
+  const digests = [...stdout.matchAll(/^Digest: (\S+)$/gm)].map((m) => m[1]!);
+  return digests.length === 1 && DIGEST.test(digests[0]!) ? digests[0] : undefined;
 }
 
 /** The image's id, for the accounts cache; also whether a node holds the job's digest. */

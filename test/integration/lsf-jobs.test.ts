@@ -216,7 +216,7 @@ describe('LSF: the registry goes away', () => {
     }
     expect(failed.preExec).toHaveLength(1);
     expect(failed.preExec[0]!.code).toBe(1);
-    expect(failed.preExec[0]!.stderr).toContain(`node3: pull: registry failed and the node lacks the job's image`);
+    expect(failed.preExec[0]!.stderr).toContain(`node3: pull: the pull of the job's digest failed`);
     expect(await containers(failed.jobId)).toEqual([]);
     expect(await claims(failed.jobId)).toEqual([]);
     expect(await jobDirs(failed.jobId)).toEqual([]);

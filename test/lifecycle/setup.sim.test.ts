@@ -73,6 +73,24 @@ describe('setupJob on the simulated cluster', () => {
     expect(f.claims()).toEqual([`claim.1002.0.${f.hosts[0]}.${first.port}`]);
   });
 
+  it('a re-run of the same attempt keeps its digest, though the tag has moved and a node lost its container', async () => {
+    const job = f.job('1014');
+    const first = await setupJob(f.config, job, f.log);
+    const third = f.sim.node(f.hosts[2]!);
+    third.remove(third.named('jobbox-1014')[0]!.id);
+    // The registry now answers the tag with another manifest.
+    const moved = `sha256:${'f'.repeat(64)}`;
+    f.sim.node(f.hosts[0]!).intercept = (c) => (c.kind === 'pull' && !c.argv.some((a) => a.includes('@')) ? { code: 0, stdout: `Digest: ${moved}\n` } : undefined);
+    const pullsBefore = f.sim.node(f.hosts[0]!).count('pull');
+
+    const second = await setupJob(f.config, job, f.log);
+
+    expect(second.image.digest).toBe(first.image.digest);
+    expect(f.hosts.map((ip) => f.sim.node(ip).named('jobbox-1014')[0]!.image.split('@')[1])).toEqual(f.hosts.map(() => first.image.digest));
+    // The first node did not ask the registry for the tag again.
+    expect(f.sim.node(f.hosts[0]!).count('pull')).toBe(pullsBefore);
+  });
+
   it('takes the other port when the bind test finds the first one taken on a node', async () => {
     const third = f.sim.node(f.hosts[2]!);
     let refused: number | undefined;
@@ -224,7 +242,30 @@ describe('setupJob on the simulated cluster', () => {
 
     expect(err.exitCode).toBe(1);
     // The rest of the line is the registry's complaint, escaped and cut at 200 characters.
-    expect(err.message.startsWith(`jobbox: nodes: failed on 1 of 3: ${f.hosts[1]}: pull: registry failed and the node lacks the job's image (Error response from daemon: Get `)).toBe(true);
+    expect(err.message.startsWith(`jobbox: nodes: failed on 1 of 3: ${f.hosts[1]}: pull: the pull of the job's digest failed (Error response from daemon: Get `)).toBe(true);
+    nothingLeft();
+  });
+
+  it('a first node whose copy never came from the registry (no RepoDigests) fails the start for good', async () => {
+    const first = f.sim.node(f.hosts[0]!);
+    first.registryDown = true;
+    first.images.add(IMAGE_REF);
+    first.intercept = (c) => (c.kind === 'image inspect' && c.argv.includes('{{json .RepoDigests}}') ? { code: 0, stdout: '[]\n' } : undefined);
+
+    const err = await failure('1015');
+
+    expect(err.exitCode).toBe(99);
+    expect(err.message).toMatch(new RegExp(`^jobbox: ${f.hosts[0]!.replace(/\./g, '\\.')}: pull: the registry failed \\(.*\\) and the node's copy carries no single registry digest to pin: push the image to its registry: ${IMAGE_REF}$`));
+    nothingLeft();
+  });
+
+  it('an engine whose pull prints no digest fails the start for good, not as a registry failure', async () => {
+    f.sim.node(f.hosts[0]!).intercept = (c) => (c.kind === 'pull' ? { code: 0, stdout: `${IMAGE_REF}\n` } : undefined);
+
+    const err = await failure('1016');
+
+    expect(err.exitCode).toBe(99);
+    expect(err.message).toContain('pull: the engine pulled the tag but printed no single manifest digest to pin');
     nothingLeft();
   });
 

@@ -168,3 +168,16 @@ describe('cgroupCleanupArgv', () => {
     expect(existsSync(join(top, 'pids', 'jobbox'))).toBe(true);
   });
 });
+
+describe('repoOf with a tag and a digest', () => {
+  it('drops both', () => {
+    const D = `sha256:${'ab'.repeat(32)}`;
+    expect(repoOf(`reg:5000/a/b:tag@${D}`)).toBe('reg:5000/a/b');
+    expect(runRef({ ref: `reg:5000/a/b:tag@${D}`, digest: D })).toBe(`reg:5000/a/b@${D}`);
+  });
+
+  it('takes a pull\'s digest only when it printed exactly one', () => {
+    const D = `sha256:${'ab'.repeat(32)}`;
+    expect(pulledDigest(`Digest: ${D}\nDigest: ${D}\n`)).toBeUndefined();
+  });
+});

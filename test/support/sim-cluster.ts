@@ -240,6 +240,13 @@ export class SimNode {
     if (listener) await new Promise<void>((resolve) => listener.close(() => resolve()));
   }
 
+  /** A container gone as if someone ran `docker rm -f` on it, its sshd with it. */
+  remove(id: string): void {
+    const c = this.containers.get(id);
+    if (c) this.stopSshd(c);
+    this.containers.delete(id);
+  }
+
   /** Back to a fresh node: no containers, images, faults or history. */
   clear(): void {
     for (const c of this.containers.values()) this.stopSshd(c);
