@@ -60,7 +60,8 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     engines.catch(() => {});
     const prepared = Promise.all([
       jobKeys(paths),
-      pinned.then((p) => imageAccounts(first, config, p, log)),
+      // A re-run's first node may have to fetch the digest first, like the others.
+      (adopted?.digest ? pulls.then(() => pinned) : pinned).then((p) => imageAccounts(first, config, p, log)),
       lookupGroupNames([job.owner.gid, ...job.owner.gids]),
     ]);
     prepared.catch(() => {});
