@@ -235,6 +235,14 @@ describe('setupJob on the simulated cluster', () => {
     expect(f.sim.nodes.map((n) => n.count('pull'))).toEqual([1, 0, 0]);
   });
 
+  it('pull_policy always: every other node pulls the digest though it holds it; missing: none does', async () => {
+    for (const ip of f.hosts) f.sim.node(ip).images.add(IMAGE_REF);
+    await setupJob({ ...f.config, pullPolicy: 'always' }, f.job('1017'), f.log);
+    expect(f.sim.nodes.map((n) => n.count('pull'))).toEqual([1, 1, 1]);
+    await setupJob(f.config, f.job('1018'), f.log);
+    expect(f.sim.nodes.map((n) => n.count('pull'))).toEqual([2, 1, 1]);
+  });
+
   it('a node without the registry and without the job\'s digest fails the start as transient', async () => {
     f.sim.node(f.hosts[1]!).registryDown = true;
 
