@@ -27,17 +27,22 @@ function nodesOf(list: string): string[] {
  * Runs `fn` on every node over its own admin session, at most `fanout` at once, as a job start
  * does: one node's failure is its row, not the command's end.
  */
-async function eachNode<R>(config: Config, hosts: string[], fn: (s: Session) => Promise<R>): Promise<({ ok: true; value: R } | { ok: false; error: string })[]> {
-  const settled = await fanOut(hosts, config.fanout, async (host) => {
+type Row<R> = { ok: true; value: R } | { ok: false; error: string };
+
+async function eachNode<R>(config: Config, hosts: string[], fn: (s: Session) => Promise<R>, done?: (host: string, row: Row<R>) => void): Promise<Row<R>[]> {
+  const settled = await fanOut(hosts, config.fanout, async (host): Promise<Row<R>> => {
     let sessions: Map<string, Session> | undefined;
+    let row: Row<R>;
     try {
       sessions = await adminSessions(config, [host]);
-      return { ok: true as const, value: await fn(sessions.get(host)!) };
+      row = { ok: true, value: await fn(sessions.get(host)!) };
     } catch (err) {
-      return { ok: false as const, error: formatError(err).line.replace(/^jobbox: /, '') };
+      row = { ok: false, error: formatError(err).line.replace(/^jobbox: /, '') };
     } finally {
       for (const s of sessions?.values() ?? []) s.close();
     }
+    done?.(host, row);
+    return row;
   });
   return settled.map((r) => (r.status === 'fulfilled' ? r.value : { ok: false as const, error: String(r.reason) }));
 }
@@ -61,15 +66,12 @@ export async function imagePrefetch(alias: string, args: ImageArgs, env: NodeJS.
   }
   const pinned: Image = first!.value;
   process.stdout.write(`${hosts[0]}  pinned  ${runRef(pinned)}\n`);
-  const rest = await Promise.all(
-    hosts.slice(1).map(async (host) => {
-      const [r] = await eachNode(config, [host], (s) => ensureImage(s, config, pinned));
-      process.stdout.write(r!.ok ? `${host}  ok      ${runRef(pinned)}\n` : `${host}  failed  ${r!.error}\n`);
-      return r!.ok;
-    }),
+  // One fan-out over the other nodes, so that at most `fanout` pull at once.
+  const rest = await eachNode(config, hosts.slice(1), (s) => ensureImage(s, config, pinned), (host, r) =>
+    process.stdout.write(r.ok ? `${host}  ok      ${runRef(pinned)}\n` : `${host}  failed  ${r.error}\n`),
   );
-  log.info({ image: image.ref, digest: pinned.digest, nodes: hosts.length, failed: rest.filter((ok) => !ok).length }, 'image prefetch');
-  return rest.every(Boolean) ? 0 : EXIT.transient;
+  log.info({ image: image.ref, digest: pinned.digest, nodes: hosts.length, failed: rest.filter((r) => !r.ok).length }, 'image prefetch');
+  return rest.every((r) => r.ok) ? 0 : EXIT.transient;
 }
 
 export interface ImageRow {
