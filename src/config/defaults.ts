@@ -25,6 +25,7 @@ export const GLOBAL_DEFAULTS = {
   start_timeout: '60',
   pull_timeout: '600',
   pull_policy: 'missing',
+  insecure_registries: '',
   fanout: '256',
   device_dir: '/dev/infiniband',
   default_queue: 'normal',
@@ -33,6 +34,8 @@ export const GLOBAL_DEFAULTS = {
 export const QUEUE_DEFAULTS = {
   default_image: '',
   allowed_images: '',
+  allowed_repos: '',
+  pin_at_submit: 'no',
   mounts: '',
   devices: 'uverbs* rdma_cm',
   cpus: 'slots',

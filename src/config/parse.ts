@@ -4,7 +4,7 @@ import { posix } from 'node:path';
 import ini from 'ini';
 import { JobboxError } from '../errors.js';
 import { GLOBAL_DEFAULTS, IMAGE_DEFAULTS, QUEUE_DEFAULTS } from './defaults.js';
-import { qualifiedRef } from './ref.js';
+import { isRepository, qualifiedRef } from './ref.js';
 import { LOG_LEVELS, type Config, type Image, type LogLevel, type MemoryPolicy, type Mount, type Queue } from './types.js';
 
 export type { Config, Image, LogLevel, MemoryPolicy, Mount, Queue } from './types.js';
@@ -44,6 +44,7 @@ export function parseConfig(text: string, file: string): Config {
     startTimeoutMs: must(at('start_timeout'), g.start_timeout, SECONDS_RULE, millis),
     pullTimeoutMs: must(at('pull_timeout'), g.pull_timeout, SECONDS_RULE, millis),
     pullPolicy: must(at('pull_policy'), g.pull_policy, 'missing or always', (v): 'missing' | 'always' | undefined => (v === 'missing' || v === 'always' ? v : undefined)),
+    insecureRegistries: words(g.insecure_registries).map((r) => must(at('insecure_registries'), r, 'registry host[:port] names (lowercase; with a "." or a port, or "localhost")', (v) => (v === '' ? undefined : parseRegistry(v)))),
     fanout: must(at('fanout'), g.fanout, 'an integer from 1 to 4096', (v) => int(v, 1, 4096)),
     deviceDir: must(at('device_dir'), g.device_dir, PATH_RULE, absPath),
     defaultQueue: g.default_queue,
@@ -155,6 +156,12 @@ function parseQueue(name: string, values: Section, images: Map<string, Image>): 
   if (!allowedImages.includes(s.default_image)) {
     throw new JobboxError(`config ${at('default_image')}`, `must be one of allowed_images (${list(allowedImages)})`, s.default_image);
   }
+  const allowedRepos = [...new Set(words(s.allowed_repos))];
+  for (const pattern of allowedRepos) {
+    if (!isRepository(pattern.endsWith('/*') ? pattern.slice(0, -2) : pattern)) {
+      throw new JobboxError(`config ${at('allowed_repos')}`, 'each must be a repository with its registry (reg:5000/path/app), or one ending in /* for every repository below it', pattern);
+    }
+  }
   const devices = words(s.devices);
   for (const glob of devices) {
     // umad*/issm* give raw access to the fabric's management layer; only verbs and the RDMA CM are safe to hand out.
@@ -173,6 +180,8 @@ function parseQueue(name: string, values: Section, images: Map<string, Image>): 
     name,
     defaultImage: s.default_image,
     allowedImages,
+    allowedRepos,
+    pinAtSubmit: must(at('pin_at_submit'), s.pin_at_submit, '"yes" or "no"', (v) => (v === 'yes' ? true : v === 'no' ? false : undefined)),
     mounts: parseMounts(`config ${at('mounts')}`, s.mounts),
     devices,
     cpus: must(at('cpus'), s.cpus, '"slots" or "none"', (v) => (v === 'slots' || v === 'none' ? v : undefined)),

@@ -24,6 +24,8 @@ export interface Image {
   digest?: string;
   mounts: Mount[];
   env: Record<string, string>;
+  /** A user's own reference from a queue's allowed_repos, not an [image] section: always pinned at submit. */
+  user?: boolean;
 }
 
 export interface Queue {
@@ -31,6 +33,13 @@ export interface Queue {
   defaultImage: string;
   /** Image aliases, each with an [image] section; includes defaultImage. */
   allowedImages: string[];
+  /**
+   * Repositories users may name images of themselves (config/ref.ts repoAllowed): exact ones,
+   * or `reg/path/*` for every one below. Such an image is always pinned at submit.
+   */
+  allowedRepos: string[];
+  /** The submit (esub, job_submit.lua) pins an alias's tag to its digest then, as Shifter does; else the start does. */
+  pinAtSubmit: boolean;
   mounts: Mount[];
   /** Globs of device names under Config.deviceDir: only uverbs* and rdma_cm. */
   devices: string[];
@@ -67,6 +76,8 @@ export interface Config {
   pullTimeoutMs: number;
   /** `missing`: a node that holds the job's digest does not ask the registry; `always`: every node pulls it. */
   pullPolicy: 'missing' | 'always';
+  /** Registries jobbox's own registry client speaks plain HTTP to (as dockerd's insecure-registries); the others HTTPS. */
+  insecureRegistries: string[];
   fanout: number;
   deviceDir: string;
   defaultQueue: string;

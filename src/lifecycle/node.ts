@@ -152,13 +152,18 @@ export async function pinImage(session: Session, config: Config, image: Image, l
  * while the registry fails fails the start (a requeue may find the registry back), and never
  * runs a copy of another build.
  */
-export async function ensureImage(session: Session, config: Config, image: Image): Promise<void> {
+export async function ensureImage(session: Session, config: Config, image: Image, pinnedAtSubmit = false): Promise<void> {
   if (config.pullPolicy === 'missing' && (await session.run([config.engine, ...imageIdArgv(image)], config.connectTimeoutMs)).code === 0) return;
   const ref = runRef(image);
   const pulled = await pullOn(session, config, ref);
-  if (pulled.code !== 0) {
-    throw new JobboxError(`${session.host}: pull`, `the pull of the job's digest failed (${printable(firstLine(pulled.stderr))})`, ref, EXIT.transient);
+  if (pulled.code === 0) return;
+  const reason = firstLine(pulled.stderr);
+  // A digest pinned at submit that its registry no longer holds will not come back: a requeue
+  // would loop. One the start pinned may have been deleted under it, and a requeue pins anew.
+  if (pinnedAtSubmit && /manifest unknown|not found/i.test(reason)) {
+    throw new JobboxError(`${session.host}: pull`, `the registry no longer holds the digest the job was pinned to at submit (${printable(reason)}); submit it again`, ref, EXIT.permanent);
   }
+  throw new JobboxError(`${session.host}: pull`, `the pull of the job's digest failed (${printable(reason)})`, ref, EXIT.transient);
 }
 
 /**
@@ -178,7 +183,14 @@ export async function imageAccounts(first: Session, config: Config, image: Image
     text = await readJobFile(cached);
   }
   if (text === undefined) {
-    text = await must(first, [config.engine, ...imageAccountsArgv(image)], config.startTimeoutMs, image.ref);
+    const argv = [config.engine, ...imageAccountsArgv(image)];
+    const r = await first.run(argv, config.startTimeoutMs);
+    // 126 and 127 are the container's own: its /bin/sh cannot run. Every requeue would find the same.
+    if (r.code === 126 || r.code === 127) {
+      throw new JobboxError(`image ${image.alias}`, `needs a POSIX shell as /bin/sh (the check in a throwaway container exited ${r.code}: ${printable(firstLine(r.stderr))})`, runRef(image), EXIT.permanent);
+    }
+    if (r.code !== 0) throw commandFailed(first.host, argv, r, image.ref);
+    text = r.stdout;
     if (cached) await writeJobFile({ path: cached, content: text, mode: 0o644 });
   }
   const files = splitHeadOutput(text);

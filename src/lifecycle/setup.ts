@@ -50,18 +50,19 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     // The first node pins the image to one digest, and every other node makes sure it holds
     // that digest, while the port is chosen and checked on every node; meanwhile the keys are
     // made, and the image's accounts read as soon as the first node has the image.
-    // A re-run of the attempt keeps the digest its running containers have; every node then
-    // checks it holds that one.
+    // A re-run of the attempt keeps the digest its running containers have, and a job pinned
+    // at submit the digest it was pinned to: every node then checks it holds that one.
     const first = sessions.get(hosts[0]!)!;
-    const pinned = adopted?.digest ? Promise.resolve({ ...image, digest: adopted.digest }) : pinImage(first, config, image, log);
-    const pulls = pinned.then((p) => each((s, i) => (i === 0 && !adopted?.digest ? Promise.resolve() : ensureImage(s, config, p))));
+    const known = adopted?.digest ?? image.digest;
+    const pinned = known ? Promise.resolve({ ...image, digest: known }) : pinImage(first, config, image, log);
+    const pulls = pinned.then((p) => each((s, i) => (i === 0 && !known ? Promise.resolve() : ensureImage(s, config, p, !adopted?.digest && image.digest !== undefined))));
     pulls.catch(() => {});
     const engines = job.containment ? each((s) => checkEngineCgroups(s, config)) : Promise.resolve([]);
     engines.catch(() => {});
     const prepared = Promise.all([
       jobKeys(paths),
-      // A re-run's first node may have to fetch the digest first, like the others.
-      (adopted?.digest ? pulls.then(() => pinned) : pinned).then((p) => imageAccounts(first, config, p, log)),
+      // With the digest known, the first node may have to fetch it first, like the others.
+      (known ? pulls.then(() => pinned) : pinned).then((p) => imageAccounts(first, config, p, log)),
       lookupGroupNames([job.owner.gid, ...job.owner.gids]),
     ]);
     prepared.catch(() => {});
@@ -71,7 +72,7 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     await Promise.all([pulls, engines]);
     phase('pull');
     const run = await pinned;
-    log.info({ image: image.ref, digest: run.digest }, 'image pinned');
+    log.info({ image: image.ref, digest: run.digest, pinned: adopted?.digest ? 'earlier run' : image.digest ? 'submit' : 'start' }, 'image pinned');
 
     const plan = planJob({
       config, job, image: run, port, paths, keys, groupNames, accounts, nonce,

@@ -102,8 +102,11 @@ export function runArgv(
     '--shm-size', String(queue.shmSizeBytes),
     '--cap-drop', 'ALL',
     '--security-opt', 'no-new-privileges',
+    // The image's own ENTRYPOINT would get sshd's words as its arguments: a user's image could
+    // run anything in sshd's place.
+    '--entrypoint', '/usr/sbin/sshd',
     runRef(image),
-    '/usr/sbin/sshd', '-D', '-e', '-f', paths.sshdConfig,
+    '-D', '-e', '-f', paths.sshdConfig,
   ];
 }
 
@@ -189,14 +192,15 @@ export const SSHD_VERSION = '/usr/sbin/sshd -V';
 
 /**
  * Reads the image's own account files and its sshd's release, in a container with no network
- * and no privileges: one throwaway container for both, so a fixed script (nothing is put into
+ * and no privileges: one throwaway container for both, which is also the check that the image
+ * has what jobbox needs, a POSIX /bin/sh (its ENTRYPOINT cannot stand in) and an OpenSSH sshd; so a fixed script (nothing is put into
  * it) that adds the sshd's words after head's files, in head's own format. A missing account
  * file still fails the run; sshd -V may not (a release without -V prints it in its usage).
  */
 export function imageAccountsArgv(image: Image): string[] {
   return [
     'run', '--rm', '--net=none', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--user', '65534:65534',
-    runRef(image), '/bin/sh', '-c', `head -n 1000000 /etc/passwd /etc/group || exit; echo; echo "==> ${SSHD_VERSION} <=="; ${SSHD_VERSION} 2>&1; exit 0`,
+    '--entrypoint', '/bin/sh', runRef(image), '-c', `head -n 1000000 /etc/passwd /etc/group || exit; echo; echo "==> ${SSHD_VERSION} <=="; ${SSHD_VERSION} 2>&1; exit 0`,
   ];
 }
 

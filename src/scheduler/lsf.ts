@@ -251,24 +251,30 @@ function lineEnd(text: string, from: number): number {
 }
 
 /**
- * `bsub -a` values (openlava's `LSB_SUB_ADDITIONAL="docker-deb12 other"`) → the image alias
- * asked for, or undefined when no word starts with `docker-`. Words for other applications
- * belong to other esubs; two docker- words would be two images for one job.
+ * `bsub -a` values (openlava's `LSB_SUB_ADDITIONAL="docker-deb12 other"`) → the image asked
+ * for, or undefined when no word is jobbox's: `docker-<alias>` names an alias, and
+ * `docker(<ref>)` (LSF's esub arguments) an alias or a user's own reference, each with an
+ * optional `@sha256:…`. Words for other applications belong to other esubs; two of jobbox's
+ * would be two images for one job.
  */
-export function requestedAlias(additional: string | undefined): string | undefined {
-  const docker = (additional ?? '').split(/\s+/).filter((w) => w.startsWith('docker-'));
-  if (docker.length > 1) throw new JobboxError('bsub -a', 'names more than one docker- application, give one image', docker.join(' '));
-  return docker[0]?.slice('docker-'.length);
+export function requestedImage(additional: string | undefined): string | undefined {
+  const docker = (additional ?? '').split(/\s+/).filter((w) => w.startsWith('docker-') || w.startsWith('docker('));
+  if (docker.length > 1) throw new JobboxError('bsub -a', 'names more than one docker application, give one image', docker.join(' '));
+  const word = docker[0];
+  if (word === undefined || word.startsWith('docker-')) return word?.slice('docker-'.length);
+  const arg = /^docker\(([^(),]*)\)$/.exec(word)?.[1];
+  if (!arg) throw new JobboxError('bsub -a', 'docker takes one argument, the image: docker(reg:5000/path/app:tag)', word);
+  return arg;
 }
 
 /**
  * The parameter file's text → the queue the job was submitted to (undefined: the default one)
- * and the image alias it asks for: `perAlias`, the name the per-alias esub was run by, else
- * the `docker-` word of `bsub -a`.
+ * and the image it asks for: `perAlias`, the name the per-alias esub was run by, else what
+ * `bsub -a` says.
  */
 export function esubRequest(parmText: string, perAlias: string | undefined): { queue: string | undefined; alias: string | undefined } {
   const parm = parseParmFile(parmText);
-  return { queue: parm.get('LSB_SUB_QUEUE') || undefined, alias: perAlias ?? requestedAlias(parm.get('LSB_SUB_ADDITIONAL')) };
+  return { queue: parm.get('LSB_SUB_QUEUE') || undefined, alias: perAlias ?? requestedImage(parm.get('LSB_SUB_ADDITIONAL')) };
 }
 
 // ---- Post-exec: how the job ended ----

@@ -12,7 +12,7 @@ import { lsfJob } from '../../src/scheduler/lsf.js';
 import { planJob } from '../../src/plan/job.js';
 import { jobPaths } from '../../src/plan/job-files.js';
 import { describe, expect, it } from 'vitest';
-import { CANARY, CONF, CONTROL, HOST_RULE, LSF, META, NO_ALIAS, PARM, ROOT, config, esubWith, lsf, me, preExecJob, preExecWith, prologWith, refused, type Env } from './catalogue.js';
+import { ALLOWED, CANARY, CONF, CONTROL, HOST_RULE, LSF, META, NO_ALIAS, PARM, ROOT, config, esubWith, lsf, me, preExecJob, preExecWith, prologWith, refused, type Env } from './catalogue.js';
 
 describe('controls: the baselines the cases spoil are accepted', () => {
   it('esub writes the alias for a good request', async () => {
@@ -35,6 +35,8 @@ describe('controls: the baselines the cases spoil are accepted', () => {
 
 // ---- image requests: at submit (esub, 97) and again at pre-exec (99) ----
 
+const USER_REF = 'not a qualified image reference (registry[:port]/path[:tag][@sha256:…], lowercase)';
+
 // [case, requested alias, queue, problem, value as printed]
 const IMAGES: [string, string, string, string, string][] = [
   ['empty', '', 'normal', 'must not be empty', ''],
@@ -54,14 +56,25 @@ const IMAGES: [string, string, string, string, string][] = [
   ['"&"', 'deb12&id', 'normal', META, 'deb12&id'],
   ['">"', 'deb12>x', 'normal', META, 'deb12>x'],
   ['a quote', "deb12'", 'normal', META, "deb12'"],
-  ['4 KB long', 'a'.repeat(4096), 'normal', 'longer than 64 characters', `${'a'.repeat(200)}… (4096 chars)`],
+  ['4 KB long', 'a'.repeat(4096), 'normal', 'longer than 330 characters', `${'a'.repeat(200)}… (4096 chars)`],
+  ['an alias of 65 characters', 'a'.repeat(65), 'normal', 'an alias is at most 64 characters', 'a'.repeat(65)],
   ['an unqualified public name', 'centos:7', 'normal', NO_ALIAS, 'centos:7'],
-  ['a full ref from the allow-list given as the alias', '10.78.0.1:5000/deb12:r1', 'normal', NO_ALIAS, '10.78.0.1:5000/deb12:r1'],
-  ['a path', '../deb12', 'normal', NO_ALIAS, '../deb12'],
+  ['an [image] ref outside allowed_repos', '10.78.0.1:5000/deb12:r1', 'normal', `repository not allowed in queue normal (${ALLOWED})`, '10.78.0.1:5000/deb12:r1'],
+  ['a user ref in a queue without allowed_repos', '10.78.0.1:5000/projects/x:1', 'short', 'repository not allowed in queue short (allowed: deb12-mpich)', '10.78.0.1:5000/projects/x:1'],
+  ['a user ref on a public hub', 'library/centos:7', 'normal', USER_REF, 'library/centos:7'],
+  ['a user ref with another registry in its path', '10.78.0.1:5000/projects/../../evil.example.org/x:1', 'normal', USER_REF, '10.78.0.1:5000/projects/../../evil.example.org/x:1'],
+  ['a user ref that only starts like an allowed one', '10.78.0.1:5000/projectsx/app:1', 'normal', `repository not allowed in queue normal (${ALLOWED})`, '10.78.0.1:5000/projectsx/app:1'],
+  ['a user ref on another port', '10.78.0.1:5001/projects/app:1', 'normal', `repository not allowed in queue normal (${ALLOWED})`, '10.78.0.1:5001/projects/app:1'],
+  ['a user ref in capitals', '10.78.0.1:5000/projects/App:1', 'normal', USER_REF, '10.78.0.1:5000/projects/App:1'],
+  ['a user ref with a short digest', '10.78.0.1:5000/projects/app@sha256:abc', 'normal', USER_REF, '10.78.0.1:5000/projects/app@sha256:abc'],
+  ['an alias with a bad digest', 'deb12@sha256:xyz', 'normal', 'a digest after "@" must be sha256: and 64 hex digits', 'deb12@sha256:xyz'],
+  ['an alias with two digests', `deb12@sha256:${'a'.repeat(64)}@sha256:${'a'.repeat(64)}`, 'normal', 'a digest after "@" must be sha256: and 64 hex digits', `deb12@sha256:${'a'.repeat(64)}@sha256:${'a'.repeat(64)}`],
+  ['a path', '../deb12', 'normal', USER_REF, '../deb12'],
   ['another case', 'DEB12', 'normal', NO_ALIAS, 'DEB12'],
   ['a homoglyph (Cyrillic е)', 'd\u0435b12', 'normal', NO_ALIAS, 'd\u0435b12'],
   ['__proto__', '__proto__', 'normal', NO_ALIAS, '__proto__'],
   ['an alias the queue does not allow', 'deb12', 'short', 'not allowed in queue short (allowed: deb12-mpich)', 'deb12'],
+  ['an alias the queue does not allow, with a digest', `deb12@sha256:${'a'.repeat(64)}`, 'short', 'not allowed in queue short (allowed: deb12-mpich)', `deb12@sha256:${'a'.repeat(64)}`],
 ];
 
 describe('image requests at submit: the esub exits 97 and leaves the envfile empty', () => {
@@ -72,7 +85,12 @@ describe('image requests at submit: the esub exits 97 and leaves the envfile emp
     ['master esub: docker--privileged', 'LSB_SUB_ADDITIONAL="docker--privileged"\n', 'jobbox: image: must not start with "-": -privileged'],
     ['master esub: docker-$(id)', 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker-$(id)"\n', `jobbox: image: ${META}: $(id)`],
     ['master esub: docker-centos:7', 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker-centos:7"\n', `jobbox: image: ${NO_ALIAS}: centos:7`],
-    ['master esub: two images', 'LSB_SUB_ADDITIONAL="docker-deb12 docker-deb12-mpich"\n', 'jobbox: bsub -a: names more than one docker- application, give one image: docker-deb12 docker-deb12-mpich'],
+    ['master esub: two images', 'LSB_SUB_ADDITIONAL="docker-deb12 docker-deb12-mpich"\n', 'jobbox: bsub -a: names more than one docker application, give one image: docker-deb12 docker-deb12-mpich'],
+    ['master esub: an alias and a ref', 'LSB_SUB_ADDITIONAL="docker-deb12 docker(10.78.0.1:5000/projects/x:1)"\n', 'jobbox: bsub -a: names more than one docker application, give one image: docker-deb12 docker(10.78.0.1:5000/projects/x:1)'],
+    ['master esub: docker() with two arguments', 'LSB_SUB_ADDITIONAL="docker(a,b)"\n', 'jobbox: bsub -a: docker takes one argument, the image: docker(reg:5000/path/app:tag): docker(a,b)'],
+    ['master esub: docker() empty', 'LSB_SUB_ADDITIONAL="docker()"\n', 'jobbox: bsub -a: docker takes one argument, the image: docker(reg:5000/path/app:tag): docker()'],
+    ['master esub: docker(centos:7)', 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker(centos:7)"\n', `jobbox: image: ${NO_ALIAS}: centos:7`],
+    ['master esub: docker(ref) outside allowed_repos', 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker(10.78.0.1:5000/other/x:1)"\n', `jobbox: image: repository not allowed in queue normal (${ALLOWED}): 10.78.0.1:5000/other/x:1`],
     ['master esub: an unknown queue', 'LSB_SUB_QUEUE="../x"\nLSB_SUB_ADDITIONAL="docker-deb12"\n', 'jobbox: queue: no such [queue] section in the config (defined: normal short): ../x'],
   ])('%s', (_case, parm, message) => refused(esubWith(undefined, parm), message, 97));
 });
@@ -250,7 +268,7 @@ describe('environment: denied or unsafe user variables are dropped from the env 
 // ---- config ----
 
 const MIN = '[queue normal]\ndefault_image = deb12\n[image deb12]\nref = 10.78.0.1:5000/deb12:r1\n';
-const GLOBAL_KEYS = 'engine registry port_range port_dir state_dir log_file log_level ssh_user ssh_key ssh_known_hosts ssh_port connect_timeout start_timeout pull_timeout pull_policy fanout device_dir default_queue';
+const GLOBAL_KEYS = 'engine registry port_range port_dir state_dir log_file log_level ssh_user ssh_key ssh_known_hosts ssh_port connect_timeout start_timeout pull_timeout pull_policy insecure_registries fanout device_dir default_queue';
 const RANGE = 'must be first-last with 1024 <= first <= last <= 65535';
 const PATH_RULE = 'must be an absolute path without "..", whitespace or control characters';
 let configs = 0;
@@ -258,7 +276,7 @@ let configs = 0;
 describe('config: strict parsing refuses the pre-exec (99)', () => {
   it.each<[string, string, string]>([
     ['unknown key in [jobbox]', `[jobbox]\nprivileged = true\n${MIN}`, `jobbox: config [jobbox]: unknown key (allowed: ${GLOBAL_KEYS}): privileged`],
-    ['unknown key in [queue]', `${MIN}[queue short]\ndefault_image = deb12\ncap_add = SYS_ADMIN\n`, 'jobbox: config [queue short]: unknown key (allowed: default_image allowed_images mounts devices cpus memory shm_size memlock pids_limit): cap_add'],
+    ['unknown key in [queue]', `${MIN}[queue short]\ndefault_image = deb12\ncap_add = SYS_ADMIN\n`, 'jobbox: config [queue short]: unknown key (allowed: default_image allowed_images allowed_repos pin_at_submit mounts devices cpus memory shm_size memlock pids_limit): cap_add'],
     ['unknown key in [image]', `${MIN}[image x]\nref = 10.78.0.1:5000/x\nentrypoint = /bin/sh\n`, 'jobbox: config [image x]: unknown key (allowed: ref mounts env.NAME): entrypoint'],
     ['unknown section', `${MIN}[docker]\nprivileged = true\n`, 'jobbox: config {file}:5: section must be [jobbox], [queue NAME] (NAME ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$) or [image ALIAS] (ALIAS ^[a-z0-9][a-z0-9_-]{0,63}$): [docker]'],
     ['a key twice', `[jobbox]\nfanout = 4\nfanout = 8\n${MIN}`, 'jobbox: config {file}:3: key fanout appears twice in [jobbox]: fanout = 8'],

@@ -23,8 +23,8 @@ export type Act = () => Promise<unknown>;
 export const asRoot = process.getuid?.() === 0;
 export const me = hostname();
 export const HOST_RULE = '^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$';
-export const ALLOWED = 'allowed: deb12 deb12-mpich';
-export const NO_ALIAS = `no such image alias, only aliases are accepted (${ALLOWED})`;
+export const ALLOWED = 'allowed: deb12 deb12-mpich; repositories: 10.78.0.1:5000/projects/*';
+export const NO_ALIAS = `no such image alias (${ALLOWED})`;
 export const CONTROL = 'must not contain whitespace or control characters';
 export const META = 'must not contain shell metacharacters';
 export const SHAPE = /^jobbox: [^\n]+?: [^\n]+: [^\n]*$/;
@@ -56,6 +56,7 @@ start_timeout = 1
 [queue normal]
 default_image = deb12
 allowed_images = deb12 deb12-mpich
+allowed_repos = 10.78.0.1:5000/projects/*
 [queue short]
 default_image = deb12-mpich
 [image deb12]

@@ -28,6 +28,7 @@ connect_timeout = 2.5
 start_timeout = 30
 pull_timeout = 1200
 pull_policy = always
+insecure_registries = registry.example.org:5000 localhost:5000
 fanout = 8
 device_dir = /dev/ib
 default_queue = short
@@ -35,6 +36,8 @@ default_queue = short
 [queue short]
 default_image = deb12-mpich
 allowed_images = deb12-mpich   deb12
+allowed_repos = registry.example.org:5000/projects/* registry.example.org:5000/tools/app
+pin_at_submit = yes
 mounts = /scratch /apps:/opt/apps:ro /data:rw
 devices = uverbs0 uverbs? rdma_cm
 cpus = none
@@ -60,6 +63,8 @@ env.FLAG = true
 env.EMPTY =
 `;
 
+const REPOS_RULE = 'each must be a repository with its registry (reg:5000/path/app), or one ending in /* for every repository below it';
+
 describe('parseConfig', () => {
   it('fills every default', () => {
     const config = parseConfig(MINIMAL, '/etc/jobbox/jobbox.ini');
@@ -79,6 +84,7 @@ describe('parseConfig', () => {
       startTimeoutMs: 60_000,
       pullTimeoutMs: 600_000,
       pullPolicy: 'missing',
+      insecureRegistries: [],
       fanout: 256,
       deviceDir: '/dev/infiniband',
       defaultQueue: 'normal',
@@ -89,6 +95,8 @@ describe('parseConfig', () => {
             name: 'normal',
             defaultImage: 'deb12',
             allowedImages: ['deb12'],
+            allowedRepos: [],
+            pinAtSubmit: false,
             mounts: [],
             devices: ['uverbs*', 'rdma_cm'],
             cpus: 'slots',
@@ -122,6 +130,7 @@ describe('parseConfig', () => {
       startTimeoutMs: 30_000,
       pullTimeoutMs: 1_200_000,
       pullPolicy: 'always',
+      insecureRegistries: ['registry.example.org:5000', 'localhost:5000'],
       fanout: 8,
       deviceDir: '/dev/ib',
       defaultQueue: 'short',
@@ -130,6 +139,8 @@ describe('parseConfig', () => {
       name: 'short',
       defaultImage: 'deb12-mpich',
       allowedImages: ['deb12-mpich', 'deb12'],
+      allowedRepos: ['registry.example.org:5000/projects/*', 'registry.example.org:5000/tools/app'],
+      pinAtSubmit: true,
       mounts: [
         { source: '/scratch', target: '/scratch', readOnly: false },
         { source: '/apps', target: '/opt/apps', readOnly: true },
@@ -225,7 +236,7 @@ describe('parseConfig', () => {
     ['unknown section', `${MINIMAL}[queues x]\n`, 'jobbox: config f:7: section must be [jobbox], [queue NAME] (NAME ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$) or [image ALIAS] (ALIAS ^[a-z0-9][a-z0-9_-]{0,63}$): [queues x]'],
     ['bad image alias', `${MINIMAL}[image Deb]\n`, 'jobbox: config f:7: section must be [jobbox], [queue NAME] (NAME ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$) or [image ALIAS] (ALIAS ^[a-z0-9][a-z0-9_-]{0,63}$): [image Deb]'],
     // [jobbox]
-    ['unknown global key', g('enigne = docker'), 'jobbox: config [jobbox]: unknown key (allowed: engine registry port_range port_dir state_dir log_file log_level ssh_user ssh_key ssh_known_hosts ssh_port connect_timeout start_timeout pull_timeout pull_policy fanout device_dir default_queue): enigne'],
+    ['unknown global key', g('enigne = docker'), 'jobbox: config [jobbox]: unknown key (allowed: engine registry port_range port_dir state_dir log_file log_level ssh_user ssh_key ssh_known_hosts ssh_port connect_timeout start_timeout pull_timeout pull_policy insecure_registries fanout device_dir default_queue): enigne'],
     ['engine option', g('engine = -docker'), 'jobbox: config [jobbox] engine: must be a command name or an absolute path of [A-Za-z0-9._/-]: -docker'],
     ['relative engine', g('engine = bin/docker'), 'jobbox: config [jobbox] engine: must be a command name or an absolute path of [A-Za-z0-9._/-]: bin/docker'],
     ['bare registry', g('registry = myregistry'), 'jobbox: config [jobbox] registry: must be empty or a registry host[:port] (lowercase; with a "." or a port, or "localhost"): myregistry'],
@@ -247,7 +258,14 @@ describe('parseConfig', () => {
     ['missing default queue', g('default_queue = short'), 'jobbox: config [jobbox] default_queue: must name a [queue] section (defined: normal): short'],
     ['no queues', '[image a]\nref = r.example/a\n', 'jobbox: config [jobbox] default_queue: must name a [queue] section (defined: none): normal'],
     // [queue]
-    ['unknown queue key', q('memroy = 1g'), 'jobbox: config [queue normal]: unknown key (allowed: default_image allowed_images mounts devices cpus memory shm_size memlock pids_limit): memroy'],
+    ['unknown queue key', q('memroy = 1g'), 'jobbox: config [queue normal]: unknown key (allowed: default_image allowed_images allowed_repos pin_at_submit mounts devices cpus memory shm_size memlock pids_limit): memroy'],
+    ['allowed_repos unqualified', q('allowed_repos = projects/*'), `jobbox: config [queue normal] allowed_repos: ${REPOS_RULE}: projects/*`],
+    ['allowed_repos a bare registry', q('allowed_repos = registry.example.org/*'), `jobbox: config [queue normal] allowed_repos: ${REPOS_RULE}: registry.example.org/*`],
+    ['allowed_repos a glob inside', q('allowed_repos = registry.example.org/p*/x'), `jobbox: config [queue normal] allowed_repos: ${REPOS_RULE}: registry.example.org/p*/x`],
+    ['allowed_repos a tag', q('allowed_repos = registry.example.org/p/x:1'), `jobbox: config [queue normal] allowed_repos: ${REPOS_RULE}: registry.example.org/p/x:1`],
+    ['allowed_repos uppercase', q('allowed_repos = registry.example.org/P/*'), `jobbox: config [queue normal] allowed_repos: ${REPOS_RULE}: registry.example.org/P/*`],
+    ['pin_at_submit true', q('pin_at_submit = true'), 'jobbox: config [queue normal] pin_at_submit: must be "yes" or "no": true'],
+    ['insecure_registries a URL', g('insecure_registries = http://r.example'), 'jobbox: config [jobbox] insecure_registries: must be registry host[:port] names (lowercase; with a "." or a port, or "localhost"): http://r.example'],
     ['no default image', `${MINIMAL}[queue x]\ncpus = none\n`, 'jobbox: config [queue x] default_image: is required: '],
     ['unknown default image', `${MINIMAL}[queue x]\ndefault_image = centos\n`, 'jobbox: config [queue x] default_image: must name an [image] section (defined: deb12): centos'],
     ['unknown allowed image', q('allowed_images = deb12 centos'), 'jobbox: config [queue normal] allowed_images: each must name an [image] section (defined: deb12): centos'],

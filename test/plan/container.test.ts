@@ -143,9 +143,11 @@ describe('runArgv', () => {
     expect(values(argv, '--cap-drop')).toEqual(['ALL']);
     expect(values(argv, '--security-opt')).toEqual(['no-new-privileges']);
     expect(values(argv, '--user')).toEqual([`${row.job?.owner?.uid ?? 1000}:${row.job?.owner?.gid ?? 1000}`]);
-    // The image ref is the first positional: sshd and its arguments follow, nothing else.
-    expect(argv.slice(-6)).toEqual([REF, '/usr/sbin/sshd', '-D', '-e', '-f', `${DIR}/sshd_config`]);
-    expect(argv.indexOf(REF)).toBe(argv.length - 6);
+    // The entrypoint is sshd, whatever the image says, and the image ref is the first
+    // positional: sshd's arguments follow, nothing else.
+    expect(argv.slice(-7)).toEqual(['/usr/sbin/sshd', REF, '-D', '-e', '-f', `${DIR}/sshd_config`].reduce<string[]>((a, w, i) => (i === 0 ? ['--entrypoint', w] : [...a, w]), []));
+    expect(values(argv, '--entrypoint')).toEqual(['/usr/sbin/sshd']);
+    expect(argv.indexOf(REF)).toBe(argv.length - 5);
   });
 
   it.each(ROWS)('always limits pids, and memlock to at most the memory limit: %s', (_name, row) => {
@@ -162,7 +164,7 @@ describe('runArgv', () => {
 
   it.each(ROWS)('never carries a forbidden flag: %s', (_name, row) => {
     const argv = argvFor(config(row.queue, row.image, row.jobbox), row);
-    for (const arg of argv.slice(0, -6)) {
+    for (const arg of argv.slice(0, -7)) {
       for (const flag of FORBIDDEN) {
         expect(arg === flag || arg.startsWith(`${flag}=`), `${arg} is ${flag}`).toBe(false);
       }
@@ -316,7 +318,7 @@ describe('argv of the other docker commands', () => {
     const image = config().images.get('deb12')!;
     expect(imageAccountsArgv(image)).toEqual([
       'run', '--rm', '--net=none', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--user', '65534:65534',
-      REF, '/bin/sh', '-c', 'head -n 1000000 /etc/passwd /etc/group || exit; echo; echo "==> /usr/sbin/sshd -V <=="; /usr/sbin/sshd -V 2>&1; exit 0',
+      '--entrypoint', '/bin/sh', REF, '-c', 'head -n 1000000 /etc/passwd /etc/group || exit; echo; echo "==> /usr/sbin/sshd -V <=="; /usr/sbin/sshd -V 2>&1; exit 0',
     ]);
   });
 });

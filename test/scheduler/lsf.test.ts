@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { JobboxError } from '../../src/errors.js';
 import type { AccountLookup, Owner } from '../../src/job/job.js';
 import type { JobRef } from '../../src/scheduler/answer.js';
-import { bjobsName, boundCpus, cpuList, lsfJob, lsfNest, parseBjobs, parseLsfHosts, parseMcpuHosts, parseParmFile, requestedAlias } from '../../src/scheduler/lsf.js';
+import { bjobsName, boundCpus, cpuList, lsfJob, lsfNest, parseBjobs, parseLsfHosts, parseMcpuHosts, parseParmFile, requestedImage } from '../../src/scheduler/lsf.js';
 
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27], home: '/home/alice', shell: '/bin/bash' };
 const accounts: Record<string, Owner> = { alice, root: { ...alice, name: 'root', uid: 0, gid: 0, home: '/root' } };
@@ -219,7 +219,8 @@ describe('parseParmFile', () => {
   });
 });
 
-describe('requestedAlias', () => {
+describe('requestedImage', () => {
+  const digest = `sha256:${'0'.repeat(64)}`;
   it.each([
     [undefined, undefined],
     ['', undefined],
@@ -227,11 +228,20 @@ describe('requestedAlias', () => {
     ['docker-deb12', 'deb12'],
     [' gpu  docker-deb12-mpich ', 'deb12-mpich'],
     ['docker-', ''],
-  ])('%j → %j', (additional, alias) => expect(requestedAlias(additional)).toBe(alias));
+    ['docker(deb12)', 'deb12'],
+    ['gpu docker(10.78.0.1:5000/projects/x/app:1.2)', '10.78.0.1:5000/projects/x/app:1.2'],
+    [`docker(10.78.0.1:5000/projects/x/app@${digest})`, `10.78.0.1:5000/projects/x/app@${digest}`],
+    ['dockerx(a)', undefined],
+  ])('%j → %j', (additional, image) => expect(requestedImage(additional)).toBe(image));
 
-  it('refuses two docker- words', () => {
-    expect(() => requestedAlias('docker-a docker-b')).toThrow('jobbox: bsub -a: names more than one docker- application, give one image: docker-a docker-b');
-  });
+  it.each([
+    ['docker-a docker-b', 'jobbox: bsub -a: names more than one docker application, give one image: docker-a docker-b'],
+    ['docker-a docker(b)', 'jobbox: bsub -a: names more than one docker application, give one image: docker-a docker(b)'],
+    ['docker(a,b)', 'jobbox: bsub -a: docker takes one argument, the image: docker(reg:5000/path/app:tag): docker(a,b)'],
+    ['docker()', 'jobbox: bsub -a: docker takes one argument, the image: docker(reg:5000/path/app:tag): docker()'],
+    ['docker((a))', 'jobbox: bsub -a: docker takes one argument, the image: docker(reg:5000/path/app:tag): docker((a))'],
+    ['docker(a', 'jobbox: bsub -a: docker takes one argument, the image: docker(reg:5000/path/app:tag): docker(a'],
+  ])('refuses %j', (additional, message) => expect(() => requestedImage(additional)).toThrow(message));
 });
 
 describe('parseBjobs (bjobs -noheader -a -o "jobid jobindex stat")', () => {

@@ -407,8 +407,11 @@ export class SimNode {
   }
 
   private async run(f: Flags): Promise<Reply> {
-    const [ref, ...cmd] = f.rest;
+    const [ref, ...args] = f.rest;
     if (!ref) return dockerUsage('run', '"docker run" requires at least 1 argument.');
+    // The images here have no ENTRYPOINT: the command is --entrypoint's, then the arguments.
+    const entrypoint = f.value('--entrypoint');
+    const cmd = entrypoint ? [entrypoint, ...args] : args;
     const envFile = f.value('--env-file');
     if (envFile && !existsSync(envFile)) return dockerUsage('run', `open ${envFile}: no such file or directory`);
     if (!this.holds(ref)) {

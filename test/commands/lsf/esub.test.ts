@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { esub } from '../../../src/commands/lsf/esub.js';
 import { rootConfig } from '../../helpers/config-file.js';
+import { fakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
 
 // default_queue is short so that a job naming no queue is visibly judged by short's list.
 const CONFIG = `[jobbox]
@@ -85,12 +86,12 @@ describe('esub rejects with LSB_SUB_ABORT_VALUE and writes nothing', () => {
   it.each([
     ['disallowed alias', 'deb12', 'LSB_SUB_QUEUE="short"\n', {}, 97, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich): deb12'],
     ['disallowed in the default queue', 'deb12', '', {}, 97, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich): deb12'],
-    ['unknown alias', 'centos7', 'LSB_SUB_QUEUE="normal"\n', {}, 97, 'jobbox: image: no such image alias, only aliases are accepted (allowed: deb12 deb12-mpich): centos7'],
+    ['unknown alias', 'centos7', 'LSB_SUB_QUEUE="normal"\n', {}, 97, 'jobbox: image: no such image alias (allowed: deb12 deb12-mpich): centos7'],
     ['option-like alias', '-x', 'LSB_SUB_QUEUE="normal"\n', {}, 97, 'jobbox: image: must not start with "-": -x'],
     ['command substitution', '$(id)', 'LSB_SUB_QUEUE="normal"\n', {}, 97, 'jobbox: image: must not contain shell metacharacters: $(id)'],
     ['a queue jobbox does not know', 'deb12', 'LSB_SUB_QUEUE="gpu"\n', {}, 97, 'jobbox: queue: no such [queue] section in the config (defined: normal short): gpu'],
     ['master esub, disallowed alias', undefined, 'LSB_SUB_QUEUE="short"\nLSB_SUB_ADDITIONAL="docker-deb12"\n', {}, 97, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich): deb12'],
-    ['master esub, two docker- words', undefined, 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker-deb12 docker-deb12-mpich"\n', {}, 97, 'jobbox: bsub -a: names more than one docker- application, give one image: docker-deb12 docker-deb12-mpich'],
+    ['master esub, two docker- words', undefined, 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker-deb12 docker-deb12-mpich"\n', {}, 97, 'jobbox: bsub -a: names more than one docker application, give one image: docker-deb12 docker-deb12-mpich'],
     ['master esub, empty alias', undefined, 'LSB_SUB_ADDITIONAL="docker-"\n', {}, 97, 'jobbox: image: must not be empty: '],
     ['custom LSB_SUB_ABORT_VALUE', 'deb12', 'LSB_SUB_QUEUE="short"\n', { LSB_SUB_ABORT_VALUE: '55' }, 55, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich): deb12'],
     ['nonsense LSB_SUB_ABORT_VALUE: 97', 'deb12', 'LSB_SUB_QUEUE="short"\n', { LSB_SUB_ABORT_VALUE: '9x' }, 97, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich): deb12'],
@@ -109,5 +110,55 @@ describe('esub rejects with LSB_SUB_ABORT_VALUE and writes nothing', () => {
     await expect(esub({ alias: 'deb12', config }, { LSB_SUB_PARM_FILE: join(dir, 'gone') })).rejects.toThrow(
       expect.objectContaining({ message: `jobbox: LSB_SUB_PARM_FILE: cannot read the file (ENOENT): ${dir}/gone`, exitCode: 97 }),
     );
+  });
+});
+
+describe('esub pins at submit', () => {
+  const D1 = `sha256:${'1'.repeat(64)}`;
+  let reg: FakeRegistry;
+  let pinConf: { dir: string; file: string };
+  beforeAll(async () => {
+    reg = await fakeRegistry();
+    reg.manifests.set('hpc/deb12:r1', D1);
+    reg.manifests.set('projects/x/app:1.2', D1);
+    reg.manifests.set(`projects/x/app@${D1}`, D1);
+    pinConf = await rootConfig(`[jobbox]
+insecure_registries = ${reg.host}
+[queue normal]
+default_image = deb12
+allowed_repos = ${reg.host}/projects/*
+[queue pinned]
+default_image = deb12
+pin_at_submit = yes
+[image deb12]
+ref = ${reg.host}/hpc/deb12:r1
+`);
+  });
+  afterAll(async () => {
+    await reg.close();
+    await rm(pinConf.dir, { recursive: true, force: true });
+  });
+  const pin = (alias: string | undefined, parmText: string) =>
+    writeFile(parm, parmText).then(() => esub({ alias, config: pinConf.file }, { LSB_SUB_PARM_FILE: parm, LSB_SUB_MODIFY_ENVFILE: envfile }));
+
+  it.each([
+    ['a queue that pins: the alias asked for', 'deb12', 'LSB_SUB_QUEUE="pinned"\n', `JOBBOX_IMAGE=deb12@${D1}\n${BLANKS}`],
+    ['a queue that pins: the default, asked for by no -a (master esub)', undefined, 'LSB_SUB_QUEUE="pinned"\n', `JOBBOX_IMAGE=deb12@${D1}\n${BLANKS}`],
+    ['a queue that does not: the alias alone', 'deb12', 'LSB_SUB_QUEUE="normal"\n', `JOBBOX_IMAGE=deb12\n${BLANKS}`],
+    ['a user image, always', undefined, `LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker(HOST/projects/x/app:1.2)"\n`, `JOBBOX_IMAGE=HOST/projects/x/app:1.2@${D1}\n${BLANKS}`],
+    ['a user image with its digest, once the registry confirms it', undefined, `LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker(HOST/projects/x/app@${D1})"\n`, `JOBBOX_IMAGE=HOST/projects/x/app@${D1}\n${BLANKS}`],
+  ])('%s', async (_case, alias, parmText, lines) => {
+    await pin(alias, parmText.replaceAll('HOST', reg.host));
+    expect(await written()).toBe(lines.replaceAll('HOST', reg.host));
+  });
+
+  it.each([
+    ['a user image whose tag the registry lacks', `LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker(HOST/projects/x/app:9)"\n`, 'jobbox: registry HOST: has no such tag or repository: HOST/projects/x/app:9'],
+    ['a user image outside allowed_repos, before any registry request', `LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker(HOST/hpc/deb12:r1)"\n`, 'jobbox: image: repository not allowed in queue normal (allowed: deb12; repositories: HOST/projects/*): HOST/hpc/deb12:r1'],
+  ])('rejects %s', async (_case, parmText, message) => {
+    const before = reg.seen.length;
+    await expect(pin(undefined, parmText.replaceAll('HOST', reg.host))).rejects.toThrow(expect.objectContaining({ message: message.replaceAll('HOST', reg.host), exitCode: 97 }));
+    expect(await written()).toBe('(none)');
+    if (message.includes('not allowed')) expect(reg.seen.length).toBe(before);
   });
 });

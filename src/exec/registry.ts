@@ -1,0 +1,66 @@
+// The only code that talks to a registry itself (everything else asks the nodes' engine): one
+// manifest HEAD, for the digest a tag names now. The submit uses it to pin a job's image
+// (esub, job_submit.lua through `jobbox image resolve`), where no engine runs as the user.
+import { DIGEST, type UserRef } from '../config/ref.js';
+import { EXIT, JobboxError, printable } from '../errors.js';
+
+// Every manifest kind docker pull accepts, so the registry answers with the digest docker would
+// print: an index's for a multi-arch image, else the single manifest's.
+const ACCEPT = [
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.oci.image.manifest.v1+json',
+].join(', ');
+
+export interface RegistryOptions {
+  /** Registries spoken to over plain HTTP (config insecure_registries); HTTPS elsewhere. */
+  insecure: string[];
+  timeoutMs: number;
+}
+
+/**
+ * The manifest digest `ref` names in its registry now: its tag's, or, for a ref with a digest,
+ * that digest once the registry confirms the repository holds it. Anonymous pulls only: a
+ * registry that wants a token gets an anonymous one, as docker asks for one (Bearer realm).
+ */
+export async function manifestDigest(ref: UserRef, opts: RegistryOptions): Promise<string> {
+  const slash = ref.repository.indexOf('/');
+  const host = ref.repository.slice(0, slash);
+  const scheme = opts.insecure.includes(host) ? 'http' : 'https';
+  const url = `${scheme}://${host}/v2/${ref.repository.slice(slash + 1)}/manifests/${ref.digest ?? ref.tag}`;
+  const subject = `registry ${host}`;
+  const shown = ref.digest ? `${ref.repository}@${ref.digest}` : `${ref.repository}:${ref.tag}`;
+  const head = (auth?: string) =>
+    fetch(url, { method: 'HEAD', headers: { Accept: ACCEPT, ...(auth && { Authorization: auth }) }, signal: AbortSignal.timeout(opts.timeoutMs) });
+  try {
+    let res = await head();
+    const challenge = res.headers.get('www-authenticate');
+    if (res.status === 401 && challenge) res = await head(await anonymousToken(challenge, subject, opts.timeoutMs));
+    if (res.status === 404) throw new JobboxError(subject, ref.digest ? 'has no such manifest in the repository' : 'has no such tag or repository', shown);
+    if (res.status === 401 || res.status === 403) throw new JobboxError(subject, `refuses an anonymous pull (HTTP ${res.status}); jobbox pins only images anyone may pull`, shown);
+    if (!res.ok) throw new JobboxError(subject, `answered HTTP ${res.status}`, shown, EXIT.transient);
+    const digest = res.headers.get('docker-content-digest') ?? '';
+    if (!DIGEST.test(digest)) throw new JobboxError(subject, 'named no sha256 manifest digest (Docker-Content-Digest)', shown, EXIT.transient);
+    if (ref.digest && digest !== ref.digest) throw new JobboxError(subject, `answered with another digest (${digest})`, shown);
+    return digest;
+  } catch (err) {
+    if (err instanceof JobboxError) throw err;
+    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
+    throw new JobboxError(subject, `cannot be reached (${printable(String(cause))})`, url, EXIT.transient);
+  }
+}
+
+/** `Bearer realm="https://…/token",service="…",scope="…"` → an anonymous token's header. */
+async function anonymousToken(challenge: string, subject: string, timeoutMs: number): Promise<string> {
+  const params = new Map([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
+  const realm = params.get('realm');
+  if (!/^Bearer /i.test(challenge) || !realm || !/^https?:\/\//.test(realm)) throw new JobboxError(subject, 'asks for an authentication jobbox does not do', printable(challenge));
+  const url = new URL(realm);
+  for (const key of ['service', 'scope']) if (params.has(key)) url.searchParams.set(key, params.get(key)!);
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  const body = (res.ok ? await res.json().catch(() => ({})) : {}) as { token?: unknown; access_token?: unknown };
+  const token = body.token ?? body.access_token;
+  if (typeof token !== 'string' || token === '') throw new JobboxError(subject, `gave no anonymous token (HTTP ${res.status})`, url.origin, EXIT.transient);
+  return `Bearer ${token}`;
+}

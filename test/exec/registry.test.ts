@@ -1,0 +1,64 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { manifestDigest } from '../../src/exec/registry.js';
+import { fakeRegistry, type FakeRegistry } from '../support/fake-registry.js';
+
+const D1 = `sha256:${'1'.repeat(64)}`;
+const D2 = `sha256:${'2'.repeat(64)}`;
+let open: FakeRegistry;
+let guarded: FakeRegistry;
+
+beforeAll(async () => {
+  open = await fakeRegistry();
+  guarded = await fakeRegistry({ token: 'anon' });
+  for (const r of [open, guarded]) {
+    r.manifests.set('projects/app:1.2', D1);
+    r.manifests.set(`projects/app@${D1}`, D1);
+  }
+});
+afterAll(async () => {
+  await open.close();
+  await guarded.close();
+});
+
+const opts = (r: FakeRegistry) => ({ insecure: [r.host], timeoutMs: 2000 });
+
+describe('manifestDigest', () => {
+  it('asks for the tag once, with every manifest kind docker accepts, and returns the digest', async () => {
+    const before = open.seen.length;
+    await expect(manifestDigest({ repository: `${open.host}/projects/app`, tag: '1.2', digest: undefined }, opts(open))).resolves.toBe(D1);
+    expect(open.seen.slice(before)).toEqual(['HEAD /v2/projects/app/manifests/1.2']);
+  });
+
+  it('confirms a digest the repository holds', async () => {
+    await expect(manifestDigest({ repository: `${open.host}/projects/app`, tag: undefined, digest: D1 }, opts(open))).resolves.toBe(D1);
+  });
+
+  it('takes an anonymous token where the registry asks for one', async () => {
+    await expect(manifestDigest({ repository: `${guarded.host}/projects/app`, tag: '1.2', digest: undefined }, opts(guarded))).resolves.toBe(D1);
+    expect(guarded.seen).toContain('GET /token?service=fake&scope=repository%3Aprojects%2Fapp%3Apull');
+  });
+
+  it.each([
+    ['an unknown tag', { tag: '9', digest: undefined }, undefined, `jobbox: registry HOST: has no such tag or repository: HOST/projects/app:9`, 99],
+    ['a digest the repository lacks', { tag: undefined, digest: D2 }, undefined, `jobbox: registry HOST: has no such manifest in the repository: HOST/projects/app@${D2}`, 99],
+    ['a registry error', { tag: '1.2', digest: undefined }, 503, 'jobbox: registry HOST: answered HTTP 503: HOST/projects/app:1.2', 1],
+    ['a refused pull', { tag: '1.2', digest: undefined }, 403, 'jobbox: registry HOST: refuses an anonymous pull (HTTP 403); jobbox pins only images anyone may pull: HOST/projects/app:1.2', 99],
+  ])('refuses %s', async (_case, ref, status, message, exitCode) => {
+    open.status = status;
+    try {
+      await expect(manifestDigest({ repository: `${open.host}/projects/app`, ...ref }, opts(open))).rejects.toThrow(
+        expect.objectContaining({ message: message.replaceAll('HOST', open.host), exitCode }),
+      );
+    } finally {
+      open.status = undefined;
+    }
+  });
+
+  it('says a registry that cannot be reached is transient', async () => {
+    const closed = await fakeRegistry();
+    await closed.close();
+    await expect(manifestDigest({ repository: `${closed.host}/projects/app`, tag: '1', digest: undefined }, opts(closed))).rejects.toThrow(
+      expect.objectContaining({ message: `jobbox: registry ${closed.host}: cannot be reached (ECONNREFUSED): http://${closed.host}/v2/projects/app/manifests/1`, exitCode: 1 }),
+    );
+  });
+});
