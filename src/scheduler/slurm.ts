@@ -56,7 +56,7 @@ export async function slurmJob(
     cwd: cwd || owner.home,
     hosts,
     // Only the Prolog starts containers; the batch step needs no image.
-    image: context === 'prolog' ? constraintAlias(env.SLURM_JOB_CONSTRAINTS) : undefined,
+    image: context === 'prolog' ? jobImage(env) : undefined,
     env:
       context === 'prolog'
         ? {}
@@ -204,13 +204,37 @@ export function constraintAlias(constraints: string | undefined): string | undef
   return [...aliases][0];
 }
 
+/**
+ * The image of a job, as job_submit.lua left it: a `jobbox-image=<name>[@sha256:…]` word of the
+ * comment (a user's own image, or any image pinned at submit), else the constraint's alias.
+ * Both are the user's text, judged again by resolveImage; where both are there they must agree.
+ */
+export function jobImage(env: Record<string, string | undefined>): string | undefined {
+  const alias = constraintAlias(env.SLURM_JOB_CONSTRAINTS);
+  const named = commentImage(env.SLURM_JOB_COMMENT);
+  if (named !== undefined && alias !== undefined && named.split('@')[0] !== alias) {
+    throw new JobboxError('comment', `names another image than the constraint docker-${alias}`, named);
+  }
+  return named ?? alias;
+}
+
+/** `--comment` text → its one `jobbox-image=<name>` word, or undefined. */
+export function commentImage(comment: string | undefined): string | undefined {
+  const words = (comment ?? '').split(/\s+/).filter((w) => w.startsWith(COMMENT_IMAGE));
+  if (words.length > 1) throw new JobboxError('comment', `names more than one ${COMMENT_IMAGE} image`, comment ?? '');
+  return words[0]?.slice(COMMENT_IMAGE.length);
+}
+
+/** The comment word that names a job's image on Slurm, as `-a "docker(<ref>)"` does on LSF. */
+export const COMMENT_IMAGE = 'jobbox-image=';
+
 function imageWords(constraints: string | undefined): string[] {
   return (constraints ?? '').split(/[&|,[\]()*\s]+/).filter((w) => w.startsWith('docker-'));
 }
 
 /** See SlurmHook.jobboxJobHere. */
 function jobboxJobOnBatchHost(env: Record<string, string | undefined>): boolean {
-  if (imageWords(env.SLURM_JOB_CONSTRAINTS).length === 0) return false;
+  if (imageWords(env.SLURM_JOB_CONSTRAINTS).length === 0 && !(env.SLURM_JOB_COMMENT ?? '').includes(COMMENT_IMAGE)) return false;
   try {
     return expandHostlist(env.SLURM_JOB_NODELIST || env.SLURM_NODELIST || '')[0] === env.SLURMD_NODENAME;
   } catch {
@@ -297,7 +321,10 @@ export function prologEnvOf(text: string, id: string): Record<string, string> {
   const nodes = one('NodeList', /^ {3}NodeList=(\S*)$/gm)[1]!;
   if (nodes === '' || nodes === '(null)') throw new JobboxError(`job ${id}`, 'has no nodes: it is pending, or was requeued', 'NodeList');
   const features = one('Features', /^ {3}Features=(\S+) /gm)[1]!;
+  const comments = [...text.matchAll(/^ {3}Comment=(.*)$/gm)];
+  if (comments.length > 1) throw new JobboxError(SHOW_JOB, `must have at most one Comment line, not ${comments.length}`, id);
   return {
+    ...(comments[0] && { SLURM_JOB_COMMENT: comments[0][1]! }),
     SLURM_JOB_ID: id,
     SLURM_JOB_USER: user,
     SLURM_JOB_UID: uid,
@@ -337,7 +364,7 @@ export interface SlurmHook {
   conf: string | undefined;
   /**
    * For a Prolog that cannot load jobbox's config, so knows no partitions: whether this is a
-   * jobbox job (job_submit.lua gives every one a `docker-<alias>` constraint) and this node its
+   * jobbox job (job_submit.lua gives every one a `docker-<alias>` constraint or a `jobbox-image=` comment) and this node its
    * batch host, the one node that acts for it. Any other job is not jobbox's to cancel.
    */
   jobboxJobHere: boolean;

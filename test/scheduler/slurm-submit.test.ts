@@ -37,7 +37,7 @@ describe('submittedScript', () => {
 });
 
 describe('jobSubmitLua', () => {
-  const lua = jobSubmitLua(CONFIG, CLI);
+  const lua = jobSubmitLua(CONFIG, CLI, '/etc/jobbox/jobbox.ini');
 
   it('wraps with exactly the text the Prolog and `slurm batch` check for', () => {
     // Lua drops the newline right after `[==[`; JSON string escapes read the same in Lua.
@@ -51,8 +51,8 @@ describe('jobSubmitLua', () => {
     expect(lua).toContain(
       [
         'local PARTITIONS = {',
-        '  ["normal"] = { default = "deb12", allowed = { ["deb12"] = true, ["deb12-mpich"] = true }, list = "deb12 deb12-mpich" },',
-        '  ["short"] = { default = "deb12-mpich", allowed = { ["deb12-mpich"] = true }, list = "deb12-mpich" },',
+        '  ["normal"] = { default = "deb12", allowed = { ["deb12"] = true, ["deb12-mpich"] = true }, list = "deb12 deb12-mpich", pin = false },',
+        '  ["short"] = { default = "deb12-mpich", allowed = { ["deb12-mpich"] = true }, list = "deb12-mpich", pin = false },',
         '}',
         'local DEFAULT_PARTITION = "normal"',
       ].join('\n'),
@@ -62,10 +62,17 @@ describe('jobSubmitLua', () => {
   // Each rule against its bypass (issue 11); the testbed suite slurm-security runs them in slurmctld.
   it.each([
     ['-p normal,short: every listed partition is checked', 'for _, name in ipairs(names) do\n    if PARTITIONS[name] == nil then'],
-    ['the image is checked in every listed partition', 'for _, name in ipairs(names) do\n    local partition = PARTITIONS[name]\n    if not partition.allowed[image] then'],
+    ['the image is checked in every listed partition', 'for _, name in ipairs(names) do\n    local partition = PARTITIONS[name]\n    if named[1] == nil and not partition.allowed[image] then'],
+    ['a user image is judged by jobbox in every listed partition', `for _, name in ipairs(names) do command = command .. " --queue '" .. name .. "'" end`],
+    ['only plain characters reach io.popen', 'if #image > 330 or not string.match(image, "^[%w][%w%._:/@%-]*$") then'],
+    ['the pinned image cannot be changed in the comment', 'string.find(job_rec.comment or "", "jobbox%-image=")'],
     ['a marker below the top does not stop the wrap', 'string.sub(job_desc.script, 1, #WRAPPED) ~= WRAPPED'],
     ['no move into or out of a jobbox partition', 'and (any_ours(job_desc.partition) or any_ours(job_rec.partition)) then'],
   ])('%s', (_name, text) => expect(lua).toContain(text));
+
+  it('refuses paths the shell of io.popen would read', () => {
+    expect(() => jobSubmitLua(CONFIG, "/opt/job'box/cli.js", '/etc/jobbox/jobbox.ini')).toThrow("jobbox: slurm job-submit-lua: the paths the Lua runs must be absolute and plain ([A-Za-z0-9._/-]): /opt/job'box/cli.js");
+  });
 
   it('is the whole generated filter', () => expect(lua).toMatchSnapshot());
 });

@@ -3,8 +3,7 @@ import { JobboxError } from '../../src/errors.js';
 import type { AccountLookup, Owner } from '../../src/job/job.js';
 import type { Answer } from '../../src/scheduler/answer.js';
 import {
-  arrayTaskName, constraintAlias, expandCounts, expandHostlist, parseJobRecord, parseSqueue, prologEnvOf, multipleSlurmd, slurmAnswer, slurmCgroupRoot, slurmExternTask, slurmHook, slurmJob,
-} from '../../src/scheduler/slurm.js';
+  arrayTaskName, constraintAlias, expandCounts, expandHostlist, parseJobRecord, parseSqueue, prologEnvOf, multipleSlurmd, slurmAnswer, slurmCgroupRoot, slurmExternTask, slurmHook, slurmJob, jobImage } from '../../src/scheduler/slurm.js';
 
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27], home: '/home/alice', shell: '/bin/bash' };
 const accounts: Record<string, Owner> = { alice, root: { ...alice, name: 'root', uid: 0, gid: 0, home: '/root' } };
@@ -727,4 +726,20 @@ describe('slurm cgroups', () => {
     expect(slurmExternTask(job, true, 2)).toEqual(['slurm_n3', 'uid_2001', 'job_77', 'step_extern', 'task_2']);
     expect(slurmExternTask(job, false, 0)).toEqual(['slurm', 'uid_2001', 'job_77', 'step_extern', 'task_0']);
   });
+});
+
+describe('jobImage', () => {
+  const D = `sha256:${'a'.repeat(64)}`;
+  it.each([
+    [{}, undefined],
+    [{ SLURM_JOB_CONSTRAINTS: 'docker-deb12' }, 'deb12'],
+    [{ SLURM_JOB_COMMENT: `run 7 jobbox-image=10.78.0.1:5000/projects/x:1@${D}` }, `10.78.0.1:5000/projects/x:1@${D}`],
+    [{ SLURM_JOB_CONSTRAINTS: 'docker-deb12', SLURM_JOB_COMMENT: `jobbox-image=deb12@${D}` }, `deb12@${D}`],
+    [{ SLURM_JOB_COMMENT: 'no-jobbox-image=x' }, undefined],
+  ])('%j → %j', (env, image) => expect(jobImage(env)).toBe(image));
+
+  it.each([
+    [{ SLURM_JOB_CONSTRAINTS: 'docker-deb12', SLURM_JOB_COMMENT: `jobbox-image=deb12-mpich@${D}` }, `jobbox: comment: names another image than the constraint docker-deb12: deb12-mpich@${D}`],
+    [{ SLURM_JOB_COMMENT: 'jobbox-image=a jobbox-image=b' }, 'jobbox: comment: names more than one jobbox-image= image: jobbox-image=a jobbox-image=b'],
+  ])('refuses %j', (env, message) => expect(() => jobImage(env)).toThrow(message));
 });

@@ -6,12 +6,9 @@
 // that even if the tag moves while it pends. It runs as the user, so what it writes is
 // advisory: the root pre-exec judges the image again through the root-owned config.
 import { appendFile, readFile } from 'node:fs/promises';
-import { resolveImage } from '../../config/image.js';
 import { configPath, loadConfig } from '../../config/load.js';
-import { parseUserRef, repoOf } from '../../config/ref.js';
-import type { Config, Image } from '../../config/types.js';
 import { JobboxError, type ExitCode } from '../../errors.js';
-import { manifestDigest } from '../../exec/registry.js';
+import { submitRequest } from '../../lifecycle/submit.js';
 import { esubFiles, esubRequest } from '../../scheduler/lsf.js';
 
 export interface EsubOptions {
@@ -39,23 +36,11 @@ export async function esub(opts: EsubOptions, env: Env): Promise<void> {
     // image gets the queue's default at pre-exec, pinned here if the queue pins at submit.
     if (alias === undefined && !(await pinsDefault(opts, env, queue))) return await blankLoaderVars(opts, env, files.envFile, queue);
     const config = await loadConfig(configPath(opts.config, env));
-    const queueName = queue ?? config.defaultQueue;
-    const image = resolveImage(config, queueName, alias);
-    const pin = image.user || config.queues.get(queueName)!.pinAtSubmit;
-    // A user's `repo@digest` is named by its alias already: the repository is the rest.
-    const request = pin ? `${image.alias.split('@')[0]}@${await pinnedDigest(config, image)}` : image.alias;
+    const request = await submitRequest(config, [queue ?? config.defaultQueue], alias);
     await appendEnv(files.envFile, [`JOBBOX_IMAGE=${request}`, ...LOADER_VARS.map((v) => `${v}=`)]);
   } catch (err) {
     throw rejection(err, files.rejectCode);
   }
-}
-
-/** The digest the job will run: the one the user gave, once the registry confirms it, else the tag's now. */
-export async function pinnedDigest(config: Config, image: Image): Promise<string> {
-  const ref = parseUserRef(image.digest ? `${repoOf(image.ref)}@${image.digest}` : image.ref);
-  // An [image] ref parseConfig took always parses; this guards a ref docker reads but the grammar does not.
-  if (!ref) throw new JobboxError('image', 'not a qualified image reference to pin', image.ref);
-  return manifestDigest(ref, { insecure: config.insecureRegistries, timeoutMs: config.connectTimeoutMs });
 }
 
 async function pinsDefault(opts: EsubOptions, env: Env, queue: string | undefined): Promise<boolean> {

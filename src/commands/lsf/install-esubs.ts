@@ -1,6 +1,6 @@
 // Puts jobbox's esubs into LSF_SERVERDIR: one `esub.docker-<alias>` link per configured alias
-// (LSF 10's mesub runs `esub.<app>` for `bsub -a <app>`), and with --master the master `esub`
-// openlava needs, since it runs no other. Links, not copies, so an upgrade of jobbox needs no
+// (LSF 10's mesub runs `esub.<app>` for `bsub -a <app>`), `esub.docker` for `bsub -a
+// "docker(<ref>)"`, and with --master the master `esub` openlava needs, since it runs no other. Links, not copies, so an upgrade of jobbox needs no
 // re-install; re-run after changing the aliases in the config.
 import { lstat, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -30,6 +30,7 @@ export async function lsfInstallEsubs(opts: InstallEsubsOptions, env: Record<str
   }
   const config = await loadConfig(configPath(opts.config, env));
   const wanted = new Set([...config.images.keys()].map((alias) => PREFIX + alias));
+  const byArgument = join(dir, 'esub.docker');
 
   // Checked before anything changes, so a refusal leaves the directory as it was.
   const master = join(dir, 'esub');
@@ -47,6 +48,9 @@ export async function lsfInstallEsubs(opts: InstallEsubsOptions, env: Record<str
     say(`lsf install-esubs: removed ${join(dir, name)}`);
   }
   for (const name of [...wanted].sort()) await place(join(dir, name), SHIM, await linkState(join(dir, name), SHIM));
+  const argumentState = await linkState(byArgument, SHIM);
+  if (argumentState === 'foreign') say(`lsf install-esubs: left ${byArgument} alone: jobbox did not install it, so bsub -a "docker(<ref>)" runs that`);
+  else await place(byArgument, SHIM, argumentState);
   if (masterState) await place(master, MASTER_SHIM, masterState);
 }
 

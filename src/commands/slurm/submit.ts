@@ -9,5 +9,6 @@ export async function features(cli: string | undefined, env: NodeJS.ProcessEnv):
 }
 
 export async function submitLua(cli: string | undefined, env: NodeJS.ProcessEnv): Promise<void> {
-  process.stdout.write(jobSubmitLua(await loadConfig(configPath(cli, env)), CLI));
+  const file = configPath(cli, env);
+  process.stdout.write(jobSubmitLua(await loadConfig(file), CLI, file));
 }

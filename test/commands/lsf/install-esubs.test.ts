@@ -50,18 +50,28 @@ const entries = async () =>
 describe('lsf install-esubs', () => {
   it('links one esub.docker-<alias> per alias to the shim, and keeps them on a re-run', async () => {
     await install();
-    expect(await entries()).toEqual({ 'esub.docker-deb12': `-> ${SHIM}`, 'esub.docker-deb12-mpich': `-> ${SHIM}` });
+    const linked = { 'esub.docker': `-> ${SHIM}`, 'esub.docker-deb12': `-> ${SHIM}`, 'esub.docker-deb12-mpich': `-> ${SHIM}` };
+    expect(await entries()).toEqual(linked);
     expect(said).toEqual([
       `jobbox: lsf install-esubs: created DIR/esub.docker-deb12 -> ${SHIM}\n`,
       `jobbox: lsf install-esubs: created DIR/esub.docker-deb12-mpich -> ${SHIM}\n`,
+      `jobbox: lsf install-esubs: created DIR/esub.docker -> ${SHIM}\n`,
     ]);
     said.length = 0;
     await install();
-    expect(await entries()).toEqual({ 'esub.docker-deb12': `-> ${SHIM}`, 'esub.docker-deb12-mpich': `-> ${SHIM}` });
+    expect(await entries()).toEqual(linked);
     expect(said).toEqual([
       `jobbox: lsf install-esubs: kept DIR/esub.docker-deb12 -> ${SHIM}\n`,
       `jobbox: lsf install-esubs: kept DIR/esub.docker-deb12-mpich -> ${SHIM}\n`,
+      `jobbox: lsf install-esubs: kept DIR/esub.docker -> ${SHIM}\n`,
     ]);
+  });
+
+  it('leaves an esub.docker it did not install alone, and says so', async () => {
+    await writeFile(join(dir, 'esub.docker'), 'site esub\n');
+    await install();
+    expect((await entries())['esub.docker']).toBe('site esub\n');
+    expect(said.at(-1)).toBe('jobbox: lsf install-esubs: left DIR/esub.docker alone: jobbox did not install it, so bsub -a "docker(<ref>)" runs that\n');
   });
 
   it('removes stale esub.docker-* entries, replaces wrong ones, and leaves everything else alone', async () => {
@@ -73,6 +83,7 @@ describe('lsf install-esubs', () => {
     expect(await entries()).toEqual({
       'elim.docker-deb12': 'elim.docker-deb12\n',
       esub: 'esub\n',
+      'esub.docker': `-> ${SHIM}`,
       'esub.docker-deb12': `-> ${SHIM}`,
       'esub.docker-deb12-mpich': `-> ${SHIM}`,
       'esub.dockerx': 'esub.dockerx\n',
@@ -84,6 +95,7 @@ describe('lsf install-esubs', () => {
       'jobbox: lsf install-esubs: removed DIR/esub.docker-old\n',
       `jobbox: lsf install-esubs: replaced DIR/esub.docker-deb12 -> ${SHIM}\n`,
       `jobbox: lsf install-esubs: created DIR/esub.docker-deb12-mpich -> ${SHIM}\n`,
+      `jobbox: lsf install-esubs: created DIR/esub.docker -> ${SHIM}\n`,
     ]);
   });
 

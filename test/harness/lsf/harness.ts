@@ -180,7 +180,8 @@ function rootEnv(env: Record<string, string>): Record<string, string> {
 async function esubStage(spec: LsfJobSpec, account: Account, dir: string): Promise<EsubResult> {
   const { config } = await tb();
   const openlava = spec.flavour === 'openlava';
-  const name = openlava ? 'esub' : spec.app && `esub.${spec.app}`;
+  // LSF 10's mesub runs esub.<app> for `-a "app(args)"` too; the whole -a value is in LSB_SUB_ADDITIONAL.
+  const name = openlava ? 'esub' : spec.app && `esub.${spec.app.replace(/\([^()]*\)$/, '')}`;
   if (!name) return { code: 0, stderr: '', envfile: '', rejected: false };
   if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new Error(`harness: bad bsub -a value: ${spec.app}`);
 
