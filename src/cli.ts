@@ -95,6 +95,18 @@ async function main(argv: string[]): Promise<void> {
           },
         )
         .command(
+          'resolve <image>',
+          "judge an image request as a submit does, and print what the job carries: the alias, or the image pinned to its digest where the queue pins at submit or the image is a user's (job_submit.lua runs this)",
+          (c) =>
+            c
+              .positional('image', { type: 'string', demandOption: true, describe: 'an alias or a reference, optionally @sha256:…' })
+              .option('queue', { type: 'string', array: true, demandOption: true, describe: 'each queue (partition) the job may start in' }),
+          async (a) => {
+            const { imageResolve } = await import('./commands/image-resolve.js');
+            await imageResolve(a.image, a.queue, a.config, process.env);
+          },
+        )
+        .command(
           'prefetch <alias>',
           'pin the alias to its digest on the first node, then make every other node hold that digest; a line per node',
           (c) =>
@@ -116,6 +128,26 @@ async function main(argv: string[]): Promise<void> {
           async (a) => {
             const { imageList } = await import('./commands/image.js');
             process.exitCode = await imageList({ config: a.config, nodes: a.nodes, json: a.json }, process.env);
+          },
+        )
+        .command(
+          'gc',
+          "remove, on each node, the images of jobbox's repositories (those of the [image] refs) that no container uses, running or stopped; never with --force",
+          (c) =>
+            c
+              .option('nodes', { type: 'string', demandOption: true, describe: 'the nodes, as a hostlist' })
+              .option('keep', { type: 'number', default: 2, describe: "per repository, how many of the newest unused images stay besides those in use and those an alias's tag names on the node; 0: only those" })
+              .option('dry-run', { type: 'boolean', default: false, describe: 'say what would be removed; remove nothing' })
+              .option('json', { type: 'boolean', default: false, describe: 'one JSON object: {images: [{node, status, refs, id, created, error?}], failed: [{node, error}]}' })
+              .epilog(
+                'A line per image: node, status, its names in those repositories, id. Status: in-use (a container uses it), tagged (an alias\'s tag names it), ' +
+                  'kept (one of the --keep newest), removed, would-remove (--dry-run), failed (the error follows). Newest is by the image\'s creation time. ' +
+                  'Only those names go: an image also named elsewhere stays under that name. Then a summary line. Exit 1 when a node or a removal failed. ' +
+                  'Prefer this to `docker image prune -a`, which removes every unused image, jobbox\'s repositories or not, the ones a job is about to run too (docs/images.md).',
+              ),
+          async (a) => {
+            const { imageGc } = await import('./commands/image.js');
+            process.exitCode = await imageGc({ config: a.config, nodes: a.nodes, keep: a.keep, dryRun: a.dryRun, json: a.json }, process.env);
           },
         )
         .demandCommand(1, 'image: a subcommand is required'),

@@ -152,10 +152,11 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
     if #image > 330 or not string.match(image, "^[%w][%w%._:/@%-]*$") then
       return reject("jobbox: image: not a qualified image reference (registry[:port]/path[:tag][@sha256:…], lowercase): %s", image)
     end
-    local command = RESOLVE
+    -- The image first: --queue takes every word after it (the image cannot start with "-").
+    local command = RESOLVE .. " '" .. image .. "'"
     for _, name in ipairs(names) do command = command .. " --queue '" .. name .. "'" end
-    local answer = io.popen(command .. " -- '" .. image .. "' 2>&1")
-    local line = string.match(answer:read("*a") or "", "^[^\n]*") or ""
+    local answer = io.popen(command .. " 2>&1")
+    local line = string.match(answer:read("*a") or "", "^[^\\n]*") or ""
     answer:close()
     if not string.match(line, "^[%w][%w%._:/%-]*@sha256:%x+$") then
       return reject("%s", line ~= "" and line or "jobbox: image resolve: gave no answer")

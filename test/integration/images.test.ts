@@ -145,3 +145,73 @@ describe('images: one digest per job on every node', () => {
     expect(await containers(jobId)).toEqual([]);
   });
 });
+
+describe('image gc: unused builds of jobbox\'s repositories go, never one a container uses', () => {
+  // A repository of this describe's own, in a config whose only [image] it is: gc then touches
+  // nothing else on the node. Three builds, oldest first: deb12's, deb12-mpich's, and a commit
+  // of deb12 made now. node2 holds them by digest only, as a node that is not a job's first does.
+  const repo = () => `${registry}/jobbox-gc`;
+  const USER = `jobbox-gc-user-${TAG}`;
+  const COMMIT = `jobbox-gc-commit-${TAG}`;
+  const built = [`a-${TAG}`, `b-${TAG}`, `c-${TAG}`];
+  let gcConfig: string;
+  /** The builds' manifest digests and node2's image ids, oldest first. */
+  const digests: string[] = [];
+  let ids: string[] = [];
+
+  const gc = (args: string[]) => testbed(['exec', 'node1', '--', 'node', `${REPO}/dist/cli.js`, 'image', 'gc', '--nodes', 'node2', ...args, '--config', gcConfig], { reject: false });
+  const holds = async (digest: string) => (await testbed(['exec', 'node2', '--', 'docker', 'image', 'inspect', `${repo()}@${digest}`], { reject: false, stdio: 'ignore' })).exitCode === 0;
+  const line = (status: string, i: number) => `node2  ${status.padEnd(12)}  ${repo()}@${digests[i]}  ${ids[i]}`;
+
+  beforeAll(async () => {
+    await onNode('node1', ['docker', 'tag', `${registry}/deb12:r1`, `${repo()}:${built[0]}`]);
+    await onNode('node1', ['docker', 'tag', `${registry}/deb12-mpich:r1`, `${repo()}:${built[1]}`]);
+    await onNode('node1', ['docker', 'create', '--name', COMMIT, `${registry}/deb12:r1`, 'true']);
+    await onNode('node1', ['docker', 'commit', COMMIT, `${repo()}:${built[2]}`]);
+    await onNode('node1', ['docker', 'rm', COMMIT]);
+    for (const tag of built) digests.push(/digest: (sha256:[0-9a-f]{64})/.exec(await onNode('node1', ['docker', 'push', `${repo()}:${tag}`]))![1]!);
+    for (const d of digests) await onNode('node2', ['docker', 'pull', '-q', `${repo()}@${d}`]);
+    ids = await Promise.all(digests.map((d) => onNode('node2', ['docker', 'image', 'inspect', '--format', '{{.Id}}', `${repo()}@${d}`])));
+    // A job's container on node2 runs the oldest build.
+    await onNode('node2', ['docker', 'run', '-d', '--name', USER, `${repo()}@${digests[0]}`, 'sleep', '600']);
+    const base = await readFile(tb.config, 'utf8');
+    gcConfig = `${tb.dir}/shared/images-gc-test.ini`;
+    await writeFile(gcConfig, `${base.slice(0, base.indexOf('\n[queue '))}\n[queue normal]\ndefault_image = gc\n\n[image gc]\nref = ${repo()}:${TAG}\n`, { mode: 0o644 });
+    await chmod(gcConfig, 0o644);
+  });
+
+  afterAll(async () => {
+    await rm(gcConfig, { force: true });
+    await onNode('node2', ['docker', 'rm', '-f', USER]).catch(() => '');
+    await onNode('node1', ['docker', 'rm', '-f', COMMIT]).catch(() => '');
+    await Promise.all(NODES.map((n) => onNode(n, ['sh', '-c', FORGET, 'sh', repo()]).catch(() => '')));
+    for (const d of digests) await fetch(`http://${registry}/v2/jobbox-gc/manifests/${d}`, { method: 'DELETE' });
+  });
+
+  it('--dry-run names what would go and removes nothing', async () => {
+    const r = await gc(['--keep', '0', '--dry-run']);
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(String(r.stdout).split('\n')).toEqual([line('would-remove', 2), line('would-remove', 1), line('in-use', 0), '1 node: would-remove 2, in-use 1, tagged 0, kept 0, failed 0']);
+    expect(await Promise.all(digests.map(holds))).toEqual([true, true, true]);
+  });
+
+  it('--keep 1 keeps the newest unused build and the one in use, and removes the other', async () => {
+    const r = await gc(['--keep', '1']);
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(String(r.stdout).split('\n')).toEqual([line('kept', 2), line('removed', 1), line('in-use', 0), '1 node: removed 1, in-use 1, tagged 0, kept 1, failed 0']);
+    expect(await Promise.all(digests.map(holds))).toEqual([true, false, true]);
+  });
+
+  it('--keep 0 removes every unused build; the one in use stays until its container is gone', async () => {
+    const r = await gc(['--keep', '0', '--json']);
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    const report = JSON.parse(String(r.stdout)) as { images: { node: string; status: string; refs: string[]; id: string }[]; failed: unknown[] };
+    expect(report.failed).toEqual([]);
+    expect(report.images.map((i) => [i.status, i.refs, i.id])).toEqual([['removed', [`${repo()}@${digests[2]}`], ids[2]], ['in-use', [`${repo()}@${digests[0]}`], ids[0]]]);
+    expect(await Promise.all(digests.map(holds))).toEqual([true, false, false]);
+    await onNode('node2', ['docker', 'rm', '-f', USER]);
+    const after = await gc(['--keep', '0']);
+    expect(String(after.stdout).split('\n')[0]).toBe(line('removed', 0));
+    expect(await holds(digests[0]!)).toBe(false);
+  });
+});

@@ -150,6 +150,8 @@ export class SimNode {
   readonly containers = new Map<string, SimContainer>();
   /** Image refs the node holds (a pull, or an implicit one by `docker run`, adds them). */
   readonly images = new Set<string>();
+  /** When an image was built, by its repository@digest (`docker images` CreatedAt); unset: SIM_CREATED. */
+  readonly created = new Map<string, Date>();
   /** Ports the bind test reports taken: something outside jobbox holds them on the node. */
   readonly busyPorts = new Set<number>();
   /** Character devices under device_dir (`find` lists them); undefined: no such directory. */
@@ -252,6 +254,7 @@ export class SimNode {
     for (const c of this.containers.values()) this.stopSshd(c);
     this.containers.clear();
     this.images.clear();
+    this.created.clear();
     this.busyPorts.clear();
     this.dirs.clear();
     this.locks.clear();
@@ -370,6 +373,10 @@ export class SimNode {
         return this.inspect(parsed);
       case 'logs':
         return this.logs(parsed);
+      case 'images':
+        return this.imageTable(parsed);
+      case 'rmi':
+        return this.rmi(parsed);
       default:
         return this.rm(parsed);
     }
@@ -554,9 +561,82 @@ export class SimNode {
         Name: `/${c.name}`,
         State: { Running: c.state === 'running', Status: c.state, OOMKilled: false },
         Config: { Image: c.image, Labels: Object.fromEntries(c.labels) },
+        Image: this.imageId(c.image),
       });
       if (r.code !== 0) return r;
       stdout += r.stdout;
+    }
+    return { code: stderr ? 1 : 0, stdout, stderr };
+  }
+
+  /**
+   * `docker images --digests --no-trunc --format F`, as docker 28 prints it: per image and
+   * repository, a row per tag with the repository's digest, else one per digest with tag <none>.
+   */
+  private imageTable(f: Flags): Reply {
+    if (f.rest.length > 0 || !f.has('--digests') || !f.has('--no-trunc')) return { code: 1, stderr: 'sim: docker images is simulated only with --digests --no-trunc and no filter\n' };
+    const format = f.value('--format');
+    if (format === undefined) return { code: 1, stderr: 'sim: docker images prints only with --format here\n' };
+    let stdout = '';
+    for (const [canonical, refs] of this.byImage()) {
+      const repo = simRepo(canonical);
+      const tags = refs.filter((r) => !r.includes('@')).map((r) => r.slice(repo.length + 1));
+      const digest = refs.some((r) => r.includes('@')) ? canonical.slice(repo.length + 1) : '<none>';
+      const created = this.created.get(canonical) ?? SIM_CREATED;
+      // Go's time.Time.String() in UTC.
+      const createdAt = `${created.toISOString().slice(0, 19).replace('T', ' ')} +0000 UTC`;
+      for (const tag of tags.length > 0 ? tags : ['<none>']) {
+        const r = template(format, { ID: this.imageId(canonical), Repository: repo, Tag: tag, Digest: digest, CreatedAt: createdAt });
+        if (r.code !== 0) return r;
+        stdout += r.stdout;
+      }
+    }
+    return { code: 0, stdout };
+  }
+
+  /** The refs the node holds, by the image (repository@digest) they name: one repository each in the sim. */
+  private byImage(): Map<string, string[]> {
+    const images = new Map<string, string[]>();
+    for (const ref of this.images) {
+      const canonical = simCanonical(ref);
+      images.set(canonical, [...(images.get(canonical) ?? []), ref]);
+    }
+    return images;
+  }
+
+  /**
+   * `docker rmi REF…` without --force (the sim refuses it), as dockerd decides: the last name
+   * of an image a container uses (any state) stays; a repository's last tag takes its digest
+   * names with it; the image goes with its last name.
+   */
+  private rmi(f: Flags): Reply {
+    if (f.rest.length === 0) return dockerUsage('rmi', '"docker rmi" requires at least 1 argument.');
+    let stdout = '';
+    let stderr = '';
+    for (const ref of f.rest) {
+      if (!this.images.has(ref)) {
+        stderr += `Error response from daemon: No such image: ${ref}\n`;
+        continue;
+      }
+      const canonical = simCanonical(ref);
+      const names = this.byImage().get(canonical)!;
+      const user = [...this.containers.values()].find((c) => this.imageId(c.image) === this.imageId(ref));
+      if (user && names.filter((n) => !n.includes('@')).length <= 1) {
+        stderr += `Error response from daemon: conflict: unable to remove repository reference "${ref}" (must force) - container ${user.id.slice(0, 12)} is using its referenced image ${this.imageId(ref).slice(7, 19)}\n`;
+        continue;
+      }
+      this.images.delete(ref);
+      stdout += `Untagged: ${ref}\n`;
+      const left = names.filter((n) => n !== ref);
+      if (!ref.includes('@') && left.every((n) => n.includes('@'))) {
+        for (const n of left) {
+          this.images.delete(n);
+          stdout += `Untagged: ${n}\n`;
+        }
+        stdout += `Deleted: ${this.imageId(ref)}\n`;
+      } else if (left.length === 0) {
+        stdout += `Deleted: ${this.imageId(ref)}\n`;
+      }
     }
     return { code: stderr ? 1 : 0, stdout, stderr };
   }
@@ -804,6 +884,9 @@ const DOCKER_FLAGS: Record<string, FlagSpec> = {
   inspect: { value: ['--format', '-f', '--type'], bool: ['--size', '-s'] },
   logs: { value: ['--tail', '-n', '--since', '--until'], bool: ['--follow', '-f', '--timestamps', '-t', '--details'] },
   rm: { value: [], bool: ['--force', '-f', '--volumes', '-v', '--link', '-l'] },
+  images: { value: ['--filter', '-f', '--format'], bool: ['--all', '-a', '--digests', '--no-trunc', '--quiet', '-q'] },
+  // Never --force: jobbox must not have it, so the sim refuses it as an unknown flag.
+  rmi: { value: [], bool: ['--no-prune'] },
 };
 
 // Short forms, to look flags up by their long name.
@@ -874,6 +957,9 @@ function dockerUsage(verb: string, problem: string): Reply {
 function dockerDaemon(verb: string, problem: string): Reply {
   return { code: 125, stderr: `docker: Error response from daemon: ${problem}\nSee 'docker ${verb} --help'.\n` };
 }
+
+/** Every image's creation time unless a test sets its own (SimNode.created). */
+const SIM_CREATED = new Date('2026-01-01T00:00:00Z');
 
 /** A ref as repository@digest. */
 function simCanonical(ref: string): string {

@@ -209,10 +209,14 @@ pull_timeout = 300
 fanout = 64
 device_dir = $TB/ib
 default_queue = normal
+# The testbed registry speaks HTTP (dockerd's insecure-registries, node-boot.sh).
+insecure_registries = $REGISTRY
 
 [queue normal]
 default_image = deb12
 allowed_images = deb12 deb12-mpich
+# Users' own images (user-images.test.ts), pinned at submit.
+allowed_repos = $REGISTRY/projects/*
 mounts = /home
 devices = uverbs* rdma_cm
 cpus = slots

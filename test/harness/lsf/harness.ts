@@ -47,6 +47,10 @@ export interface LsfJobSpec {
    * limited to `memoryBytes` and bound to `cpus` (then also in LSB_BIND_CPU_LIST).
    */
   cgroup?: { memoryBytes?: number; cpus?: string };
+  /** The config the esubs read (JOBBOX_CONFIG), as a site's /etc/jobbox/jobbox.ini; the testbed's by default. */
+  config?: string;
+  /** Plays the time the job pends, between its submit (the esubs) and its first PRE_EXEC. */
+  whilePending?: () => Promise<void>;
 }
 export interface EsubResult {
   code: number;
@@ -96,6 +100,7 @@ export async function submitLsf(hooks: LsfQueueHooks, spec: LsfJobSpec): Promise
     const esub = await esubStage(spec, account, dir);
     const run: LsfJobRun = { jobId, esub, preExec: [], state: 'REJECTED' };
     if (esub.rejected) return run;
+    await spec.whilePending?.();
     const envfileVars = Object.fromEntries(parseParmFile(esub.envfile));
 
     let hosts = spec.hosts;
@@ -188,7 +193,7 @@ async function esubStage(spec: LsfJobSpec, account: Account, dir: string): Promi
   const serverdir = await mkdtemp('/tmp/jobbox-lsf-serverdir-');
   try {
     await chmod(serverdir, 0o755);
-    const install = [`${REPO}/dist/cli.js`, 'lsf', 'install-esubs', serverdir, '--config', config, ...(openlava ? ['--master'] : [])];
+    const install = [`${REPO}/dist/cli.js`, 'lsf', 'install-esubs', serverdir, '--config', spec.config ?? config, ...(openlava ? ['--master'] : [])];
     await onNode(SUBMIT_HOST, ['/usr/bin/node', ...install]);
     if (!(await stat(join(serverdir, name)).catch(() => undefined))) {
       return { code: 127, stderr: `harness: bsub -a ${spec.app}: no ${name} in LSF_SERVERDIR, so LSF rejects the job\n`, envfile: '', rejected: true };
@@ -205,7 +210,7 @@ async function esubStage(spec: LsfJobSpec, account: Account, dir: string): Promi
     const envfile = join(dir, 'envfile');
     const env = {
       // LSF passes esubs no arguments, so a site relies on /etc/jobbox/jobbox.ini; the testbed's config is elsewhere.
-      JOBBOX_CONFIG: config,
+      JOBBOX_CONFIG: spec.config ?? config,
       ...loginEnv(spec, account),
       LSF_SERVERDIR: serverdir,
       LSB_SUB_PARM_FILE: parm,
