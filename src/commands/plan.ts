@@ -21,8 +21,8 @@ export async function printPlan(config: Config, job: Job): Promise<void> {
   const devices = await readdir(config.deviceDir).catch(() => [] as string[]);
   const placeholder = 'ssh-ed25519 <generated-at-run-time>';
   const plan = planJob({
-    // Every node runs the digest the first node's pull prints.
-    config, job, image: { ...image, digest: 'sha256:<digest>' }, port, paths,
+    // Every node runs the digest the start pins (or the submit pinned).
+    config, job, image: { ...image, digest: image.digest ?? 'sha256:<digest>' }, port, paths,
     keys: { userKey: '', userKeyPub: placeholder, hostKey: '', hostKeyPub: placeholder },
     accounts: { passwd: '', group: '' },
     groupNames: await lookupGroupNames([job.owner.gid, ...job.owner.gids]),
@@ -31,7 +31,7 @@ export async function printPlan(config: Config, job: Job): Promise<void> {
   });
   const out: string[] = [
     `# job ${job.id}[${job.index}] attempt ${job.attempt}, queue ${job.queue}, owner ${job.owner.name} (${job.owner.uid}:${job.owner.gid})`,
-    `# image ${image.alias} = ${image.ref}, pinned at run time to the digest the first node's pull prints, which every node then runs; port ${port} (allocated at run time from ${config.portRange.first}-${config.portRange.last})`,
+    `# image ${image.alias} = ${image.ref}, ${image.digest ? `pinned at submit to ${image.digest}` : "pinned at run time to the digest the registry names for the tag (else the first node's pull prints)"}, which every node then runs; port ${port} (allocated at run time from ${config.portRange.first}-${config.portRange.last})`,
     `# devices: this host's under ${config.deviceDir}; each node's own are found at run time`,
     `# cgroup parent per node: ${job.hosts.map((h, i) => `${h.name} ${cgroupParent(job, i) ?? '(the engine\'s own)'}`).join(', ')}`,
   ];

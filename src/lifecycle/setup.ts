@@ -8,9 +8,10 @@ import { randomBytes } from 'node:crypto';
 import { lstat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { resolveImage } from '../config/image.js';
-import { runRef } from '../config/ref.js';
+import { parseUserRef, runRef } from '../config/ref.js';
 import type { Config, Image } from '../config/types.js';
 import { lookupGroupNames } from '../exec/accounts.js';
+import { manifestDigest } from '../exec/registry.js';
 import { makeJobDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
 import type { Session } from '../exec/ssh.js';
 import type { Job } from '../job/job.js';
@@ -42,27 +43,32 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
   let sessions = new Map<string, Session>();
   // Nodes that may hold a container of this attempt: the rollback must reach exactly these.
   const touched = new Set<string>();
+  const known = adopted?.digest ?? image.digest;
+  const asked = known ? Promise.resolve(undefined) : tagDigest(config, image, log);
   try {
     sessions = await adminSessions(config, hosts);
     phase('connect');
     const each = <R>(fn: (s: Session, i: number) => Promise<R>) => onEvery(sessions, hosts, config.fanout, fn);
 
-    // The first node pins the image to one digest, and every other node makes sure it holds
-    // that digest, while the port is chosen and checked on every node; meanwhile the keys are
-    // made, and the image's accounts read as soon as the first node has the image.
-    // A re-run of the attempt keeps the digest its running containers have, and a job pinned
-    // at submit the digest it was pinned to: every node then checks it holds that one.
+    // The image is pinned to one digest: the one it was pinned to at submit, the one a re-run's
+    // containers run, else the tag's, asked of the registry while the nodes were connected (one
+    // manifest request), else the one the first node's pull prints. Every node then makes sure
+    // it holds that digest, while the port is chosen and checked on every node; meanwhile the
+    // keys are made, and the image's accounts read as soon as the first node has the image.
     const first = sessions.get(hosts[0]!)!;
-    const known = adopted?.digest ?? image.digest;
-    const pinned = known ? Promise.resolve({ ...image, digest: known }) : pinImage(first, config, image, log);
-    const pulls = pinned.then((p) => each((s, i) => (i === 0 && !known ? Promise.resolve() : ensureImage(s, config, p, !adopted?.digest && image.digest !== undefined))));
+    const pinned = (async () => {
+      const digest = known ?? (await asked);
+      return digest ? { image: { ...image, digest }, onFirst: false } : { image: await pinImage(first, config, image, log), onFirst: true };
+    })();
+    const atSubmit = !adopted?.digest && image.digest !== undefined;
+    const firstReady = pinned.then((p) => (p.onFirst ? undefined : ensureImage(first, config, p.image, atSubmit)));
+    const pulls = pinned.then((p) => each((s, i) => (i === 0 ? firstReady : ensureImage(s, config, p.image, atSubmit))));
     pulls.catch(() => {});
     const engines = job.containment ? each((s) => checkEngineCgroups(s, config)) : Promise.resolve([]);
     engines.catch(() => {});
     const prepared = Promise.all([
       jobKeys(paths),
-      // With the digest known, the first node may have to fetch it first, like the others.
-      (known ? pulls.then(() => pinned) : pinned).then((p) => imageAccounts(first, config, p, log)),
+      firstReady.then(() => pinned).then((p) => imageAccounts(first, config, p.image, log)),
       lookupGroupNames([job.owner.gid, ...job.owner.gids]),
     ]);
     prepared.catch(() => {});
@@ -71,8 +77,9 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     const [keys, accounts, groupNames] = await prepared;
     await Promise.all([pulls, engines]);
     phase('pull');
-    const run = await pinned;
-    log.info({ image: image.ref, digest: run.digest, pinned: adopted?.digest ? 'earlier run' : image.digest ? 'submit' : 'start' }, 'image pinned');
+    const { image: run, onFirst } = await pinned;
+    const by = adopted?.digest ? 'earlier run' : image.digest ? 'submit' : onFirst ? 'first node' : 'registry';
+    log.info({ image: image.ref, digest: run.digest, pinned: by }, 'image pinned');
 
     const plan = planJob({
       config, job, image: run, port, paths, keys, groupNames, accounts, nonce,
@@ -100,6 +107,23 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     throw err;
   } finally {
     for (const s of sessions.values()) s.close();
+  }
+}
+
+/**
+ * The digest the image's tag names in its registry now, by jobbox's own registry client, or
+ * undefined: a registry it cannot ask (one that wants credentials, or a certificate node does
+ * not trust) or that does not answer leaves the pin to the first node's pull, whose own
+ * fallbacks then hold. Never fails the setup.
+ */
+async function tagDigest(config: Config, image: Image, log: Logger): Promise<string | undefined> {
+  const ref = parseUserRef(image.ref);
+  if (!ref) return undefined;
+  try {
+    return await manifestDigest(ref, { insecure: config.insecureRegistries, timeoutMs: config.connectTimeoutMs });
+  } catch (err) {
+    log.debug({ image: image.ref, err: err instanceof Error ? err.message : String(err) }, 'the registry did not name the digest; the first node\'s pull pins it');
+    return undefined;
   }
 }
 

@@ -7,6 +7,7 @@ import { resolveImage } from '../../src/config/image.js';
 import { setupJob } from '../../src/lifecycle/setup.js';
 import { teardownJob } from '../../src/lifecycle/teardown.js';
 import { nodeSteps } from '../../src/plan/node.js';
+import { fakeRegistry } from '../support/fake-registry.js';
 import { simDigest } from '../support/sim-cluster.js';
 import { IMAGE_REF, PORTS, simFixture, UNREACHABLE, type SimFixture } from './sim-fixture.js';
 
@@ -233,6 +234,27 @@ describe('setupJob on the simulated cluster', () => {
     expect(f.sim.containers().map((c) => [c.state, c.image.split('@')[1]])).toEqual(f.hosts.map(() => ['running', simDigest(IMAGE_REF)]));
     // Only the first node asked the registry (its pull of the tag, which failed).
     expect(f.sim.nodes.map((n) => n.count('pull'))).toEqual([1, 0, 0]);
+  });
+
+  it('a registry jobbox can ask names the digest while the nodes connect: no node pulls the tag, and a node that holds the digest asks nothing', async () => {
+    const reg = await fakeRegistry();
+    try {
+      const ref = `${reg.host}/hpc/deb12:r1`;
+      const digest = simDigest(ref);
+      reg.manifests.set('hpc/deb12:r1', digest);
+      const image = { ...f.config.images.get('deb12')!, ref };
+      const config = { ...f.config, insecureRegistries: [reg.host], images: new Map([['deb12', image]]) };
+      // Nodes 1 and 2 hold the build (pulled by an earlier job); node 3 does not.
+      for (const ip of f.hosts.slice(0, 2)) f.sim.node(ip).images.add(`${reg.host}/hpc/deb12@${digest}`);
+
+      await setupJob(config, f.job('1019'), f.log);
+
+      expect(reg.seen).toEqual(['HEAD /v2/hpc/deb12/manifests/r1']);
+      expect(f.sim.nodes.map((n) => n.count('pull'))).toEqual([0, 0, 1]);
+      expect(f.sim.containers().map((c) => c.image)).toEqual(f.hosts.map(() => `${reg.host}/hpc/deb12@${digest}`));
+    } finally {
+      await reg.close();
+    }
   });
 
   it('pull_policy always: every other node pulls the digest though it holds it; missing: none does', async () => {
