@@ -21,9 +21,9 @@ const hooks = {
     const { preExec } = await import('./commands/lsf/pre-exec.js');
     await preExec(config, false, hookEnv('lsf pre-exec'));
   },
-  'lsf starter': async (config: string | undefined, command: string[]) => {
-    const { starter } = await import('./commands/lsf/starter.js');
-    process.exitCode = await starter(config, command, process.env);
+  'lsf starter': async (config: string | undefined, command: string[], jobFile = false) => {
+    const { starter, starterFromJobFile } = await import('./commands/lsf/starter.js');
+    process.exitCode = jobFile ? await starterFromJobFile(config, process.env) : await starter(config, command, process.env);
   },
   'lsf post-exec': async (config: string | undefined) => {
     const { postExec } = await import('./commands/lsf/post-exec.js');
@@ -45,7 +45,7 @@ type Hook = keyof typeof hooks;
  * -- CMD…`, …) needs no parser: yargs costs ~55 ms of every job's start and end (bench P2).
  * Any other shape, --help and --dry-run included, goes through yargs.
  */
-function hookCall(argv: string[]): { hook: Hook; config: string | undefined; command: string[] } | undefined {
+function hookCall(argv: string[]): { hook: Hook; config: string | undefined; command: string[]; jobFile?: boolean } | undefined {
   const name = argv.slice(0, 2).join(' ');
   if (!Object.hasOwn(hooks, name)) return undefined;
   let i = 2;
@@ -55,6 +55,7 @@ function hookCall(argv: string[]): { hook: Hook; config: string | undefined; com
     i += 2;
   }
   const rest = argv.slice(i);
+  if (name === 'lsf starter' && rest.length === 1 && rest[0] === '--job-file') return { hook: name, config, command: [], jobFile: true };
   if (name === 'lsf starter') return rest[0] === '--' ? { hook: name, config, command: rest.slice(1) } : undefined;
   return rest.length === 0 ? { hook: name as Hook, config, command: [] } : undefined;
 }
@@ -189,9 +190,9 @@ async function main(argv: string[]): Promise<void> {
         )
         .command(
           'starter',
-          'JOB_STARTER (job owner, first host): run `-- <command>` inside the first container',
-          () => {},
-          (a) => hooks['lsf starter'](a.config, ((a['--'] as unknown[] | undefined) ?? []).map(String)),
+          'JOB_STARTER (job owner, first host): run the user\'s command inside the first container; --job-file: read it from $LSB_JOBFILENAME, as `JOB_STARTER = exec …/starter --config F --job-file \\#%USRCMD` pastes it (docs/lsf.md); else `-- <command>`',
+          (c) => c.option('job-file', { type: 'boolean', default: false, describe: 'read the command from the job file LSF wrote ($LSB_JOBFILENAME)' }),
+          (a) => hooks['lsf starter'](a.config, ((a['--'] as unknown[] | undefined) ?? []).map(String), a.jobFile),
         )
         .command(
           'post-exec',
@@ -294,7 +295,7 @@ if (argv.length === 1 && argv[0] === '--version') {
       process.exit(hook.hook.startsWith('slurm ') ? 0 : exitCode);
     });
   }
-  (hook ? hooks[hook.hook](hook.config, hook.command) : main(argv)).catch((err: unknown) => {
+  (hook ? hooks[hook.hook](hook.config, hook.command, hook.jobFile) : main(argv)).catch((err: unknown) => {
     const { line, exitCode } = formatError(err);
     process.stderr.write(`${line}\n`);
     process.exitCode = exitCode;

@@ -277,6 +277,43 @@ export function esubRequest(parmText: string, perAlias: string | undefined): { q
   return { queue: parm.get('LSB_SUB_QUEUE') || undefined, alias: perAlias ?? requestedImage(parm.get('LSB_SUB_ADDITIONAL')) };
 }
 
+// ---- The job starter: the user's command, as typed ----
+
+/**
+ * The JOB_STARTER flag that makes the starter read the user's command from the job file. LSF
+ * pastes the starter line into the job file with the command in place of %USRCMD, and /bin/sh
+ * reads that file again: any quoting in the line is undone by the command's own. Behind
+ * `--job-file #`, sh sees the command as a comment and runs only the starter (`exec`, so no
+ * line after it runs on the host either); the starter takes the command text from the file.
+ */
+export const JOB_FILE_FLAG = '--job-file';
+
+// openlava's job file (lsbatch.h: CMDSTART, WAITCLEANCMD): the user input section is the
+// starter line with the command pasted in, then these lines.
+const CMD_START = '\n# LSBATCH: User input\n';
+const CMD_END = '\nExitStat=$?\nwait\n# LSBATCH: End user input\n';
+// `bsub < script`: the section first writes the script out in a here-document.
+const SCRIPT_END = '\n_USER_SCRIPT_\n';
+
+/**
+ * `$LSB_JOBFILENAME`'s text → the user's command exactly as submitted: what follows
+ * `--job-file #` on the starter's line, up to the end of the user input section. The file is
+ * the owner's and the starter runs as the owner, so it is the owner's own command either way.
+ */
+export function jobFileCommand(text: string): string {
+  const start = text.indexOf(CMD_START);
+  const end = text.lastIndexOf(CMD_END);
+  if (start === -1 || end < start) throw new JobboxError('LSB_JOBFILENAME', 'has no "# LSBATCH: User input" section', '');
+  let section = text.slice(start + CMD_START.length, end);
+  if (section.startsWith('( cat <<_USER_\\SCRIPT_\n') && section.includes(SCRIPT_END)) section = section.slice(section.indexOf(SCRIPT_END) + SCRIPT_END.length);
+  const marker = `${JOB_FILE_FLAG} #`;
+  const at = section.indexOf(marker);
+  if (at === -1) throw new JobboxError('LSB_JOBFILENAME', `the starter line does not end in "${marker}%USRCMD"`, section.split('\n', 1)[0]!);
+  const command = section.slice(at + marker.length);
+  if (command.trim() === '') throw new JobboxError('LSB_JOBFILENAME', 'holds no command after the starter', section.split('\n', 1)[0]!);
+  return command;
+}
+
 // ---- Post-exec: how the job ended ----
 
 /** What the post-exec is told of the job's end, for the log. */

@@ -49,7 +49,7 @@ beforeAll(async () => {
   pinnedHooks = {
     preExec: `${REPO}/hooks/lsf/pre-exec --config ${suiteConfig}`,
     postExec: `${REPO}/hooks/lsf/post-exec --config ${suiteConfig}`,
-    jobStarter: `${REPO}/hooks/lsf/starter --config ${suiteConfig} "%USRCMD"`,
+    jobStarter: `exec ${REPO}/hooks/lsf/starter --config ${suiteConfig} --job-file #%USRCMD`,
   };
 });
 

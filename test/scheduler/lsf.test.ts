@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { JobboxError } from '../../src/errors.js';
 import type { AccountLookup, Owner } from '../../src/job/job.js';
 import type { JobRef } from '../../src/scheduler/answer.js';
-import { bjobsName, boundCpus, cpuList, lsfJob, lsfNest, parseBjobs, parseLsfHosts, parseMcpuHosts, parseParmFile, requestedImage } from '../../src/scheduler/lsf.js';
+import { bjobsName, boundCpus, cpuList, lsfJob, lsfNest, parseBjobs, parseLsfHosts, parseMcpuHosts, parseParmFile, requestedImage, jobFileCommand } from '../../src/scheduler/lsf.js';
 
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27], home: '/home/alice', shell: '/bin/bash' };
 const accounts: Record<string, Owner> = { alice, root: { ...alice, name: 'root', uid: 0, gid: 0, home: '/root' } };
@@ -271,4 +271,34 @@ describe('bjobsName', () => {
   it.each<[JobRef, string]>([[{ id: '5', index: 0 }, '5'], [{ id: '5', index: 3 }, '5[3]']])('bjobsName(%j) = %s', (ref, name) => {
     expect(bjobsName(ref)).toBe(name);
   });
+});
+
+describe('jobFileCommand', () => {
+  const LINE = 'exec /opt/jobbox/hooks/lsf/starter --config /etc/jobbox/jobbox.ini --job-file #';
+  // openlava's job file around the pasted starter line (lsbatch.h).
+  const jobFile = (content: string) =>
+    `#! /bin/sh\n\n$LSB_TRAPSIGS\n$LSB_RCP1\n$LSB_RCP2\n$LSB_RCP3\n# LSBATCH: User input\n${content}\nExitStat=$?\nwait\n# LSBATCH: End user input\ntrue\nexit \`expr $? "|" $ExitStat\`\n`;
+
+  it.each([
+    'echo "a  b"',
+    'X=$HOME; echo "home=$X"',
+    "echo '$HOME' | tr a-z A-Z > out.txt; cat out.txt",
+    '(cd /tmp && pwd)',
+    'echo one\necho two',
+    'echo "--job-file #"',
+    'printf "%s\\n" "ExitStat=$?\nwait\n# LSBATCH: End user input"',
+  ])('gives back %j exactly as submitted', (command) => {
+    expect(jobFileCommand(jobFile(`${LINE}${command}`))).toBe(command);
+  });
+
+  it('finds the line after the here-document that spools `bsub < script`', () => {
+    const content = '( cat <<_USER_\\SCRIPT_\n#!/bin/sh\necho "--job-file #x"\n_USER_SCRIPT_\n) > /home/u/.lsbatch/1.2.shell\nchmod u+x /home/u/.lsbatch/1.2.shell\n' + `${LINE}/home/u/.lsbatch/1.2.shell`;
+    expect(jobFileCommand(jobFile(content))).toBe('/home/u/.lsbatch/1.2.shell');
+  });
+
+  it.each([
+    ['no section', '#! /bin/sh\necho hi\n', 'jobbox: LSB_JOBFILENAME: has no "# LSBATCH: User input" section: '],
+    ['the old starter line', jobFile('/opt/jobbox/hooks/lsf/starter --config F "echo hi"'), 'jobbox: LSB_JOBFILENAME: the starter line does not end in "--job-file #%USRCMD": /opt/jobbox/hooks/lsf/starter --config F \\"echo hi\\"'],
+    ['no command', jobFile(LINE), `jobbox: LSB_JOBFILENAME: holds no command after the starter: ${LINE}`],
+  ])('refuses %s', (_case, text, message) => expect(() => jobFileCommand(text)).toThrow(message));
 });

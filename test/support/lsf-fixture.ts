@@ -24,7 +24,8 @@ export async function lsfFixture(): Promise<LsfFixture> {
     hooks: {
       preExec: `${REPO}/hooks/lsf/pre-exec --config ${configPath}`,
       postExec: `${REPO}/hooks/lsf/post-exec --config ${configPath}`,
-      jobStarter: `${REPO}/hooks/lsf/starter --config ${configPath} "%USRCMD"`,
+      // As the admin writes it in lsb.queues (`\#` there), after LSF's parser has read it.
+      jobStarter: `exec ${REPO}/hooks/lsf/starter --config ${configPath} --job-file #%USRCMD`,
     },
   };
 }

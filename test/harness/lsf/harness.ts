@@ -1,6 +1,6 @@
 // Plays LSF's documented part in a job's life (CONTRACTS.md, LSF and openlava sections) on the
 // real testbed, and nothing else: no scheduling, no dispatch decisions. See README.md here.
-import { chmod, chown, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { parseParmFile } from '../../../src/scheduler/lsf.js';
@@ -21,8 +21,10 @@ export interface LsfJobSpec {
   queue?: string;
   /** `bsub -a` value, e.g. 'docker-deb12'. */
   app?: string;
-  /** %USRCMD text. */
+  /** %USRCMD text: the command as the user typed it after bsub. */
   command: string;
+  /** `bsub < script`: the script's text; %USRCMD is then the path of its spooled copy, as openlava hands it over. */
+  script?: string;
   /** The allocation; the first is the first execution host. */
   hosts: Slots[];
   /** Extra user environment at submit. */
@@ -229,11 +231,12 @@ async function esubStage(spec: LsfJobSpec, account: Account, dir: string): Promi
 
 async function starter(line: string, spec: LsfJobSpec, env: Record<string, string>, dir: string, account: Account, cgroup?: JobCgroup): Promise<NonNullable<LsfJobRun['starter']>> {
   const host = spec.hosts[0]?.name ?? SUBMIT_HOST;
-  // LSF substitutes the command text into the line as it stands, quotes and all.
-  const text = line.includes('%USRCMD') ? line.replaceAll('%USRCMD', spec.command) : `${line} ${spec.command}`;
+  const { jobFile, spooled } = await writeJobFile(line, spec, env, account);
   const pidFile = join(dir, 'starter.pid');
   const statusFile = join(dir, 'starter.status');
-  const proc = testbed(['exec', host, '--', ...(cgroup?.enter ?? []), ...asUser(account, env), '/usr/bin/node', WRAPPER, pidFile, statusFile, text], RAW);
+  const jobEnv = { ...env, LSB_JOBFILENAME: jobFile, LSB_CHKFILENAME: jobFile };
+  const proc = testbed(['exec', host, '--', ...(cgroup?.enter ?? []), ...asUser(account, jobEnv), '/usr/bin/node', WRAPPER, pidFile, statusFile, jobFile], RAW);
+  proc.finally(() => Promise.all([rm(jobFile, { force: true }), spooled && rm(spooled, { force: true })])).catch(() => undefined);
   const bkill = spec.starterSignal;
   if (bkill) {
     let seen = '';
@@ -253,6 +256,30 @@ async function starter(line: string, spec: LsfJobSpec, env: Record<string, strin
     stdout: String(r.stdout),
     stderr: String(r.stderr),
   };
+}
+
+// openlava's job file (lsbatch.h: SHELLLINE, TRAPSIGCMD, CMDSTART, WAITCLEANCMD, EXITCMD), as
+// sbatchd writes it in the owner's ~/.lsbatch and runs it with /bin/sh: the JOB_STARTER line
+// with the user's command pasted in verbatim in place of %USRCMD (appended after a space when
+// the line has none), and read by sh again. `bsub < script` spools the script next to it.
+async function writeJobFile(line: string, spec: LsfJobSpec, env: Record<string, string>, account: Account): Promise<{ jobFile: string; spooled: string | undefined }> {
+  const dir = join(account.home, '.lsbatch');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chown(dir, account.uid, account.gids[0] ?? account.uid);
+  const jobFile = join(dir, `${Math.floor(Date.now() / 1000)}.${env.LSB_JOBID}`);
+  let command = spec.command;
+  let spooled: string | undefined;
+  if (spec.script !== undefined) {
+    spooled = `${jobFile}.shell`;
+    await writeFile(spooled, spec.script, { mode: 0o700 });
+    await chown(spooled, account.uid, account.gids[0] ?? account.uid);
+    command = spooled;
+  }
+  const content = line.includes('%USRCMD') ? line.replaceAll('%USRCMD', command) : `${line} ${command}`;
+  const text = `#! /bin/sh\n\n$LSB_TRAPSIGS\n$LSB_RCP1\n$LSB_RCP2\n$LSB_RCP3\n# LSBATCH: User input\n${content}\nExitStat=$?\nwait\n# LSBATCH: End user input\ntrue\nexit \`expr $? "|" $ExitStat\`\n`;
+  await writeFile(jobFile, text, { mode: 0o700 });
+  await chown(jobFile, account.uid, account.gids[0] ?? account.uid);
+  return { jobFile, spooled };
 }
 
 // The wrapper writes the pid right after the fork; output can come first.
