@@ -170,7 +170,7 @@ async function main(argv: string[]): Promise<void> {
       y
         .command(
           'esub',
-          'esub (job owner, at submit): check `bsub -a docker-<alias>` against the queue, pass it to the job',
+          'esub (job owner, at submit): check `bsub -a docker-<alias>` or `-a "docker(<ref>)"` against the queue, pin it where the queue says, pass it to the job',
           (c) => c.option('alias', { type: 'string', describe: 'alias asked for (per-alias esub); else read from LSB_SUB_ADDITIONAL' }),
           async (a) => {
             const { esub } = await import('./commands/lsf/esub.js');
@@ -190,7 +190,7 @@ async function main(argv: string[]): Promise<void> {
         )
         .command(
           'starter',
-          'JOB_STARTER (job owner, first host): run the user\'s command inside the first container; --job-file: read it from $LSB_JOBFILENAME, as `JOB_STARTER = exec …/starter --config F --job-file \\#%USRCMD` pastes it (docs/lsf.md); else `-- <command>`',
+          'JOB_STARTER (job owner, first host): run the user\'s command inside the first container; --job-file: read it from $LSB_JOBFILENAME, as `JOB_STARTER = exec …/starter --config F --job-file \\#%USRCMD` pastes it (README, "Admin setup"); else `-- <command>`',
           (c) => c.option('job-file', { type: 'boolean', default: false, describe: 'read the command from the job file LSF wrote ($LSB_JOBFILENAME)' }),
           (a) => hooks['lsf starter'](a.config, ((a['--'] as unknown[] | undefined) ?? []).map(String), a.jobFile),
         )
@@ -202,7 +202,7 @@ async function main(argv: string[]): Promise<void> {
         )
         .command(
           'install-esubs <dir>',
-          'link esub.docker-<alias> for every configured alias into LSF_SERVERDIR, remove stale ones',
+          'link esub.docker-<alias> for every configured alias, and esub.docker, into LSF_SERVERDIR; remove stale ones',
           (c) =>
             c
               .positional('dir', { type: 'string', demandOption: true, describe: 'LSF_SERVERDIR' })
@@ -250,6 +250,19 @@ async function main(argv: string[]): Promise<void> {
         .command({ command: 'start', describe: false, builder: batchOptions, handler: batchStep })
         .command('epilog', 'Epilog (root, every node): the batch host tears the job down on all its nodes', () => {}, (a) => hooks['slurm epilog'](a.config))
         .demandCommand(1, 'slurm: a subcommand is required'),
+    )
+    .command(
+      'status <job>',
+      "how the job's last start went (the job's owner, or root): each node's steps, the error; for LSF the job id (LSB_JOBID, or id[index]), for Slurm SLURM_JOB_ID",
+      (c) =>
+        c
+          .positional('job', { type: 'string', demandOption: true, describe: 'the job id, or id[index] for an LSF array element' })
+          .option('index', { type: 'number', describe: 'the LSF array index (default 0)' })
+          .option('json', { type: 'boolean', default: false, describe: 'print the record as one JSON object' }),
+      async (a) => {
+        const { status } = await import('./commands/status.js');
+        await status({ config: a.config, job: a.job, index: a.index, json: a.json }, process.env);
+      },
     )
     .command(
       'gc',

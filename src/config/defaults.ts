@@ -29,6 +29,7 @@ export const GLOBAL_DEFAULTS = {
   fanout: '256',
   device_dir: '/dev/infiniband',
   default_queue: 'normal',
+  bpost: '',
 };
 // allowed_images defaults to default_image, filled in parseQueue.
 export const QUEUE_DEFAULTS = {
@@ -97,3 +98,13 @@ export const STALE_LINK_GRACE_MS = 60_000;
 
 /** More nodes than any cluster has: a bound on what a hostlist or a count list may expand to. */
 export const MAX_HOSTS = 100_000;
+
+/**
+ * How long `jobbox gc` keeps a job's start record (plan/status.ts) after it was last written,
+ * once the scheduler says the job is over: long enough for a user to look after a weekend, and
+ * a record is a few KB. Younger records are kept without asking the scheduler.
+ */
+export const STATUS_KEEP_S = 7 * 24 * 3600;
+
+/** bpost, best effort from a pre-exec that is failing anyway: mbatchd answers in well under a second, and a down one must not hold the job's requeue. */
+export const BPOST_TIMEOUT_MS = 10_000;

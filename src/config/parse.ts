@@ -48,6 +48,7 @@ export function parseConfig(text: string, file: string): Config {
     fanout: must(at('fanout'), g.fanout, 'an integer from 1 to 4096', (v) => int(v, 1, 4096)),
     deviceDir: must(at('device_dir'), g.device_dir, PATH_RULE, absPath),
     defaultQueue: g.default_queue,
+    bpost: must(at('bpost'), g.bpost, `empty, or ${PATH_RULE}`, (v) => (v === '' ? '' : absPath(v))),
   };
 
   // Images first: queues refer to them.

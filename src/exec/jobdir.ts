@@ -3,7 +3,7 @@
 // created O_EXCL|O_NOFOLLOW under a temporary name and renamed into place (rename replaces a
 // planted symlink instead of writing through it), then chowned by descriptor.
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, rename, rm, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, rename, rm, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import { JobboxError } from '../errors.js';
@@ -82,3 +82,51 @@ export async function removeJobDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
+
+/**
+ * Creates (or accepts) `<state_dir>/.status`: root's, 0711, so that the owner of a record can
+ * open it by its name while nobody but root can list the directory or create a name in it. The
+ * mode is set after mkdir: a root hook runs with the job's umask.
+ */
+export async function makeStatusDir(dir: string): Promise<void> {
+  const parent = dirname(dir);
+  await mkdir(parent, { recursive: true, mode: 0o755 }).catch(() => undefined);
+  await checkedDir(parent, 'state_dir');
+  let made = true;
+  try {
+    await mkdir(dir, { mode: 0o711 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    made = false;
+  }
+  await checkedDir(dir, 'status dir');
+  if (made) await chmod(dir, 0o711);
+}
+
+/**
+ * A start record as whoever runs `jobbox status` may read it: never through a symlink, only a
+ * regular file, at most `maxBytes`. undefined when it cannot be opened (absent, or not this
+ * user's to read), so the caller cannot tell the two apart, and neither can the user.
+ */
+export async function readStatusFile(path: string, maxBytes: number): Promise<{ text: string; uid: number } | undefined> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => undefined);
+  if (!handle) return undefined;
+  try {
+    const info = await handle.stat();
+    if (!info.isFile() || info.size > maxBytes) return undefined;
+    const buffer = Buffer.alloc(maxBytes + 1);
+    const { bytesRead } = await handle.read(buffer, 0, maxBytes + 1, 0);
+    if (bytesRead > maxBytes) return undefined;
+    return { text: buffer.subarray(0, bytesRead).toString('utf8'), uid: info.uid };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Removes one start record; the directory is checked again first, as removeJobDir checks state_dir. Already gone is success. */
+export async function removeStatusFile(dir: string, name: string): Promise<void> {
+  await checkedDir(dir, 'status dir');
+  await unlink(`${dir}/${name}`).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
+}

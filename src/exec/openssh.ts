@@ -3,8 +3,9 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 
-export function sshArgv(sshConfig: string, host: string, remote: string): string[] {
-  return ['-F', sshConfig, '-T', '--', host, remote];
+/** `terminal`: a pseudo-terminal for the remote command (`-tt`: ours is one, so the user is at it). */
+export function sshArgv(sshConfig: string, host: string, remote: string, terminal = false): string[] {
+  return ['-F', sshConfig, terminal ? '-tt' : '-T', '--', host, remote];
 }
 
 /**
@@ -21,21 +22,27 @@ export function sshInteractive(
   onSignal: (sig: NodeJS.Signals) => Promise<unknown>,
   /** Sent as the session's stdin instead of ours (a batch script to run). */
   input?: string,
+  /** Our stdin is a terminal (`bsub -Is`): the remote command gets a pseudo-terminal of its own. */
+  terminal = false,
 ): Promise<number> {
   const stdin = input === undefined ? 'inherit' : 'pipe';
   // Detached, the client would outlive a SIGKILL of ours (bkill -s KILL) and hold the job's
   // output open until the command ends; the kernel's parent-death signal takes it down with us.
   // The command itself stops when the post-exec or Epilog removes the containers.
-  const argv = ['--pdeathsig', 'KILL', '--', 'ssh', ...sshArgv(sshConfig, host, remote)];
+  const argv = ['--pdeathsig', 'KILL', '--', 'ssh', ...sshArgv(sshConfig, host, remote, terminal)];
   const child = spawn('setpriv', argv, { stdio: [stdin, 'inherit', 'inherit'], detached: true });
   child.stdin?.end(input);
   const delivered: { sig: NodeJS.Signals; done: Promise<unknown> }[] = [];
   const forward = (sig: NodeJS.Signals) => delivered.push({ sig, done: onSignal(sig) });
+  // The kernel tells a new terminal size to the terminal's foreground group, ours; the client,
+  // in a session of its own, reads the size from its stdin when told, and passes it on.
+  const resized = () => child.kill('SIGWINCH');
   process.on('SIGTERM', forward).on('SIGINT', forward);
+  if (terminal) process.on('SIGWINCH', resized);
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code, signal) => {
-      process.off('SIGTERM', forward).off('SIGINT', forward);
+      process.off('SIGTERM', forward).off('SIGINT', forward).off('SIGWINCH', resized);
       void Promise.all(delivered.map((d) => d.done)).then(() => {
         // ssh reports a remote command killed by a signal as 255; say which signal, as a shell does.
         const first = delivered[0];

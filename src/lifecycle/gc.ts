@@ -6,18 +6,19 @@ import { lstat, readdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { SLURM_QUERIES } from '../config/defaults.js';
+import { SLURM_QUERIES, STATUS_KEEP_S } from '../config/defaults.js';
 import type { Config } from '../config/types.js';
 import { formatError } from '../errors.js';
-import { readJobFile } from '../exec/jobdir.js';
+import { readJobFile, removeStatusFile } from '../exec/jobdir.js';
 import { runBjobs } from '../exec/lsf.js';
 import { fanOut } from '../exec/ssh.js';
 import { runSqueue } from '../exec/slurm.js';
 import { jobLog } from '../log.js';
 import { claimPath, listClaims } from '../ports/allocator.js';
-import { describeAction, jobsToAsk, planGc, type DirFact, type GcAction } from '../plan/gc.js';
+import { describeAction, jobsToAsk, planGc, planStatusGc, statusToAsk, type DirFact, type GcAction, type StatusFact } from '../plan/gc.js';
 import { lsfClear } from '../plan/container.js';
 import { imageCacheDir, jobPaths, parseAttemptRecord } from '../plan/job-files.js';
+import { statusDir } from '../plan/status.js';
 import { describeFailure } from '../result.js';
 import { refKey, type Answer, type JobRef, type Scheduler } from '../scheduler/answer.js';
 import { bjobsArgv, parseBjobs } from '../scheduler/lsf.js';
@@ -39,13 +40,25 @@ async function jobDirs(stateDir: string): Promise<DirFact[]> {
   });
   const dirs: DirFact[] = [];
   for (const name of names) {
-    if (join(stateDir, name) === imageCacheDir(stateDir)) continue;
+    if (join(stateDir, name) === imageCacheDir(stateDir) || join(stateDir, name) === statusDir(stateDir)) continue;
     const st = await lstat(join(stateDir, name)).catch(() => undefined);
     if (!st) continue; // removed meanwhile
     const hostfile = st.isDirectory() ? await readJobFile(join(stateDir, name, 'hostfile')).catch(() => undefined) : undefined;
     dirs.push({ name, mtimeMs: st.mtimeMs, isDirectory: st.isDirectory(), hostfile });
   }
   return dirs;
+}
+
+/** The start records under state_dir/.status, regular files only. */
+async function statusFiles(stateDir: string): Promise<StatusFact[]> {
+  const dir = statusDir(stateDir);
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const files: StatusFact[] = [];
+  for (const name of names) {
+    const st = await lstat(join(dir, name)).catch(() => undefined);
+    if (st?.isFile()) files.push({ name, mtimeMs: st.mtimeMs });
+  }
+  return files;
 }
 
 /** One answer per job (by refKey). Slurm: one listing, then one query per job missing from it. */
@@ -76,10 +89,13 @@ async function touchedSince(config: Config, a: GcAction): Promise<boolean> {
 
 /** Returns the exit code: 1 when the scheduler could not be asked about a job or a reclaim failed, else 0. */
 export async function reapOrphans(config: Config, options: GcOptions, env: NodeJS.ProcessEnv, log: Logger, say: (line: string) => void): Promise<number> {
-  const [claims, dirs] = await Promise.all([listClaims(config.portDir), jobDirs(config.stateDir)]);
-  const answers = await ask(options.scheduler, jobsToAsk(claims, dirs), env, config.fanout);
+  const [claims, dirs, records] = await Promise.all([listClaims(config.portDir), jobDirs(config.stateDir), statusFiles(config.stateDir)]);
+  const nowMs = Date.now();
+  const keepMs = Math.max(STATUS_KEEP_S * 1000, options.graceMs);
+  const refs = new Map([...jobsToAsk(claims, dirs), ...statusToAsk(records, nowMs, keepMs)].map((r) => [refKey(r), r]));
+  const answers = await ask(options.scheduler, [...refs.values()], env, config.fanout);
   const actions = planGc({
-    scheduler: options.scheduler, claims, dirs, answers, nowMs: Date.now(), graceMs: options.graceMs, sweepNodes: options.sweepNodes,
+    scheduler: options.scheduler, claims, dirs, answers, nowMs, graceMs: options.graceMs, sweepNodes: options.sweepNodes,
   });
 
   const count = { reclaimed: 0, kept: 0, failed: 0, unanswered: 0 };
@@ -116,9 +132,30 @@ export async function reapOrphans(config: Config, options: GcOptions, env: NodeJ
       }
     }
   }
+  // Start records: a line for each that goes; the many still kept for their owners are counted in the log.
+  const status = { removed: 0, kept: 0, failed: 0 };
+  for (const r of planStatusGc(options.scheduler, records, answers, nowMs, keepMs)) {
+    if (!r.remove) {
+      status.kept += 1;
+      continue;
+    }
+    if (options.dryRun) {
+      say(`jobbox: gc: would remove the start record ${r.name}: ${r.reason}`);
+      continue;
+    }
+    try {
+      await removeStatusFile(statusDir(config.stateDir), r.name);
+      status.removed += 1;
+      say(`jobbox: gc: removed the start record ${r.name}: ${r.reason}`);
+    } catch (err) {
+      status.failed += 1;
+      say(`jobbox: gc: could not remove the start record ${r.name}: ${formatError(err).line.replace(/^jobbox: /, '')}`);
+    }
+  }
+  log.info({ dryRun: options.dryRun, ...status }, 'gc: start records');
   say(options.dryRun
     ? `jobbox: gc: dry run: would reclaim ${count.reclaimed}, keep ${count.kept}; nothing changed`
     : `jobbox: gc: reclaimed ${count.reclaimed}, kept ${count.kept}, failed ${count.failed}`);
   log.info({ dryRun: options.dryRun, ...count }, 'gc done');
-  return count.failed > 0 || count.unanswered > 0 ? 1 : 0;
+  return count.failed > 0 || count.unanswered > 0 || status.failed > 0 ? 1 : 0;
 }

@@ -3,10 +3,14 @@
 import { readFile } from 'node:fs/promises';
 import { CONNECT_JITTER_MS, CONNECT_PAUSE_MS, CONNECT_TRIES } from '../config/defaults.js';
 import type { Config } from '../config/types.js';
-import { EXIT, JobboxError } from '../errors.js';
+import { EXIT, JobboxError, type ExitCode } from '../errors.js';
 import { Session, fanOut, knownHostIndex, type Target } from '../exec/ssh.js';
 
-export async function adminSessions(config: Config, hosts: string[]): Promise<Map<string, Session>> {
+/** Runs one node's step, e.g. to time it (plan/status.ts Timeline); the identity by default. */
+export type NodeStep = <R>(host: string, step: () => Promise<R>) => Promise<R>;
+const untimed: NodeStep = (_host, step) => step();
+
+export async function adminSessions(config: Config, hosts: string[], each: NodeStep = untimed): Promise<Map<string, Session>> {
   const [privateKey, known] = await Promise.all([readFile(config.sshKey, 'utf8'), readFile(config.sshKnownHosts, 'utf8')]);
   const keysOf = knownHostIndex(known);
   const sessions = new Map<string, Session>();
@@ -14,7 +18,7 @@ export async function adminSessions(config: Config, hosts: string[]): Promise<Ma
     const hostKeys = keysOf(host, config.sshPort);
     if (hostKeys.length === 0) throw new JobboxError(`ssh ${host}`, 'no host key in ssh_known_hosts', config.sshKnownHosts, EXIT.transient);
     const target = { host, port: config.sshPort, username: config.sshUser, privateKey, hostKeys, timeoutMs: config.connectTimeoutMs };
-    sessions.set(host, await connectRetrying(target));
+    sessions.set(host, await each(host, () => connectRetrying(target)));
   });
   const failed = failures(hosts, results);
   if (failed) {
@@ -40,13 +44,25 @@ async function connectRetrying(target: Target, tries = CONNECT_TRIES): Promise<S
   }
 }
 
+/** The one error for the nodes that failed a step, which also keeps each node's own error (for the start's record). */
+export class NodesError extends JobboxError {
+  constructor(
+    /** Each failed node and its error, without the `jobbox: ` prefix. */
+    readonly nodes: { host: string; error: string }[],
+    total: number,
+    exitCode: ExitCode,
+  ) {
+    super('nodes', `failed on ${nodes.length} of ${total}`, nodes.map((n) => n.error).join('; '), exitCode);
+  }
+}
+
 /** One error for all nodes that failed: transient unless every failure is permanent. */
-export function failures(hosts: string[], results: PromiseSettledResult<unknown>[]): JobboxError | undefined {
+export function failures(hosts: string[], results: PromiseSettledResult<unknown>[]): NodesError | undefined {
   const bad = results.flatMap((r, i) => (r.status === 'rejected' ? [{ host: hosts[i]!, err: r.reason as unknown }] : []));
   if (bad.length === 0) return undefined;
   const permanent = bad.every((b) => b.err instanceof JobboxError && b.err.exitCode === EXIT.permanent);
-  const detail = bad.map((b) => (b.err instanceof Error ? b.err.message : String(b.err)).replace(/^jobbox: /, '')).join('; ');
-  return new JobboxError('nodes', `failed on ${bad.length} of ${hosts.length}`, detail, permanent ? EXIT.permanent : EXIT.transient);
+  const nodes = bad.map((b) => ({ host: b.host, error: (b.err instanceof Error ? b.err.message : String(b.err)).replace(/^jobbox: /, '') }));
+  return new NodesError(nodes, hosts.length, permanent ? EXIT.permanent : EXIT.transient);
 }
 
 /** Runs `fn` on every host's session, at most `fanout` at once; one error for all that failed. */

@@ -4,6 +4,7 @@
 // started on every node, so nothing is left for a requeue to trip over. Its phases:
 //   adopt or reclaim the job dir → connect → pull ∥ port (∥ keys, image accounts) → plan →
 //   write files → start ∥ barrier, node by node; on failure, teardown of the touched nodes.
+// Each node's steps are timed, and the attempt's outcome is kept for the owner (plan/status.ts).
 import { randomBytes } from 'node:crypto';
 import { lstat } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -12,16 +13,18 @@ import { parseUserRef, runRef } from '../config/ref.js';
 import type { Config, Image } from '../config/types.js';
 import { lookupGroupNames } from '../exec/accounts.js';
 import { manifestDigest } from '../exec/registry.js';
-import { makeJobDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
+import { makeJobDir, makeStatusDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
+import { formatError } from '../errors.js';
 import type { Session } from '../exec/ssh.js';
 import type { Job } from '../job/job.js';
 import { allocatePort } from '../ports/allocator.js';
 import { cgroupClear } from '../plan/container.js';
 import { planJob } from '../plan/job.js';
 import { jobKey, jobPaths, parseAttemptRecord, type AttemptRecord, type JobPaths } from '../plan/job-files.js';
+import { startRecord, statusDir, statusFile, Timeline, type PinnedBy, type StartFacts, type StartRecord } from '../plan/status.js';
 import { jobKeys } from './keys.js';
 import { awaitSshd, checkEngineCgroups, ensureImage, imageAccounts, joinSlurmCgroups, nameHolder, pinImage, probe, startContainer, type Holder, type Probe } from './node.js';
-import { adminSessions, onEvery } from './sessions.js';
+import { adminSessions, NodesError, onEvery } from './sessions.js';
 import { teardownJob } from './teardown.js';
 
 export interface SetupResult {
@@ -32,7 +35,36 @@ export interface SetupResult {
 }
 
 export async function setupJob(config: Config, job: Job, log: Logger): Promise<SetupResult> {
+  const timeline = new Timeline();
+  const facts: StartFacts = { image: job.image ?? "the queue's default" };
+  try {
+    const result = await startJob(config, job, log, timeline, facts);
+    await keepRecord(config, job, startRecord(job, timeline, facts), log);
+    return result;
+  } catch (err) {
+    const { line, exitCode } = formatError(err);
+    const nodes = err instanceof NodesError ? err.nodes : undefined;
+    await keepRecord(config, job, startRecord(job, timeline, facts, { line, exitCode, ...(nodes && { nodes }) }), log);
+    throw err;
+  }
+}
+
+/**
+ * The owner's copy of how the attempt went. Best effort: the start's outcome is the scheduler's
+ * business, and a record that cannot be written is only logged.
+ */
+async function keepRecord(config: Config, job: Job, record: StartRecord, log: Logger): Promise<void> {
+  try {
+    await makeStatusDir(statusDir(config.stateDir));
+    await writeJobFile(statusFile(config.stateDir, record, job.owner));
+  } catch (err) {
+    log.warn({ err: formatError(err).line }, 'could not keep the start record for jobbox status');
+  }
+}
+
+async function startJob(config: Config, job: Job, log: Logger, timeline: Timeline, facts: StartFacts): Promise<SetupResult> {
   const image = resolveImage(config, job.queue, job.image);
+  facts.image = image.ref;
   const hosts = job.hosts.map((h) => h.name);
   const paths = jobPaths(config.stateDir, job);
   const started = Date.now();
@@ -46,9 +78,10 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
   const known = adopted?.digest ?? image.digest;
   const asked = known ? Promise.resolve(undefined) : tagDigest(config, image, log);
   try {
-    sessions = await adminSessions(config, hosts);
+    sessions = await adminSessions(config, hosts, (h, step) => timeline.time(h, 'connect', step));
     phase('connect');
     const each = <R>(fn: (s: Session, i: number) => Promise<R>) => onEvery(sessions, hosts, config.fanout, fn);
+    const imageOn = <R>(s: Session, step: () => Promise<R>) => timeline.time(s.host, 'image', step);
 
     // The image is pinned to one digest: the one it was pinned to at submit, the one a re-run's
     // containers run, else the tag's, asked of the registry while the nodes were connected (one
@@ -58,11 +91,14 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     const first = sessions.get(hosts[0]!)!;
     const pinned = (async () => {
       const digest = known ?? (await asked);
-      return digest ? { image: { ...image, digest }, onFirst: false } : { image: await pinImage(first, config, image, log), onFirst: true };
+      return digest ? { image: { ...image, digest }, onFirst: false } : { image: await imageOn(first, () => pinImage(first, config, image, log)), onFirst: true };
     })();
+    const pinnedBy = (onFirst: boolean): PinnedBy => (adopted?.digest ? 'earlier run' : image.digest ? 'submit' : onFirst ? 'first node' : 'registry');
+    // Kept as soon as it is known: a node that then fails its pull still shows what it was to run.
+    pinned.then((p) => Object.assign(facts, { ...(p.image.digest && { digest: p.image.digest }), pinnedBy: pinnedBy(p.onFirst) }), () => {});
     const atSubmit = !adopted?.digest && image.digest !== undefined;
-    const firstReady = pinned.then((p) => (p.onFirst ? undefined : ensureImage(first, config, p.image, atSubmit)));
-    const pulls = pinned.then((p) => each((s, i) => (i === 0 ? firstReady : ensureImage(s, config, p.image, atSubmit))));
+    const firstReady = pinned.then((p) => (p.onFirst ? undefined : imageOn(first, () => ensureImage(first, config, p.image, atSubmit))));
+    const pulls = pinned.then((p) => each((s, i) => (i === 0 ? firstReady : imageOn(s, () => ensureImage(s, config, p.image, atSubmit)))));
     pulls.catch(() => {});
     const engines = job.containment ? each((s) => checkEngineCgroups(s, config)) : Promise.resolve([]);
     engines.catch(() => {});
@@ -72,14 +108,14 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
       lookupGroupNames([job.owner.gid, ...job.owner.gids]),
     ]);
     prepared.catch(() => {});
-    const { port, probes, holders } = await choosePort(config, job, nonce, hosts, each, log);
+    const { port, probes, holders } = await choosePort(config, job, nonce, hosts, (fn) => each((s, i) => timeline.time(s.host, 'port', () => fn(s, i))), log);
+    facts.port = port;
     phase('port');
     const [keys, accounts, groupNames] = await prepared;
     await Promise.all([pulls, engines]);
-    phase('pull');
+    phase('image');
     const { image: run, onFirst } = await pinned;
-    const by = adopted?.digest ? 'earlier run' : image.digest ? 'submit' : onFirst ? 'first node' : 'registry';
-    log.info({ image: image.ref, digest: run.digest, pinned: by }, 'image pinned');
+    log.info({ image: image.ref, digest: run.digest, pinned: pinnedBy(onFirst) }, 'image pinned');
 
     const plan = planJob({
       config, job, image: run, port, paths, keys, groupNames, accounts, nonce,
@@ -93,9 +129,11 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
     // Each node waits for its own sshd as soon as its container runs, not for the slowest run.
     await each(async (s, i) => {
       touched.add(s.host);
-      if (job.containment?.scheduler === 'slurm') await joinSlurmCgroups(s, config, job, job.containment.multipleSlurmd, i);
-      await startContainer(s, config, job, run, plan.runs[i]!.argv, nonce, holders[i]);
-      await awaitSshd(s, config, job, port, keys);
+      await timeline.time(s.host, 'start', async () => {
+        if (job.containment?.scheduler === 'slurm') await joinSlurmCgroups(s, config, job, job.containment.multipleSlurmd, i);
+        await startContainer(s, config, job, run, plan.runs[i]!.argv, nonce, holders[i]);
+      });
+      await timeline.time(s.host, 'sshd', () => awaitSshd(s, config, job, port, keys));
     });
     log.info({ port, image: runRef(run), hosts, ms: Date.now() - started }, 'job started on every node');
     return { port, paths, image: run };

@@ -10,6 +10,7 @@ import { lsfRecordOver } from '../scheduler/lsf.js';
 import { refKey, type Answer, type JobRef, type Scheduler, type Verdict } from '../scheduler/answer.js';
 import { slurmRecordOver } from '../scheduler/slurm.js';
 import { jobKey } from './job-files.js';
+import { parseStatusName } from './status.js';
 
 /** One claim as listClaims returns it: `claim.<jobid>.<index>.<attempt>.<port>`. */
 export interface ClaimFact {
@@ -143,4 +144,47 @@ export function describeAction(a: GcAction): string {
     ...(a.nodes.length > 0 ? [`containers on ${a.nodes.join(' ')}`] : []),
   ];
   return parts.join(', ');
+}
+
+// ---- Start records (plan/status.ts): one per job, kept for its owner after the job ----
+
+/** One file under `<state_dir>/.status`. */
+export interface StatusFact {
+  name: string;
+  mtimeMs: number;
+}
+
+export interface StatusAction {
+  name: string;
+  job: JobRef | undefined;
+  remove: boolean;
+  reason: string;
+  /** Kept because the scheduler could not be asked. */
+  unanswered: boolean;
+}
+
+/** Records old enough to go if their job is over: only these cost a question to the scheduler. */
+export function statusToAsk(files: StatusFact[], nowMs: number, keepMs: number): JobRef[] {
+  return files.filter((f) => nowMs - f.mtimeMs >= keepMs).flatMap((f) => {
+    const job = parseStatusName(f.name);
+    return job ? [job] : [];
+  });
+}
+
+/**
+ * A record goes when it has not been written for `keepMs` and the scheduler says its job (any
+ * attempt) is over, by the same positive answers as an attempt: a newer one is the owner's to read.
+ */
+export function planStatusGc(scheduler: Scheduler, files: StatusFact[], answers: ReadonlyMap<string, Answer>, nowMs: number, keepMs: number): StatusAction[] {
+  return files.map((f): StatusAction => {
+    const job = parseStatusName(f.name);
+    const keep = (reason: string, unanswered = false): StatusAction => ({ name: f.name, job, remove: false, reason, unanswered });
+    if (!job) return keep('not a <jobid>.<index>.json name');
+    const days = (ms: number) => `${Math.floor(ms / 86_400_000)} d`;
+    if (nowMs - f.mtimeMs < keepMs) return keep(`written ${days(nowMs - f.mtimeMs)} ago (kept ${days(keepMs)})`);
+    // No attempt to compare: only a final state, or no such job, ends a record.
+    const { over, why } = attemptOver(scheduler, answers.get(refKey(job)), 'any');
+    if (over !== true) return keep(why, over === undefined);
+    return { name: f.name, job, remove: true, reason: why, unanswered: false };
+  });
 }

@@ -198,8 +198,9 @@ export function knownHosts(hosts: Host[], port: number, hostKeyPub: string): str
   return `${hosts.map((h) => `[${h.name}]:${port}`).join(',')} ${key}\n`;
 }
 
+/** Every forwarding stays off (`restrict`); a terminal is allowed (`pty`) for `bsub -Is` and `jobbox shell`. */
 export function authorizedKeys(userKeyPub: string): string {
-  return `restrict ${userKeyPub.trim().split(/\s+/).slice(0, 2).join(' ')} jobbox-job\n`;
+  return `restrict,pty ${userKeyPub.trim().split(/\s+/).slice(0, 2).join(' ')} jobbox-job\n`;
 }
 
 export function openMpiHostfile(hosts: Host[]): string {

@@ -391,3 +391,20 @@ const LSF_OVER = new Set(['DONE', 'EXIT']);
 export function lsfRecordOver(state: string): Verdict {
   return { over: LSF_OVER.has(state), why: `job is ${state}` };
 }
+
+// ---- bpost: a failed start, where the job's owner looks ----
+
+/** IBM's limit on `bpost -d` (the message description). */
+export const BPOST_MAX = 512;
+
+/**
+ * `bpost -i 0 -d TEXT JOB`, run as root by the pre-exec: message 0 of the job, which `bjobs -l`
+ * shows its owner under EXTERNAL MESSAGES and `bread`/`bstatus` print. A pre-exec's output goes
+ * to /dev/null and `bhist -l` shows only its exit code, so this is how a PEND or EXIT job says
+ * why. Message 0 is what `bstatus -d` sets too: a later post replaces it.
+ */
+export function bpostArgv(bpost: string, job: JobRef, line: string): string[] {
+  const hint = ` (jobbox status ${bjobsName(job)})`;
+  const text = line.length + hint.length <= BPOST_MAX ? `${line}${hint}` : `${line.slice(0, BPOST_MAX - hint.length - 1)}…${hint}`;
+  return [bpost, '-i', '0', '-d', text, bjobsName(job)];
+}

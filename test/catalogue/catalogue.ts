@@ -2,7 +2,7 @@
 // root can check, bad-input.root.test.ts): the sandbox a case may not change, the routes that
 // feed a bad input through the code that reads it, and the check that it was refused.
 import { createHash } from 'node:crypto';
-import { constants, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, constants, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { lstat, mkdtemp, open, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,6 +81,9 @@ beforeAll(async () => {
   mkdirSync(join(PORTS, 'claims'), { mode: 0o755 });
   linkSync(join(PORTS, 'port.30000'), join(PORTS, 'claims', 'claim.1.0.other.30000'));
   writeFileSync(join(JOBS, '1.0.other', 'hostfile'), 'other slots=1\n');
+  // The start records' dir, as the first job made it: a refused start then only writes its record.
+  mkdirSync(join(JOBS, '.status'), { mode: 0o711 });
+  chmodSync(join(JOBS, '.status'), 0o711);
   writeFileSync(ENVFILE, '');
   writeFileSync(VICTIM, 'victim: root must never write here\n', { mode: 0o644 });
   config = await loadConfig(CONF);
@@ -90,10 +93,11 @@ afterAll(async () => {
   for (const dir of [ROOT, ...cleanups]) if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** Every entry under the paths, never followed: type, mode, owner, links, size, times, content. */
-export async function snapshot(paths: string[]): Promise<string[]> {
+/** Every entry under the paths, never followed: type, mode, owner, links, size, times, content. `skip`: a subtree left out. */
+export async function snapshot(paths: string[], skip?: string): Promise<string[]> {
   const out: string[] = [];
   async function walk(path: string): Promise<void> {
+    if (path === skip) return;
     const st = await lstat(path).catch(() => undefined);
     if (!st) {
       out.push(`${path} absent`);
@@ -111,7 +115,11 @@ export async function snapshot(paths: string[]): Promise<string[]> {
 
 /** The act must fail with exactly this line and code, and change nothing it was watched on. */
 export async function refused(act: Act, message: string | RegExp, exitCode: number, watch: string[] = [SANDBOX, VICTIM]): Promise<void> {
-  const before = await snapshot(watch);
+  // A refused start leaves one thing on purpose: its record for the owner (plan/status.ts),
+  // which must say exactly the refusal.
+  const records = join(JOBS, '.status');
+  const before = await snapshot(watch, records);
+  const recordsBefore = await snapshot([records]);
   const err = await act().then(() => 'the input was accepted', (e: unknown) => e);
   expect(err, `not a JobboxError: ${formatError(err).line} (exit ${formatError(err).exitCode})`).toBeInstanceOf(JobboxError);
   const { line, exitCode: code } = formatError(err);
@@ -120,7 +128,12 @@ export async function refused(act: Act, message: string | RegExp, exitCode: numb
   expect(line).toMatch(SHAPE);
   expect(line, 'raw control characters in the error line').not.toMatch(RAW_CONTROL);
   expect(code).toBe(exitCode);
-  expect(await snapshot(watch), 'something changed although the input was refused').toEqual(before);
+  expect(await snapshot(watch, records), 'something changed although the input was refused').toEqual(before);
+  for (const entry of await snapshot([records])) {
+    const path = entry.split(' ')[0]!;
+    if (recordsBefore.includes(entry) || !path.endsWith('.json')) continue;
+    expect(JSON.parse(readFileSync(path, 'utf8')), 'the start record of a refused start').toMatchObject({ outcome: 'failed', error: line, exitCode });
+  }
   if (watch.includes(SANDBOX)) expect(readFileSync(ENVFILE, 'utf8')).toBe('');
 }
 

@@ -56,3 +56,48 @@ describe('the older line, "%USRCMD" in double quotes, as the harness reproduces 
     expect(r.starter?.stderr).toContain('echo a: not found');
   });
 });
+
+describe('bsub -Is: the command on a terminal in the first container', () => {
+  it('bash gets a pseudo-terminal of the user\'s size that follows a resize; Ctrl-C stops the foreground program, Ctrl-Z and fg work, and the exit status is the shell\'s', async () => {
+    const seen: Record<string, string> = {};
+    // The user's terminal type travels with the submit environment, as with bsub -Is.
+    const r = await run('bash --norc --noprofile', {
+      env: { TERM: 'screen' },
+      terminal: {
+        cols: 100,
+        rows: 30,
+        drive: async (pane) => {
+          // tmux's capture drops trailing blanks: the prompt `bash-5.2$ ` ends a line as `bash-5.2$`.
+          const prompt = /bash-[\d.]+\$$/m;
+          await pane.waitFor(prompt);
+          await pane.keys('tty; stty size; cat /proc/1/comm', 'Enter');
+          seen.tty = await pane.waitFor(/docker-init\n.*\$$/);
+          await pane.resize(80, 24);
+          await pane.keys('clear; stty size', 'Enter');
+          seen.resized = await pane.waitFor(/^24 80$/m);
+          await pane.keys('sleep 300', 'Enter');
+          await pane.waitFor(/\$ sleep 300$/);
+          await pane.keys('C-c');
+          await pane.keys('echo "after ctrl-c: $?"', 'Enter');
+          seen.interrupted = await pane.waitFor(/^after ctrl-c: 130$/m);
+          await pane.keys('sleep 301', 'Enter');
+          await pane.waitFor(/\$ sleep 301$/);
+          await pane.keys('C-z');
+          seen.stopped = await pane.waitFor(/Stopped\s+sleep 301/);
+          await pane.keys('fg', 'Enter');
+          await pane.waitFor(/\$ fg\nsleep 301$/);
+          await pane.keys('C-c');
+          await pane.keys('exit 5', 'Enter');
+        },
+      },
+    });
+    expect(r.starter?.stderr, r.starter?.stdout).toBe('');
+    expect(seen.tty).toMatch(/^\/dev\/pts\/\d+\n30 100\ndocker-init$/m);
+    expect(seen.resized).toMatch(/^24 80$/m);
+    expect(seen.interrupted).toMatch(/^after ctrl-c: 130$/m);
+    expect(seen.stopped).toMatch(/Stopped\s+sleep 301/);
+    expect(r.starter?.code).toBe(5);
+    expect(r.state).toBe('EXIT');
+    expect(await containers(r.jobId)).toEqual([]);
+  });
+});

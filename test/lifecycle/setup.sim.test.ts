@@ -1,12 +1,13 @@
 // setupJob against the simulated cluster: what it leaves on the nodes and in port_dir and
 // state_dir when a start succeeds, when it is run again, and when a node fails it.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { JobboxError } from '../../src/errors.js';
 import { resolveImage } from '../../src/config/image.js';
 import { setupJob } from '../../src/lifecycle/setup.js';
 import { teardownJob } from '../../src/lifecycle/teardown.js';
 import { nodeSteps } from '../../src/plan/node.js';
+import { parseStatus, PHASES, statusDir, statusPath, type StartRecord } from '../../src/plan/status.js';
 import { fakeRegistry } from '../support/fake-registry.js';
 import { simDigest } from '../support/sim-cluster.js';
 import { IMAGE_REF, PORTS, simFixture, UNREACHABLE, type SimFixture } from './sim-fixture.js';
@@ -347,5 +348,61 @@ describe('setupJob on the simulated cluster', () => {
     expect(sent.filter((argv) => !known(argv))).toEqual([]);
     // And every step ran, but the two of a barrier that waits long (the tests above run them).
     expect(steps.filter((step) => !step.includes('<ids>') && !sent.some((argv) => argv.join('\0') === step.join('\0'))).map((a) => a[1])).toEqual(['inspect', 'logs']);
+  });
+});
+
+describe('the start record (jobbox status) on the simulated cluster', () => {
+  const record = (id: string): StartRecord => parseStatus(readFileSync(statusPath(f.config.stateDir, { id, index: 0 }), 'utf8'))!;
+
+  it('a good start: every node\'s five steps timed, the digest, how it was pinned, the port; the owner\'s file, 0400, in a dir only root may list', async () => {
+    const { port, image } = await setupJob(f.config, f.job('1101'), f.log);
+
+    const r = record('1101');
+    expect(r).toMatchObject({ job: '1101', index: 0, attempt: f.hosts[0], owner: f.owner.name, uid: f.owner.uid, image: IMAGE_REF, digest: image.digest, pinnedBy: 'first node', port, outcome: 'started' });
+    expect(r.error).toBeUndefined();
+    expect(r.nodes.map((n) => n.host)).toEqual(f.hosts);
+    for (const n of r.nodes) {
+      expect(Object.keys(n.phases).sort()).toEqual([...PHASES].sort());
+      expect(Object.values(n.phases).every((t) => t.ms !== undefined && !t.failed)).toBe(true);
+      // A node's container starts after its image and port, and its sshd after its container.
+      expect(n.phases.start!.fromMs).toBeGreaterThanOrEqual(Math.max(n.phases.image!.fromMs + n.phases.image!.ms!, n.phases.port!.fromMs + n.phases.port!.ms!));
+      expect(n.phases.sshd!.fromMs).toBeGreaterThanOrEqual(n.phases.start!.fromMs + n.phases.start!.ms!);
+    }
+    const file = statSync(statusPath(f.config.stateDir, { id: '1101', index: 0 }));
+    expect([file.mode & 0o7777, file.uid]).toEqual([0o400, f.owner.uid]);
+    expect(statSync(statusDir(f.config.stateDir)).mode & 0o7777).toBe(0o711);
+  });
+
+  it('a failed start: the record outlives the rollback, names the step each failed node was in, and carries the error line', async () => {
+    f.sim.node(f.hosts[1]!).registryDown = true;
+
+    const err = await failure('1102');
+
+    nothingLeft();
+    const r = record('1102');
+    expect(r).toMatchObject({ outcome: 'failed', error: err.message, exitCode: 1, digest: expect.stringMatching(/^sha256:/) });
+    const second = r.nodes[1]!;
+    expect(second.phases.image).toMatchObject({ failed: true });
+    expect(second.error).toMatch(new RegExp(`^${f.hosts[1]!.replace(/\./g, '\\.')}: pull: the pull of the job's digest failed`));
+    // The others got their image, and no node started a container.
+    expect([r.nodes[0]!, r.nodes[2]!].map((n) => [n.error, n.phases.image?.failed, n.phases.start])).toEqual([[undefined, undefined, undefined], [undefined, undefined, undefined]]);
+  });
+
+  it('a refused image: the record says so, though no node was reached', async () => {
+    const err = await setupJob(f.config, { ...f.job('1103'), image: 'nonesuch' }, f.log).then(() => undefined, (e: unknown) => e as Error);
+
+    expect(record('1103')).toMatchObject({ outcome: 'failed', error: err!.message, exitCode: 99, image: 'nonesuch', nodes: f.hosts.map((host) => ({ host, phases: {} })) });
+  });
+
+  it('the next attempt replaces the record of the one before', async () => {
+    f.sim.node(f.hosts[2]!).registryDown = true;
+    await failure('1104');
+    expect(record('1104').outcome).toBe('failed');
+    f.sim.node(f.hosts[2]!).registryDown = false;
+
+    await setupJob(f.config, f.job('1104'), f.log);
+
+    expect(record('1104')).toMatchObject({ outcome: 'started' });
+    expect(record('1104').error).toBeUndefined();
   });
 });

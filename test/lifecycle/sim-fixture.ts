@@ -37,7 +37,7 @@ export interface SimFixture {
   job(id: string, hosts?: string[]): Job;
   /** Names under port_dir/claims. */
   claims(): string[];
-  /** Job dirs under state_dir (the image cache left out). */
+  /** Job dirs under state_dir (the image cache and the start records left out). */
   jobDirs(): string[];
   /** A fresh cluster and fresh dirs for the next test. */
   fresh(): Promise<void>;
@@ -80,7 +80,7 @@ export async function simFixture(block: number, nodes = 3): Promise<SimFixture> 
       env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' },
     }),
     claims: () => list(join(fixture.config.portDir, 'claims')),
-    jobDirs: () => list(fixture.config.stateDir).filter((n) => n !== '.images'),
+    jobDirs: () => list(fixture.config.stateDir).filter((n) => n !== '.images' && n !== '.status'),
     async fresh() {
       await sim.reset();
       if (root) await rm(root, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  attemptOver, describeAction, hostfileHosts, jobsToAsk, parseKey, planGc, type ClaimFact, type DirFact, type GcInput,
+  attemptOver, describeAction, hostfileHosts, jobsToAsk, parseKey, planGc, planStatusGc, statusToAsk, type ClaimFact, type DirFact, type GcInput,
 } from '../../src/plan/gc.js';
 import type { Answer, Scheduler } from '../../src/scheduler/answer.js';
 
@@ -155,5 +155,45 @@ describe('names', () => {
     ['node1 slots=1\n$(reboot) slots=1\n', undefined],
   ])('hostfileHosts(%j)', (text, hosts) => {
     expect(hostfileHosts(text)).toEqual(hosts);
+  });
+});
+
+describe('planStatusGc: start records', () => {
+  const KEEP = 7 * 86_400_000;
+  const WEEKS = NOW - 2 * KEEP;
+  const files = [
+    { name: '100.0.json', mtimeMs: WEEKS },
+    { name: '101.0.json', mtimeMs: WEEKS },
+    { name: '102.3.json', mtimeMs: WEEKS },
+    { name: '103.0.json', mtimeMs: YOUNG },
+    { name: '104.0.json', mtimeMs: WEEKS },
+    { name: '105.0.json.a1b2c3d4e5f6.tmp', mtimeMs: WEEKS },
+  ];
+
+  it('asks the scheduler only about records older than the keep time', () => {
+    expect(statusToAsk(files, NOW, KEEP)).toEqual([{ id: '100', index: 0 }, { id: '101', index: 0 }, { id: '102', index: 3 }, { id: '104', index: 0 }]);
+  });
+
+  it.each<[Scheduler, [string, Answer][], string[]]>([
+    ['lsf', [['100.0', { kind: 'record', state: 'DONE' }], ['101.0', { kind: 'record', state: 'PEND' }], ['102.3', { kind: 'unknown' }], ['104.0', { kind: 'failed', reason: 'bjobs: exit 255' }]], [
+      'remove 100.0.json: job is DONE',
+      'keep 101.0.json: job is PEND',
+      'remove 102.3.json: LSF does not know the job (finished and purged)',
+      'keep 103.0.json: written 0 d ago (kept 7 d)',
+      'keep 104.0.json: LSF could not be asked (bjobs: exit 255); nothing done',
+      'keep 105.0.json.a1b2c3d4e5f6.tmp: not a <jobid>.<index>.json name',
+    ]],
+    // A requeued Slurm job is not over: its record is its newest attempt's.
+    ['slurm', [['100.0', { kind: 'record', state: 'PENDING', restarts: 3 }], ['101.0', { kind: 'record', state: 'CANCELLED', restarts: 0 }]], [
+      'keep 100.0.json: job is PENDING',
+      'remove 101.0.json: job is CANCELLED',
+      'keep 102.3.json: Slurm gave no answer for it',
+      'keep 103.0.json: written 0 d ago (kept 7 d)',
+      'keep 104.0.json: Slurm gave no answer for it',
+      'keep 105.0.json.a1b2c3d4e5f6.tmp: not a <jobid>.<index>.json name',
+    ]],
+  ])('%s: removes a record only when its job is over and the record is old', (scheduler, answers, expected) => {
+    const actions = planStatusGc(scheduler, files, new Map(answers), NOW, KEEP);
+    expect(actions.map((a) => `${a.remove ? 'remove' : 'keep'} ${a.name}: ${a.reason}`)).toEqual(expected);
   });
 });

@@ -239,10 +239,10 @@ describe('knownHosts', () => {
 
 describe('authorizedKeys', () => {
   it.each([
-    ['ssh-ed25519 AAAA jobbox-user\n', 'restrict ssh-ed25519 AAAA jobbox-job\n'],
-    ['ssh-ed25519 AAAA', 'restrict ssh-ed25519 AAAA jobbox-job\n'],
+    ['ssh-ed25519 AAAA jobbox-user\n', 'restrict,pty ssh-ed25519 AAAA jobbox-job\n'],
+    ['ssh-ed25519 AAAA', 'restrict,pty ssh-ed25519 AAAA jobbox-job\n'],
     // A comment with options-like text must not survive.
-    ['ssh-ed25519 AAAA command="sh",permitopen="*"', 'restrict ssh-ed25519 AAAA jobbox-job\n'],
+    ['ssh-ed25519 AAAA command="sh",permitopen="*"', 'restrict,pty ssh-ed25519 AAAA jobbox-job\n'],
   ])('%j', (pub, line) => {
     expect(authorizedKeys(pub)).toBe(line);
   });

@@ -111,7 +111,7 @@ describe('planJob', () => {
   it('writes the keys as given and pins them', () => {
     expect(file(`${DIR}/userkey`).content).toBe(keys.userKey);
     expect(file(`${DIR}/hostkey`).content).toBe(keys.hostKey);
-    expect(file(`${DIR}/authorized_keys`).content).toBe('restrict ssh-ed25519 AAAAUSER jobbox-job\n');
+    expect(file(`${DIR}/authorized_keys`).content).toBe('restrict,pty ssh-ed25519 AAAAUSER jobbox-job\n');
     expect(file(`${DIR}/known_hosts`).content).toBe('[node1]:41000,[node2]:41000,[node3]:41000 ssh-ed25519 AAAAHOST\n');
   });
 

@@ -258,7 +258,8 @@ storage:
 http:
   addr: $REGISTRY
 EOF
-  docker-registry serve "$TB/etc/registry.yml" >"$TB/log/registry.log" 2>&1 &
+  # No descriptor but stdio: a daemon would hold open a lock the caller took (flock, as the suites do).
+  docker-registry serve "$TB/etc/registry.yml" >"$TB/log/registry.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
   echo $! >"$TB/run/registry.pid"
   wait_for registry 100 curl -sf "http://$REGISTRY/v2/"
 }
@@ -605,7 +606,7 @@ cmd_dockerd() {
     start)
       alive "$(cat "$dir/dockerd.pid" 2>/dev/null || true)" && return 0
       in_node "$node" bash -c 'dockerd --data-root "$1/docker" --bridge=none --iptables=false --ip-masq=false \
-        --insecure-registry "$2" >>"$1/log/dockerd.log" 2>&1 </dev/null & echo $! >"$1/dockerd.pid"' _ "$dir" "$REGISTRY"
+        --insecure-registry "$2" >>"$1/log/dockerd.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- & echo $! >"$1/dockerd.pid"' _ "$dir" "$REGISTRY"
       wait_for "$node dockerd" 300 in_node "$node" docker info ;;
     *) die "usage: dockerd NODE stop|start" ;;
   esac

@@ -1,6 +1,15 @@
 import { hostname } from 'node:os';
+import type { Logger } from 'pino';
 import { runRef } from '../../config/ref.js';
+import type { Config } from '../../config/types.js';
+import { formatError } from '../../errors.js';
+import { readStatusFile } from '../../exec/jobdir.js';
+import { runBpost } from '../../exec/lsf.js';
+import type { Job } from '../../job/job.js';
 import { jobLog, openLog } from '../../log.js';
+import { describeFailure } from '../../result.js';
+import { parseStatus, STATUS_MAX_BYTES, statusPath } from '../../plan/status.js';
+import { bpostArgv } from '../../scheduler/lsf.js';
 import { printPlan } from '../plan.js';
 import { lsfContext } from './context.js';
 
@@ -19,6 +28,32 @@ export async function preExec(cli: string | undefined, dryRun: boolean, env: Nod
   }
   const { setupJob } = await setup;
   const log = jobLog(await openLog(config.logFile, config.logLevel), job, hostname());
-  const { port, image } = await setupJob(config, job, log);
-  process.stderr.write(`jobbox: job ${job.id}: started on ${job.hosts.length} nodes, port ${port}, image ${runRef(image)}\n`);
+  // Whether the owner was last told of a failure, which a start now replaces.
+  const failedBefore = config.bpost !== '' && (await lastOutcome(config, job)) === 'failed';
+  let line: string;
+  try {
+    const { port, image } = await setupJob(config, job, log);
+    line = `jobbox: job ${job.id}: started on ${job.hosts.length} nodes, port ${port}, image ${runRef(image)}`;
+  } catch (err) {
+    await post(config, job, formatError(err).line, log);
+    throw err;
+  }
+  if (failedBefore) await post(config, job, line, log);
+  process.stderr.write(`${line}\n`);
+}
+
+async function lastOutcome(config: Config, job: Job): Promise<string | undefined> {
+  const file = await readStatusFile(statusPath(config.stateDir, job), STATUS_MAX_BYTES).catch(() => undefined);
+  return file ? parseStatus(file.text)?.outcome : undefined;
+}
+
+/**
+ * The line, as the job's message 0 (`bjobs -l`), when the config names bpost: LSF sends a
+ * pre-exec's output to /dev/null, so a job that pends again or EXITs would not say why.
+ * Best effort: the hook's exit code is what LSF acts on, and a bpost that fails is only logged.
+ */
+async function post(config: Config, job: Job, line: string, log: Logger): Promise<void> {
+  if (config.bpost === '') return;
+  const r = await runBpost(bpostArgv(config.bpost, job, line)).catch((err: unknown) => ({ code: undefined, stdout: '', stderr: '', error: String(err) }));
+  if (r.code !== 0) log.warn({ err: describeFailure('bpost', r) }, 'could not post the start\'s outcome to the job');
 }

@@ -14,7 +14,7 @@ export async function starter(cli: string | undefined, command: string[], env: N
   const { config, job } = await lsfContext(cli, env, 'user');
   // One argument is command text as the user typed it (LSF's "%USRCMD"); several are argv.
   const text = command.length === 1 ? command[0]! : quote(command);
-  return runInFirstContainer(job, jobPaths(config.stateDir, job), { command: text });
+  return runInFirstContainer(job, jobPaths(config.stateDir, job), { command: text }, process.stdin.isTTY === true);
 }
 
 /**
@@ -29,7 +29,8 @@ export async function starterFromJobFile(cli: string | undefined, env: NodeJS.Pr
   });
   const command = jobFileCommand(text);
   const { config, job } = await lsfContext(cli, env, 'user');
-  return diesOfSignal(() => runInFirstContainer(job, jobPaths(config.stateDir, job), { command }));
+  // `bsub -Is`/`-Ip` give the starter a terminal on its stdin; `-I` and batch jobs do not.
+  return diesOfSignal(() => runInFirstContainer(job, jobPaths(config.stateDir, job), { command }, process.stdin.isTTY === true));
 }
 
 /**

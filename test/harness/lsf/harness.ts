@@ -2,6 +2,7 @@
 // real testbed, and nothing else: no scheduling, no dispatch decisions. See README.md here.
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
+import { execa } from 'execa';
 import { join } from 'node:path';
 import { parseParmFile } from '../../../src/scheduler/lsf.js';
 import { REPO, onNode, testbed, testbedStatus, type TestbedStatus } from '../../support/testbed.js';
@@ -53,6 +54,24 @@ export interface LsfJobSpec {
   config?: string;
   /** Plays the time the job pends, between its submit (the esubs) and its first PRE_EXEC. */
   whilePending?: () => Promise<void>;
+  /**
+   * Plays `bsub -Is`: the starter's stdin, stdout and stderr are a terminal (a tmux pane of
+   * `cols`×`rows`), which `drive` types at and reads while the job runs. The starter's stdout is
+   * then the screen at the end.
+   */
+  terminal?: { cols: number; rows: number; drive: (pane: Pane) => Promise<void> };
+}
+
+/** A tmux pane with the job's terminal in it. */
+export interface Pane {
+  /** tmux send-keys: text, or key names such as Enter, C-c, C-z. */
+  keys(...keys: string[]): Promise<void>;
+  /** The screen as it shows now, trailing blank lines dropped. */
+  screen(): Promise<string>;
+  /** Resizes the terminal, as a user resizing their window. */
+  resize(cols: number, rows: number): Promise<void>;
+  /** Waits until the screen matches. */
+  waitFor(what: RegExp): Promise<string>;
 }
 export interface EsubResult {
   code: number;
@@ -235,6 +254,13 @@ async function starter(line: string, spec: LsfJobSpec, env: Record<string, strin
   const pidFile = join(dir, 'starter.pid');
   const statusFile = join(dir, 'starter.status');
   const jobEnv = { ...env, LSB_JOBFILENAME: jobFile, LSB_CHKFILENAME: jobFile };
+  if (spec.terminal) {
+    try {
+      return await onTerminal(spec.terminal, host, [`${REPO}/test/testbed/testbed.sh`, 'exec', host, '--', ...(cgroup?.enter ?? []), ...asUser(account, jobEnv), '/usr/bin/node', WRAPPER, pidFile, statusFile, jobFile], pidFile, statusFile);
+    } finally {
+      await Promise.all([rm(jobFile, { force: true }), spooled && rm(spooled, { force: true })]);
+    }
+  }
   const proc = testbed(['exec', host, '--', ...(cgroup?.enter ?? []), ...asUser(account, jobEnv), '/usr/bin/node', WRAPPER, pidFile, statusFile, jobFile], RAW);
   proc.finally(() => Promise.all([rm(jobFile, { force: true }), spooled && rm(spooled, { force: true })])).catch(() => undefined);
   const bkill = spec.starterSignal;
@@ -256,6 +282,50 @@ async function starter(line: string, spec: LsfJobSpec, env: Record<string, strin
     stdout: String(r.stdout),
     stderr: String(r.stderr),
   };
+}
+
+// The starter on a terminal of its own: a detached tmux session runs it, `drive` plays the user
+// at the keyboard, and the status file the wrapper writes says when and how it ended.
+async function onTerminal(terminal: NonNullable<LsfJobSpec['terminal']>, host: string, argv: string[], pidFile: string, statusFile: string): Promise<NonNullable<LsfJobRun['starter']>> {
+  const session = `jobbox-harness-${process.pid}-${Date.now()}`;
+  const tmux = (args: string[]) => execa('tmux', args, { reject: false });
+  const screen = async () => String((await tmux(['capture-pane', '-p', '-t', session])).stdout).replace(/\n+$/, '');
+  const pane: Pane = {
+    keys: async (...keys) => void (await tmux(['send-keys', '-t', session, ...keys])),
+    screen,
+    resize: async (cols, rows) => void (await tmux(['resize-window', '-t', session, '-x', String(cols), '-y', String(rows)])),
+    waitFor: async (what) => {
+      for (let i = 0; i < 300; i += 1) {
+        const now = await screen();
+        if (what.test(now)) return now;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`harness: the terminal never showed ${what}:\n${await screen()}`);
+    },
+  };
+  const quoted = argv.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+  // The pane stays after the starter ends, so its last screen can be read.
+  await execa('tmux', ['new-session', '-d', '-s', session, '-x', String(terminal.cols), '-y', String(terminal.rows), `bash ${quoted}; sleep 600`]);
+  const ended = async () => JSON.parse(await readFile(statusFile, 'utf8').catch(() => 'null')) as { code: number | null; signal: string | null } | null;
+  let failure = '';
+  try {
+    await terminal.drive(pane);
+  } catch (err) {
+    // The job must still end, and its POST_EXEC run: the test fails on what the result says.
+    failure = `\n${String(err)}`;
+  }
+  try {
+    for (let i = 0; i < 600; i += 1) {
+      const end = await ended();
+      if (end) return { code: end.code, ...(end.signal && { signal: end.signal }), stdout: await screen(), stderr: failure };
+      // A drive that failed leaves the job running: bkill it, as LSF would.
+      if (failure && i === 0) await pidOf(pidFile).then((pid) => testbed(['exec', host, '--', 'kill', '-s', 'KILL', '--', `-${pid}`], { reject: false })).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { code: null, stdout: await screen(), stderr: `${failure}\nharness: the starter on the terminal did not end` };
+  } finally {
+    await tmux(['kill-session', '-t', session]);
+  }
 }
 
 // openlava's job file (lsbatch.h: SHELLLINE, TRAPSIGCMD, CMDSTART, WAITCLEANCMD, EXITCMD), as

@@ -7,8 +7,13 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 
 const [pidFile, statusFile, jobFile] = process.argv.slice(2);
-const child = spawn('/bin/sh', [jobFile], { detached: true, stdio: ['ignore', 'inherit', 'inherit'] });
+// bsub -Is and -Ip give the job a terminal; other jobs read nothing.
+const child = spawn('/bin/sh', [jobFile], { detached: true, stdio: [process.stdin.isTTY ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
 writeFileSync(pidFile, `${child.pid}\n`);
+// LSF's res gives a -Is job the pty as its controlling terminal, so the kernel tells the job of
+// a new terminal size. Detached here, the job would not hear of it: the wrapper, which the
+// kernel does tell, passes it on to the job's group.
+if (process.stdin.isTTY) process.on('SIGWINCH', () => process.kill(-child.pid, 'SIGWINCH'));
 child.on('exit', (code, signal) => {
   writeFileSync(statusFile, JSON.stringify({ code, signal }));
   process.exitCode = code ?? 128;
