@@ -28,5 +28,7 @@ export async function status(args: StatusArgs, env: NodeJS.ProcessEnv): Promise<
     // Exit 1, as grep for no match: nothing to show, not a usage mistake and not a fault.
     throw new JobboxError('status', `job ${label}: not yours, or no start recorded`, label, EXIT.transient);
   }
-  process.stdout.write(args.json ? `${JSON.stringify(record)}\n` : renderStatus(record));
+  // JSON escapes C0 controls; DEL and C1 (U+009B is a one-byte terminal escape) too, as printable() does.
+  const json = () => JSON.stringify(record).replace(/[\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  process.stdout.write(args.json ? `${json()}\n` : renderStatus(record));
 }

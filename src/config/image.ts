@@ -29,6 +29,8 @@ export function resolveImage(config: Config, queueName: string, requested: strin
   const image = config.images.get(alias);
   if (!image) refuse(`no such image alias (${allowed(queue)})`);
   if (!queue.allowedImages.includes(alias)) refuse(`not allowed in queue ${queueName} (${allowed(queue)})`);
+  // An [image] ref the admin pinned to a digest runs that digest, whatever a submit says.
+  if (digest && image.ref.includes('@') && !image.ref.endsWith(`@${digest}`)) refuse(`the alias is pinned to another digest by the config (${image.ref})`);
   // A digest counts only where the queue pins at submit; elsewhere the start pins the tag.
   return digest && queue.pinAtSubmit ? { ...image, digest } : image;
 }

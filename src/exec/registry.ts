@@ -31,12 +31,15 @@ export async function manifestDigest(ref: UserRef, opts: RegistryOptions): Promi
   const url = `${scheme}://${host}/v2/${ref.repository.slice(slash + 1)}/manifests/${ref.digest ?? ref.tag}`;
   const subject = `registry ${host}`;
   const shown = ref.digest ? `${ref.repository}@${ref.digest}` : `${ref.repository}:${ref.tag}`;
+  // One deadline for the whole question, token included: slurmctld waits for it with its locks held.
+  const signal = AbortSignal.timeout(opts.timeoutMs);
+  // No redirect is followed: the digest is the named registry's answer, from nowhere else.
   const head = (auth?: string) =>
-    fetch(url, { method: 'HEAD', headers: { Accept: ACCEPT, ...(auth && { Authorization: auth }) }, signal: AbortSignal.timeout(opts.timeoutMs) });
+    fetch(url, { method: 'HEAD', redirect: 'error', headers: { Accept: ACCEPT, ...(auth && { Authorization: auth }) }, signal });
   try {
     let res = await head();
     const challenge = res.headers.get('www-authenticate');
-    if (res.status === 401 && challenge) res = await head(await anonymousToken(challenge, subject, opts.timeoutMs));
+    if (res.status === 401 && challenge) res = await head(await anonymousToken(challenge, `${scheme}://${host}`, subject, signal));
     if (res.status === 404) throw new JobboxError(subject, ref.digest ? 'has no such manifest in the repository' : 'has no such tag or repository', shown);
     if (res.status === 401 || res.status === 403) throw new JobboxError(subject, `refuses an anonymous pull (HTTP ${res.status}); jobbox pins only images anyone may pull`, shown);
     if (!res.ok) throw new JobboxError(subject, `answered HTTP ${res.status}`, shown, EXIT.transient);
@@ -51,16 +54,54 @@ export async function manifestDigest(ref: UserRef, opts: RegistryOptions): Promi
   }
 }
 
-/** `Bearer realm="https://…/token",service="…",scope="…"` → an anonymous token's header. */
-async function anonymousToken(challenge: string, subject: string, timeoutMs: number): Promise<string> {
+/**
+ * `Bearer realm="https://…/token",service="…",scope="…"` → an anonymous token's header. The
+ * realm must be HTTPS, or the registry's own origin: a registry cannot send root's client to an
+ * address of its choosing over plain HTTP.
+ */
+async function anonymousToken(challenge: string, origin: string, subject: string, signal: AbortSignal): Promise<string> {
   const params = new Map([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
-  const realm = params.get('realm');
-  if (!/^Bearer /i.test(challenge) || !realm || !/^https?:\/\//.test(realm)) throw new JobboxError(subject, 'asks for an authentication jobbox does not do', printable(challenge));
-  const url = new URL(realm);
+  const realm = params.get('realm') ?? '';
+  let url: URL | undefined;
+  try {
+    url = new URL(realm);
+  } catch {
+    url = undefined;
+  }
+  if (!/^Bearer /i.test(challenge) || !url || (url.protocol !== 'https:' && url.origin !== origin)) {
+    throw new JobboxError(subject, 'asks for an authentication jobbox does not do (a Bearer realm over HTTPS, or on the registry itself)', printable(challenge));
+  }
   for (const key of ['service', 'scope']) if (params.has(key)) url.searchParams.set(key, params.get(key)!);
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  const body = (res.ok ? await res.json().catch(() => ({})) : {}) as { token?: unknown; access_token?: unknown };
-  const token = body.token ?? body.access_token;
-  if (typeof token !== 'string' || token === '') throw new JobboxError(subject, `gave no anonymous token (HTTP ${res.status})`, url.origin, EXIT.transient);
+  const res = await fetch(url, { redirect: 'error', signal });
+  const body = res.ok ? await boundedText(res, TOKEN_MAX) : undefined;
+  let token: unknown;
+  try {
+    const parsed = JSON.parse(body ?? '{}') as { token?: unknown; access_token?: unknown };
+    token = parsed.token ?? parsed.access_token;
+  } catch {
+    token = undefined;
+  }
+  if (typeof token !== 'string' || token === '' || /[\r\n]/.test(token)) throw new JobboxError(subject, `gave no anonymous token (HTTP ${res.status})`, url.origin, EXIT.transient);
   return `Bearer ${token}`;
+}
+
+/** A token answer is a small JSON object: more than this is not one. */
+const TOKEN_MAX = 64 * 1024;
+
+async function boundedText(res: Response, max: number): Promise<string | undefined> {
+  const reader = res.body?.getReader();
+  if (!reader) return undefined;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > max) {
+      await reader.cancel();
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

@@ -75,16 +75,26 @@ export class Session {
         }
         let stdout = '';
         let stderr = '';
-        const timer = setTimeout(() => {
+        let failed = false;
+        const fail = (problem: string) => {
+          if (failed) return;
+          failed = true;
+          clearTimeout(timer);
           stream.close();
-          reject(new JobboxError(`ssh ${this.host}`, `timed out after ${timeoutMs / 1000} s`, command, EXIT.transient));
-        }, timeoutMs);
+          reject(new JobboxError(`ssh ${this.host}`, problem, command, EXIT.transient));
+        };
+        const timer = setTimeout(() => fail(`timed out after ${timeoutMs / 1000} s`), timeoutMs);
         if (input !== undefined) stream.end(input);
-        stream.on('data', (d: Buffer) => (stdout += d.toString()));
-        stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        // What a command prints may come from an image a user chose: a root hook keeps no more than this.
+        const keep = (text: string, d: Buffer) => {
+          if (text.length + d.length > MAX_OUTPUT) fail(`printed more than ${MAX_OUTPUT / 2 ** 20} MiB`);
+          return failed ? text : text + d.toString();
+        };
+        stream.on('data', (d: Buffer) => (stdout = keep(stdout, d)));
+        stream.stderr.on('data', (d: Buffer) => (stderr = keep(stderr, d)));
         stream.on('close', (code: number | null) => {
           clearTimeout(timer);
-          resolve({ code: code ?? 255, stdout, stderr });
+          if (!failed) resolve({ code: code ?? 255, stdout, stderr });
         });
       });
     });
@@ -94,6 +104,9 @@ export class Session {
     this.client.end();
   }
 }
+
+/** The most a remote command's stdout or stderr may print (an image's account files, a node's image list). */
+const MAX_OUTPUT = 16 * 2 ** 20;
 
 const parsedKeys = new Map<string, ParsedKey | undefined>();
 

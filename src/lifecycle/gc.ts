@@ -56,7 +56,7 @@ async function statusFiles(stateDir: string): Promise<StatusFact[]> {
   const files: StatusFact[] = [];
   for (const name of names) {
     const st = await lstat(join(dir, name)).catch(() => undefined);
-    if (st?.isFile()) files.push({ name, mtimeMs: st.mtimeMs });
+    if (st?.isFile()) files.push({ name, mtimeMs: st.mtimeMs, size: st.size, mode: st.mode });
   }
   return files;
 }

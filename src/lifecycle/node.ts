@@ -1,5 +1,6 @@
 // What a setup and a teardown do on one node, each step over the node's admin session with
 // argv from plan/. lifecycle/setup.ts and teardown.ts run them on every node of a job at once.
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { BARRIER_CHECK_MS, BARRIER_RETRY_MS, PULL_SLACK_MS } from '../config/defaults.js';
 import type { Config, Image } from '../config/types.js';
@@ -118,7 +119,8 @@ export async function startContainer(session: Session, config: Config, job: Job,
 async function pullOn(session: Session, config: Config, ref: string): Promise<Result> {
   const lockDir = lockDirArgv();
   await must(session, lockDir, config.connectTimeoutMs, lockDir.at(-1)!);
-  return session.run(pullArgv(config, ref), config.pullTimeoutMs + PULL_SLACK_MS);
+  // pull_timeout for the lock, then pull_timeout for the pull (pullArgv).
+  return session.run(pullArgv(config, ref), 2 * config.pullTimeoutMs + PULL_SLACK_MS);
 }
 
 /**
@@ -183,13 +185,23 @@ export async function imageAccounts(first: Session, config: Config, image: Image
     text = await readJobFile(cached);
   }
   if (text === undefined) {
-    const argv = [config.engine, ...imageAccountsArgv(image)];
-    const r = await first.run(argv, config.startTimeoutMs);
+    const name = `jobbox-check-${randomBytes(6).toString('hex')}`;
+    const argv = [config.engine, ...imageAccountsArgv(image, name)];
+    const r = await first.run(argv, config.startTimeoutMs).catch(async (err: unknown) => {
+      // The client gave up (a timeout, too much output): the container may run on. A user's
+      // image that does this will do it again: no requeue.
+      await first.run([config.engine, ...removeArgv([name])], config.connectTimeoutMs).catch(() => undefined);
+      if (image.user && err instanceof JobboxError) throw new JobboxError(`image ${image.alias}`, `its check in a throwaway container failed (${err.problem})`, runRef(image), EXIT.permanent);
+      throw err;
+    });
     // 126 and 127 are the container's own: its /bin/sh cannot run. Every requeue would find the same.
     if (r.code === 126 || r.code === 127) {
       throw new JobboxError(`image ${image.alias}`, `needs a POSIX shell as /bin/sh (the check in a throwaway container exited ${r.code}: ${printable(firstLine(r.stderr))})`, runRef(image), EXIT.permanent);
     }
-    if (r.code !== 0) throw commandFailed(first.host, argv, r, image.ref);
+    if (r.code !== 0) {
+      await first.run([config.engine, ...removeArgv([name])], config.connectTimeoutMs).catch(() => undefined);
+      throw commandFailed(first.host, argv, r, image.ref);
+    }
     text = r.stdout;
     if (cached) await writeJobFile({ path: cached, content: text, mode: 0o644 });
   }

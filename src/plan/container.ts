@@ -191,16 +191,22 @@ export function removeArgv(ids: string[]): string[] {
 export const SSHD_VERSION = '/usr/sbin/sshd -V';
 
 /**
- * Reads the image's own account files and its sshd's release, in a container with no network
- * and no privileges: one throwaway container for both, which is also the check that the image
- * has what jobbox needs, a POSIX /bin/sh (its ENTRYPOINT cannot stand in) and an OpenSSH sshd; so a fixed script (nothing is put into
- * it) that adds the sshd's words after head's files, in head's own format. A missing account
- * file still fails the run; sshd -V may not (a release without -V prints it in its usage).
+ * Reads the image's own account files and its sshd's release, in a container with no network,
+ * no privileges and small limits: one throwaway container for both, which is also the check that
+ * the image has what jobbox needs, a POSIX /bin/sh (its ENTRYPOINT cannot stand in) and an
+ * OpenSSH sshd. A fixed script (nothing is put into it) adds the sshd's words after head's
+ * files, in head's own format. A missing account file still fails the run; sshd -V may not (a
+ * release without -V prints it in its usage). `name`: the setup removes it by name if the run
+ * does not end well, since a client that gives up leaves the container running.
  */
-export function imageAccountsArgv(image: Image): string[] {
+export function imageAccountsArgv(image: Image, name: string): string[] {
   return [
-    'run', '--rm', '--net=none', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--user', '65534:65534',
-    '--entrypoint', '/bin/sh', runRef(image), '-c', `head -n 1000000 /etc/passwd /etc/group || exit; echo; echo "==> ${SSHD_VERSION} <=="; ${SSHD_VERSION} 2>&1; exit 0`,
+    'run', '--rm', '--name', name, '--label', `${LABEL}.check=image`,
+    '--net=none', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--user', '65534:65534',
+    // The image may be a user's: whatever its /bin/sh does, it does in a small box, for a short while.
+    '--pids-limit', '64', '--memory', '256m', '--cpus', '1', '--workdir', '/',
+    '--entrypoint', '/bin/sh', runRef(image), '-c',
+    `head -n 1000000 /etc/passwd /etc/group || exit; echo; echo "==> ${SSHD_VERSION} <=="; ${SSHD_VERSION} 2>&1; exit 0`,
   ];
 }
 

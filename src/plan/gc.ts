@@ -10,7 +10,7 @@ import { lsfRecordOver } from '../scheduler/lsf.js';
 import { refKey, type Answer, type JobRef, type Scheduler, type Verdict } from '../scheduler/answer.js';
 import { slurmRecordOver } from '../scheduler/slurm.js';
 import { jobKey } from './job-files.js';
-import { parseStatusName } from './status.js';
+import { parseStatusName, STATUS_MAX_BYTES } from './status.js';
 
 /** One claim as listClaims returns it: `claim.<jobid>.<index>.<attempt>.<port>`. */
 export interface ClaimFact {
@@ -152,6 +152,9 @@ export function describeAction(a: GcAction): string {
 export interface StatusFact {
   name: string;
   mtimeMs: number;
+  /** Bytes, and the permission bits: the file is the owner's, who may have grown or reopened it. */
+  size: number;
+  mode: number;
 }
 
 export interface StatusAction {
@@ -180,6 +183,11 @@ export function planStatusGc(scheduler: Scheduler, files: StatusFact[], answers:
     const job = parseStatusName(f.name);
     const keep = (reason: string, unanswered = false): StatusAction => ({ name: f.name, job, remove: false, reason, unanswered });
     if (!job) return keep('not a <jobid>.<index>.json name');
+    // Its owner can write to it (it is theirs): one grown past any record, reopened for writing, or
+    // dated ahead to outlive the grace goes at once, so no one can fill or squat state_dir with it.
+    if (f.size > STATUS_MAX_BYTES || (f.mode & 0o777) !== 0o400 || f.mtimeMs > nowMs + 60_000) {
+      return { name: f.name, job, remove: true, reason: 'tampered with by its owner (too big, writable, or dated ahead)', unanswered: false };
+    }
     const days = (ms: number) => `${Math.floor(ms / 86_400_000)} d`;
     if (nowMs - f.mtimeMs < keepMs) return keep(`written ${days(nowMs - f.mtimeMs)} ago (kept ${days(keepMs)})`);
     // No attempt to compare: only a final state, or no such job, ends a record.

@@ -15,11 +15,15 @@ export function lockDirArgv(): string[] {
 }
 
 /**
- * Pulls are serialized per node (flock), waiting at most pull_timeout for the lock. Not
+ * Pulls are serialized per node (flock), waiting at most pull_timeout for the lock, and taking
+ * at most pull_timeout themselves. Not
  * --quiet: a pull prints the digest of the manifest it got (`Digest: sha256:…`).
  */
 export function pullArgv(config: Config, ref: string): string[] {
-  return ['flock', '-w', String(config.pullTimeoutMs / 1000), PULL_LOCK, config.engine, 'pull', ref];
+  // The pull itself is bounded too: an image that never finishes (a user's, a stalled registry)
+  // must not hold the node's one pull lock from everyone else's starts.
+  const seconds = String(config.pullTimeoutMs / 1000);
+  return ['flock', '-w', seconds, PULL_LOCK, 'timeout', '-k', '5', seconds, config.engine, 'pull', ref];
 }
 
 /** `Digest: sha256:…` in a pull's output → the digest (docker's pull of a tag prints it once). */
@@ -182,7 +186,7 @@ export function nodeSteps(config: Config, job: Job, image: Image): { when: strin
     { when: 'first node, when the registry fails: the digest of its own copy', argv: [e, ...repoDigestsArgv(image.ref)] },
     { when: 'every other node: does it hold the digest (pull_policy missing); the first node: the image id (the accounts are cached by id)', argv: [e, ...imageIdArgv(pinned)] },
     { when: 'a node without the digest (or pull_policy always): the lock\'s dir, then a pull by digest', argv: pullArgv(config, runRef(pinned)) },
-    { when: 'first node, an image id not seen before: its accounts and sshd release', argv: [e, ...imageAccountsArgv(pinned)] },
+    { when: 'first node, an image id not seen before: its accounts and sshd release', argv: [e, ...imageAccountsArgv(pinned, 'jobbox-check-<random>')] },
     { when: 'with the pull: the devices', argv: devicesArgv(config) },
     { when: 'with the pull: is the port free (the port on stdin)', argv: bindTestArgv() },
     { when: 'the port is taken, or docker run failed: who holds the job\'s name', argv: [e, ...nameArgv(job)] },

@@ -139,6 +139,9 @@ export function statusPath(stateDir: string, job: { id: string; index: number })
 }
 
 /** `<id>.<index>.json` → the job, for gc; undefined for any other name (a writer's temporary file). */
+// What toISOString writes, and nothing else: the record is the owner's file, read by root too.
+const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
 export function parseStatusName(name: string): { id: string; index: number } | undefined {
   const m = /^([1-9][0-9]{0,19})\.(0|[1-9][0-9]{0,9})\.json$/.exec(name);
   return m ? { id: m[1]!, index: Number(m[2]) } : undefined;
@@ -166,7 +169,7 @@ export function parseStatus(text: string): StartRecord | undefined {
   const int = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
   if (typeof r !== 'object' || r === null) return undefined;
   if (!(str(r.job) && /^\d{1,20}$/.test(r.job) && int(r.index) && str(r.attempt) && str(r.owner) && int(r.uid) && str(r.queue) && str(r.image))) return undefined;
-  if (!(r.outcome === 'started' || r.outcome === 'failed') || !str(r.at) || Number.isNaN(Date.parse(r.at)) || !ms(r.ms) || !Array.isArray(r.nodes)) return undefined;
+  if (!(r.outcome === 'started' || r.outcome === 'failed') || !str(r.at) || !ISO_TIME.test(r.at) || Number.isNaN(Date.parse(r.at)) || !ms(r.ms) || !Array.isArray(r.nodes)) return undefined;
   if (r.digest !== undefined && !(str(r.digest) && DIGEST.test(r.digest))) return undefined;
   if (r.pinnedBy !== undefined && !PINNED_BY.includes(r.pinnedBy)) return undefined;
   if (r.port !== undefined && !(int(r.port) && r.port <= 65535)) return undefined;

@@ -73,9 +73,10 @@ ${partitions}
 }
 local DEFAULT_PARTITION = ${JSON.stringify(config.defaultQueue)}
 -- Judges an image and pins it to its digest (one registry request); prints the pinned name, or
--- jobbox's error line. slurmctld waits for it, up to the config's connect_timeout.
+-- jobbox's error line. slurmctld waits for it with its locks held: one deadline of the config's
+-- connect_timeout for the registry, and timeout(1) over the whole command.
 local COMMENT_IMAGE = ${JSON.stringify(COMMENT_IMAGE)}
-local RESOLVE = ${luaString(`/usr/bin/node '${cli}' --config '${configFile}' image resolve`)}
+local RESOLVE = ${luaString(`timeout -k 1 ${Math.ceil(config.connectTimeoutMs / 1000) + 5} /usr/bin/node '${cli}' --config '${configFile}' image resolve`)}
 local WRAPPER = [==[
 ${wrapperScript(cli)}]==]
 local MARKER = ${JSON.stringify(`${SCRIPT_MARKER}\n`)}

@@ -220,7 +220,8 @@ export function jobImage(env: Record<string, string | undefined>): string | unde
 
 /** `--comment` text → its one `jobbox-image=<name>` word, or undefined. */
 export function commentImage(comment: string | undefined): string | undefined {
-  const words = (comment ?? '').split(/\s+/).filter((w) => w.startsWith(COMMENT_IMAGE));
+  // Split as job_submit.lua's %S+ does (ASCII white space): a no-break space is no separator there.
+  const words = (comment ?? '').split(/[ \t\n\v\f\r]+/).filter((w) => w.startsWith(COMMENT_IMAGE));
   if (words.length > 1) throw new JobboxError('comment', `names more than one ${COMMENT_IMAGE} image`, comment ?? '');
   return words[0]?.slice(COMMENT_IMAGE.length);
 }

@@ -92,3 +92,11 @@ describe('resolveImage', () => {
     expect(() => resolveImage(config, queue, requested)).toThrow(expect.objectContaining({ message, exitCode: 99 }));
   });
 });
+
+describe('an alias the config pins to a digest', () => {
+  const pinned = parseConfig(`[jobbox]\ndefault_queue = q\n[queue q]\ndefault_image = a\npin_at_submit = yes\n[image a]\nref = reg.example.org/hpc/a@sha256:${'a'.repeat(64)}\n`, 'p.ini');
+  it('runs that digest; a submit naming it is fine, one naming another is refused', () => {
+    expect(resolveImage(pinned, 'q', `a@sha256:${'a'.repeat(64)}`).ref).toBe(`reg.example.org/hpc/a@sha256:${'a'.repeat(64)}`);
+    expect(() => resolveImage(pinned, 'q', `a@sha256:${'b'.repeat(64)}`)).toThrow(`jobbox: image: the alias is pinned to another digest by the config (reg.example.org/hpc/a@sha256:${'a'.repeat(64)}): a@sha256:${'b'.repeat(64)}`);
+  });
+});

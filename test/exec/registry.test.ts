@@ -54,6 +54,27 @@ describe('manifestDigest', () => {
     }
   });
 
+  it('follows no redirect: the digest is the named registry\'s own answer', async () => {
+    open.redirectTo = 'http://127.0.0.1:9/elsewhere';
+    try {
+      await expect(manifestDigest({ repository: `${open.host}/projects/app`, tag: '1.2', digest: undefined }, opts(open))).rejects.toThrow(`jobbox: registry ${open.host}: cannot be reached`);
+    } finally {
+      open.redirectTo = undefined;
+    }
+  });
+
+  it('fetches no token from a plain-HTTP realm elsewhere than the registry', async () => {
+    const elsewhere = await fakeRegistry({ token: 'anon', realm: 'http://127.0.0.2:9/steal' });
+    try {
+      elsewhere.manifests.set('projects/app:1.2', D1);
+      await expect(manifestDigest({ repository: `${elsewhere.host}/projects/app`, tag: '1.2', digest: undefined }, opts(elsewhere))).rejects.toThrow(
+        `jobbox: registry ${elsewhere.host}: asks for an authentication jobbox does not do (a Bearer realm over HTTPS, or on the registry itself): Bearer realm=`,
+      );
+    } finally {
+      await elsewhere.close();
+    }
+  });
+
   it('says a registry that cannot be reached is transient', async () => {
     const closed = await fakeRegistry();
     await closed.close();

@@ -316,15 +316,17 @@ describe('argv of the other docker commands', () => {
 
   it('imageAccountsArgv reads the files and the sshd release as nobody, offline and unprivileged', () => {
     const image = config().images.get('deb12')!;
-    expect(imageAccountsArgv(image)).toEqual([
-      'run', '--rm', '--net=none', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--user', '65534:65534',
+    expect(imageAccountsArgv(image, 'jobbox-check-1')).toEqual([
+      'run', '--rm', '--name', 'jobbox-check-1', '--label', 'org.jobbox.check=image',
+      '--net=none', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--user', '65534:65534',
+      '--pids-limit', '64', '--memory', '256m', '--cpus', '1', '--workdir', '/',
       '--entrypoint', '/bin/sh', REF, '-c', 'head -n 1000000 /etc/passwd /etc/group || exit; echo; echo "==> /usr/sbin/sshd -V <=="; /usr/sbin/sshd -V 2>&1; exit 0',
     ]);
   });
 });
 
 describe('the image accounts script, run by a real sh', () => {
-  const script = imageAccountsArgv(config().images.get('deb12')!).at(-1)!;
+  const script = imageAccountsArgv(config().images.get('deb12')!, 'jobbox-check-1').at(-1)!;
   const fakeRoot = () => mkdtempSync(join(tmpdir(), 'jobbox-image-'));
   // The same script with the image's paths under a fake root, so every case is this machine's sh and head.
   const run = (root: string) => spawnSync('sh', ['-c', script.replaceAll('/etc/', `${root}/etc/`).replaceAll('/usr/sbin/', `${root}/usr/sbin/`)], { encoding: 'utf8' });

@@ -162,12 +162,12 @@ describe('planStatusGc: start records', () => {
   const KEEP = 7 * 86_400_000;
   const WEEKS = NOW - 2 * KEEP;
   const files = [
-    { name: '100.0.json', mtimeMs: WEEKS },
-    { name: '101.0.json', mtimeMs: WEEKS },
-    { name: '102.3.json', mtimeMs: WEEKS },
-    { name: '103.0.json', mtimeMs: YOUNG },
-    { name: '104.0.json', mtimeMs: WEEKS },
-    { name: '105.0.json.a1b2c3d4e5f6.tmp', mtimeMs: WEEKS },
+    { name: '100.0.json', mtimeMs: WEEKS, size: 400, mode: 0o100400 },
+    { name: '101.0.json', mtimeMs: WEEKS, size: 400, mode: 0o100400 },
+    { name: '102.3.json', mtimeMs: WEEKS, size: 400, mode: 0o100400 },
+    { name: '103.0.json', mtimeMs: YOUNG, size: 400, mode: 0o100400 },
+    { name: '104.0.json', mtimeMs: WEEKS, size: 400, mode: 0o100400 },
+    { name: '105.0.json.a1b2c3d4e5f6.tmp', mtimeMs: WEEKS, size: 400, mode: 0o100400 },
   ];
 
   it('asks the scheduler only about records older than the keep time', () => {
@@ -195,5 +195,14 @@ describe('planStatusGc: start records', () => {
   ])('%s: removes a record only when its job is over and the record is old', (scheduler, answers, expected) => {
     const actions = planStatusGc(scheduler, files, new Map(answers), NOW, KEEP);
     expect(actions.map((a) => `${a.remove ? 'remove' : 'keep'} ${a.name}: ${a.reason}`)).toEqual(expected);
+  });
+
+  it.each([
+    ['grown past any record', { size: (1 << 20) + 1 }],
+    ['made writable again', { mode: 0o100600 }],
+    ['dated ahead to outlive the keep time', { mtimeMs: NOW + 86_400_000 }],
+  ])('removes at once a young record its owner tampered with: %s', (_case, over) => {
+    const [action] = planStatusGc('lsf', [{ name: '106.0.json', mtimeMs: YOUNG, size: 400, mode: 0o100400, ...over }], new Map(), NOW, KEEP);
+    expect(action).toMatchObject({ remove: true, reason: 'tampered with by its owner (too big, writable, or dated ahead)' });
   });
 });

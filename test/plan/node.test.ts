@@ -39,8 +39,8 @@ describe('nodeSteps', () => {
     expect(slurm.slice(0, slurm.length - shown(slurmPlain).length)).toMatchSnapshot();
   });
 
-  it('waits for the pull lock no longer than pull_timeout, and lets the pull print its digest', () => {
-    expect(pullArgv(config, image.ref)).toEqual(['flock', '-w', '120', '/run/jobbox/pull.lock', 'docker', 'pull', 'reg:5000/hpc/deb12:r1']);
+  it('waits for the pull lock no longer than pull_timeout, pulls no longer either, and lets the pull print its digest', () => {
+    expect(pullArgv(config, image.ref)).toEqual(['flock', '-w', '120', '/run/jobbox/pull.lock', 'timeout', '-k', '5', '120', 'docker', 'pull', 'reg:5000/hpc/deb12:r1']);
   });
 });
 

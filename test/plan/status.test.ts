@@ -121,6 +121,8 @@ describe('parseStatus', () => {
     ['a negative time', good.replace('"ms":41', '"ms":-1')],
     ['nodes not a list', JSON.stringify({ ...STARTED, nodes: {} })],
     ['a huge string', JSON.stringify({ ...STARTED, queue: 'q'.repeat(5000) })],
+    ['a time with a terminal escape Date.parse would take', JSON.stringify({ ...STARTED, at: '(\u001b]0;pwned\u0007\u001b[2J) Jan 1 2020' })],
+    ['a time in another format', JSON.stringify({ ...STARTED, at: 'Jan 1 2020 00:00:00' })],
   ])('refuses %s', (_case, text) => {
     expect(parseStatus(text)).toBeUndefined();
   });

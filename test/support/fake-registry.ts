@@ -12,10 +12,12 @@ export interface FakeRegistry {
   seen: string[];
   /** When set, every manifest request answers this status. */
   status?: number | undefined;
+  /** When set, every manifest request is redirected there (307). */
+  redirectTo?: string | undefined;
   close(): Promise<void>;
 }
 
-export async function fakeRegistry(opts: { token?: string } = {}): Promise<FakeRegistry> {
+export async function fakeRegistry(opts: { token?: string; realm?: string } = {}): Promise<FakeRegistry> {
   const manifests = new Map<string, string>();
   const seen: string[] = [];
   const reg: Partial<FakeRegistry> = { manifests, seen };
@@ -30,9 +32,10 @@ export async function fakeRegistry(opts: { token?: string } = {}): Promise<FakeR
     if (!m) return res.writeHead(404).end();
     if (opts.token && !req.headers.authorization?.startsWith(`Bearer ${opts.token}:`)) {
       const { port } = server.address() as AddressInfo;
-      res.writeHead(401, { 'WWW-Authenticate': `Bearer realm="http://127.0.0.1:${port}/token",service="fake",scope="repository:${m[1]}:pull"` });
+      res.writeHead(401, { 'WWW-Authenticate': `Bearer realm="${opts.realm ?? `http://127.0.0.1:${port}/token`}",service="fake",scope="repository:${m[1]}:pull"` });
       return res.end();
     }
+    if (reg.redirectTo) return res.writeHead(307, { Location: reg.redirectTo }).end();
     if (reg.status) return res.writeHead(reg.status).end();
     const key = m[2]!.startsWith('sha256:') ? `${m[1]}@${m[2]}` : `${m[1]}:${m[2]}`;
     const digest = manifests.get(key);

@@ -324,6 +324,12 @@ export class SimNode {
         this.locks.set(lock, turn.catch(() => {}));
         return turn;
       }
+      case 'timeout': {
+        // timeout -k KILL SECONDS command…: the simulated commands end on their own.
+        const [k, kill, seconds, ...inner] = args;
+        if (k !== '-k' || !/^\d+$/.test(kill ?? '') || !/^\d+(\.\d+)?$/.test(seconds ?? '') || inner.length === 0) return unsupported(argv);
+        return this.shell(inner, stdin);
+      }
       case 'find': {
         // find DIR -maxdepth 1 -type c -printf %f\n
         const [dir, ...rest] = args;
@@ -1035,6 +1041,7 @@ function kindOf(argv: string[]): string {
   const [cmd = '', ...args] = argv;
   if (cmd === 'install') return 'mkdir';
   if (cmd === 'flock') return kindOf(args.slice(3));
+  if (cmd === 'timeout') return kindOf(args.slice(3));
   if (cmd === 'find') return 'find';
   if (cmd === 'perl') return 'bind';
   if (cmd.split('/').at(-1) !== 'docker') return cmd;
