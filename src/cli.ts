@@ -252,6 +252,24 @@ async function main(argv: string[]): Promise<void> {
         .demandCommand(1, 'slurm: a subcommand is required'),
     )
     .command(
+      'shell',
+      "from within a job (an salloc shell, srun --pty, an LSF job): a login shell on a terminal in the job's first container, or --node's, as its owner",
+      (c) => c.option('node', { type: 'string', describe: 'a node of the job (default: its first)' }),
+      async (a) => {
+        const { shell } = await import('./commands/shell.js');
+        process.exitCode = await shell({ config: a.config, node: a.node }, process.env);
+      },
+    )
+    .command(
+      'exec',
+      "from within a job: run `-- CMD…` in the job's first container, or --node's, as its owner; its output and exit status as if here",
+      (c) => c.option('node', { type: 'string', describe: 'a node of the job (default: its first)' }),
+      async (a) => {
+        const { exec } = await import('./commands/shell.js');
+        process.exitCode = await exec({ config: a.config, node: a.node }, ((a['--'] as unknown[] | undefined) ?? []).map(String), process.env);
+      },
+    )
+    .command(
       'status <job>',
       "how the job's last start went (the job's owner, or root): each node's steps, the error; for LSF the job id (LSB_JOBID, or id[index]), for Slurm SLURM_JOB_ID",
       (c) =>

@@ -17,8 +17,11 @@ export type Work =
   /** A whole script with its own #! line, sent over the session and run with `args`. */
   | { script: string; args: string[] };
 
-/** `terminal`: the user is at a terminal (LSF's `bsub -Is`): the command runs on a pseudo-terminal in the container. */
-export async function runInFirstContainer(job: Job, paths: JobPaths, work: Work, terminal = false): Promise<number> {
+/**
+ * `terminal`: the user is at a terminal (LSF's `bsub -Is`, `jobbox shell`): the command runs on a
+ * pseudo-terminal in the container. `host`: another node's container than the first's (`jobbox exec --node`).
+ */
+export async function runInFirstContainer(job: Job, paths: JobPaths, work: Work, terminal = false, host = job.hosts[0]!.name): Promise<number> {
   if (process.getuid?.() !== job.owner.uid) {
     throw new JobboxError('run', `must run as the job owner ${job.owner.name}, not uid`, String(process.getuid?.()));
   }
@@ -40,7 +43,6 @@ export async function runInFirstContainer(job: Job, paths: JobPaths, work: Work,
       's=$(mktemp)', 'cat > "$s"', 'chmod 700 "$s"', `exec "$s" ${quote(work.args)}`,
     );
   }
-  const host = job.hosts[0]!.name;
   const deliver = (sig: NodeJS.Signals) =>
     sshQuiet(paths.sshConfig, host, `${quote(['kill', '-s', sig.replace(/^SIG/, ''), '--'])} -"$(cat ${quote([pgid])})"`);
   return sshInteractive(paths.sshConfig, host, steps.join(' && '), deliver, input, terminal && input === undefined);
