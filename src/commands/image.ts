@@ -3,14 +3,14 @@
 // `jobbox image gc --nodes HOSTLIST`.
 import type { Logger } from 'pino';
 import { configPath, loadConfig } from '../config/load.js';
-import { parseUserRef, repoOf, runRef } from '../config/ref.js';
+import { repoOf, runRef } from '../config/ref.js';
 import type { Config, Image } from '../config/types.js';
 import { EXIT, JobboxError, formatError, printable } from '../errors.js';
 import type { Session } from '../exec/ssh.js';
 import { commandFailed, ensureImage, firstLine, pinImage } from '../lifecycle/node.js';
 import { adminSessions } from '../lifecycle/sessions.js';
 import { fanOut } from '../exec/ssh.js';
-import { manifestDigest } from '../exec/registry.js';
+import { registryDigest } from '../exec/registry.js';
 import { openLog } from '../log.js';
 import { aliasRefs, containerIdsArgv, containerImagesArgv, type Fate, imageTableArgv, managedRepo, parseImageTable, planImageGc, rmiArgv } from '../plan/image-gc.js';
 import { imagesArgv, parseImages } from '../plan/node.js';
@@ -284,11 +284,7 @@ export function gcSummary(report: GcReport, nodes: number, dryRun: boolean): str
  * effort: an alias whose registry does not answer is protected only where its tag is on the node.
  */
 async function currentBuilds(config: Config, log: Logger): Promise<string[]> {
-  const asked = await Promise.allSettled([...config.images.values()].map(async (image) => {
-    const ref = parseUserRef(image.ref);
-    if (!ref) throw new JobboxError(`image ${image.alias}`, 'not a reference the registry can be asked about', image.ref);
-    return `${ref.repository}@${await manifestDigest(ref, { insecure: config.insecureRegistries, timeoutMs: config.connectTimeoutMs })}`;
-  }));
+  const asked = await Promise.allSettled([...config.images.values()].map(async (image) => `${repoOf(image.ref)}@${await registryDigest(config, image.ref)}`));
   return asked.flatMap((a) => {
     if (a.status === 'fulfilled') return [a.value];
     const line = formatError(a.reason).line;

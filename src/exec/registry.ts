@@ -1,7 +1,8 @@
 // The only code that talks to a registry itself (everything else asks the nodes' engine): one
 // manifest HEAD, for the digest a tag names now. The submit uses it to pin a job's image
 // (esub, job_submit.lua through `jobbox image resolve`), where no engine runs as the user.
-import { DIGEST, type UserRef } from '../config/ref.js';
+import { DIGEST, parseUserRef, type UserRef } from '../config/ref.js';
+import type { Config } from '../config/types.js';
 import { EXIT, JobboxError, printable } from '../errors.js';
 
 // Every manifest kind docker pull accepts, so the registry answers with the digest docker would
@@ -17,6 +18,14 @@ export interface RegistryOptions {
   /** Registries spoken to over plain HTTP (config insecure_registries); HTTPS elsewhere. */
   insecure: string[];
   timeoutMs: number;
+}
+
+/** manifestDigest of a reference's text, with the config's plain-HTTP registries and its connect_timeout as the deadline. */
+export async function registryDigest(config: Pick<Config, 'insecureRegistries' | 'connectTimeoutMs'>, ref: string): Promise<string> {
+  const parsed = parseUserRef(ref);
+  // An [image] ref parseConfig took always parses; this guards a ref docker reads but the grammar does not.
+  if (!parsed) throw new JobboxError('image', 'not a qualified image reference the registry can be asked about', ref);
+  return manifestDigest(parsed, { insecure: config.insecureRegistries, timeoutMs: config.connectTimeoutMs });
 }
 
 /**

@@ -9,10 +9,10 @@ import { randomBytes } from 'node:crypto';
 import { lstat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { resolveImage } from '../config/image.js';
-import { parseUserRef, runRef } from '../config/ref.js';
+import { runRef } from '../config/ref.js';
 import type { Config, Image } from '../config/types.js';
 import { lookupGroupNames } from '../exec/accounts.js';
-import { manifestDigest } from '../exec/registry.js';
+import { registryDigest } from '../exec/registry.js';
 import { makeJobDir, makeStatusDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
 import { formatError } from '../errors.js';
 import type { Session } from '../exec/ssh.js';
@@ -155,10 +155,8 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
  * fallbacks then hold. Never fails the setup.
  */
 async function tagDigest(config: Config, image: Image, log: Logger): Promise<string | undefined> {
-  const ref = parseUserRef(image.ref);
-  if (!ref) return undefined;
   try {
-    return await manifestDigest(ref, { insecure: config.insecureRegistries, timeoutMs: config.connectTimeoutMs });
+    return await registryDigest(config, image.ref);
   } catch (err) {
     log.debug({ image: image.ref, err: err instanceof Error ? err.message : String(err) }, 'the registry did not name the digest; the first node\'s pull pins it');
     return undefined;

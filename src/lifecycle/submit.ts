@@ -5,10 +5,9 @@
 // and Slurm's job_submit.lua (through `jobbox image resolve`) both use it; the root start judges
 // the answer again, since the submit's side is the user's to forge.
 import { resolveImage } from '../config/image.js';
-import { parseUserRef, repoOf } from '../config/ref.js';
+import { repoOf } from '../config/ref.js';
 import type { Config, Image } from '../config/types.js';
-import { JobboxError } from '../errors.js';
-import { manifestDigest } from '../exec/registry.js';
+import { registryDigest } from '../exec/registry.js';
 
 export async function submitRequest(config: Config, queues: string[], requested: string | undefined): Promise<string> {
   const images = queues.map((q) => resolveImage(config, q, requested));
@@ -24,8 +23,5 @@ export async function submitRequest(config: Config, queues: string[], requested:
 async function pinnedDigest(config: Config, image: Image, requested: string | undefined): Promise<string> {
   // resolveImage drops an alias's digest in a queue that does not pin; one that does keeps it.
   const given = image.digest ?? /@(sha256:[0-9a-f]{64})$/.exec(requested ?? '')?.[1];
-  const ref = parseUserRef(given ? `${repoOf(image.ref)}@${given}` : image.ref);
-  // An [image] ref parseConfig took always parses; this guards a ref docker reads but the grammar does not.
-  if (!ref) throw new JobboxError('image', 'not a qualified image reference to pin', image.ref);
-  return manifestDigest(ref, { insecure: config.insecureRegistries, timeoutMs: config.connectTimeoutMs });
+  return registryDigest(config, given ? `${repoOf(image.ref)}@${given}` : image.ref);
 }
