@@ -7,12 +7,12 @@ import { repoOf, runRef } from '../config/ref.js';
 import type { Config, Image } from '../config/types.js';
 import { EXIT, JobboxError, formatError, printable } from '../errors.js';
 import type { Session } from '../exec/ssh.js';
-import { commandFailed, ensureImage, firstLine, pinImage } from '../lifecycle/node.js';
+import { commandFailed, ensureImage, firstLine, lines, pinImage } from '../lifecycle/node.js';
 import { adminSessions } from '../lifecycle/sessions.js';
 import { fanOut } from '../exec/ssh.js';
 import { registryDigest } from '../exec/registry.js';
 import { openLog } from '../log.js';
-import { aliasRefs, containerIdsArgv, containerImagesArgv, type Fate, imageTableArgv, managedRepo, parseImageTable, planImageGc, rmiArgv } from '../plan/image-gc.js';
+import { aliasRefs, containerIdsArgv, containerImagesArgv, type Fate, type GcInput, imageTableArgv, managedRepo, parseImageTable, planImageGc, rmiArgv } from '../plan/image-gc.js';
 import { imagesArgv, parseImages } from '../plan/node.js';
 import { expandHostlist } from '../scheduler/slurm.js';
 
@@ -201,7 +201,7 @@ const GONE = /No such image/;
 const NO_CONTAINER = /No such (?:object|container)/;
 
 /** One node: list its images, then its containers' images, plan, and remove (unless a dry run), one image at a time. */
-async function gcNode(s: Session, config: Config, opts: GcOptions, log: Logger): Promise<Omit<GcImage, 'node'>[]> {
+async function gcNode(s: Session, config: Config, opts: GcOptions, keepers: Pick<GcInput, 'managed' | 'named'>, log: Logger): Promise<Omit<GcImage, 'node'>[]> {
   const t = config.startTimeoutMs;
   const ask = async (argv: string[]) => {
     const r = await s.run([config.engine, ...argv], t);
@@ -213,16 +213,16 @@ async function gcNode(s: Session, config: Config, opts: GcOptions, log: Logger):
   const rows = parseImageTable(table.r.stdout);
   const ps = await ask(containerIdsArgv());
   if (ps.r.code !== 0) throw ps.fail();
-  const ids = ps.r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  const ids = lines(ps.r.stdout);
   let used: string[] = [];
   if (ids.length > 0) {
     const images = await ask(containerImagesArgv(ids));
     // A container removed since the listing uses nothing; any other failure leaves gc blind.
-    const errors = images.r.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+    const errors = lines(images.r.stderr);
     if (images.r.code !== 0 && !(errors.length > 0 && errors.every((l) => NO_CONTAINER.test(l)))) throw images.fail();
-    used = images.r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+    used = lines(images.r.stdout);
   }
-  const plan = planImageGc({ rows, used, managed: managedRepo(config), named: new Set([...aliasRefs(config), ...(opts.current ?? [])]), keep: opts.keep });
+  const plan = planImageGc({ rows, used, ...keepers, keep: opts.keep });
   const result: Omit<GcImage, 'node'>[] = [];
   for (const p of plan) {
     const image = { refs: p.refs, id: p.id, created: new Date(p.created).toISOString() };
@@ -235,7 +235,7 @@ async function gcNode(s: Session, config: Config, opts: GcOptions, log: Logger):
       continue;
     }
     const rmi = await ask(rmiArgv(p.refs));
-    const errors = rmi.r.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+    const errors = lines(rmi.r.stderr);
     if (rmi.r.code === 0 || (errors.length > 0 && errors.every((l) => GONE.test(l)))) {
       result.push({ ...image, status: 'removed' });
       log.info({ node: s.host, image: p.id, refs: p.refs }, 'image gc: removed');
@@ -253,7 +253,9 @@ async function gcNode(s: Session, config: Config, opts: GcOptions, log: Logger):
  * planImageGc), at most `fanout` nodes at once. `each`: a node's images as soon as it is done.
  */
 export async function gcNodes(config: Config, hosts: string[], opts: GcOptions, log: Logger, each?: (node: string, images: GcImage[] | { error: string }) => void): Promise<GcReport> {
-  const rows = await eachNode(config, hosts, (s) => gcNode(s, config, opts, log), (host, r) =>
+  // What gc keeps is the same question on every node: answered once.
+  const keepers = { managed: managedRepo(config), named: new Set([...aliasRefs(config), ...(opts.current ?? [])]) };
+  const rows = await eachNode(config, hosts, (s) => gcNode(s, config, opts, keepers, log), (host, r) =>
     each?.(host, r.ok ? r.value.map((i) => ({ node: host, ...i })) : { error: r.error }),
   );
   const report: GcReport = { images: [], failed: [] };

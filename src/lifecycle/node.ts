@@ -31,7 +31,12 @@ export interface Holder {
 
 /** The line that says what went wrong: docker puts usage hints after it. */
 export function firstLine(stderr: string): string {
-  return stderr.split('\n').map((l) => l.trim()).find(Boolean) ?? '';
+  return lines(stderr)[0] ?? '';
+}
+
+/** A command's output, as its non-blank lines, trimmed. */
+export function lines(text: string): string[] {
+  return text.split('\n').map((l) => l.trim()).filter(Boolean);
 }
 
 /** `value`: what the command was about (an image, a port, container ids), for the error line. */
@@ -187,10 +192,12 @@ export async function imageAccounts(first: Session, config: Config, image: Image
   if (text === undefined) {
     const name = `jobbox-check-${randomBytes(6).toString('hex')}`;
     const argv = [config.engine, ...imageAccountsArgv(image, name)];
+    // Best effort: a container that ended on its own is gone already (--rm).
+    const discard = () => first.run([config.engine, ...removeArgv([name])], config.connectTimeoutMs).catch(() => undefined);
     const r = await first.run(argv, config.startTimeoutMs).catch(async (err: unknown) => {
       // The client gave up (a timeout, too much output): the container may run on. A user's
       // image that does this will do it again: no requeue.
-      await first.run([config.engine, ...removeArgv([name])], config.connectTimeoutMs).catch(() => undefined);
+      await discard();
       if (image.user && err instanceof JobboxError) throw new JobboxError(`image ${image.alias}`, `its check in a throwaway container failed (${err.problem})`, runRef(image), EXIT.permanent);
       throw err;
     });
@@ -199,7 +206,7 @@ export async function imageAccounts(first: Session, config: Config, image: Image
       throw new JobboxError(`image ${image.alias}`, `needs a POSIX shell as /bin/sh (the check in a throwaway container exited ${r.code}: ${printable(firstLine(r.stderr))})`, runRef(image), EXIT.permanent);
     }
     if (r.code !== 0) {
-      await first.run([config.engine, ...removeArgv([name])], config.connectTimeoutMs).catch(() => undefined);
+      await discard();
       throw commandFailed(first.host, argv, r, image.ref);
     }
     text = r.stdout;
@@ -268,7 +275,7 @@ export async function awaitSshd(s: Session, config: Config, job: Job, port: numb
   };
   await barrier(s.host, port, job, keys, config, state).catch(async (err: unknown) => {
     const logs = await s.run([config.engine, ...logsArgv(job)], config.connectTimeoutMs);
-    const last = `${logs.stdout}\n${logs.stderr}`.split('\n').map((l) => l.trim()).filter(Boolean).at(-1);
+    const last = lines(`${logs.stdout}\n${logs.stderr}`).at(-1);
     throw last && err instanceof JobboxError ? new JobboxError(err.subject, `${err.problem} (container: ${printable(last)})`, err.value, err.exitCode) : err;
   });
 }
@@ -305,7 +312,7 @@ export async function removeContainers(s: Session, config: Config, job: Attempt)
   // A container that vanished between ps and rm is gone, which is what we want; any other
   // complaint, about any one of them, is a container that may still run.
   // A failure that says nothing (a session ended by a signal) is not "gone" either.
-  const said = removed.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const said = lines(removed.stderr);
   const complaints = said.filter((l) => !/No such container/i.test(l));
   if (removed.code !== 0 && (said.length === 0 || complaints.length > 0)) {
     throw new JobboxError(`${s.host}: docker rm`, printable(complaints.join('; ') || `exit ${removed.code}`), ids.join(' '), EXIT.transient);
