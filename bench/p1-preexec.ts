@@ -3,9 +3,8 @@
 // seed's serial loop as a reference row. Target: ≤ 1.0× the floor at 4 nodes. Then the
 // registry's own access log, for one warm and one cold 4-node start: at most one manifest
 // request by tag per start, and blobs only for the node that lacks the image.
-import { readFile } from 'node:fs/promises';
 import { lsfFixture } from '../test/support/lsf-fixture.js';
-import { onNode, testbedStatus } from '../test/support/testbed.js';
+import { onNode, registryLog, testbedStatus } from '../test/support/testbed.js';
 import { interleave, ratioRow, stats, type Row } from './lib.js';
 import type { Bench } from './run.js';
 import { expectClean, floorClear, floorEnd, floorJob, floorStart, jobEnv, mustHook, nodes } from './testbed-jobs.js';
@@ -49,16 +48,9 @@ async function run(): Promise<Row[]> {
   return rows;
 }
 
-/** Requests in the registry's access log (Debian's docker-registry writes one line each) from `offset` on. */
-async function requests(log: string, offset: number): Promise<{ ip: string; method: string; path: string }[]> {
-  const text = (await readFile(log, 'utf8')).slice(offset);
-  return [...text.matchAll(/^(\S+) - - \[[^\]]*\] "(HEAD|GET) (\/v2\/\S+) HTTP/gm)].map((m) => ({ ip: m[1]!, method: m[2]!, path: m[3]! }));
-}
-
 /** One warm and one cold 4-node start of deb12, counted from the registry's log; node4 is the cold one. */
 async function registryRequests(b: Awaited<ReturnType<typeof lsfFixture>>, jobId: number): Promise<Row[]> {
   const tb = await testbedStatus();
-  const log = `${tb.dir}/log/registry.log`;
   const hosts = nodes(4);
   const ref = b.config.images.get('deb12')!.ref;
   const repo = ref.slice(0, ref.lastIndexOf(':'));
@@ -66,12 +58,12 @@ async function registryRequests(b: Awaited<ReturnType<typeof lsfFixture>>, jobId
   for (const round of ['warm', 'cold']) {
     // Cold: node4 holds no copy of deb12 under any name (dockerd would fetch nothing for one it holds by another).
     if (round === 'cold') await onNode('node4', ['sh', '-c', 'docker images -q --no-trunc "$1" | sort -u | xargs -r docker rmi -f', 'sh', repo]);
-    const from = (await readFile(log, 'utf8')).length;
+    const from = await registryLog.size(tb);
     const env = jobEnv(jobId, hosts);
     await mustHook(b.hooks.preExec, env);
     await mustHook(b.hooks.postExec, env);
     jobId += 1;
-    const seen = await requests(log, from);
+    const seen = await registryLog.since(tb, from);
     const byTag = seen.filter((r) => r.path.endsWith(`/manifests/${ref.slice(ref.lastIndexOf(':') + 1)}`)).length;
     const byDigest = seen.filter((r) => /\/manifests\/sha256:/.test(r.path)).length;
     const blobs = seen.filter((r) => r.path.includes('/blobs/') && r.method === 'GET');

@@ -2,7 +2,7 @@ import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lsfJobEnv } from '../harness/lsf/harness.js';
 import { ALLOC, NODES, containers, spec } from '../support/lsf-fixture.js';
-import { REPO, onNode, testbed, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
+import { REPO, onNode, registryLog, testbed, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
 
 // One digest per job on every node, against the testbed's real registry and dockerds. The job
 // runs through the queue's root hook lines, as LSF starts them, with a config of this suite's
@@ -55,12 +55,8 @@ async function rootHook(name: 'pre-exec' | 'post-exec', env: Record<string, stri
   return { code: r.exitCode ?? -1, stderr: String(r.stderr) };
 }
 
-/** The registry's access log (Debian's docker-registry logs each request) from `offset` on: per request, the node's address, method and path. */
-async function registryRequests(offset: number): Promise<{ ip: string; method: string; path: string }[]> {
-  const text = (await readFile(`${tb.dir}/log/registry.log`, 'utf8')).slice(offset);
-  return [...text.matchAll(/^(\S+) - - \[[^\]]*\] "(HEAD|GET) (\/v2\/\S+) HTTP/gm)].map((m) => ({ ip: m[1]!, method: m[2]!, path: m[3]! }));
-}
-const logSize = async () => (await readFile(`${tb.dir}/log/registry.log`, 'utf8')).length;
+const registryRequests = (offset: number) => registryLog.since(tb, offset);
+const logSize = () => registryLog.size(tb);
 const nodeIp = (n: string) => tb.nodes.find((x) => x.name === n)!.ip;
 
 describe('images: one digest per job on every node', () => {

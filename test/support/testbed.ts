@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { execa, type Options } from 'execa';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -58,3 +59,15 @@ export async function onNode(node: string, argv: string[], options: Options = {}
   const { stdout } = await testbed(['exec', node, '--', ...argv], options);
   return String(stdout).trim();
 }
+
+/**
+ * The testbed registry's access log (Debian's docker-registry writes one Apache-style line per
+ * request): its length now, and the requests logged from that offset on, with the client's address.
+ */
+export const registryLog = {
+  size: async (tb: Pick<TestbedStatus, 'dir'>): Promise<number> => (await readFile(`${tb.dir}/log/registry.log`, 'utf8')).length,
+  since: async (tb: Pick<TestbedStatus, 'dir'>, offset: number): Promise<{ ip: string; method: string; path: string }[]> => {
+    const text = (await readFile(`${tb.dir}/log/registry.log`, 'utf8')).slice(offset);
+    return [...text.matchAll(/^(\S+) - - \[[^\]]*\] "(HEAD|GET) (\/v2\/\S+) HTTP/gm)].map((m) => ({ ip: m[1]!, method: m[2]!, path: m[3]! }));
+  },
+};
