@@ -1,6 +1,7 @@
 // What P1, P3 and P4 share: jobs on the testbed through the real LSF hooks, and the floor
 // they are measured against — plain OpenSSH running the same `docker run` that jobbox's plan
 // holds for each node, from node1 as the pre-exec would.
+import { readFile } from 'node:fs/promises';
 import { resolveImage } from '../src/config/image.js';
 import { lookupAccount } from '../src/exec/accounts.js';
 import { quote } from '../src/quote.js';
@@ -8,7 +9,7 @@ import type { Job } from '../src/job/job.js';
 import { lsfJob } from '../src/scheduler/lsf.js';
 import { claimedPort } from '../src/ports/allocator.js';
 import { containerName, runArgv } from '../src/plan/container.js';
-import { jobKey, jobPaths } from '../src/plan/job-files.js';
+import { jobKey, jobPaths, parseAttemptRecord } from '../src/plan/job-files.js';
 import { lsfJobEnv } from '../test/harness/lsf/harness.js';
 import { hook, spec, type LsfFixture } from '../test/support/lsf-fixture.js';
 import { onNode } from '../test/support/testbed.js';
@@ -39,8 +40,11 @@ export async function floorJob(b: LsfFixture, jobId: number, hosts: string[]): P
   const env = jobEnv(jobId, hosts);
   await mustHook(b.hooks.preExec, env);
   const job = await lsfJob(env, 'node1', lookupAccount);
-  const image = resolveImage(b.config, job.queue, job.image);
   const paths = jobPaths(b.config.stateDir, job);
+  // The digest jobbox pinned the job to, as every node runs it (`--pull never`: by digest).
+  const digest = parseAttemptRecord(await readFile(paths.attempt, 'utf8'))?.digest;
+  if (digest === undefined) throw new Error(`bench: floor job ${jobId} has no pinned digest`);
+  const image = { ...resolveImage(b.config, job.queue, job.image), digest };
   const port = await claimedPort(b.config.portDir, jobKey(job));
   if (port === undefined) throw new Error(`bench: floor job ${jobId} holds no port`);
   const commands = await Promise.all(job.hosts.map(async (host): Promise<[string, string]> => {

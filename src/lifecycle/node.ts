@@ -11,8 +11,8 @@ import type { Attempt, Job } from '../job/job.js';
 import { containerName, imageAccountsArgv, type CgroupClear, nameArgv, psArgv, removeArgv, runningArgv, splitHeadOutput, SSHD_VERSION, type NodeFacts } from '../plan/container.js';
 import type { ImageAccounts, Keys } from '../plan/job.js';
 import { imageCacheDir, OPENSSH_MIN, openSshAtLeast, parseOpenSsh, sshdLacks } from '../plan/job-files.js';
-import { bindTestArgv, cgroupCleanupArgv, cpusetArgv, devicesArgv, engineCgroupArgv, imageIdArgv, localDigest, lockDirArgv, logsArgv, pullArgv, pulledDigest, repoDigestsArgv, usageArgv } from '../plan/node.js';
-import { repoOf, runRef } from '../config/ref.js';
+import { cgroupCleanupArgv, cpusetArgv, engineCgroupArgv, imageIdArgv, localDigest, lockDirArgv, logsArgv, parseProbe, probeArgv, pullArgv, pulledDigest, repoDigestsArgv, usageArgv } from '../plan/node.js';
+import { DIGEST, repoOf, runRef } from '../config/ref.js';
 import { slurmExternTask } from '../scheduler/slurm.js';
 import type { Result } from '../result.js';
 
@@ -62,12 +62,7 @@ export function commandFailed(host: string, argv: string[], r: Result, value: st
 
 export async function probe(session: Session, config: Config, port: number): Promise<Probe> {
   // Not the connect timeout: a dockerd busy extracting a pull answers slowly, and that is no fault.
-  const t = config.startTimeoutMs;
-  const [devices, bound] = await Promise.all([
-    session.run(devicesArgv(config), t),
-    must(session, bindTestArgv(), t, String(port), `${port}\n`),
-  ]);
-  return { devices: devices.code === 0 ? devices.stdout.split('\n').filter(Boolean) : [], listening: bound.trim() !== 'free' };
+  return parseProbe(await must(session, probeArgv(config), config.startTimeoutMs, String(port), `${port}\n`));
 }
 
 /**
@@ -102,13 +97,20 @@ export async function nameHolder(session: Session, config: Config, job: Job, non
 
 /**
  * Starts the node's container, unless this attempt's already runs; a leftover holding the name
- * goes first. `known`: the holder, when the port check asked.
+ * goes first. `known`: the holder, when the port check asked. The run never pulls (`--pull
+ * never`): a node that lacks the pinned digest says so in the run's answer, and `pull` fetches
+ * it under the node's pull lock before the run is tried again. A node that holds it (pull_policy
+ * missing, the usual case) has asked nothing but the run.
  */
-export async function startContainer(session: Session, config: Config, job: Job, image: Image, argv: string[], nonce: string, known: Holder | undefined): Promise<void> {
+export async function startContainer(session: Session, config: Config, job: Job, image: Image, argv: string[], nonce: string, known: Holder | undefined, pull: () => Promise<void>): Promise<void> {
   const t = config.startTimeoutMs;
   if (known?.running) return;
   if (known?.stale.length) await must(session, [config.engine, ...removeArgv(known.stale)], t, known.stale.join(' '));
-  const run = await session.run([config.engine, ...argv], t);
+  let run = await session.run([config.engine, ...argv], t);
+  if (run.code !== 0 && NO_IMAGE.test(run.stderr)) {
+    await pull();
+    run = await session.run([config.engine, ...argv], t);
+  }
   if (run.code === 0) return;
   // Where the port was free the name was not looked at: it may be held by a re-run whose sshd
   // is still starting, or by an earlier attempt's leftover that never listened. Without such a
@@ -119,6 +121,9 @@ export async function startContainer(session: Session, config: Config, job: Job,
   await must(session, [config.engine, ...removeArgv(late.stale)], t, late.stale.join(' '));
   await must(session, [config.engine, ...argv], t, image.ref);
 }
+
+/** dockerd's answer to a run (`--pull never`) or an inspect of an image the node does not hold. */
+const NO_IMAGE = /Error response from daemon: No such image: /;
 
 /** A pull on a node, serialized with the node's other pulls (flock). */
 async function pullOn(session: Session, config: Config, ref: string): Promise<Result> {
@@ -154,13 +159,19 @@ export async function pinImage(session: Session, config: Config, image: Image, l
 }
 
 /**
- * Another node's copy of the pinned image: one it holds is used as it is (pull_policy
- * missing: no registry request), else it is pulled by digest. A node that lacks the digest
- * while the registry fails fails the start (a requeue may find the registry back), and never
- * runs a copy of another build.
+ * A node's copy of the pinned image, before anything runs it: one it holds is used as it is
+ * (pull_policy missing: no registry request), else it is pulled by digest (pullImage).
  */
 export async function ensureImage(session: Session, config: Config, image: Image, pinnedAtSubmit = false): Promise<void> {
   if (config.pullPolicy === 'missing' && (await session.run([config.engine, ...imageIdArgv(image)], config.connectTimeoutMs)).code === 0) return;
+  await pullImage(session, config, image, pinnedAtSubmit);
+}
+
+/**
+ * The pinned digest, pulled. A node that cannot get it while the registry fails fails the
+ * start (a requeue may find the registry back), and never runs a copy of another build.
+ */
+export async function pullImage(session: Session, config: Config, image: Image, pinnedAtSubmit = false): Promise<void> {
   const ref = runRef(image);
   const pulled = await pullOn(session, config, ref);
   if (pulled.code === 0) return;
@@ -175,21 +186,23 @@ export async function ensureImage(session: Session, config: Config, image: Image
 
 /**
  * The image's /etc/passwd and /etc/group, which the job's own are merged into, and the release
- * of its sshd, which the sshd_config must fit. Reading them takes a throwaway container, so the
- * output is kept per image id (immutable: a new image is a new id) in a root-owned directory
- * next to the job dirs. An image whose sshd can never serve a job is refused here, at once,
- * rather than by a barrier timeout and a requeue that would never heal.
+ * of its sshd, which the sshd_config must fit. Reading them takes a throwaway container on the
+ * first node (after `ready`, which makes sure it holds the image), so the output is kept per
+ * manifest digest (content-addressed: a new build is a new digest) in a root-owned directory
+ * next to the job dirs: a start of a digest seen before asks no node anything for it. An image
+ * whose sshd can never serve a job is refused here, at once, rather than by a barrier timeout
+ * and a requeue that would never heal.
  */
-export async function imageAccounts(first: Session, config: Config, image: Image, log: Logger): Promise<ImageAccounts> {
-  const id = (await must(first, [config.engine, ...imageIdArgv(image)], config.startTimeoutMs, image.ref)).trim();
-  // Named for what it holds: the files of older jobbox releases have no sshd section.
-  const cached = /^sha256:[0-9a-f]{64}$/.test(id) ? `${imageCacheDir(config.stateDir)}/${id.slice('sha256:'.length)}.accounts-sshd` : undefined;
+export async function imageAccounts(first: Session, config: Config, image: Image, log: Logger, ready: () => Promise<void>): Promise<ImageAccounts> {
+  // Named for what it holds: the files of older jobbox releases (by image id) have no sshd section.
+  const cached = image.digest && DIGEST.test(image.digest) ? `${imageCacheDir(config.stateDir)}/${image.digest.slice('sha256:'.length)}.manifest.accounts-sshd` : undefined;
   let text: string | undefined;
   if (cached) {
     await makeJobDir(imageCacheDir(config.stateDir));
     text = await readJobFile(cached);
   }
   if (text === undefined) {
+    await ready();
     const name = `jobbox-check-${randomBytes(6).toString('hex')}`;
     const argv = [config.engine, ...imageAccountsArgv(image, name)];
     // Best effort: a container that ended on its own is gone already (--rm).

@@ -2,8 +2,9 @@
 // Every node is handled in parallel over ssh2; setupJob returns only when every container's
 // sshd accepts the job key with the pinned host key, and on any failure it rolls back what it
 // started on every node, so nothing is left for a requeue to trip over. Its phases:
-//   adopt or reclaim the job dir → connect → pull ∥ port (∥ keys, image accounts) → plan →
-//   write files → start ∥ barrier, node by node; on failure, teardown of the touched nodes.
+//   adopt or reclaim the job dir → connect ∥ pin → port (∥ keys, image accounts) → plan →
+//   write files → start (a node without the digest pulls it) ∥ barrier, node by node; on
+//   failure, teardown of the touched nodes.
 // Each node's steps are timed, and the attempt's outcome is kept for the owner (plan/status.ts).
 import { randomBytes } from 'node:crypto';
 import { lstat } from 'node:fs/promises';
@@ -23,7 +24,7 @@ import { planJob } from '../plan/job.js';
 import { jobKey, jobPaths, parseAttemptRecord, type AttemptRecord, type JobPaths } from '../plan/job-files.js';
 import { startRecord, statusDir, statusFile, Timeline, type PinnedBy, type StartFacts, type StartRecord } from '../plan/status.js';
 import { jobKeys } from './keys.js';
-import { awaitSshd, checkEngineCgroups, ensureImage, imageAccounts, joinSlurmCgroups, nameHolder, pinImage, probe, startContainer, type Holder, type Probe } from './node.js';
+import { awaitSshd, checkEngineCgroups, ensureImage, imageAccounts, joinSlurmCgroups, nameHolder, pinImage, probe, pullImage, startContainer, type Holder, type Probe } from './node.js';
 import { adminSessions, NodesError, onEvery } from './sessions.js';
 import { teardownJob } from './teardown.js';
 
@@ -85,9 +86,11 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
 
     // The image is pinned to one digest: the one it was pinned to at submit, the one a re-run's
     // containers run, else the tag's, asked of the registry while the nodes were connected (one
-    // manifest request), else the one the first node's pull prints. Every node then makes sure
-    // it holds that digest, while the port is chosen and checked on every node; meanwhile the
-    // keys are made, and the image's accounts read as soon as the first node has the image.
+    // manifest request), else the one the first node's pull prints. A node that holds that
+    // digest is asked nothing about it before its docker run (`--pull never`); one that lacks it
+    // pulls it when its run says so (pull_policy always: every node pulls it first). Meanwhile
+    // the port is chosen and checked on every node, the keys are made, and the image's accounts
+    // read: from the cache kept per digest, else in a throwaway container on the first node.
     const first = sessions.get(hosts[0]!)!;
     const pinned = (async () => {
       const digest = known ?? (await asked);
@@ -97,14 +100,15 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
     // Kept as soon as it is known: a node that then fails its pull still shows what it was to run.
     pinned.then((p) => Object.assign(facts, { ...(p.image.digest && { digest: p.image.digest }), pinnedBy: pinnedBy(p.onFirst) }), () => {});
     const atSubmit = !adopted?.digest && image.digest !== undefined;
-    const firstReady = pinned.then((p) => (p.onFirst ? undefined : imageOn(first, () => ensureImage(first, config, p.image, atSubmit))));
-    const pulls = pinned.then((p) => each((s, i) => (i === 0 ? firstReady : imageOn(s, () => ensureImage(s, config, p.image, atSubmit)))));
+    let firstHolds: Promise<void> | undefined;
+    const firstReady = () => (firstHolds ??= pinned.then((p) => (p.onFirst ? undefined : imageOn(first, () => ensureImage(first, config, p.image, atSubmit)))));
+    const pulls = config.pullPolicy === 'always' ? pinned.then((p) => each((s, i) => (i === 0 ? firstReady() : imageOn(s, () => pullImage(s, config, p.image, atSubmit))))) : Promise.resolve([]);
     pulls.catch(() => {});
     const engines = job.containment ? each((s) => checkEngineCgroups(s, config)) : Promise.resolve([]);
     engines.catch(() => {});
     const prepared = Promise.all([
       jobKeys(paths),
-      firstReady.then(() => pinned).then((p) => imageAccounts(first, config, p.image, log)),
+      pinned.then((p) => imageAccounts(first, config, p.image, log, firstReady)),
       lookupGroupNames([job.owner.gid, ...job.owner.gids]),
     ]);
     prepared.catch(() => {});
@@ -131,7 +135,7 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
       touched.add(s.host);
       await timeline.time(s.host, 'start', async () => {
         if (job.containment?.scheduler === 'slurm') await joinSlurmCgroups(s, config, job, job.containment.multipleSlurmd, i);
-        await startContainer(s, config, job, run, plan.runs[i]!.argv, nonce, holders[i]);
+        await startContainer(s, config, job, run, plan.runs[i]!.argv, nonce, holders[i], () => imageOn(s, () => pullImage(s, config, run, atSubmit)));
       });
       await timeline.time(s.host, 'sshd', () => awaitSshd(s, config, job, port, keys));
     });

@@ -102,6 +102,9 @@ export function runArgv(
     '--shm-size', String(queue.shmSizeBytes),
     '--cap-drop', 'ALL',
     '--security-opt', 'no-new-privileges',
+    // Pulls go through the node's pull lock, bounded (lifecycle/node.ts pullImage), never
+    // through a run: a node without the digest says so, and the setup pulls it then.
+    '--pull', 'never',
     // The image's own ENTRYPOINT would get sshd's words as its arguments: a user's image could
     // run anything in sshd's place.
     '--entrypoint', '/usr/sbin/sshd',
@@ -205,7 +208,7 @@ export function imageAccountsArgv(image: Image, name: string): string[] {
     '--net=none', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--user', '65534:65534',
     // The image may be a user's: whatever its /bin/sh does, it does in a small box, for a short while.
     '--pids-limit', '64', '--memory', '256m', '--cpus', '1', '--workdir', '/',
-    '--entrypoint', '/bin/sh', runRef(image), '-c',
+    '--pull', 'never', '--entrypoint', '/bin/sh', runRef(image), '-c',
     `head -n 1000000 /etc/passwd /etc/group || exit; echo; echo "==> ${SSHD_VERSION} <=="; ${SSHD_VERSION} 2>&1; exit 0`,
   ];
 }

@@ -32,7 +32,7 @@ export function pulledDigest(stdout: string): string | undefined {
   return digests.length === 1 && DIGEST.test(digests[0]!) ? digests[0] : undefined;
 }
 
-/** The image's id, for the accounts cache; also whether a node holds the job's digest. */
+/** Whether a node holds the job's digest (exit 0, and its image id). */
 export function imageIdArgv(image: Image): string[] {
   return ['image', 'inspect', '--format', '{{.Id}}', runRef(image)];
 }
@@ -71,17 +71,21 @@ export function localDigest(stdout: string, repo: string): string | undefined {
   return digests.length === 1 && DIGEST.test(digests[0]!) ? digests[0] : undefined;
 }
 
-/** The node's device names under device_dir, one a line. */
-export function devicesArgv(config: Config): string[] {
-  return ['find', config.deviceDir, '-maxdepth', '1', '-type', 'c', '-printf', '%f\\n'];
+/**
+ * One process per node before its container starts (each is an exec channel, a shell and a
+ * process on a node whose cores the job's start competes for): prints `taken` or `free` for
+ * the port given on its stdin (never in argv, which any user of the node can read in /proc,
+ * and so bind the port before the job's sshd does), then the names of the character devices
+ * in device_dir, one a line (none when there is no such directory).
+ */
+export function probeArgv(config: Config): string[] {
+  return ['perl', '-e', PROBE, config.deviceDir];
 }
 
-/**
- * Prints `taken` or `free` for the port given on its stdin (never in argv, which any user of
- * the node can read in /proc, and so bind the port before the job's sshd does).
- */
-export function bindTestArgv(): string[] {
-  return ['perl', '-e', BIND_TEST];
+/** probeArgv's answer → whether the port is held, and the node's devices. */
+export function parseProbe(stdout: string): { listening: boolean; devices: string[] } {
+  const [said = '', ...devices] = stdout.split('\n').filter(Boolean);
+  return { listening: said !== 'free', devices };
 }
 
 /** What cgroup driver and version the engine uses: `cgroupfs 1` is what joining Slurm's job cgroups needs. */
@@ -166,7 +170,7 @@ export function logsArgv(job: Attempt): string[] {
 /** Everything a setup, its rollback and the teardown send to a node besides `docker run`, in order, for --dry-run. */
 export function nodeSteps(config: Config, job: Job, image: Image): { when: string; argv: string[] }[] {
   const e = config.engine;
-  // The digest is known only once the first node has pulled.
+  // The digest is known only once the registry (or the first node's pull) has named it.
   const pinned = { ...image, digest: image.digest ?? 'sha256:<digest>' };
   const c = job.containment;
   const first = job.hosts[0]?.name ?? '<node>';
@@ -181,14 +185,13 @@ export function nodeSteps(config: Config, job: Job, image: Image): { when: strin
     : [];
   return [
     ...cgroups,
-    { when: `first node: the pull lock's dir, then the tag's pull, which pins the job to the digest it prints`, argv: lockDirArgv() },
+    { when: 'first node, when jobbox\'s own client cannot ask the registry: the pull lock\'s dir, then the tag\'s pull, which pins the job to the digest it prints', argv: lockDirArgv() },
     { when: 'first node: the pull', argv: pullArgv(config, image.ref) },
     { when: 'first node, when the registry fails: the digest of its own copy', argv: [e, ...repoDigestsArgv(image.ref)] },
-    { when: 'every other node: does it hold the digest (pull_policy missing); the first node: the image id (the accounts are cached by id)', argv: [e, ...imageIdArgv(pinned)] },
-    { when: 'a node without the digest (or pull_policy always): the lock\'s dir, then a pull by digest', argv: pullArgv(config, runRef(pinned)) },
-    { when: 'first node, an image id not seen before: its accounts and sshd release', argv: [e, ...imageAccountsArgv(pinned, 'jobbox-check-<random>')] },
-    { when: 'with the pull: the devices', argv: devicesArgv(config) },
-    { when: 'with the pull: is the port free (the port on stdin)', argv: bindTestArgv() },
+    { when: 'while the port is checked: is the port free (the port on stdin), and the devices', argv: probeArgv(config) },
+    { when: 'first node, a digest whose accounts are not cached yet: does it hold the digest (pull_policy missing)', argv: [e, ...imageIdArgv(pinned)] },
+    { when: 'a node whose docker run (--pull never) finds no such image, or every node with pull_policy always: the lock\'s dir, then a pull by digest', argv: pullArgv(config, runRef(pinned)) },
+    { when: 'first node, a digest not seen before: its accounts and sshd release', argv: [e, ...imageAccountsArgv(pinned, 'jobbox-check-<random>')] },
     { when: 'the port is taken, or docker run failed: who holds the job\'s name', argv: [e, ...nameArgv(job)] },
     { when: 'after docker run, while its sshd does not answer: does the container still run', argv: [e, ...runningArgv(job)] },
     { when: 'its sshd never answered: the container\'s last words', argv: [e, ...logsArgv(job)] },
@@ -204,7 +207,7 @@ export function nodeSteps(config: Config, job: Job, image: Image): { when: strin
 // job blocks nothing. Held on [::] alone still counts: sshd would start on IPv4 only, and the
 // holder could listen there. No IPv6 on the node is fine, as it is for sshd. Nodes need perl
 // (Debian's perl-base is Essential).
-const BIND_TEST = `use Socket qw(PF_INET PF_INET6 SOCK_STREAM SOL_SOCKET SO_REUSEADDR IPPROTO_IPV6 IPV6_V6ONLY INADDR_ANY IN6ADDR_ANY pack_sockaddr_in pack_sockaddr_in6);
+const PROBE = `use Socket qw(PF_INET PF_INET6 SOCK_STREAM SOL_SOCKET SO_REUSEADDR IPPROTO_IPV6 IPV6_V6ONLY INADDR_ANY IN6ADDR_ANY pack_sockaddr_in pack_sockaddr_in6);
 use Errno qw(EADDRINUSE EAFNOSUPPORT EADDRNOTAVAIL);
 sub taken {
   my ($family, $addr) = @_;
@@ -225,4 +228,7 @@ my $line = <STDIN>;
 # A copy: pack_sockaddr_in given $1 itself packs port 0.
 my ($port) = $line =~ /^(\\d+)$/ or die "port: $line\\n";
 print taken(PF_INET, pack_sockaddr_in($port, INADDR_ANY)) || taken(PF_INET6, pack_sockaddr_in6($port, IN6ADDR_ANY)) ? "taken\\n" : "free\\n";
+# As find -maxdepth 1 -type c would list them: a symlink is not a device.
+my $dir = $ARGV[0];
+if (opendir(my $d, $dir)) { print "$_\\n" for sort grep { lstat("$dir/$_") && -c _ } readdir($d) }
 `;

@@ -71,7 +71,9 @@ describe('setupJob on the simulated cluster', () => {
 
     expect(second.port).toBe(first.port);
     expect(f.hosts.map((ip) => f.sim.node(ip).named('jobbox-1002').map((c) => c.id))).toEqual(ids.map((id) => [id]));
-    expect(f.hosts.map((ip) => f.sim.node(ip).count('run'))).toEqual([1, 1, 1]);
+    // The first start's: the simulated nodes begin cold, so the two that are not the first (which
+    // pulled for the image check) were told "No such image" by their run, pulled, and ran again.
+    expect(f.hosts.map((ip) => f.sim.node(ip).count('run'))).toEqual([1, 2, 2]);
     expect(f.claims()).toEqual([`claim.1002.0.${f.hosts[0]}.${first.port}`]);
   });
 
@@ -97,7 +99,7 @@ describe('setupJob on the simulated cluster', () => {
     const third = f.sim.node(f.hosts[2]!);
     let refused: number | undefined;
     third.intercept = (c) => {
-      if (c.kind !== 'bind' || refused !== undefined) return undefined;
+      if (c.kind !== 'probe' || refused !== undefined) return undefined;
       refused = Number(c.stdin);
       return { code: 0, stdout: 'taken\n' };
     };
@@ -108,7 +110,7 @@ describe('setupJob on the simulated cluster', () => {
     expect(port).toBe(other);
     expect(f.claims()).toEqual([`claim.1003.0.${f.hosts[0]}.${other}`]);
     // Taken there: the sim asked who holds the job's name before giving the port up.
-    expect([third.count('bind'), third.count('ps name')]).toEqual([2, 1]);
+    expect([third.count('probe'), third.count('ps name')]).toEqual([2, 1]);
     expect(f.sim.containers().map((c) => c.port)).toEqual([other, other, other]);
   });
 
@@ -130,8 +132,8 @@ describe('setupJob on the simulated cluster', () => {
     expect(named[0]!.id).not.toBe(stale.id);
     expect(named[0]!.labels.get('org.jobbox.nonce')).toBe(nonceOf(paths.dir));
     expect(named[0]!.state).toBe('running');
-    // Refused by name, asked who holds it, removed it, ran again.
-    expect(third.received.filter((k) => ['run', 'ps name', 'rm'].includes(k))).toEqual(['run', 'ps name', 'rm', 'run']);
+    // No such image (a cold node), pulled; refused by name, asked who holds it, removed it, ran again.
+    expect(third.received.filter((k) => ['run', 'pull', 'ps name', 'rm'].includes(k))).toEqual(['run', 'pull', 'run', 'ps name', 'rm', 'run']);
   });
 
   it.each([
@@ -169,7 +171,7 @@ describe('setupJob on the simulated cluster', () => {
   it('a container whose sshd cannot bind its port fails with the container\'s last words, and is rolled back', async () => {
     const second = f.sim.node(f.hosts[1]!);
     // Someone binds the port between the bind test and the job's sshd.
-    second.intercept = (c) => (c.kind === 'bind' ? { code: 0, stdout: 'free\n' } : undefined);
+    second.intercept = (c) => (c.kind === 'probe' ? { code: 0, stdout: 'free\n' } : undefined);
     second.busyPorts.add(PORTS.first).add(PORTS.last);
 
     const err = await failure('1007');
@@ -326,7 +328,7 @@ describe('setupJob on the simulated cluster', () => {
     const third = f.sim.node(f.hosts[2]!);
     third.intercept = (c) => {
       sent.push(c.argv);
-      if (c.kind !== 'bind' || refused) return undefined;
+      if (c.kind !== 'probe' || refused) return undefined;
       refused = true;
       return { code: 0, stdout: 'taken\n' };
     };
@@ -348,8 +350,9 @@ describe('setupJob on the simulated cluster', () => {
       argv.slice(0, 3).join('\0') === [f.config.engine, 'run', '--detach'].join('\0');
     expect(sent.length).toBeGreaterThan(0);
     expect(sent.filter((argv) => !known(argv))).toEqual([]);
-    // And every step ran, but the two of a barrier that waits long (the tests above run them).
-    expect(steps.filter((step) => !step.includes('<ids>') && !sent.some((argv) => named(argv).join('\0') === step.join('\0'))).map((a) => a[1])).toEqual(['inspect', 'logs']);
+    // And every step ran, but the two of a barrier that waits long, and the first node's image
+    // check, which a pin by the first node's own pull makes moot (the tests above run them).
+    expect(steps.filter((step) => !step.includes('<ids>') && !sent.some((argv) => named(argv).join('\0') === step.join('\0'))).map((a) => a.slice(1, 3).join(' '))).toEqual(['image inspect', 'inspect --format', 'logs --tail']);
   });
 });
 
@@ -366,8 +369,13 @@ describe('the start record (jobbox status) on the simulated cluster', () => {
     for (const n of r.nodes) {
       expect(Object.keys(n.phases).sort()).toEqual([...PHASES].sort());
       expect(Object.values(n.phases).every((t) => t.ms !== undefined && !t.failed)).toBe(true);
-      // A node's container starts after its image and port, and its sshd after its container.
-      expect(n.phases.start!.fromMs).toBeGreaterThanOrEqual(Math.max(n.phases.image!.fromMs + n.phases.image!.ms!, n.phases.port!.fromMs + n.phases.port!.ms!));
+      // A node's container starts after its port, and its sshd after its container. The image
+      // step comes before the start on the first node (the image check needs it), within it
+      // on the others (cold here: their run said "No such image").
+      const end = (t: { fromMs: number; ms?: number }) => t.fromMs + t.ms!;
+      expect(n.phases.start!.fromMs).toBeGreaterThanOrEqual(end(n.phases.port!));
+      if (n.host === f.hosts[0]) expect(n.phases.start!.fromMs).toBeGreaterThanOrEqual(end(n.phases.image!));
+      else expect([n.phases.image!.fromMs >= n.phases.start!.fromMs, end(n.phases.image!) <= end(n.phases.start!)]).toEqual([true, true]);
       expect(n.phases.sshd!.fromMs).toBeGreaterThanOrEqual(n.phases.start!.fromMs + n.phases.start!.ms!);
     }
     const file = statSync(statusPath(f.config.stateDir, { id: '1101', index: 0 }));
@@ -384,10 +392,11 @@ describe('the start record (jobbox status) on the simulated cluster', () => {
     const r = record('1102');
     expect(r).toMatchObject({ outcome: 'failed', error: err.message, exitCode: 1, digest: expect.stringMatching(/^sha256:/) });
     const second = r.nodes[1]!;
-    expect(second.phases.image).toMatchObject({ failed: true });
+    // Its run found no such image, and the pull that followed failed.
+    expect([second.phases.start, second.phases.image]).toMatchObject([{ failed: true }, { failed: true }]);
     expect(second.error).toMatch(new RegExp(`^${f.hosts[1]!.replace(/\./g, '\\.')}: pull: the pull of the job's digest failed`));
-    // The others got their image, and no node started a container.
-    expect([r.nodes[0]!, r.nodes[2]!].map((n) => [n.error, n.phases.image?.failed, n.phases.start])).toEqual([[undefined, undefined, undefined], [undefined, undefined, undefined]]);
+    // The others got their image and started (the rollback removed their containers).
+    expect([r.nodes[0]!, r.nodes[2]!].map((n) => [n.error, n.phases.image?.failed, n.phases.start?.failed])).toEqual([[undefined, undefined, undefined], [undefined, undefined, undefined]]);
   });
 
   it('a refused image: the record says so, though no node was reached', async () => {

@@ -148,6 +148,8 @@ describe('runArgv', () => {
     expect(argv.slice(-7)).toEqual(['/usr/sbin/sshd', REF, '-D', '-e', '-f', `${DIR}/sshd_config`].reduce<string[]>((a, w, i) => (i === 0 ? ['--entrypoint', w] : [...a, w]), []));
     expect(values(argv, '--entrypoint')).toEqual(['/usr/sbin/sshd']);
     expect(argv.indexOf(REF)).toBe(argv.length - 5);
+    // A run never pulls: pulls go through the node's lock (lifecycle/node.ts).
+    expect(values(argv, '--pull')).toEqual(['never']);
   });
 
   it.each(ROWS)('always limits pids, and memlock to at most the memory limit: %s', (_name, row) => {
@@ -319,7 +321,7 @@ describe('argv of the other docker commands', () => {
     expect(imageAccountsArgv(image, 'jobbox-check-1')).toEqual([
       'run', '--rm', '--name', 'jobbox-check-1', '--label', 'org.jobbox.check=image',
       '--net=none', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--user', '65534:65534',
-      '--pids-limit', '64', '--memory', '256m', '--cpus', '1', '--workdir', '/',
+      '--pids-limit', '64', '--memory', '256m', '--cpus', '1', '--workdir', '/', '--pull', 'never',
       '--entrypoint', '/bin/sh', REF, '-c', 'head -n 1000000 /etc/passwd /etc/group || exit; echo; echo "==> /usr/sbin/sshd -V <=="; /usr/sbin/sshd -V 2>&1; exit 0',
     ]);
   });

@@ -1,9 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/parse.js';
 import type { Job } from '../../src/job/job.js';
 import { quote } from '../../src/quote.js';
-import { bindTestArgv, cgroupCleanupArgv, cpusetArgv, localDigest, nodeSteps, parseImages, pullArgv, pulledDigest } from '../../src/plan/node.js';
+import { cgroupCleanupArgv, cpusetArgv, localDigest, nodeSteps, parseImages, parseProbe, probeArgv, pullArgv, pulledDigest } from '../../src/plan/node.js';
 import { repoOf, runRef } from '../../src/config/ref.js';
 
 const config = parseConfig(
@@ -26,7 +29,7 @@ const job: Job = {
 };
 const slurmPlain: Job = { ...job, index: 0, attempt: '0', hosts: [{ name: 'node1', slots: 2, cpus: '0-1' }, { name: 'node2', slots: 1, cpus: '1' }] };
 const slurmJob: Job = { ...slurmPlain, containment: { scheduler: 'slurm', multipleSlurmd: true } };
-const shown = (j: Job) => nodeSteps(config, j, image).map((s) => `# ${s.when}\n${s.argv[0] === 'perl' ? 'perl -e <BIND_TEST>' : quote(s.argv)}`).join('\n');
+const shown = (j: Job) => nodeSteps(config, j, image).map((s) => `# ${s.when}\n${s.argv[0] === 'perl' ? `perl -e <PROBE> ${quote(s.argv.slice(3))}` : quote(s.argv)}`).join('\n');
 
 describe('nodeSteps', () => {
   it('is every command a node is sent besides docker run, as the dry run prints them', () => {
@@ -78,25 +81,46 @@ describe('the job\'s digest', () => {
   });
 });
 
-// The bind test runs on the nodes with perl: checked here against this host's own ports.
-describe('bindTestArgv', () => {
-  const test = (stdin: string) => execFileSync(bindTestArgv()[0]!, bindTestArgv().slice(1), { input: stdin, encoding: 'utf8' });
+// The probe runs on the nodes with perl: checked here against this host's own ports and a
+// device dir made for it.
+describe('probeArgv', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'jobbox-probe-'));
+  const probeIn = (deviceDir: string, stdin: string) => {
+    const argv = probeArgv({ ...config, deviceDir });
+    return execFileSync(argv[0]!, argv.slice(1), { input: stdin, encoding: 'utf8' });
+  };
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
   it('says free for a port nothing holds, taken for one a listener holds', async () => {
     const net = await import('node:net');
     const server = net.createServer().listen(0, '0.0.0.0');
     await new Promise((r) => server.once('listening', r));
     const port = (server.address() as { port: number }).port;
     try {
-      expect(test(`${port}\n`)).toBe('taken\n');
+      expect(parseProbe(probeIn(dir, `${port}\n`))).toEqual({ listening: true, devices: [] });
     } finally {
       server.close();
     }
     await new Promise((r) => server.once('close', r));
-    expect(test(`${port}\n`)).toBe('free\n');
+    expect(probeIn(dir, `${port}\n`)).toBe('free\n');
+  });
+
+  it('lists the character devices of device_dir, not its files, dirs or symlinks; none without the dir', () => {
+    // A symlink to a device, and a plain file, in a dir of its own: neither is listed.
+    symlinkSync('/dev/null', join(dir, 'uverbs0'));
+    writeFileSync(join(dir, 'rdma_cm'), '');
+    // Port 0: any port may bind it, so the answer is `free` whatever this host runs.
+    expect(probeIn(dir, '0\n')).toBe('free\n');
+    const dev = parseProbe(probeIn('/dev', '0\n'));
+    expect(dev.devices).toEqual(expect.arrayContaining(['null', 'zero']));
+    // /dev/fd is a symlink, /dev/pts a dir.
+    expect(dev.devices).not.toContain('fd');
+    expect(dev.devices).not.toContain('pts');
+    expect(probeIn(join(dir, 'none'), '0\n')).toBe('free\n');
   });
 
   it('refuses anything but a port number on its stdin', () => {
-    expect(() => execFileSync('perl', ['-e', bindTestArgv()[2]!], { input: '22; rm -rf /\n', stdio: 'pipe' })).toThrow(/port: 22; rm -rf/);
+    expect(() => execFileSync('perl', probeArgv(config).slice(1), { input: '22; rm -rf /\n', stdio: 'pipe' })).toThrow(/port: 22; rm -rf/);
   });
 });
 

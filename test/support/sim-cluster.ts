@@ -154,7 +154,7 @@ export class SimNode {
   readonly created = new Map<string, Date>();
   /** Ports the bind test reports taken: something outside jobbox holds them on the node. */
   readonly busyPorts = new Set<number>();
-  /** Character devices under device_dir (`find` lists them); undefined: no such directory. */
+  /** Character devices under device_dir (the probe lists them); undefined: no such directory. */
   devices: string[] | undefined = [...DEVICES];
   /** The registry is unreachable from this node: pulls fail, and so does a run of an absent image. */
   registryDown = false;
@@ -298,8 +298,8 @@ export class SimNode {
     const argv = unquote(command);
     const kind = kindOf(argv);
     this.received.push(kind);
-    // Only the bind test reads its stdin; the others would wait for an EOF nobody sends.
-    const stdin = kind === 'bind' ? await firstLine(stream) : '';
+    // Only the probe reads its stdin; the others would wait for an EOF nobody sends.
+    const stdin = kind === 'probe' ? await firstLine(stream) : '';
     const faked = this.intercept?.({ kind, argv, stdin });
     return [kind, faked ?? (await this.shell(argv, stdin))];
   }
@@ -330,19 +330,12 @@ export class SimNode {
         if (k !== '-k' || !/^\d+$/.test(kill ?? '') || !/^\d+(\.\d+)?$/.test(seconds ?? '') || inner.length === 0) return unsupported(argv);
         return this.shell(inner, stdin);
       }
-      case 'find': {
-        // find DIR -maxdepth 1 -type c -printf %f\n
-        const [dir, ...rest] = args;
-        if (!dir || rest.join(' ') !== '-maxdepth 1 -type c -printf %f\\n') return unsupported(argv);
-        if (!this.devices) return { code: 1, stderr: `find: '${dir}': No such file or directory\n` };
-        return { code: 0, stdout: this.devices.map((d) => `${d}\n`).join('') };
-      }
       case 'perl': {
-        // The bind test: the port on stdin, `taken` or `free` on stdout.
-        if (args.length !== 2 || args[0] !== '-e' || !args[1]!.includes('<STDIN>')) return unsupported(argv);
+        // The probe: the port on stdin, `taken` or `free` on stdout, then device_dir's character devices.
+        if (args.length !== 3 || args[0] !== '-e' || !args[1]!.includes('<STDIN>')) return unsupported(argv);
         const port = /^(\d+)\n?$/.exec(stdin)?.[1];
         if (port === undefined) return { code: 255, stderr: `port: ${stdin}${stdin.endsWith('\n') ? '' : '\n'}` };
-        return { code: 0, stdout: this.portTaken(Number(port)) ? 'taken\n' : 'free\n' };
+        return { code: 0, stdout: `${this.portTaken(Number(port)) ? 'taken' : 'free'}\n${(this.devices ?? []).map((d) => `${d}\n`).join('')}` };
       }
       default:
         if (cmd.split('/').at(-1) === 'docker') return this.docker(args);
@@ -428,6 +421,7 @@ export class SimNode {
     const envFile = f.value('--env-file');
     if (envFile && !existsSync(envFile)) return dockerUsage('run', `open ${envFile}: no such file or directory`);
     if (!this.holds(ref)) {
+      if (f.value('--pull') === 'never') return dockerDaemon('run', `No such image: ${ref}`);
       // docker run pulls what the node lacks.
       if (this.registryDown) return { code: 125, stderr: `Unable to find image '${ref}' locally\ndocker: ${registryError(ref)}See 'docker run --help'.\n` };
       this.images.add(ref);
@@ -882,7 +876,7 @@ const DOCKER_FLAGS: Record<string, FlagSpec> = {
       '--name', '--label', '-l', '--user', '-u', '--group-add', '--workdir', '-w', '--env-file', '--env', '-e', '--mount',
       '--device', '--cpus', '--memory', '-m', '--memory-swap', '--ulimit', '--pids-limit', '--shm-size', '--cap-drop',
       '--cap-add', '--security-opt', '--net', '--network', '--hostname', '-h', '--volume', '-v', '--tmpfs', '--entrypoint',
-      '--log-driver', '--log-opt', '--restart', '--ipc', '--pid', '--stop-signal', '--cgroupns', '--platform',
+      '--log-driver', '--log-opt', '--restart', '--ipc', '--pid', '--stop-signal', '--cgroupns', '--platform', '--pull',
     ],
     bool: ['--detach', '-d', '--init', '--rm', '--read-only', '--interactive', '-i', '--tty', '-t', '--privileged'],
   },
@@ -1042,8 +1036,7 @@ function kindOf(argv: string[]): string {
   if (cmd === 'install') return 'mkdir';
   if (cmd === 'flock') return kindOf(args.slice(3));
   if (cmd === 'timeout') return kindOf(args.slice(3));
-  if (cmd === 'find') return 'find';
-  if (cmd === 'perl') return 'bind';
+  if (cmd === 'perl') return 'probe';
   if (cmd.split('/').at(-1) !== 'docker') return cmd;
   const [verb = '', sub] = args;
   if (verb === 'image') return `image ${sub ?? ''}`.trim();

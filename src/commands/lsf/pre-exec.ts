@@ -4,7 +4,6 @@ import { runRef } from '../../config/ref.js';
 import type { Config } from '../../config/types.js';
 import { formatError } from '../../errors.js';
 import { readStatusFile } from '../../exec/jobdir.js';
-import { runBpost } from '../../exec/lsf.js';
 import type { Job } from '../../job/job.js';
 import { jobLog, openLog } from '../../log.js';
 import { describeFailure } from '../../result.js';
@@ -54,6 +53,8 @@ async function lastOutcome(config: Config, job: Job): Promise<string | undefined
  */
 async function post(config: Config, job: Job, line: string, log: Logger): Promise<void> {
   if (config.bpost === '') return;
+  // Loaded only here: exec/lsf.ts brings execa, whose import would cost every job's start.
+  const { runBpost } = await import('../../exec/lsf.js');
   const r = await runBpost(bpostArgv(config.bpost, job, line)).catch((err: unknown) => ({ code: undefined, stdout: '', stderr: '', error: String(err) }));
   if (r.code !== 0) log.warn({ err: describeFailure('bpost', r) }, 'could not post the start\'s outcome to the job');
 }
