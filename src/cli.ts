@@ -97,7 +97,7 @@ async function main(argv: string[]): Promise<void> {
         )
         .command(
           'resolve <image>',
-          "judge an image request as a submit does, and print what the job carries: the alias, or the image pinned to its digest where the queue pins at submit or the image is a user's (job_submit.lua runs this)",
+          "judge an image request as a submit does, and print what the job carries: the alias, or the image pinned to its digest where the queue pins at submit or the image is a user's (job_submit.lua runs this: a refusal names the next step in sbatch's options)",
           (c) =>
             c
               .positional('image', { type: 'string', demandOption: true, describe: 'an alias or a reference, optionally @sha256:…' })

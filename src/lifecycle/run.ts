@@ -8,6 +8,7 @@ import { quote } from '../quote.js';
 import type { Job } from '../job/job.js';
 import { containerEnv, shellExports } from '../plan/env.js';
 import type { JobPaths } from '../plan/job-files.js';
+import { jobLabel } from '../plan/status.js';
 
 const END_OF_ENV = '# jobbox: end of the environment';
 
@@ -26,7 +27,7 @@ export async function runInFirstContainer(job: Job, paths: JobPaths, work: Work,
     throw new JobboxError('run', `must run as the job owner ${job.owner.name}, not uid`, String(process.getuid?.()));
   }
   const cwd = (await readJobFile(paths.cwd))?.trim();
-  if (!cwd) throw new JobboxError('run', 'no running job container (pre-exec or Prolog did not finish)', paths.dir, EXIT.transient);
+  if (!cwd) throw new JobboxError('run', `no running job container (pre-exec or Prolog did not finish; see jobbox status ${jobLabel(job)})`, paths.dir, EXIT.transient);
   // sshd makes the session a process-group leader; its pid lets a second session signal the
   // whole group, since signals cannot travel over ssh to a non-root sshd.
   const pgid = `/tmp/.jobbox-${randomBytes(8).toString('hex')}.pgid`;

@@ -4,13 +4,16 @@
 // carries to its start: `alias`, `alias@sha256:…` or `reg/path/app:tag@sha256:…`. LSF's esub
 // and Slurm's job_submit.lua (through `jobbox image resolve`) both use it; the root start judges
 // the answer again, since the submit's side is the user's to forge.
-import { resolveImage } from '../config/image.js';
+import { resolveImage, type SubmitSyntax } from '../config/image.js';
 import { repoOf } from '../config/ref.js';
 import type { Config, Image } from '../config/types.js';
 import { registryDigest } from '../exec/registry.js';
 
-export async function submitRequest(config: Config, queues: string[], requested: string | undefined): Promise<string> {
-  const images = queues.map((q) => resolveImage(config, q, requested));
+/** `syntax`: the submit's own options, for the next step a refusal names. */
+export async function submitRequest(config: Config, queues: string[], requested: string | undefined, syntax: SubmitSyntax): Promise<string> {
+  // An image one queue allows may not suit the others the job names: a refusal names only queues then.
+  const hints = queues.length > 1 ? { queue: syntax.queue } : syntax;
+  const images = queues.map((q) => resolveImage(config, q, requested, hints));
   const image = images[0]!;
   // Every queue names the same image (the request is one name), so the first one speaks for all.
   if (!image.user && !queues.some((q) => config.queues.get(q)!.pinAtSubmit)) return image.alias;

@@ -2,6 +2,7 @@
 // esub's parameter file, the orphan reaper's bjobs query and its answer. The only code that
 // reads LSB_* variables. What runs bjobs is exec/lsf.ts.
 import { EXIT, JobboxError, type ExitCode } from '../errors.js';
+import type { SubmitSyntax } from '../config/image.js';
 import { QUEUE_NAME } from '../config/parse.js';
 import { HOST_NAME, type AccountLookup, type Host, type Job, type LsfNest } from '../job/job.js';
 import { describeFailure, type Result } from '../result.js';
@@ -249,6 +250,9 @@ function lineEnd(text: string, from: number): number {
   const end = text.indexOf('\n', from);
   return end === -1 ? text.length : end;
 }
+
+/** bsub's words for a queue and an alias, in the next step a refusal at submit names. */
+export const LSF_SUBMIT: SubmitSyntax = { queue: (name) => `-q ${name}`, alias: (alias) => `-a docker-${alias}` };
 
 /**
  * `bsub -a` values (openlava's `LSB_SUB_ADDITIONAL="docker-deb12 other"`) → the image asked

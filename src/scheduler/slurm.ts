@@ -4,6 +4,7 @@
 // SLURM_* variables. What runs the clients is exec/slurm.ts; job_submit.lua is slurm-submit.ts.
 import { MAX_HOSTS } from '../config/defaults.js';
 import { EXIT, JobboxError } from '../errors.js';
+import type { SubmitSyntax } from '../config/image.js';
 import { QUEUE_NAME } from '../config/parse.js';
 import { HOST_NAME, type AccountLookup, type Host, type Job } from '../job/job.js';
 import { describeFailure, type Result } from '../result.js';
@@ -228,6 +229,9 @@ export function commentImage(comment: string | undefined): string | undefined {
 
 /** The comment word that names a job's image on Slurm, as `-a "docker(<ref>)"` does on LSF. */
 export const COMMENT_IMAGE = 'jobbox-image=';
+
+/** sbatch's words for a partition and an alias, in the next step a refusal at submit names. */
+export const SLURM_SUBMIT: SubmitSyntax = { queue: (name) => `-p ${name}`, alias: (alias) => `-C docker-${alias}` };
 
 function imageWords(constraints: string | undefined): string[] {
   return (constraints ?? '').split(/[&|,[\]()*\s]+/).filter((w) => w.startsWith('docker-'));

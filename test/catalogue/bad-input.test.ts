@@ -36,9 +36,12 @@ describe('controls: the baselines the cases spoil are accepted', () => {
 // ---- image requests: at submit (esub, 97) and again at pre-exec (99) ----
 
 const USER_REF = 'not a qualified image reference (registry[:port]/path[:tag][@sha256:…], lowercase)';
+// The next step the esub names after the problem (config/image.ts); the pre-exec names none.
+const NORMAL_IMAGES = '; use -a docker-deb12 or -a docker-deb12-mpich';
+const TO_NORMAL = '; use -q normal, or -a docker-deb12-mpich';
 
-// [case, requested alias, queue, problem, value as printed]
-const IMAGES: [string, string, string, string, string][] = [
+// [case, requested alias, queue, problem, value as printed, the esub's next step]
+const IMAGES: [string, string, string, string, string, string?][] = [
   ['empty', '', 'normal', 'must not be empty', ''],
   ['leading "-"', '-x', 'normal', 'must not start with "-"', '-x'],
   ['--privileged', '--privileged', 'normal', 'must not start with "-"', '--privileged'],
@@ -48,7 +51,7 @@ const IMAGES: [string, string, string, string, string][] = [
   ['a NUL', 'deb12\0', 'normal', CONTROL, 'deb12\\u0000'],
   ['an escape sequence', 'deb12\x1b[2J', 'normal', CONTROL, 'deb12\\u001b[2J'],
   ['a DEL', 'deb12\x7f', 'normal', CONTROL, 'deb12\\u007f'],
-  ['a C1 CSI (U+009B)', 'deb12\u009b2J', 'normal', NO_ALIAS, 'deb12\\u009b2J'],
+  ['a C1 CSI (U+009B)', 'deb12\u009b2J', 'normal', NO_ALIAS, 'deb12\\u009b2J', NORMAL_IMAGES],
   ['$(…)', '$(id)', 'normal', META, '$(id)'],
   ['backticks', '`id`', 'normal', META, '`id`'],
   ['";"', 'deb12;id', 'normal', META, 'deb12;id'],
@@ -58,40 +61,40 @@ const IMAGES: [string, string, string, string, string][] = [
   ['a quote', "deb12'", 'normal', META, "deb12'"],
   ['4 KB long', 'a'.repeat(4096), 'normal', 'longer than 330 characters', `${'a'.repeat(200)}… (4096 chars)`],
   ['an alias of 65 characters', 'a'.repeat(65), 'normal', 'an alias is at most 64 characters', 'a'.repeat(65)],
-  ['an unqualified public name', 'centos:7', 'normal', NO_ALIAS, 'centos:7'],
-  ['an [image] ref outside allowed_repos', '10.78.0.1:5000/deb12:r1', 'normal', `repository not allowed in queue normal (${ALLOWED})`, '10.78.0.1:5000/deb12:r1'],
-  ['a user ref in a queue without allowed_repos', '10.78.0.1:5000/projects/x:1', 'short', 'repository not allowed in queue short (allowed: deb12-mpich)', '10.78.0.1:5000/projects/x:1'],
+  ['an unqualified public name', 'centos:7', 'normal', NO_ALIAS, 'centos:7', NORMAL_IMAGES],
+  ['an [image] ref outside allowed_repos', '10.78.0.1:5000/deb12:r1', 'normal', `repository not allowed in queue normal (${ALLOWED})`, '10.78.0.1:5000/deb12:r1', NORMAL_IMAGES],
+  ['a user ref in a queue without allowed_repos', '10.78.0.1:5000/projects/x:1', 'short', 'repository not allowed in queue short (allowed: deb12-mpich)', '10.78.0.1:5000/projects/x:1', TO_NORMAL],
   ['a user ref on a public hub', 'library/centos:7', 'normal', USER_REF, 'library/centos:7'],
   ['a user ref with another registry in its path', '10.78.0.1:5000/projects/../../evil.example.org/x:1', 'normal', USER_REF, '10.78.0.1:5000/projects/../../evil.example.org/x:1'],
-  ['a user ref that only starts like an allowed one', '10.78.0.1:5000/projectsx/app:1', 'normal', `repository not allowed in queue normal (${ALLOWED})`, '10.78.0.1:5000/projectsx/app:1'],
-  ['a user ref on another port', '10.78.0.1:5001/projects/app:1', 'normal', `repository not allowed in queue normal (${ALLOWED})`, '10.78.0.1:5001/projects/app:1'],
+  ['a user ref that only starts like an allowed one', '10.78.0.1:5000/projectsx/app:1', 'normal', `repository not allowed in queue normal (${ALLOWED})`, '10.78.0.1:5000/projectsx/app:1', NORMAL_IMAGES],
+  ['a user ref on another port', '10.78.0.1:5001/projects/app:1', 'normal', `repository not allowed in queue normal (${ALLOWED})`, '10.78.0.1:5001/projects/app:1', NORMAL_IMAGES],
   ['a user ref in capitals', '10.78.0.1:5000/projects/App:1', 'normal', USER_REF, '10.78.0.1:5000/projects/App:1'],
   ['a user ref with a short digest', '10.78.0.1:5000/projects/app@sha256:abc', 'normal', USER_REF, '10.78.0.1:5000/projects/app@sha256:abc'],
   ['an alias with a bad digest', 'deb12@sha256:xyz', 'normal', 'a digest after "@" must be sha256: and 64 hex digits', 'deb12@sha256:xyz'],
   ['an alias with two digests', `deb12@sha256:${'a'.repeat(64)}@sha256:${'a'.repeat(64)}`, 'normal', 'a digest after "@" must be sha256: and 64 hex digits', `deb12@sha256:${'a'.repeat(64)}@sha256:${'a'.repeat(64)}`],
   ['a path', '../deb12', 'normal', USER_REF, '../deb12'],
-  ['another case', 'DEB12', 'normal', NO_ALIAS, 'DEB12'],
-  ['a homoglyph (Cyrillic е)', 'd\u0435b12', 'normal', NO_ALIAS, 'd\u0435b12'],
-  ['__proto__', '__proto__', 'normal', NO_ALIAS, '__proto__'],
-  ['an alias the queue does not allow', 'deb12', 'short', 'not allowed in queue short (allowed: deb12-mpich)', 'deb12'],
-  ['an alias the queue does not allow, with a digest', `deb12@sha256:${'a'.repeat(64)}`, 'short', 'not allowed in queue short (allowed: deb12-mpich)', `deb12@sha256:${'a'.repeat(64)}`],
+  ['another case', 'DEB12', 'normal', NO_ALIAS, 'DEB12', NORMAL_IMAGES],
+  ['a homoglyph (Cyrillic е)', 'd\u0435b12', 'normal', NO_ALIAS, 'd\u0435b12', NORMAL_IMAGES],
+  ['__proto__', '__proto__', 'normal', NO_ALIAS, '__proto__', NORMAL_IMAGES],
+  ['an alias the queue does not allow', 'deb12', 'short', 'not allowed in queue short (allowed: deb12-mpich)', 'deb12', TO_NORMAL],
+  ['an alias the queue does not allow, with a digest', `deb12@sha256:${'a'.repeat(64)}`, 'short', 'not allowed in queue short (allowed: deb12-mpich)', `deb12@sha256:${'a'.repeat(64)}`, TO_NORMAL],
 ];
 
 describe('image requests at submit: the esub exits 97 and leaves the envfile empty', () => {
-  it.each(IMAGES)('%s', (_case, alias, queue, problem, shown) =>
-    refused(esubWith(alias, `LSB_SUB_QUEUE="${queue}"\n`), `jobbox: image: ${problem}: ${shown}`, 97));
+  it.each(IMAGES)('%s', (_case, alias, queue, problem, shown, hint = '') =>
+    refused(esubWith(alias, `LSB_SUB_QUEUE="${queue}"\n`), `jobbox: image: ${problem}${hint}: ${shown}`, 97));
 
   it.each<[string, string, string]>([
     ['master esub: docker--privileged', 'LSB_SUB_ADDITIONAL="docker--privileged"\n', 'jobbox: image: must not start with "-": -privileged'],
     ['master esub: docker-$(id)', 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker-$(id)"\n', `jobbox: image: ${META}: $(id)`],
-    ['master esub: docker-centos:7', 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker-centos:7"\n', `jobbox: image: ${NO_ALIAS}: centos:7`],
+    ['master esub: docker-centos:7', 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker-centos:7"\n', `jobbox: image: ${NO_ALIAS}${NORMAL_IMAGES}: centos:7`],
     ['master esub: two images', 'LSB_SUB_ADDITIONAL="docker-deb12 docker-deb12-mpich"\n', 'jobbox: bsub -a: names more than one docker application, give one image: docker-deb12 docker-deb12-mpich'],
     ['master esub: an alias and a ref', 'LSB_SUB_ADDITIONAL="docker-deb12 docker(10.78.0.1:5000/projects/x:1)"\n', 'jobbox: bsub -a: names more than one docker application, give one image: docker-deb12 docker(10.78.0.1:5000/projects/x:1)'],
     ['master esub: docker() with two arguments', 'LSB_SUB_ADDITIONAL="docker(a,b)"\n', 'jobbox: bsub -a: docker takes one argument, the image: docker(reg:5000/path/app:tag): docker(a,b)'],
     ['master esub: docker() empty', 'LSB_SUB_ADDITIONAL="docker()"\n', 'jobbox: bsub -a: docker takes one argument, the image: docker(reg:5000/path/app:tag): docker()'],
-    ['master esub: docker(centos:7)', 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker(centos:7)"\n', `jobbox: image: ${NO_ALIAS}: centos:7`],
-    ['master esub: docker(ref) outside allowed_repos', 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker(10.78.0.1:5000/other/x:1)"\n', `jobbox: image: repository not allowed in queue normal (${ALLOWED}): 10.78.0.1:5000/other/x:1`],
-    ['master esub: an unknown queue', 'LSB_SUB_QUEUE="../x"\nLSB_SUB_ADDITIONAL="docker-deb12"\n', 'jobbox: queue: no such [queue] section in the config (defined: normal short): ../x'],
+    ['master esub: docker(centos:7)', 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker(centos:7)"\n', `jobbox: image: ${NO_ALIAS}${NORMAL_IMAGES}: centos:7`],
+    ['master esub: docker(ref) outside allowed_repos', 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker(10.78.0.1:5000/other/x:1)"\n', `jobbox: image: repository not allowed in queue normal (${ALLOWED})${NORMAL_IMAGES}: 10.78.0.1:5000/other/x:1`],
+    ['master esub: an unknown queue', 'LSB_SUB_QUEUE="../x"\nLSB_SUB_ADDITIONAL="docker-deb12"\n', 'jobbox: queue: no such [queue] section in the config (defined: normal short); use -q normal: ../x'],
   ])('%s', (_case, parm, message) => refused(esubWith(undefined, parm), message, 97));
 });
 

@@ -1,6 +1,8 @@
 import { describe, it, expect } from 'vitest';
 import { resolveImage } from '../../src/config/image.js';
 import { parseConfig } from '../../src/config/parse.js';
+import { LSF_SUBMIT } from '../../src/scheduler/lsf.js';
+import { SLURM_SUBMIT } from '../../src/scheduler/slurm.js';
 
 const config = parseConfig(
   `
@@ -90,6 +92,43 @@ describe('resolveImage', () => {
     ['long', 'deb12', 'jobbox: queue: no such [queue] section in the config (defined: short normal pinned): long'],
   ])('queue %s, image %j is refused', (queue, requested, message) => {
     expect(() => resolveImage(config, queue, requested)).toThrow(expect.objectContaining({ message, exitCode: 99 }));
+  });
+});
+
+describe('a refusal at submit names the next step, in the submit\'s own options', () => {
+  const MPICH = 'allowed: deb12-mpich';
+  it.each([
+    ['short', 'deb12', LSF_SUBMIT, `jobbox: image: not allowed in queue short (${MPICH}); use -q normal or -q pinned, or -a docker-deb12-mpich: deb12`],
+    ['short', 'deb12', SLURM_SUBMIT, `jobbox: image: not allowed in queue short (${MPICH}); use -p normal or -p pinned, or -C docker-deb12-mpich: deb12`],
+    ['pinned', `deb12-mpich@${DIGEST}`, LSF_SUBMIT, `jobbox: image: not allowed in queue pinned (allowed: deb12); use -q short or -q normal, or -a docker-deb12: deb12-mpich@${DIGEST}`],
+    ['short', 'centos:7', LSF_SUBMIT, `jobbox: image: no such image alias (${MPICH}); use -a docker-deb12-mpich: centos:7`],
+    ['normal', 'registry.example.org/hpc/deb12:latest', SLURM_SUBMIT, `jobbox: image: repository not allowed in queue normal (${NORMAL}); use -C docker-deb12 or -C docker-deb12-mpich: registry.example.org/hpc/deb12:latest`],
+    ['short', 'registry.example.org/projects/x:1', LSF_SUBMIT, `jobbox: image: repository not allowed in queue short (${MPICH}); use -q normal, or -a docker-deb12-mpich: registry.example.org/projects/x:1`],
+    // Several queues named (Slurm's -p normal,short): an image one allows may not suit the others.
+    ['short', 'deb12', { queue: SLURM_SUBMIT.queue }, `jobbox: image: not allowed in queue short (${MPICH}); use -p normal or -p pinned: deb12`],
+    ['long', 'deb12', LSF_SUBMIT, 'jobbox: queue: no such [queue] section in the config (defined: short normal pinned); use -q normal or -q pinned: long'],
+    ['long', undefined, LSF_SUBMIT, 'jobbox: queue: no such [queue] section in the config (defined: short normal pinned); use -q short or -q normal or -q pinned: long'],
+    ['long', 'centos7', LSF_SUBMIT, 'jobbox: queue: no such [queue] section in the config (defined: short normal pinned): long'],
+    ['normal', '$(id)', LSF_SUBMIT, 'jobbox: image: must not contain shell metacharacters: $(id)'],
+  ])('queue %s, image %j (%j)', (queue, requested, syntax, message) => {
+    expect(() => resolveImage(config, queue, requested, syntax)).toThrow(expect.objectContaining({ message, exitCode: 99 }));
+  });
+
+  it('names at most three of each, so the line stays one line', () => {
+    const queues = ['a', 'b', 'c', 'd'].map((q) => `[queue ${q}]\ndefault_image = i1\n`).join('');
+    const images = ['i1', 'i2', 'i3', 'i4'].map((i) => `[image ${i}]\nref = reg.example.org/${i}\n`).join('');
+    const many = parseConfig(`[jobbox]\ndefault_queue = a\n${queues}[queue e]\ndefault_image = i2\nallowed_images = i1 i2 i3 i4\n[queue f]\ndefault_image = i2\n${images}`, 'many.ini');
+    expect(() => resolveImage(many, 'f', 'i1', LSF_SUBMIT)).toThrow(
+      'jobbox: image: not allowed in queue f (allowed: i2); use -q a or -q b or -q c or …, or -a docker-i2: i1',
+    );
+    expect(() => resolveImage(many, 'a', 'i3', LSF_SUBMIT)).toThrow('jobbox: image: not allowed in queue a (allowed: i1); use -q e, or -a docker-i1: i3');
+    expect(() => resolveImage(many, 'e', 'nope', SLURM_SUBMIT)).toThrow(
+      'jobbox: image: no such image alias (allowed: i1 i2 i3 i4); use -C docker-i1 or -C docker-i2 or -C docker-i3 or …: nope',
+    );
+  });
+
+  it('a start, which names no syntax, keeps the line as it was', () => {
+    expect(() => resolveImage(config, 'short', 'deb12')).toThrow(/^jobbox: image: not allowed in queue short \(allowed: deb12-mpich\): deb12$/);
   });
 });
 

@@ -27,7 +27,7 @@ describe('jobbox exec and jobbox shell in an salloc allocation', () => {
     const [cmd, ...args] = asUser(['salloc', '-N2', '-p', 'normal', '-C', 'docker-deb12', 'srun', '-N1', '-n1', '-w', 'node1', 'sh', '-c', inner]);
     const r = await execa(cmd!, args, { cwd: HOME, reject: false });
     expect(r.stdout).toBe('docker-init\non node2 in docker-init\nexit 4');
-    expect(r.stderr).toMatch(/^jobbox: --node: not a node of job \d+ \(node1 node2\): node9$/m);
+    expect(r.stderr).toMatch(/^jobbox: --node: not a node of job \d+ \(its nodes: node1 node2\): node9$/m);
     await waitFor('the allocation\'s containers to go', async () => (await jobboxContainers()) === '', 60);
   });
 

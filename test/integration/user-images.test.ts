@@ -111,7 +111,7 @@ describe('user images within the queue\'s allowed_repos', () => {
     const other = `${registry}/other/jobbox-app:${TAG}`;
     const esub = await runEsub(spec({ app: `docker(${other})` }));
     expect(esub).toMatchObject({ code: 97, rejected: true, envfile: '' });
-    expect(esub.stderr).toBe(`jobbox: image: repository not allowed in queue normal (allowed: deb12 deb12-mpich; repositories: ${registry}/projects/*): ${other}\n`);
+    expect(esub.stderr).toBe(`jobbox: image: repository not allowed in queue normal (allowed: deb12 deb12-mpich; repositories: ${registry}/projects/*); use -a docker-deb12 or -a docker-deb12-mpich: ${other}\n`);
     const forged = await submitLsf(fx.hooks, spec({ env: { JOBBOX_IMAGE: other } }));
     // No -a: no esub of jobbox's ran, so the user's own JOBBOX_IMAGE reached the pre-exec.
     expect(forged.state).toBe('EXIT');
@@ -190,11 +190,11 @@ describe('user images on Slurm: sbatch --comment jobbox-image=<ref>', () => {
   });
 
   it.each([
-    [['--comment', 'jobbox-image=REG/other/jobbox-app:1'], 'jobbox: image: repository not allowed in queue normal (allowed: deb12 deb12-mpich; repositories: REG/projects/*): REG/other/jobbox-app:1'],
+    [['--comment', 'jobbox-image=REG/other/jobbox-app:1'], 'jobbox: image: repository not allowed in queue normal (allowed: deb12 deb12-mpich; repositories: REG/projects/*); use -C docker-deb12 or -C docker-deb12-mpich: REG/other/jobbox-app:1'],
     [['--comment', 'jobbox-image=REG/projects/jobbox-absent:1'], 'jobbox: registry REG: has no such tag or repository: REG/projects/jobbox-absent:1'],
     [['--comment', "jobbox-image=REG/projects/x:1';id;'"], "jobbox: image: not a qualified image reference (registry[:port]/path[:tag][@sha256:…], lowercase): REG/projects/x:1';id;'"],
     [['-C', 'docker-deb12', '--comment', 'jobbox-image=REG/projects/jobbox-app:1'], 'jobbox: image: give it once, as -C docker-<alias> or --comment jobbox-image=<ref>: REG/projects/jobbox-app:1'],
-    [['-p', 'short', '--comment', 'jobbox-image=REG/projects/jobbox-app:1'], 'jobbox: image: repository not allowed in queue short (allowed: deb12-mpich): REG/projects/jobbox-app:1'],
+    [['-p', 'short', '--comment', 'jobbox-image=REG/projects/jobbox-app:1'], 'jobbox: image: repository not allowed in queue short (allowed: deb12-mpich); use -p normal, or -C docker-deb12-mpich: REG/projects/jobbox-app:1'],
   ])('sbatch %j is refused with one line', async (options, message) => {
     const r = await asUser(['sbatch', '--hold', ...options.map((o) => o.replaceAll('REG', registry)), `${HOME}/user-image.sh`]);
     expect(r.exitCode).not.toBe(0);

@@ -47,22 +47,33 @@ describe('jobSubmitLua', () => {
     expect(lua).toContain('local WRAPPED = WRAPPER .. MARKER\n');
   });
 
-  it('lists every queue as a partition with its default and allow-list', () => {
+  it('lists every queue as a partition with its default and allow-list, and the partitions that allow each alias', () => {
     expect(lua).toContain(
       [
         'local PARTITIONS = {',
-        '  ["normal"] = { default = "deb12", allowed = { ["deb12"] = true, ["deb12-mpich"] = true }, list = "deb12 deb12-mpich", pin = false },',
-        '  ["short"] = { default = "deb12-mpich", allowed = { ["deb12-mpich"] = true }, list = "deb12-mpich", pin = false },',
+        '  ["normal"] = { default = "deb12", allowed = { ["deb12"] = true, ["deb12-mpich"] = true }, list = "deb12 deb12-mpich", use = "-C docker-deb12 or -C docker-deb12-mpich", pin = false },',
+        '  ["short"] = { default = "deb12-mpich", allowed = { ["deb12-mpich"] = true }, list = "deb12-mpich", use = "-C docker-deb12-mpich", pin = false },',
         '}',
         'local DEFAULT_PARTITION = "normal"',
+        '-- The partitions that allow each alias, for the next step a refusal names.',
+        'local ALLOWED_IN = {',
+        '  ["deb12"] = "-p normal",',
+        '  ["deb12-mpich"] = "-p normal or -p short",',
+        '}',
       ].join('\n'),
     );
+  });
+
+  it('names no partition for an alias none allows', () => {
+    const unused = parseConfig('[queue normal]\ndefault_image = deb12\n[image deb12]\nref = r.example.org/deb12\n[image old]\nref = r.example.org/old\n', 'u.ini');
+    expect(jobSubmitLua(unused, CLI, '/etc/jobbox/jobbox.ini')).toContain('local ALLOWED_IN = {\n  ["deb12"] = "-p normal",\n}\n');
   });
 
   // Each rule against its bypass (issue 11); the testbed suite slurm-security runs them in slurmctld.
   it.each([
     ['-p normal,short: every listed partition is checked', 'for _, name in ipairs(names) do\n    if PARTITIONS[name] == nil then'],
     ['the image is checked in every listed partition', 'for _, name in ipairs(names) do\n    local partition = PARTITIONS[name]\n    if named[1] == nil and not partition.allowed[image] then'],
+    ['an image a partition allows is suggested only when the job names one', 'if #names == 1 then steps[#steps + 1] = partition.use end'],
     ['a user image is judged by jobbox in every listed partition', `for _, name in ipairs(names) do command = command .. " --queue '" .. name .. "'" end`],
     ['only plain characters reach io.popen', 'if #image > 330 or not string.match(image, "^[%w][%w%._:/@%-]*$") then'],
     ['the pinned image cannot be changed in the comment', 'string.find(job_rec.comment or "", "jobbox%-image=")'],

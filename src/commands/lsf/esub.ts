@@ -9,7 +9,7 @@ import { appendFile, readFile } from 'node:fs/promises';
 import { configPath, loadConfig } from '../../config/load.js';
 import { JobboxError, type ExitCode } from '../../errors.js';
 import { submitRequest } from '../../lifecycle/submit.js';
-import { esubFiles, esubRequest } from '../../scheduler/lsf.js';
+import { esubFiles, esubRequest, LSF_SUBMIT } from '../../scheduler/lsf.js';
 
 export interface EsubOptions {
   /** Set by the per-alias esub (`esub.docker-<alias>`, run by LSF 10's mesub); unset for the master esub. */
@@ -36,7 +36,7 @@ export async function esub(opts: EsubOptions, env: Env): Promise<void> {
     // image gets the queue's default at pre-exec, pinned here if the queue pins at submit.
     if (alias === undefined && !(await pinsDefault(opts, env, queue))) return await blankLoaderVars(opts, env, files.envFile, queue);
     const config = await loadConfig(configPath(opts.config, env));
-    const request = await submitRequest(config, [queue ?? config.defaultQueue], alias);
+    const request = await submitRequest(config, [queue ?? config.defaultQueue], alias, LSF_SUBMIT);
     await appendEnv(files.envFile, [`JOBBOX_IMAGE=${request}`, ...LOADER_VARS.map((v) => `${v}=`)]);
   } catch (err) {
     throw rejection(err, files.rejectCode);

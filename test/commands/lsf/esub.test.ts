@@ -84,17 +84,17 @@ describe('esub accepts', () => {
 
 describe('esub rejects with LSB_SUB_ABORT_VALUE and writes nothing', () => {
   it.each([
-    ['disallowed alias', 'deb12', 'LSB_SUB_QUEUE="short"\n', {}, 97, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich): deb12'],
-    ['disallowed in the default queue', 'deb12', '', {}, 97, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich): deb12'],
-    ['unknown alias', 'centos7', 'LSB_SUB_QUEUE="normal"\n', {}, 97, 'jobbox: image: no such image alias (allowed: deb12 deb12-mpich): centos7'],
+    ['disallowed alias', 'deb12', 'LSB_SUB_QUEUE="short"\n', {}, 97, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich); use -q normal, or -a docker-deb12-mpich: deb12'],
+    ['disallowed in the default queue', 'deb12', '', {}, 97, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich); use -q normal, or -a docker-deb12-mpich: deb12'],
+    ['unknown alias', 'centos7', 'LSB_SUB_QUEUE="normal"\n', {}, 97, 'jobbox: image: no such image alias (allowed: deb12 deb12-mpich); use -a docker-deb12 or -a docker-deb12-mpich: centos7'],
     ['option-like alias', '-x', 'LSB_SUB_QUEUE="normal"\n', {}, 97, 'jobbox: image: must not start with "-": -x'],
     ['command substitution', '$(id)', 'LSB_SUB_QUEUE="normal"\n', {}, 97, 'jobbox: image: must not contain shell metacharacters: $(id)'],
-    ['a queue jobbox does not know', 'deb12', 'LSB_SUB_QUEUE="gpu"\n', {}, 97, 'jobbox: queue: no such [queue] section in the config (defined: normal short): gpu'],
-    ['master esub, disallowed alias', undefined, 'LSB_SUB_QUEUE="short"\nLSB_SUB_ADDITIONAL="docker-deb12"\n', {}, 97, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich): deb12'],
+    ['a queue jobbox does not know', 'deb12', 'LSB_SUB_QUEUE="gpu"\n', {}, 97, 'jobbox: queue: no such [queue] section in the config (defined: normal short); use -q normal: gpu'],
+    ['master esub, disallowed alias', undefined, 'LSB_SUB_QUEUE="short"\nLSB_SUB_ADDITIONAL="docker-deb12"\n', {}, 97, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich); use -q normal, or -a docker-deb12-mpich: deb12'],
     ['master esub, two docker- words', undefined, 'LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker-deb12 docker-deb12-mpich"\n', {}, 97, 'jobbox: bsub -a: names more than one docker application, give one image: docker-deb12 docker-deb12-mpich'],
     ['master esub, empty alias', undefined, 'LSB_SUB_ADDITIONAL="docker-"\n', {}, 97, 'jobbox: image: must not be empty: '],
-    ['custom LSB_SUB_ABORT_VALUE', 'deb12', 'LSB_SUB_QUEUE="short"\n', { LSB_SUB_ABORT_VALUE: '55' }, 55, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich): deb12'],
-    ['nonsense LSB_SUB_ABORT_VALUE: 97', 'deb12', 'LSB_SUB_QUEUE="short"\n', { LSB_SUB_ABORT_VALUE: '9x' }, 97, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich): deb12'],
+    ['custom LSB_SUB_ABORT_VALUE', 'deb12', 'LSB_SUB_QUEUE="short"\n', { LSB_SUB_ABORT_VALUE: '55' }, 55, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich); use -q normal, or -a docker-deb12-mpich: deb12'],
+    ['nonsense LSB_SUB_ABORT_VALUE: 97', 'deb12', 'LSB_SUB_QUEUE="short"\n', { LSB_SUB_ABORT_VALUE: '9x' }, 97, 'jobbox: image: not allowed in queue short (allowed: deb12-mpich); use -q normal, or -a docker-deb12-mpich: deb12'],
     ['unreadable config', 'deb12', 'LSB_SUB_QUEUE="normal"\n', { JOBBOX_CONFIG: '/nonexistent.ini' }, 97, 'jobbox: config: cannot read the file (ENOENT): /nonexistent.ini'],
     ['no envfile to write to', 'deb12', 'LSB_SUB_QUEUE="normal"\n', { LSB_SUB_MODIFY_ENVFILE: '' }, 97, 'jobbox: LSB_SUB_MODIFY_ENVFILE: is not set (not run by bsub?): '],
   ])('%s', async (_name, alias, parmText, env, exitCode, message) => {
@@ -154,7 +154,8 @@ ref = ${reg.host}/hpc/deb12:r1
 
   it.each([
     ['a user image whose tag the registry lacks', `LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker(HOST/projects/x/app:9)"\n`, 'jobbox: registry HOST: has no such tag or repository: HOST/projects/x/app:9'],
-    ['a user image outside allowed_repos, before any registry request', `LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker(HOST/hpc/deb12:r1)"\n`, 'jobbox: image: repository not allowed in queue normal (allowed: deb12; repositories: HOST/projects/*): HOST/hpc/deb12:r1'],
+    ['a user image outside allowed_repos, before any registry request', `LSB_SUB_QUEUE="normal"\nLSB_SUB_ADDITIONAL="docker(HOST/hpc/deb12:r1)"\n`, 'jobbox: image: repository not allowed in queue normal (allowed: deb12; repositories: HOST/projects/*); use -a docker-deb12: HOST/hpc/deb12:r1'],
+    ['a user image in a queue that allows none, naming the one that does', `LSB_SUB_QUEUE="pinned"\nLSB_SUB_ADDITIONAL="docker(HOST/projects/x/app:1.2)"\n`, 'jobbox: image: repository not allowed in queue pinned (allowed: deb12); use -q normal, or -a docker-deb12: HOST/projects/x/app:1.2'],
   ])('rejects %s', async (_case, parmText, message) => {
     const before = reg.seen.length;
     await expect(pin(undefined, parmText.replaceAll('HOST', reg.host))).rejects.toThrow(expect.objectContaining({ message: message.replaceAll('HOST', reg.host), exitCode: 97 }));
