@@ -9,7 +9,8 @@ import { interleave, ratioRow, stats, type Row } from './lib.js';
 import type { Bench } from './run.js';
 import { expectClean, floorClear, floorEnd, floorJob, floorStart, jobEnv, mustHook, nodes } from './testbed-jobs.js';
 
-const REPS = 5;
+// P1_REPS=<n> (default 5, at least 5) sets the runs per side; P1_SIZES=4 runs only those node counts.
+const REPS = Math.max(5, Number.parseInt(process.env.P1_REPS ?? '5', 10) || 5);
 const LIMIT = 1.0;
 
 async function run(): Promise<Row[]> {
@@ -17,7 +18,8 @@ async function run(): Promise<Row[]> {
   const rows: Row[] = [];
   let next = 81_000;
   // 8 nodes too where the testbed has them (`npm run testbed -- up --nodes 8`); the target is at 4.
-  const sizes = (await testbedStatus()).nodes.length >= 8 ? [1, 2, 3, 4, 8] : [1, 2, 3, 4];
+  const all = (await testbedStatus()).nodes.length >= 8 ? [1, 2, 3, 4, 8] : [1, 2, 3, 4];
+  const sizes = process.env.P1_SIZES ? all.filter((n) => process.env.P1_SIZES!.split(',').includes(String(n))) : all;
   for (const n of sizes) {
     const hosts = nodes(n);
     const floorId = 89_000 + n;
@@ -42,7 +44,8 @@ async function run(): Promise<Row[]> {
     }
   }
   const growth = rows.filter((r) => r.case.startsWith('pre-exec')).map((r) => r.stats.median);
-  rows.find((r) => r.case === 'pre-exec, 4 nodes')!.note = `growth 1→${sizes.at(-1)} nodes: ${(growth.at(-1)! / growth[0]!).toFixed(2)}× (medians ${growth.map((g) => g.toFixed(0)).join(', ')} ms)`;
+  const at4 = rows.find((r) => r.case === 'pre-exec, 4 nodes');
+  if (at4) at4.note = `growth ${sizes[0]}→${sizes.at(-1)} nodes: ${(growth.at(-1)! / growth[0]!).toFixed(2)}× (medians ${growth.map((g) => g.toFixed(0)).join(', ')} ms)`;
   rows.push(...(await registryRequests(b, next)));
   await expectClean(sizes.at(-1)!, 81_000, 89_999);
   return rows;

@@ -1,6 +1,9 @@
 // The only code that talks to a registry itself (everything else asks the nodes' engine): one
 // manifest HEAD, for the digest a tag names now. The submit uses it to pin a job's image
-// (esub, job_submit.lua through `jobbox image resolve`), where no engine runs as the user.
+// (esub, job_submit.lua through `jobbox image resolve`), where no engine runs as the user, and
+// every start while it connects to the nodes. node:http, not fetch: fetch's first call loads
+// undici (~25 ms of CPU here), which held up the start's connections (bench P1).
+import type { IncomingHttpHeaders } from 'node:http';
 import { DIGEST, parseUserRef, type UserRef } from '../config/ref.js';
 import type { Config } from '../config/types.js';
 import { EXIT, JobboxError, printable } from '../errors.js';
@@ -42,25 +45,70 @@ export async function manifestDigest(ref: UserRef, opts: RegistryOptions): Promi
   const shown = ref.digest ? `${ref.repository}@${ref.digest}` : `${ref.repository}:${ref.tag}`;
   // One deadline for the whole question, token included: slurmctld waits for it with its locks held.
   const signal = AbortSignal.timeout(opts.timeoutMs);
-  // No redirect is followed: the digest is the named registry's answer, from nowhere else.
-  const head = (auth?: string) =>
-    fetch(url, { method: 'HEAD', redirect: 'error', headers: { Accept: ACCEPT, ...(auth && { Authorization: auth }) }, signal });
+  const head = (auth?: string) => send(new URL(url), 'HEAD', { Accept: ACCEPT, ...(auth && { Authorization: auth }) }, signal);
   try {
     let res = await head();
-    const challenge = res.headers.get('www-authenticate');
+    const challenge = one(res.headers['www-authenticate']);
     if (res.status === 401 && challenge) res = await head(await anonymousToken(challenge, `${scheme}://${host}`, subject, signal));
     if (res.status === 404) throw new JobboxError(subject, ref.digest ? 'has no such manifest in the repository' : 'has no such tag or repository', shown);
     if (res.status === 401 || res.status === 403) throw new JobboxError(subject, `refuses an anonymous pull (HTTP ${res.status}); jobbox pins only images anyone may pull`, shown);
-    if (!res.ok) throw new JobboxError(subject, `answered HTTP ${res.status}`, shown, EXIT.transient);
-    const digest = res.headers.get('docker-content-digest') ?? '';
+    // No redirect is followed: the digest is the named registry's answer, from nowhere else.
+    if (res.status >= 300 && res.status < 400) throw new JobboxError(subject, `redirects elsewhere (HTTP ${res.status}); jobbox takes a digest from the named registry only`, shown, EXIT.transient);
+    if (res.status < 200 || res.status >= 300) throw new JobboxError(subject, `answered HTTP ${res.status}`, shown, EXIT.transient);
+    const digest = one(res.headers['docker-content-digest']) ?? '';
     if (!DIGEST.test(digest)) throw new JobboxError(subject, 'named no sha256 manifest digest (Docker-Content-Digest)', shown, EXIT.transient);
     if (ref.digest && digest !== ref.digest) throw new JobboxError(subject, `answered with another digest (${digest})`, shown);
     return digest;
   } catch (err) {
     if (err instanceof JobboxError) throw err;
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
+    if (signal.aborted) throw new JobboxError(subject, `did not answer within ${opts.timeoutMs / 1000} s`, url, EXIT.transient);
+    const cause = (err as { code?: string }).code ?? (err as Error).name;
     throw new JobboxError(subject, `cannot be reached (${printable(String(cause))})`, url, EXIT.transient);
   }
+}
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** Read for a GET only, and only when it is no longer than the request's `max`. */
+  body?: string;
+}
+
+/**
+ * One request on a connection of its own (node's http follows no redirect). A GET's body is
+ * read up to `max` bytes; a longer one is dropped unread.
+ */
+async function send(url: URL, method: 'HEAD' | 'GET', headers: Record<string, string>, signal: AbortSignal, max = 0): Promise<Answer> {
+  const { request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers, signal, agent: false }, (res) => {
+      const answer = { status: res.statusCode ?? 0, headers: res.headers };
+      if (method === 'HEAD') {
+        res.resume();
+        resolve(answer);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size <= max) chunks.push(chunk);
+        else {
+          res.destroy();
+          resolve(answer);
+        }
+      });
+      res.on('end', () => resolve({ ...answer, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A header node may hand over as a list: the first. */
+function one(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }
 
 /**
@@ -81,11 +129,10 @@ async function anonymousToken(challenge: string, origin: string, subject: string
     throw new JobboxError(subject, 'asks for an authentication jobbox does not do (a Bearer realm over HTTPS, or on the registry itself)', printable(challenge));
   }
   for (const key of ['service', 'scope']) if (params.has(key)) url.searchParams.set(key, params.get(key)!);
-  const res = await fetch(url, { redirect: 'error', signal });
-  const body = res.ok ? await boundedText(res, TOKEN_MAX) : undefined;
+  const res = await send(url, 'GET', {}, signal, TOKEN_MAX);
   let token: unknown;
   try {
-    const parsed = JSON.parse(body ?? '{}') as { token?: unknown; access_token?: unknown };
+    const parsed = JSON.parse(res.status >= 200 && res.status < 300 ? (res.body ?? '{}') : '{}') as { token?: unknown; access_token?: unknown };
     token = parsed.token ?? parsed.access_token;
   } catch {
     token = undefined;
@@ -96,21 +143,3 @@ async function anonymousToken(challenge: string, origin: string, subject: string
 
 /** A token answer is a small JSON object: more than this is not one. */
 const TOKEN_MAX = 64 * 1024;
-
-async function boundedText(res: Response, max: number): Promise<string | undefined> {
-  const reader = res.body?.getReader();
-  if (!reader) return undefined;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > max) {
-      await reader.cancel();
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}

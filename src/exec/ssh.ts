@@ -27,37 +27,69 @@ export class Session {
 
   static connect(target: Target): Promise<Session> {
     return new Promise((resolve, reject) => {
-      const client = new Client();
-      const fail = (problem: string) => {
-        client.end();
-        reject(new JobboxError(`ssh ${target.host}:${target.port}`, problem, target.username, EXIT.transient));
-      };
-      const authKey = parsedKey(target.privateKey);
-      const publickey: PublicKeyAuthMethod[] = authKey ? [{ type: 'publickey', username: target.username, key: authKey }] : [];
-      const config: ConnectConfig = {
-        host: target.host,
-        port: target.port,
-        username: target.username,
-        // Publickey straight away: ssh2's default first tries "none", one round trip that never
-        // succeeds here. A key ssh2 cannot read goes in as text, for ssh2's own error.
-        ...(authKey ? { authHandler: publickey } : { privateKey: target.privateKey }),
-        readyTimeout: target.timeoutMs,
-        // The host key must be one we pinned; ssh2 hands us the raw key blob.
-        hostVerifier: (key: Buffer) => target.hostKeys.includes(key.toString('base64')),
-        algorithms: { serverHostKey: ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'rsa-sha2-512', 'rsa-sha2-256'] },
-      };
-      client
-        .once('ready', () => resolve(new Session(target.host, client)))
-        // For the client's whole life, not once: ending a client that timed out before the
-        // handshake (a peer that accepts and says nothing) makes ssh2 emit a second error, and
-        // an error with no listener kills the root hook before its rollback (a drained node).
-        .on('error', (err) => fail(err.message))
-        .connect(config);
-      // Without it every exec waits out the peer's delayed ACK: ssh2 writes a request in
-      // small packets and Nagle holds each one back until the last is acknowledged. That
-      // cost 40 ms per remote command here (bench P1); OpenSSH sets it too.
-      client.setNoDelay(true);
+      const client = Session.dial(target, undefined, reject);
+      client.once('ready', () => resolve(new Session(target.host, client)));
     });
+  }
+
+  /**
+   * Resolves once the sshd at target has shown one of target.hostKeys (its signature checked in
+   * the key exchange) and has answered that it takes target.privateKey for target.username: its
+   * PK_OK to the key offered without a signature (RFC 4252 §7). It ends there. The signature,
+   * and the session sshd forks after it, belong to a real login, which the job makes anyway:
+   * this is the setup's barrier, at half the cost of a login on every node.
+   */
+  static accepts(target: Target): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let accepted = false;
+      const client = Session.dial(target, () => {
+        accepted = true;
+        client.end();
+        resolve();
+      }, (err) => {
+        if (!accepted) reject(err);
+      });
+    });
+  }
+
+  /**
+   * A client on its way to target. `onPkOk`: the key is offered for its PK_OK only, and this
+   * runs instead of its signature; without it, the login completes ('ready').
+   */
+  private static dial(target: Target, onPkOk: (() => void) | undefined, reject: (err: JobboxError) => void): InstanceType<typeof Client> {
+    const client = new Client();
+    const fail = (problem: string) => {
+      client.end();
+      reject(new JobboxError(`ssh ${target.host}:${target.port}`, problem, target.username, EXIT.transient));
+    };
+    const parsed = parsedKey(target.privateKey);
+    // ssh2 asks the key for its signature only once the server has answered PK_OK; an Error
+    // back sends nothing more (ssh2 then emits it, and the client is ending).
+    const authKey = parsed && onPkOk ? Object.create(parsed, { sign: { value: () => (onPkOk(), new Error('only PK_OK was asked')) } }) as ParsedKey : parsed;
+    const publickey: PublicKeyAuthMethod[] = authKey ? [{ type: 'publickey', username: target.username, key: authKey }] : [];
+    const config: ConnectConfig = {
+      host: target.host,
+      port: target.port,
+      username: target.username,
+      // Publickey straight away: ssh2's default first tries "none", one round trip that never
+      // succeeds here. A key ssh2 cannot read goes in as text, for ssh2's own error.
+      ...(authKey ? { authHandler: publickey } : { privateKey: target.privateKey }),
+      readyTimeout: target.timeoutMs,
+      // The host key must be one we pinned; ssh2 hands us the raw key blob.
+      hostVerifier: (key: Buffer) => target.hostKeys.includes(key.toString('base64')),
+      algorithms: { serverHostKey: ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'rsa-sha2-512', 'rsa-sha2-256'] },
+    };
+    client
+      // For the client's whole life, not once: ending a client that timed out before the
+      // handshake (a peer that accepts and says nothing) makes ssh2 emit a second error, and
+      // an error with no listener kills the root hook before its rollback (a drained node).
+      .on('error', (err) => fail(err.message))
+      .connect(config);
+    // Without it every exec waits out the peer's delayed ACK: ssh2 writes a request in
+    // small packets and Nagle holds each one back until the last is acknowledged. That
+    // cost 40 ms per remote command here (bench P1); OpenSSH sets it too.
+    client.setNoDelay(true);
+    return client;
   }
 
   /**

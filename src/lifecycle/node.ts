@@ -11,7 +11,7 @@ import type { Attempt, Job } from '../job/job.js';
 import { containerName, imageAccountsArgv, type CgroupClear, nameArgv, psArgv, removeArgv, runningArgv, splitHeadOutput, SSHD_VERSION, type NodeFacts } from '../plan/container.js';
 import type { ImageAccounts, Keys } from '../plan/job.js';
 import { imageCacheDir, OPENSSH_MIN, openSshAtLeast, parseOpenSsh, sshdLacks } from '../plan/job-files.js';
-import { cgroupCleanupArgv, cpusetArgv, engineCgroupArgv, imageIdArgv, localDigest, lockDirArgv, logsArgv, parseProbe, probeArgv, pullArgv, pulledDigest, repoDigestsArgv, usageArgv } from '../plan/node.js';
+import { cgroupCleanupArgv, cpusetArgv, imageIdArgv, localDigest, lockDirArgv, logsArgv, parseProbe, probeArgv, pullArgv, pulledDigest, repoDigestsArgv, usageArgv } from '../plan/node.js';
 import { DIGEST, repoOf, runRef } from '../config/ref.js';
 import { slurmExternTask } from '../scheduler/slurm.js';
 import type { Result } from '../result.js';
@@ -19,6 +19,8 @@ import type { Result } from '../result.js';
 export interface Probe extends NodeFacts {
   /** Something on the node holds the job's port. */
   listening: boolean;
+  /** The filesystem type at /sys/fs/cgroup: `tmpfs` on cgroup v1. */
+  cgroupFs: string;
 }
 
 /** Who holds the job's container name on a node. */
@@ -66,17 +68,24 @@ export async function probe(session: Session, config: Config, port: number): Pro
 }
 
 /**
- * For a job whose containers join its scheduler's cgroups: the engine must be able to. Refused at
- * once, as permanent, where it cannot: an engine on the systemd driver or cgroup v2
- * (docs/cgroups.md). A container outside the job's cgroup would escape its limits and
- * accounting, so there is no fallback.
+ * For a job whose containers join its scheduler's cgroups: the node must be on cgroup v1, the
+ * only tree jobbox places them in today (docs/cgroups.md). Refused at once, as permanent, where it
+ * is not: a container outside the job's cgroup would escape its limits and accounting, so there
+ * is no fallback. The engine's driver is judged by its own run (systemdDriver).
  */
-export async function checkEngineCgroups(session: Session, config: Config): Promise<void> {
-  const engine = (await must(session, [config.engine, ...engineCgroupArgv()], config.startTimeoutMs, session.host)).trim();
-  if (engine !== 'cgroupfs 1') {
-    throw new JobboxError(`${session.host}: ${config.engine} info`, 'a job\'s containers join its cgroups, which needs the cgroupfs driver on cgroup v1 (driver, version)', engine, EXIT.permanent);
+export function checkCgroupV1(host: string, probe: Probe): void {
+  if (probe.cgroupFs !== 'tmpfs') {
+    throw new JobboxError(`${host}: cgroups`, 'a job\'s containers join its cgroups, which needs cgroup v1 (the filesystem at /sys/fs/cgroup)', probe.cgroupFs, EXIT.permanent);
   }
 }
+
+/**
+ * dockerd on the systemd driver takes only a `.slice` for --cgroup-parent, and says so before it
+ * creates anything: the job's cgroups, absolute paths for the cgroupfs driver, cannot be joined
+ * there, and no requeue changes the engine's driver. Read from the run's refusal rather than asked
+ * with `docker info` before every start, which costs each node an engine call.
+ */
+const SYSTEMD_DRIVER = /cgroup-parent for systemd cgroup should be a valid slice/;
 
 /** Before the node's docker run: the job's cpuset cgroups, from slurmd's root down to its extern step's task (plan/node.ts cpusetArgv). */
 export async function joinSlurmCgroups(session: Session, config: Config, job: Job, multipleSlurmd: boolean, index: number): Promise<void> {
@@ -112,6 +121,9 @@ export async function startContainer(session: Session, config: Config, job: Job,
     run = await session.run([config.engine, ...argv], t);
   }
   if (run.code === 0) return;
+  if (job.containment && SYSTEMD_DRIVER.test(run.stderr)) {
+    throw new JobboxError(`${session.host}: ${config.engine} run`, 'a job\'s containers join its cgroups, which needs the engine\'s cgroupfs driver (it uses systemd)', firstLine(run.stderr), EXIT.permanent);
+  }
   // Where the port was free the name was not looked at: it may be held by a re-run whose sshd
   // is still starting, or by an earlier attempt's leftover that never listened. Without such a
   // holder, the failure is the run's own.
@@ -241,7 +253,7 @@ export async function imageAccounts(first: Session, config: Config, image: Image
 /** What became of a node's container while the barrier waits: `oom`, stopped by the kernel for memory. */
 type ContainerState = 'running' | 'stopped' | 'oom';
 
-/** Waits until the node's job sshd logs the owner in with the job key and shows the pinned host key. */
+/** Waits until the node's job sshd shows the pinned host key and would log the owner in with the job key. */
 async function barrier(host: string, port: number, job: Job, keys: Keys, config: Config, state: () => Promise<ContainerState>): Promise<void> {
   const started = Date.now();
   const deadline = started + config.startTimeoutMs;
@@ -249,8 +261,7 @@ async function barrier(host: string, port: number, job: Job, keys: Keys, config:
   let asked = started;
   for (;;) {
     try {
-      const s = await Session.connect({ host, port, username: job.owner.name, privateKey: keys.userKey, hostKeys, timeoutMs: config.connectTimeoutMs });
-      s.close();
+      await Session.accepts({ host, port, username: job.owner.name, privateKey: keys.userKey, hostKeys, timeoutMs: config.connectTimeoutMs });
       return;
     } catch (err) {
       if (Date.now() > deadline) {

@@ -24,7 +24,7 @@ import { planJob } from '../plan/job.js';
 import { jobKey, jobPaths, parseAttemptRecord, type AttemptRecord, type JobPaths } from '../plan/job-files.js';
 import { startRecord, statusDir, statusFile, Timeline, type PinnedBy, type StartFacts, type StartRecord } from '../plan/status.js';
 import { jobKeys } from './keys.js';
-import { awaitSshd, checkEngineCgroups, ensureImage, imageAccounts, joinSlurmCgroups, nameHolder, pinImage, probe, pullImage, startContainer, type Holder, type Probe } from './node.js';
+import { awaitSshd, checkCgroupV1, ensureImage, imageAccounts, joinSlurmCgroups, nameHolder, pinImage, probe, pullImage, startContainer, type Holder, type Probe } from './node.js';
 import { adminSessions, NodesError, onEvery } from './sessions.js';
 import { teardownJob } from './teardown.js';
 
@@ -104,8 +104,6 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
     const firstReady = () => (firstHolds ??= pinned.then((p) => (p.onFirst ? undefined : imageOn(first, () => ensureImage(first, config, p.image, atSubmit)))));
     const pulls = config.pullPolicy === 'always' ? pinned.then((p) => each((s, i) => (i === 0 ? firstReady() : imageOn(s, () => pullImage(s, config, p.image, atSubmit))))) : Promise.resolve([]);
     pulls.catch(() => {});
-    const engines = job.containment ? each((s) => checkEngineCgroups(s, config)) : Promise.resolve([]);
-    engines.catch(() => {});
     const prepared = Promise.all([
       jobKeys(paths),
       pinned.then((p) => imageAccounts(first, config, p.image, log, firstReady)),
@@ -114,9 +112,10 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
     prepared.catch(() => {});
     const { port, probes, holders } = await choosePort(config, job, nonce, hosts, (fn) => each((s, i) => timeline.time(s.host, 'port', () => fn(s, i))), log);
     facts.port = port;
+    if (job.containment) hosts.forEach((h, i) => checkCgroupV1(h, probes[i]!));
     phase('port');
     const [keys, accounts, groupNames] = await prepared;
-    await Promise.all([pulls, engines]);
+    await pulls;
     phase('image');
     const { image: run, onFirst } = await pinned;
     log.info({ image: image.ref, digest: run.digest, pinned: pinnedBy(onFirst) }, 'image pinned');

@@ -73,24 +73,27 @@ export function localDigest(stdout: string, repo: string): string | undefined {
 
 /**
  * One process per node before its container starts (each is an exec channel, a shell and a
- * process on a node whose cores the job's start competes for): prints `taken` or `free` for
- * the port given on its stdin (never in argv, which any user of the node can read in /proc,
- * and so bind the port before the job's sshd does), then the names of the character devices
- * in device_dir, one a line (none when there is no such directory).
+ * process on a node whose cores the job's start competes for). Prints `taken` or `free` for the
+ * port given on its stdin (never in argv, which any user of the node can read in /proc, and so
+ * bind the port before the job's sshd does); then the type of the filesystem at /sys/fs/cgroup,
+ * `tmpfs` where the v1 hierarchies are, `cgroup2` for v2 (`-` for none); then the names of the
+ * character devices in device_dir, one a line (none when there is no such directory).
  */
 export function probeArgv(config: Config): string[] {
   return ['perl', '-e', PROBE, config.deviceDir];
 }
 
-/** probeArgv's answer → whether the port is held, and the node's devices. */
-export function parseProbe(stdout: string): { listening: boolean; devices: string[] } {
-  const [said = '', ...devices] = stdout.split('\n').filter(Boolean);
-  return { listening: said !== 'free', devices };
+export interface ProbeFacts {
+  listening: boolean;
+  /** The filesystem type at /sys/fs/cgroup: `tmpfs` on cgroup v1. */
+  cgroupFs: string;
+  devices: string[];
 }
 
-/** What cgroup driver and version the engine uses: `cgroupfs 1` is what joining Slurm's job cgroups needs. */
-export function engineCgroupArgv(): string[] {
-  return ['info', '--format', '{{.CgroupDriver}} {{.CgroupVersion}}'];
+/** probeArgv's answer → whether the port is held, the node's cgroup filesystem and devices. */
+export function parseProbe(stdout: string): ProbeFacts {
+  const [said = '', cgroupFs = '-', ...devices] = stdout.split('\n').filter(Boolean);
+  return { listening: said !== 'free', cgroupFs, devices };
 }
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -176,7 +179,6 @@ export function nodeSteps(config: Config, job: Job, image: Image): { when: strin
   const first = job.hosts[0]?.name ?? '<node>';
   const cgroups = c
     ? [
-        { when: 'the job joins its cgroups: the engine must use the cgroupfs driver on cgroup v1', argv: [e, ...engineCgroupArgv()] },
         ...(c.scheduler === 'slurm'
           ? [{ when: 'before docker run: the job\'s cpuset cgroups (node 1 shown)', argv: cpusetArgv(slurmExternTask(job, c.multipleSlurmd, 0), 2, job.hosts[0]?.cpus ?? '<cpus>') }]
           : []),
@@ -188,7 +190,7 @@ export function nodeSteps(config: Config, job: Job, image: Image): { when: strin
     { when: 'first node, when jobbox\'s own client cannot ask the registry: the pull lock\'s dir, then the tag\'s pull, which pins the job to the digest it prints', argv: lockDirArgv() },
     { when: 'first node: the pull', argv: pullArgv(config, image.ref) },
     { when: 'first node, when the registry fails: the digest of its own copy', argv: [e, ...repoDigestsArgv(image.ref)] },
-    { when: 'while the port is checked: is the port free (the port on stdin), and the devices', argv: probeArgv(config) },
+    { when: 'while the port is checked: is the port free (the port on stdin), the cgroup filesystem (v1 for a job that joins its cgroups), and the devices', argv: probeArgv(config) },
     { when: 'first node, a digest whose accounts are not cached yet: does it hold the digest (pull_policy missing)', argv: [e, ...imageIdArgv(pinned)] },
     { when: 'a node whose docker run (--pull never) finds no such image, or every node with pull_policy always: the lock\'s dir, then a pull by digest', argv: pullArgv(config, runRef(pinned)) },
     { when: 'first node, a digest not seen before: its accounts and sshd release', argv: [e, ...imageAccountsArgv(pinned, 'jobbox-check-<random>')] },
@@ -228,6 +230,10 @@ my $line = <STDIN>;
 # A copy: pack_sockaddr_in given $1 itself packs port 0.
 my ($port) = $line =~ /^(\\d+)$/ or die "port: $line\\n";
 print taken(PF_INET, pack_sockaddr_in($port, INADDR_ANY)) || taken(PF_INET6, pack_sockaddr_in6($port, IN6ADDR_ANY)) ? "taken\\n" : "free\\n";
+# The last mount at /sys/fs/cgroup is the one in use; mountinfo's type follows " - ".
+my $cgroup = "-";
+if (open(my $m, "<", "/proc/self/mountinfo")) { while (<$m>) { my @f = split / /; $cgroup = $1 if $f[4] eq "/sys/fs/cgroup" && / - (\\S+) / } }
+print "$cgroup\\n";
 # As find -maxdepth 1 -type c would list them: a symlink is not a device.
 my $dir = $ARGV[0];
 if (opendir(my $d, $dir)) { print "$_\\n" for sort grep { lstat("$dir/$_") && -c _ } readdir($d) }

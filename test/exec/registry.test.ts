@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manifestDigest } from '../../src/exec/registry.js';
 import { fakeRegistry, type FakeRegistry } from '../support/fake-registry.js';
@@ -57,7 +58,9 @@ describe('manifestDigest', () => {
   it('follows no redirect: the digest is the named registry\'s own answer', async () => {
     open.redirectTo = 'http://127.0.0.1:9/elsewhere';
     try {
-      await expect(manifestDigest({ repository: `${open.host}/projects/app`, tag: '1.2', digest: undefined }, opts(open))).rejects.toThrow(`jobbox: registry ${open.host}: cannot be reached`);
+      await expect(manifestDigest({ repository: `${open.host}/projects/app`, tag: '1.2', digest: undefined }, opts(open))).rejects.toThrow(
+        `jobbox: registry ${open.host}: redirects elsewhere (HTTP 307); jobbox takes a digest from the named registry only: ${open.host}/projects/app:1.2`,
+      );
     } finally {
       open.redirectTo = undefined;
     }
@@ -72,6 +75,32 @@ describe('manifestDigest', () => {
       );
     } finally {
       await elsewhere.close();
+    }
+  });
+
+  it('takes no token from an answer longer than a token answer can be', async () => {
+    guarded.tokenBody = JSON.stringify({ token: 'anon', pad: 'x'.repeat(70 * 1024) });
+    try {
+      await expect(manifestDigest({ repository: `${guarded.host}/projects/app`, tag: '1.2', digest: undefined }, opts(guarded))).rejects.toThrow(
+        expect.objectContaining({ message: `jobbox: registry ${guarded.host}: gave no anonymous token (HTTP 200): http://${guarded.host}`, exitCode: 1 }),
+      );
+    } finally {
+      guarded.tokenBody = undefined;
+    }
+  });
+
+  it('gives up at the deadline on a registry that takes the connection and never answers', async () => {
+    const held: Socket[] = [];
+    const silent = createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      await expect(manifestDigest({ repository: `${host}/projects/app`, tag: '1', digest: undefined }, { insecure: [host], timeoutMs: 300 })).rejects.toThrow(
+        expect.objectContaining({ message: `jobbox: registry ${host}: did not answer within 0.3 s: http://${host}/v2/projects/app/manifests/1`, exitCode: 1 }),
+      );
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
     }
   });
 

@@ -60,6 +60,26 @@ describe('Session against an ssh2 server', () => {
     await expect(Session.connect(target(other.private))).rejects.toThrow(/All configured authentication methods failed/);
   });
 
+  // The setup's barrier: the server's PK_OK to the key, offered without a signature, and no more.
+  it('accepts: resolves at the PK_OK, and sends no signed request', async () => {
+    methods.length = 0;
+    const signatures: boolean[] = [];
+    const seen = (client: ssh2.Connection) => client.on('authentication', (ctx) => void signatures.push(ctx.method === 'publickey' && ctx.signature !== undefined));
+    server.on('connection', seen);
+    try {
+      await Session.accepts(target(user.private));
+      await new Promise((r) => setTimeout(r, 100));
+      expect([methods, signatures]).toEqual([['publickey'], [false]]);
+    } finally {
+      server.off('connection', seen);
+    }
+  });
+
+  it('accepts: refuses a host key that is not pinned, and a key the server does not take', async () => {
+    await expect(Session.accepts(target(user.private, [other.public.split(' ')[1]!]))).rejects.toThrow(/ssh 127\.0\.0\.1:\d+: .*verification failed/i);
+    await expect(Session.accepts(target(other.private))).rejects.toThrow(/All configured authentication methods failed/);
+  });
+
   it('fails on a key that cannot be parsed', async () => {
     await expect(Session.connect(target('not a key'))).rejects.toThrow(/Cannot parse privateKey/);
   });

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { commandFailed } from '../../src/lifecycle/node.js';
+import { parseConfig } from '../../src/config/parse.js';
+import { runRef } from '../../src/config/ref.js';
+import { EXIT, JobboxError } from '../../src/errors.js';
+import type { Session } from '../../src/exec/ssh.js';
+import type { Job } from '../../src/job/job.js';
+import { checkCgroupV1, commandFailed, startContainer } from '../../src/lifecycle/node.js';
+import type { Result } from '../../src/result.js';
 
 // A failed node command becomes one error line naming what it was about, with the exit code
 // LSF needs: docker's own usage errors would fail the same way on every requeue.
@@ -19,5 +25,50 @@ describe('commandFailed', () => {
     const err = commandFailed('node2', RUN, { code, stdout: '', stderr }, 'reg:5000/deb12:r1');
     expect(err.exitCode).toBe(exitCode);
     expect(err.message).toBe(`jobbox: node2: docker run: exit ${code}: ${JSON.stringify(stderr.split('\n')[0]).slice(1, -1)}: reg:5000/deb12:r1`);
+  });
+});
+
+describe('startContainer', () => {
+  const config = parseConfig('[queue normal]\ndefault_image = deb12\n[image deb12]\nref = reg:5000/deb12:r1\n', 'test.ini');
+  const image = { ...config.images.get('deb12')!, digest: `sha256:${'a'.repeat(64)}` };
+  const job: Job = {
+    id: '7', index: 0, attempt: 'node1', queue: 'normal', cwd: '/home/a', image: 'deb12', env: {},
+    owner: { name: 'a', uid: 2001, gid: 2001, gids: [], home: '/home/a', shell: '/bin/sh' },
+    hosts: [{ name: 'node2', slots: 1 }], containment: { scheduler: 'lsf' },
+  };
+  /** A node whose engine answers each command in turn with the next of `replies`; `sent` records the commands. */
+  const node = (replies: Result[]) => {
+    const sent: string[][] = [];
+    const session = { host: 'node2', run: async (argv: string[]) => (sent.push(argv), replies.shift() ?? { code: 0, stdout: '', stderr: '' }) };
+    return { session: session as unknown as Session, sent };
+  };
+  const RUN = ['run', '--detach', '--pull', 'never', runRef(image)];
+
+  it('a node without the digest pulls it when its run says so, and runs again', async () => {
+    const { session, sent } = node([{ code: 125, stdout: '', stderr: `docker: Error response from daemon: No such image: ${runRef(image)}\nSee 'docker run --help'.\n` }]);
+    let pulled = 0;
+    await startContainer(session, config, job, image, RUN, 'n', undefined, async () => void pulled++);
+    expect([pulled, sent.map((a) => a[1])]).toEqual([1, ['run', 'run']]);
+  });
+
+  it('an engine on the systemd driver refuses the job\'s cgroup parent: permanent, and nothing else is asked', async () => {
+    const said = 'docker: Error response from daemon: cgroup-parent for systemd cgroup should be a valid slice named as "xxx.slice".';
+    const { session, sent } = node([{ code: 125, stdout: '', stderr: `${said}\nSee 'docker run --help'.\n` }]);
+    const err = await startContainer(session, config, job, image, RUN, 'n', undefined, async () => {}).then(() => undefined, (e: unknown) => e as JobboxError);
+    expect([err?.message, err?.exitCode, sent.length]).toEqual([
+      `jobbox: node2: docker run: a job's containers join its cgroups, which needs the engine's cgroupfs driver (it uses systemd): ${said.replaceAll('"', '\\"')}`,
+      99,
+      1,
+    ]);
+  });
+});
+
+describe('checkCgroupV1', () => {
+  const probe = (cgroupFs: string) => ({ listening: false, devices: [], cgroupFs });
+  it('takes the v1 tree, and refuses cgroup2 or none with one permanent line', () => {
+    expect(() => checkCgroupV1('node3', probe('tmpfs'))).not.toThrow();
+    for (const fs of ['cgroup2', '-']) {
+      expect(() => checkCgroupV1('node3', probe(fs))).toThrow(new JobboxError('node3: cgroups', "a job's containers join its cgroups, which needs cgroup v1 (the filesystem at /sys/fs/cgroup)", fs, EXIT.permanent));
+    }
   });
 });

@@ -84,6 +84,8 @@ describe('the job\'s digest', () => {
 // The probe runs on the nodes with perl: checked here against this host's own ports and a
 // device dir made for it.
 describe('probeArgv', () => {
+  // What this host's kernel says is at /sys/fs/cgroup, as stat(1) names it (cgroup2fs: cgroup2).
+  const CGROUP_FS = execFileSync('stat', ['-fc', '%T', '/sys/fs/cgroup'], { encoding: 'utf8' }).trim().replace(/^cgroup2fs$/, 'cgroup2');
   const dir = mkdtempSync(join(tmpdir(), 'jobbox-probe-'));
   const probeIn = (deviceDir: string, stdin: string) => {
     const argv = probeArgv({ ...config, deviceDir });
@@ -97,12 +99,12 @@ describe('probeArgv', () => {
     await new Promise((r) => server.once('listening', r));
     const port = (server.address() as { port: number }).port;
     try {
-      expect(parseProbe(probeIn(dir, `${port}\n`))).toEqual({ listening: true, devices: [] });
+      expect(parseProbe(probeIn(dir, `${port}\n`))).toEqual({ listening: true, cgroupFs: CGROUP_FS, devices: [] });
     } finally {
       server.close();
     }
     await new Promise((r) => server.once('close', r));
-    expect(probeIn(dir, `${port}\n`)).toBe('free\n');
+    expect(probeIn(dir, `${port}\n`)).toBe(`free\n${CGROUP_FS}\n`);
   });
 
   it('lists the character devices of device_dir, not its files, dirs or symlinks; none without the dir', () => {
@@ -110,13 +112,13 @@ describe('probeArgv', () => {
     symlinkSync('/dev/null', join(dir, 'uverbs0'));
     writeFileSync(join(dir, 'rdma_cm'), '');
     // Port 0: any port may bind it, so the answer is `free` whatever this host runs.
-    expect(probeIn(dir, '0\n')).toBe('free\n');
+    expect(probeIn(dir, '0\n')).toBe(`free\n${CGROUP_FS}\n`);
     const dev = parseProbe(probeIn('/dev', '0\n'));
     expect(dev.devices).toEqual(expect.arrayContaining(['null', 'zero']));
     // /dev/fd is a symlink, /dev/pts a dir.
     expect(dev.devices).not.toContain('fd');
     expect(dev.devices).not.toContain('pts');
-    expect(probeIn(join(dir, 'none'), '0\n')).toBe('free\n');
+    expect(probeIn(join(dir, 'none'), '0\n')).toBe(`free\n${CGROUP_FS}\n`);
   });
 
   it('refuses anything but a port number on its stdin', () => {

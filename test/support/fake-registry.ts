@@ -14,6 +14,8 @@ export interface FakeRegistry {
   status?: number | undefined;
   /** When set, every manifest request is redirected there (307). */
   redirectTo?: string | undefined;
+  /** When set, the token endpoint answers this body instead of a token. */
+  tokenBody?: string | undefined;
   close(): Promise<void>;
 }
 
@@ -26,7 +28,7 @@ export async function fakeRegistry(opts: { token?: string; realm?: string } = {}
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname === '/token') {
       res.writeHead(200, { 'Content-Type': 'application/json' });
-      return res.end(JSON.stringify({ token: `${opts.token}:${url.searchParams.get('scope')}` }));
+      return res.end(reg.tokenBody ?? JSON.stringify({ token: `${opts.token}:${url.searchParams.get('scope')}` }));
     }
     const m = /^\/v2\/(.+)\/manifests\/([^/]+)$/.exec(url.pathname);
     if (!m) return res.writeHead(404).end();

@@ -154,6 +154,8 @@ export class SimNode {
   readonly created = new Map<string, Date>();
   /** Ports the bind test reports taken: something outside jobbox holds them on the node. */
   readonly busyPorts = new Set<number>();
+  /** The filesystem at /sys/fs/cgroup (the probe says): `tmpfs` is cgroup v1. */
+  cgroupFs = 'tmpfs';
   /** Character devices under device_dir (the probe lists them); undefined: no such directory. */
   devices: string[] | undefined = [...DEVICES];
   /** The registry is unreachable from this node: pulls fail, and so does a run of an absent image. */
@@ -260,6 +262,7 @@ export class SimNode {
     this.locks.clear();
     this.received.length = 0;
     this.devices = [...DEVICES];
+    this.cgroupFs = 'tmpfs';
     this.registryDown = false;
     this.sshdVersion = DEB12_SSHD;
     this.startFails = undefined;
@@ -335,7 +338,7 @@ export class SimNode {
         if (args.length !== 3 || args[0] !== '-e' || !args[1]!.includes('<STDIN>')) return unsupported(argv);
         const port = /^(\d+)\n?$/.exec(stdin)?.[1];
         if (port === undefined) return { code: 255, stderr: `port: ${stdin}${stdin.endsWith('\n') ? '' : '\n'}` };
-        return { code: 0, stdout: `${this.portTaken(Number(port)) ? 'taken' : 'free'}\n${(this.devices ?? []).map((d) => `${d}\n`).join('')}` };
+        return { code: 0, stdout: `${this.portTaken(Number(port)) ? 'taken' : 'free'}\n${this.cgroupFs}\n${(this.devices ?? []).map((d) => `${d}\n`).join('')}` };
       }
       default:
         if (cmd.split('/').at(-1) === 'docker') return this.docker(args);
@@ -789,8 +792,14 @@ class Cluster {
     const server = new Server({ hostKeys: [{ key: files.hostKey }] }, (client: Connection) => {
       const accepted = Date.now();
       client.on('error', () => {});
-      client.on('authentication', (ctx) => publicKeyAuth(ctx, files.user, files.authorized));
-      client.on('ready', () => this.record('connect job', accepted));
+      // Counted once the server takes the job key: at its PK_OK, where the setup's barrier stops
+      // (exec/ssh.ts Session.accepts), or at a whole login.
+      let taken = false;
+      client.on('authentication', (ctx) => {
+        if (!publicKeyAuth(ctx, files.user, files.authorized) || taken) return;
+        taken = true;
+        this.record('connect job', accepted);
+      });
       client.on('session', (_accept, reject) => reject());
     });
     server.on('error', () => {});
@@ -1147,22 +1156,17 @@ function hostKey(text: string): ParsedKey {
   return parsed;
 }
 
-function publicKeyAuth(ctx: AuthContext, user: string, key: AuthorizedKey): void {
-  if (ctx.method !== 'publickey' || ctx.username !== user) {
+/** Answers one authentication request as sshd would; true when it took the key. */
+function publicKeyAuth(ctx: AuthContext, user: string, key: AuthorizedKey): boolean {
+  if (ctx.method !== 'publickey' || ctx.username !== user || ctx.key.algo !== key.type || !ctx.key.data.equals(key.blob)) {
     ctx.reject(['publickey']);
-    return;
-  }
-  if (ctx.key.algo !== key.type || !ctx.key.data.equals(key.blob)) {
-    ctx.reject(['publickey']);
-    return;
+    return false;
   }
   // No signature: the client only asks whether the key would do (SSH_MSG_USERAUTH_PK_OK).
-  if (!ctx.signature || !ctx.blob) {
-    ctx.accept();
-    return;
-  }
-  if (verify(null, ctx.blob, key.key, ctx.signature)) ctx.accept();
+  const ok = !ctx.signature || !ctx.blob || verify(null, ctx.blob, key.key, ctx.signature);
+  if (ok) ctx.accept();
   else ctx.reject(['publickey']);
+  return ok;
 }
 
 function parseOne(text: string, what: string): ParsedKey {
