@@ -130,8 +130,7 @@ async function run(): Promise<Row[]> {
     });
 
     // One admin key for jobbox, one host key for every simulated node, pinned per node and port.
-    const admin = ed25519KeyPair('jobbox-admin');
-    const host = ed25519KeyPair('sim-node');
+    const [admin, host] = await Promise.all([ed25519KeyPair('jobbox-admin'), ed25519KeyPair('sim-node')]);
     writeFileSync(join(root, 'admin_key'), admin.private, { mode: 0o600 });
     writeFileSync(join(root, 'admin_key.pub'), admin.public);
     writeFileSync(join(root, 'host_key'), host.private, { mode: 0o600 });

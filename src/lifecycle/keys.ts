@@ -11,20 +11,22 @@ export async function jobKeys(paths: JobPaths): Promise<Keys> {
     [paths.userKey, paths.userKeyPub, paths.hostKey, paths.hostKeyPub].map(readJobFile),
   );
   if (userKey && userKeyPub && hostKey && hostKeyPub) return { userKey, userKeyPub, hostKey, hostKeyPub };
-  const user = ed25519KeyPair('jobbox-user');
-  const host = ed25519KeyPair('jobbox-host');
+  const [user, host] = await Promise.all([ed25519KeyPair('jobbox-user'), ed25519KeyPair('jobbox-host')]);
   return { userKey: user.private, userKeyPub: user.public, hostKey: host.private, hostKeyPub: host.public };
 }
 
 /**
- * A new ed25519 key pair in OpenSSH format. ssh2's generator strips leading zero bytes off the
+ * A new ed25519 key pair in OpenSSH format, made on libuv's thread pool: the setup's event loop
+ * meanwhile serves the nodes' answers. ssh2's generator strips leading zero bytes off the
  * public key, so one key in 256 comes out 31 bytes long, which neither ssh2 nor OpenSSH can
  * load (mscdex/ssh2#1513): such a job's sshd has no host key and the barrier never passes.
  * Draw again until both halves parse.
  */
-export function ed25519KeyPair(comment: string): { private: string; public: string } {
+export async function ed25519KeyPair(comment: string): Promise<{ private: string; public: string }> {
   for (;;) {
-    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
+    const pair = await new Promise<{ private: string; public: string }>((resolve, reject) =>
+      ssh2.utils.generateKeyPair('ed25519', { comment }, (err, keys) => (err ? reject(err) : resolve(keys))),
+    );
     if (!(ssh2.utils.parseKey(pair.private) instanceof Error) && !(ssh2.utils.parseKey(pair.public) instanceof Error)) return pair;
   }
 }

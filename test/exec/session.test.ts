@@ -6,11 +6,13 @@ import { ed25519KeyPair } from '../../src/lifecycle/keys.js';
 
 const { Server, utils } = ssh2;
 
+type KeyPair = Awaited<ReturnType<typeof ed25519KeyPair>>;
+const keys = await Promise.all(['test-host', 'test-user', 'test-other'].map((c) => ed25519KeyPair(c)));
+
 // An in-process sshd that takes one user key, verifies its signature, and answers exec.
 describe('Session against an ssh2 server', () => {
-  const host = ed25519KeyPair('test-host');
-  const user = ed25519KeyPair('test-user');
-  const other = ed25519KeyPair('test-other');
+  // Top-level await: the keys are made before the tests are collected.
+  const [host, user, other] = keys as [KeyPair, KeyPair, KeyPair];
   const authorized = utils.parseKey(user.public) as ssh2.ParsedKey;
   const methods: string[] = [];
   let server: InstanceType<typeof Server>;

@@ -49,8 +49,7 @@ export async function simFixture(block: number, nodes = 3): Promise<SimFixture> 
   const me = userInfo();
   const owner: Owner = { name: me.username, uid: me.uid, gid: me.gid, gids: [], home: me.homedir, shell: me.shell ?? '/bin/sh' };
   const base = await mkdtemp(join(tmpdir(), 'jobbox-sim-'));
-  const admin = ed25519KeyPair('jobbox-admin');
-  const host = ed25519KeyPair('sim-node');
+  const [admin, host] = await Promise.all([ed25519KeyPair('jobbox-admin'), ed25519KeyPair('sim-node')]);
   const { sim, hosts } = await freeBlock(block, nodes, { adminPort: ADMIN_PORT, hostKey: host.private, adminPub: admin.public, adminUser: owner.name });
   await writeFile(join(base, 'admin_key'), admin.private, { mode: 0o600 });
   // The unreachable address is pinned too: what fails there is the connection, not the lookup.
