@@ -55,7 +55,10 @@ async function must(session: Session, argv: string[], timeoutMs: number, value: 
 // hint reads "See 'docker run --help'." in older releases, "Run 'docker run --help' for more
 // information" in newer ones.
 const HELP_HINT = /(?:See|Run) '[^']*--help'/;
-const DAEMON_ANSWER = /Error response from daemon|Cannot connect to the Docker daemon/;
+// The engine could not be reached. docker says so in one of two ways: plainly, or, for a run
+// with --device, as the server OS it could not learn (its ping failed, so the OS is empty).
+const NO_DAEMON = /Cannot connect to the Docker daemon|unknown server OS: ?$/m;
+const DAEMON_ANSWER = new RegExp(`Error response from daemon|${NO_DAEMON.source}`, NO_DAEMON.flags);
 
 export function commandFailed(host: string, argv: string[], r: Result, value: string): JobboxError {
   const permanent = r.code === 125 && HELP_HINT.test(r.stderr) && !DAEMON_ANSWER.test(r.stderr);
@@ -109,13 +112,23 @@ export async function nameHolder(session: Session, config: Config, job: Job, non
  * goes first. `known`: the holder, when the port check asked. The run never pulls (`--pull
  * never`): a node that lacks the pinned digest says so in the run's answer, and `pull` fetches
  * it under the node's pull lock before the run is tried again. A node that holds it (pull_policy
- * missing, the usual case) has asked nothing but the run.
+ * missing, the usual case) has asked nothing but the run. `untouched` is called when the first
+ * engine command could not reach the engine (dockerd down): nothing was made on the node, so a
+ * rollback has nothing to remove there, and must not keep the job's claim for a node it cannot
+ * ask.
  */
-export async function startContainer(session: Session, config: Config, job: Job, image: Image, argv: string[], nonce: string, known: Holder | undefined, pull: () => Promise<void>): Promise<void> {
+export async function startContainer(
+  session: Session, config: Config, job: Job, image: Image, argv: string[], nonce: string, known: Holder | undefined,
+  pull: () => Promise<void>, untouched: () => void,
+): Promise<void> {
   const t = config.startTimeoutMs;
   if (known?.running) return;
   if (known?.stale.length) await must(session, [config.engine, ...removeArgv(known.stale)], t, known.stale.join(' '));
   let run = await session.run([config.engine, ...argv], t);
+  if (run.code !== 0 && !known?.stale.length && NO_DAEMON.test(run.stderr)) {
+    untouched();
+    throw commandFailed(session.host, [config.engine, ...argv], run, image.ref);
+  }
   if (run.code !== 0 && NO_IMAGE.test(run.stderr)) {
     await pull();
     run = await session.run([config.engine, ...argv], t);

@@ -134,7 +134,8 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
       touched.add(s.host);
       await timeline.time(s.host, 'start', async () => {
         if (job.containment?.scheduler === 'slurm') await joinSlurmCgroups(s, config, job, job.containment.multipleSlurmd, i);
-        await startContainer(s, config, job, run, plan.runs[i]!.argv, nonce, holders[i], () => imageOn(s, () => pullImage(s, config, run, atSubmit)));
+        const pull = () => imageOn(s, () => pullImage(s, config, run, atSubmit));
+        await startContainer(s, config, job, run, plan.runs[i]!.argv, nonce, holders[i], pull, () => touched.delete(s.host));
       });
       await timeline.time(s.host, 'sshd', () => awaitSshd(s, config, job, port, keys));
     });

@@ -20,11 +20,12 @@ describe('commandFailed', () => {
     ['a name conflict, docker 28: may heal', 125, 'docker: Error response from daemon: Conflict. The container name "/jobbox-7" is already in use by container "8cad1f58e979". You have to remove (or rename) that container to be able to reuse that name.\n\nRun \'docker run --help\' for more information\n', 1],
     ['a missing bind source, docker 28: may heal (a file system not mounted yet)', 125, 'docker: Error response from daemon: invalid mount config for type "bind": bind source path does not exist: /scratch\n\nRun \'docker run --help\' for more information\n', 1],
     ['a daemon that does not answer may heal', 1, 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n', 1],
+    ['a daemon that does not answer a run with --device: docker cannot learn its OS, may heal', 125, "docker: unknown server OS: \n\nRun 'docker run --help' for more information\n", 1],
     ['a daemon that does not answer docker run, docker 28: may heal', 125, "docker: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n\nRun 'docker run --help' for more information\n", 1],
   ])('%s', (_case, code, stderr, exitCode) => {
     const err = commandFailed('node2', RUN, { code, stdout: '', stderr }, 'reg:5000/deb12:r1');
     expect(err.exitCode).toBe(exitCode);
-    expect(err.message).toBe(`jobbox: node2: docker run: exit ${code}: ${JSON.stringify(stderr.split('\n')[0]).slice(1, -1)}: reg:5000/deb12:r1`);
+    expect(err.message).toBe(`jobbox: node2: docker run: exit ${code}: ${JSON.stringify(stderr.split('\n')[0]!.trim()).slice(1, -1)}: reg:5000/deb12:r1`);
   });
 });
 
@@ -47,19 +48,48 @@ describe('startContainer', () => {
   it('a node without the digest pulls it when its run says so, and runs again', async () => {
     const { session, sent } = node([{ code: 125, stdout: '', stderr: `docker: Error response from daemon: No such image: ${runRef(image)}\nSee 'docker run --help'.\n` }]);
     let pulled = 0;
-    await startContainer(session, config, job, image, RUN, 'n', undefined, async () => void pulled++);
+    await startContainer(session, config, job, image, RUN, 'n', undefined, async () => void pulled++, () => {});
     expect([pulled, sent.map((a) => a[1])]).toEqual([1, ['run', 'run']]);
   });
 
   it('an engine on the systemd driver refuses the job\'s cgroup parent: permanent, and nothing else is asked', async () => {
     const said = 'docker: Error response from daemon: cgroup-parent for systemd cgroup should be a valid slice named as "xxx.slice".';
     const { session, sent } = node([{ code: 125, stdout: '', stderr: `${said}\nSee 'docker run --help'.\n` }]);
-    const err = await startContainer(session, config, job, image, RUN, 'n', undefined, async () => {}).then(() => undefined, (e: unknown) => e as JobboxError);
+    const err = await startContainer(session, config, job, image, RUN, 'n', undefined, async () => {}, () => {}).then(() => undefined, (e: unknown) => e as JobboxError);
     expect([err?.message, err?.exitCode, sent.length]).toEqual([
       `jobbox: node2: docker run: a job's containers join its cgroups, which needs the engine's cgroupfs driver (it uses systemd): ${said.replaceAll('"', '\\"')}`,
       99,
       1,
     ]);
+  });
+});
+
+describe('startContainer, the engine down', () => {
+  const config = parseConfig('[queue normal]\ndefault_image = deb12\n[image deb12]\nref = reg:5000/deb12:r1\n', 'test.ini');
+  const image = { ...config.images.get('deb12')!, digest: `sha256:${'a'.repeat(64)}` };
+  const job = { id: '7', index: 0, attempt: 'node1', queue: 'normal', cwd: '/', image: 'deb12', env: {}, owner: { name: 'a', uid: 1, gid: 1, gids: [], home: '/', shell: '/bin/sh' }, hosts: [{ name: 'node2', slots: 1 }] } as Job;
+  const down = { code: 125, stdout: '', stderr: "docker: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\nSee 'docker run --help'.\n" };
+
+  it('says the node is untouched when its first command could not reach the engine, and fails transient', async () => {
+    let untouched = 0;
+    const session = { host: 'node2', run: async () => down } as unknown as Session;
+    const err = await startContainer(session, config, job, image, ['run'], 'n', undefined, async () => {}, () => void untouched++).then(() => undefined, (e: unknown) => e as JobboxError);
+    expect([untouched, err?.exitCode]).toEqual([1, 1]);
+  });
+
+  it('also when docker, for a run with --device, could not learn the engine\'s OS (its ping failed)', async () => {
+    let untouched = 0;
+    const session = { host: 'node2', run: async () => ({ code: 125, stdout: '', stderr: "docker: unknown server OS: \n\nRun 'docker run --help' for more information\n" }) } as unknown as Session;
+    const err = await startContainer(session, config, job, image, ['run'], 'n', undefined, async () => {}, () => void untouched++).then(() => undefined, (e: unknown) => e as JobboxError);
+    expect([untouched, err?.exitCode]).toEqual([1, 1]);
+  });
+
+  it('not when a stale holder was removed first: that command reached the engine', async () => {
+    let untouched = 0;
+    const replies = [{ code: 0, stdout: '', stderr: '' }, down];
+    const session = { host: 'node2', run: async () => replies.shift()! } as unknown as Session;
+    await startContainer(session, config, job, image, ['run'], 'n', { running: undefined, stale: ['abc'] }, async () => {}, () => void untouched++).catch(() => undefined);
+    expect(untouched).toBe(0);
   });
 });
 
