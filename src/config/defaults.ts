@@ -80,7 +80,11 @@ export const CONNECT_JITTER_MS = 350;
 export const PULL_LOCK_DIR = '/run/jobbox';
 export const PULL_LOCK = `${PULL_LOCK_DIR}/pull.lock`;
 
-/** How often a setup tries the job's sshd: it listens a few ms after `docker run` returns. */
+/**
+ * How often a setup tries the job's sshd: it listens a few ms after `docker run` returns, so the
+ * first retries come soon (a refused connect costs a local RST), then every BARRIER_RETRY_MS.
+ */
+export const BARRIER_FIRST_RETRY_MS = 5;
 export const BARRIER_RETRY_MS = 20;
 /** How often, from then on, a setup asks whether the container still runs (a healthy sshd answers within ms). */
 export const BARRIER_CHECK_MS = 1000;

@@ -2,7 +2,7 @@
 // argv from plan/. lifecycle/setup.ts and teardown.ts run them on every node of a job at once.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { BARRIER_CHECK_MS, BARRIER_RETRY_MS, PULL_SLACK_MS } from '../config/defaults.js';
+import { BARRIER_CHECK_MS, BARRIER_FIRST_RETRY_MS, BARRIER_RETRY_MS, PULL_SLACK_MS } from '../config/defaults.js';
 import type { Config, Image } from '../config/types.js';
 import { EXIT, JobboxError, printable } from '../errors.js';
 import { makeJobDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
@@ -272,6 +272,7 @@ async function barrier(host: string, port: number, job: Job, keys: Keys, config:
   const deadline = started + config.startTimeoutMs;
   const hostKeys = [keys.hostKeyPub.split(/\s+/)[1]!];
   let asked = started;
+  let tries = 0;
   for (;;) {
     try {
       await Session.accepts({ host, port, username: job.owner.name, privateKey: keys.userKey, hostKeys, timeoutMs: config.connectTimeoutMs });
@@ -292,7 +293,7 @@ async function barrier(host: string, port: number, job: Job, keys: Keys, config:
         if (now === 'stopped') throw new JobboxError(`${host}: job sshd`, 'its container stopped before sshd answered', String(port), EXIT.transient);
       }
       // sshd listens a few ms after docker run returns: a refused connect costs little, so retry soon.
-      await new Promise((r) => setTimeout(r, BARRIER_RETRY_MS));
+      await new Promise((r) => setTimeout(r, Math.min(BARRIER_RETRY_MS, BARRIER_FIRST_RETRY_MS * 2 ** tries++)));
     }
   }
 }

@@ -10,7 +10,11 @@ import { Session, fanOut, knownHostIndex, type Target } from '../exec/ssh.js';
 export type NodeStep = <R>(host: string, step: () => Promise<R>) => Promise<R>;
 const untimed: NodeStep = (_host, step) => step();
 
-export async function adminSessions(config: Config, hosts: string[], each: NodeStep = untimed): Promise<Map<string, Session>> {
+/**
+ * A session on every host, or one error for those that failed (and none left open). `ready`
+ * gets each session as soon as it is up, for work that need not wait for the slowest node.
+ */
+export async function adminSessions(config: Config, hosts: string[], each: NodeStep = untimed, ready?: (s: Session) => void): Promise<Map<string, Session>> {
   const [privateKey, known] = await Promise.all([readFile(config.sshKey, 'utf8'), readFile(config.sshKnownHosts, 'utf8')]);
   const keysOf = knownHostIndex(known);
   const sessions = new Map<string, Session>();
@@ -18,7 +22,9 @@ export async function adminSessions(config: Config, hosts: string[], each: NodeS
     const hostKeys = keysOf(host, config.sshPort);
     if (hostKeys.length === 0) throw new JobboxError(`ssh ${host}`, 'no host key in ssh_known_hosts', config.sshKnownHosts, EXIT.transient);
     const target = { host, port: config.sshPort, username: config.sshUser, privateKey, hostKeys, timeoutMs: config.connectTimeoutMs };
-    sessions.set(host, await each(host, () => connectRetrying(target)));
+    const session = await each(host, () => connectRetrying(target));
+    sessions.set(host, session);
+    ready?.(session);
   });
   const failed = failures(hosts, results);
   if (failed) {

@@ -79,7 +79,16 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
   const known = adopted?.digest ?? image.digest;
   const asked = known ? Promise.resolve(undefined) : tagDigest(config, image, log);
   try {
-    sessions = await adminSessions(config, hosts, (h, step) => timeline.time(h, 'connect', step));
+    // The first port is probed on each node as soon as its session is up, while the others
+    // still connect.
+    const firstPort = await allocatePort(config.portDir, config.portRange, jobKey(job), new Set());
+    const early = new Map<string, Promise<Probe>>();
+    const portTime = <R>(s: Session, step: () => Promise<R>) => timeline.time(s.host, 'port', step);
+    sessions = await adminSessions(config, hosts, (h, step) => timeline.time(h, 'connect', step), (s) => {
+      const probed = portTime(s, () => probe(s, config, firstPort));
+      probed.catch(() => {});
+      early.set(s.host, probed);
+    });
     phase('connect');
     const each = <R>(fn: (s: Session, i: number) => Promise<R>) => onEvery(sessions, hosts, config.fanout, fn);
     const imageOn = <R>(s: Session, step: () => Promise<R>) => timeline.time(s.host, 'image', step);
@@ -110,7 +119,8 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
       lookupGroupNames([job.owner.gid, ...job.owner.gids]),
     ]);
     prepared.catch(() => {});
-    const { port, probes, holders } = await choosePort(config, job, nonce, hosts, (fn) => each((s, i) => timeline.time(s.host, 'port', () => fn(s, i))), log);
+    const firstClaim = { port: firstPort, probes: each((s) => early.get(s.host)!) };
+    const { port, probes, holders } = await choosePort(config, job, nonce, hosts, (fn) => each((s, i) => portTime(s, () => fn(s, i))), log, firstClaim);
     facts.port = port;
     if (job.containment) hosts.forEach((h, i) => checkCgroupV1(h, probes[i]!));
     phase('port');
@@ -184,23 +194,27 @@ async function adoptOrReclaim(config: Config, job: Job, image: Image, paths: Job
 }
 
 /**
- * A port free on every node: claimed in port_dir, then checked with a bind test on each node.
- * A port taken on a node is skipped for another, unless what holds it is this attempt's own
- * sshd (a re-run of the same setup). Also returns each node's facts, and who holds the job's
- * container name where that was asked.
+ * A port free on every node: claimed in port_dir, then checked with a bind test on each node
+ * (`first`: the first claim, its probes already under way). A port taken on a node is skipped
+ * for another, unless what holds it is this attempt's own sshd (a re-run of the same setup).
+ * Also returns each node's facts, and who holds the job's container name where that was asked.
  */
 async function choosePort(
   config: Config, job: Job, nonce: string, hosts: string[],
   each: <R>(fn: (s: Session, i: number) => Promise<R>) => Promise<R[]>, log: Logger,
+  first: { port: number; probes: Promise<Probe[]> },
 ): Promise<{ port: number; probes: Probe[]; holders: (Holder | undefined)[] }> {
   const busy = new Set<number>();
+  let { port, probes: probing } = first;
   for (;;) {
-    const port = await allocatePort(config.portDir, config.portRange, jobKey(job), busy);
-    const probes = await each((s) => probe(s, config, port));
+    const probes = await probing;
     const holders = await each((s, i) => (probes[i]!.listening ? nameHolder(s, config, job, nonce) : Promise.resolve(undefined)));
     const taken = hosts.filter((_, i) => probes[i]!.listening && !holders[i]!.running);
     if (taken.length === 0) return { port, probes, holders };
     busy.add(port);
     log.warn({ port, nodes: taken }, 'port in use on a node; taking another');
+    port = await allocatePort(config.portDir, config.portRange, jobKey(job), busy);
+    const next = port;
+    probing = each((s) => probe(s, config, next));
   }
 }

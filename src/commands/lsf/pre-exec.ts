@@ -17,15 +17,16 @@ import { lsfContext } from './context.js';
 // what may heal.
 export async function preExec(cli: string | undefined, dryRun: boolean, env: NodeJS.ProcessEnv): Promise<void> {
   // Loaded only for a real run (setup pulls in ssh2, which --dry-run never uses), and while
-  // the owner lookups run: module loading is on every job's start.
-  const setup = dryRun ? undefined : import('../../lifecycle/setup.js');
+  // the owner lookups run: module loading is on every job's start. pino too, which openLog
+  // would otherwise load only after the lookups (bench P1).
+  const setup = dryRun ? undefined : Promise.all([import('../../lifecycle/setup.js'), import('pino')]);
   setup?.catch(() => {});
   const { config, job } = await lsfContext(cli, env, 'setup');
   if (!setup) {
     await printPlan(config, job);
     return;
   }
-  const { setupJob } = await setup;
+  const [{ setupJob }] = await setup;
   const log = jobLog(await openLog(config.logFile, config.logLevel), job, hostname());
   // Whether the owner was last told of a failure, which a start now replaces.
   const failedBefore = config.bpost !== '' && (await lastOutcome(config, job)) === 'failed';
