@@ -3,9 +3,26 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 
-/** `terminal`: a pseudo-terminal for the remote command (`-tt`: ours is one, so the user is at it). */
-export function sshArgv(sshConfig: string, host: string, remote: string, terminal = false): string[] {
-  return ['-F', sshConfig, terminal ? '-tt' : '-T', '--', host, remote];
+/**
+ * `terminal`: a pseudo-terminal for the remote command (`-tt`: ours is one, so the user is at it).
+ * `sendEnv`: variables the client passes to the session from its own environment (SendEnv): the
+ * names only are on the command line, the values never.
+ */
+export function sshArgv(sshConfig: string, host: string, remote: string, terminal = false, sendEnv: string[] = []): string[] {
+  return ['-F', sshConfig, ...sendEnv.flatMap((name) => ['-o', `SendEnv=${name}`]), terminal ? '-tt' : '-T', '--', host, remote];
+}
+
+/**
+ * The client's environment: ours, with each name of `send` set to its value, or removed when
+ * that is undefined, so that SendEnv passes exactly what the caller chose.
+ */
+export function clientEnv(base: NodeJS.ProcessEnv, send: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const env = { ...base };
+  for (const [name, value] of Object.entries(send)) {
+    if (value === undefined) delete env[name];
+    else env[name] = value;
+  }
+  return env;
 }
 
 /**
@@ -24,13 +41,15 @@ export function sshInteractive(
   input?: string,
   /** Our stdin is a terminal (`bsub -Is`): the remote command gets a pseudo-terminal of its own. */
   terminal = false,
+  /** Variables for the session, sent with SendEnv (clientEnv); the job's sshd accepts only those it names in AcceptEnv. */
+  send: Record<string, string | undefined> = {},
 ): Promise<number> {
   const stdin = input === undefined ? 'inherit' : 'pipe';
   // Detached, the client would outlive a SIGKILL of ours (bkill -s KILL) and hold the job's
   // output open until the command ends; the kernel's parent-death signal takes it down with us.
   // The command itself stops when the post-exec or Epilog removes the containers.
-  const argv = ['--pdeathsig', 'KILL', '--', 'ssh', ...sshArgv(sshConfig, host, remote, terminal)];
-  const child = spawn('setpriv', argv, { stdio: [stdin, 'inherit', 'inherit'], detached: true });
+  const argv = ['--pdeathsig', 'KILL', '--', 'ssh', ...sshArgv(sshConfig, host, remote, terminal, Object.keys(send))];
+  const child = spawn('setpriv', argv, { stdio: [stdin, 'inherit', 'inherit'], detached: true, env: clientEnv(process.env, send) });
   child.stdin?.end(input);
   const delivered: { sig: NodeJS.Signals; done: Promise<unknown> }[] = [];
   const forward = (sig: NodeJS.Signals) => delivered.push({ sig, done: onSignal(sig) });

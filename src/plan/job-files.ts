@@ -4,6 +4,7 @@
 import type { Attempt, Host, LsfNest, Owner } from '../job/job.js';
 import { DIGEST } from '../config/ref.js';
 import { isCgroupPath } from '../scheduler/lsf.js';
+import { X11_HANDOFF_NAMES } from './x11.js';
 
 export interface JobPaths {
   dir: string;
@@ -140,6 +141,10 @@ export function sshdLacks(sshd: OpenSsh): string[] {
 // total nothing is dropped at random, and the total stays at 100 because each waiting
 // connection is an sshd process charged to the job's memory (1.4 MB each in the deb12 image).
 // `sshd`: the image's release; undefined where it is not known (a dry run): a current one.
+//
+// AcceptEnv takes only the X11 variables of the environment a run session starts from (under
+// jobbox's own names, plan/x11.ts), the owner's data for the owner's session; X11Forwarding
+// stays off, since the container reaches the node's displays itself (--net=host).
 export function sshdConfig(paths: JobPaths, owner: Owner, port: number, sshd?: OpenSsh): string {
   const setEnv = Object.entries(mpiEnv(paths)).map(([k, v]) => `${k}=${v}`).join(' ');
   const lacks = sshd ? sshdLacks(sshd) : [];
@@ -169,6 +174,7 @@ ${newer('PerSourceMaxStartups 10')}
 ClientAliveInterval 15
 ClientAliveCountMax 3
 SetEnv ${setEnv}
+AcceptEnv ${X11_HANDOFF_NAMES.join(' ')}
 `;
 }
 

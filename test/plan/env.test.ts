@@ -63,6 +63,9 @@ describe('allowedVariable', () => {
     ['LDFLAGS', true],
     ['SSHX', true],
     ['HOMEDIR', true],
+    // X11: the display and the cookie file of the job's own session (docs/x11.md)
+    ['DISPLAY', true],
+    ['XAUTHORITY', true],
     ['X'.repeat(128), true],
   ])('%j → %s', (name, allowed) => {
     expect(allowedVariable(name)).toBe(allowed);

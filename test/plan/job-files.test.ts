@@ -94,6 +94,7 @@ describe('sshdConfig', () => {
       ClientAliveInterval 15
       ClientAliveCountMax 3
       SetEnv JOBBOX_HOSTFILE=/var/lib/jobbox/jobs/4711.0.node1/hostfile OMPI_MCA_orte_default_hostfile=/var/lib/jobbox/jobs/4711.0.node1/hostfile HYDRA_HOST_FILE=/var/lib/jobbox/jobs/4711.0.node1/hostfile.mpich
+      AcceptEnv JOBBOX_X11_DISPLAY JOBBOX_X11_XAUTHORITY
       "
     `);
   });
@@ -117,6 +118,10 @@ describe('sshdConfig', () => {
     ['MaxStartups', '100'],
     ['PerSourceMaxStartups', '10'],
     ['SetEnv', `JOBBOX_HOSTFILE=${DIR}/hostfile OMPI_MCA_orte_default_hostfile=${DIR}/hostfile HYDRA_HOST_FILE=${DIR}/hostfile.mpich`],
+    // X11 reaches the container over the node's network, never through the job's sshd; the
+    // session takes only the run phase's two X11 variables (plan/x11.ts), nothing a client names.
+    ['X11Forwarding', 'no'],
+    ['AcceptEnv', 'JOBBOX_X11_DISPLAY JOBBOX_X11_XAUTHORITY'],
   ])('%s %s', (key, value) => {
     expect(directives(text).get(key)).toBe(value);
   });

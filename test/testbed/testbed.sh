@@ -14,6 +14,8 @@
 #   testbed.sh dockerd NODE stop|start
 #   testbed.sh bench-image          build the MPI benchmark image (opt-in; `up` never does), push it
 #                                   when the testbed is up, print its ref
+#   testbed.sh x11-image            build the X11 suite's image (opt-in, as bench-image), push it when
+#                                   the testbed is up, print its ref
 #
 # A node is a network + mount + UTS namespace with its own IP, hostname, /run, dockerd
 # and sshd; /home and the shared jobbox dirs are the host's, as on a site with NFS.
@@ -30,7 +32,8 @@ REGISTRY=$HOSTIP:5000
 # The image tag names the recipe, so a changed recipe never reuses a stale cached image.
 RECIPE=r1
 PACKAGES=(docker.io docker-registry debootstrap openssh-server openssh-client iproute2 iptables musl-tools
-          util-linux procps curl slurm-wlm slurm-wlm-basic-plugins munge mariadb-server slurmdbd)
+          util-linux procps curl slurm-wlm slurm-wlm-basic-plugins munge mariadb-server slurmdbd
+          xvfb xauth x11-utils)
 # Slurm clients must never look the controller up in DNS: every command gets this file.
 export SLURM_CONF=$TB/etc/slurm.conf
 
@@ -93,12 +96,13 @@ build_chroot() {
 
 registry_has() { curl -sf "http://$REGISTRY/v2/$1/tags/list" | grep -q "\"${2:-$RECIPE}\""; }
 
+# $3: the repository in the registry, when it is not the chroot's name.
 import_image() {
-  local name=$1 tag=$2
-  say "jobbox image import $name"
-  in_node node1 node "$REPO/dist/cli.js" image import "$CACHE/chroot/$name" "$REGISTRY/$name:$tag" --push
+  local name=$1 tag=$2 repo=${3:-$1}
+  say "jobbox image import $name as $repo:$tag"
+  in_node node1 node "$REPO/dist/cli.js" image import "$CACHE/chroot/$name" "$REGISTRY/$repo:$tag" --push
   # Nodes must get images from the registry, as real nodes do: node1 keeps no private copy.
-  in_node node1 docker rmi -f "$REGISTRY/$name:$tag" >/dev/null
+  in_node node1 docker rmi -f "$REGISTRY/$repo:$tag" >/dev/null
 }
 
 build_images() {
@@ -157,6 +161,27 @@ cmd_bench_image() {
     say "bench-image: the testbed is down: built $CACHE/chroot/deb12-bench only, no image pushed"
   fi
   echo "$REGISTRY/deb12-bench:$tag"
+}
+
+# The X11 suite's image (x11.test.ts): Debian with sshd and the X clients of x11-utils
+# (xdpyinfo), nothing of MPI. It goes under projects/, as a user's own image, so that the LSF
+# and Slurm suites reach it through the queue's allowed_repos without another alias in the
+# testbed config. Opt-in, as bench-image: `up` never builds it, and the deb12 images every
+# other suite and the benchmark run stay as they are.
+X11_REPO=projects/jobbox-x11
+
+cmd_x11_image() {
+  [[ $(id -u) == 0 ]] || die "x11-image must run as root"
+  cmd_deps
+  mkdir -p "$CACHE/chroot"
+  build_chroot deb12-x11 openssh-server,procps,iproute2 x11-utils
+  if alive "$(cat "$TB/run/registry.pid" 2>/dev/null || true)" && alive "$(node_pid node1)"; then
+    [[ -x $REPO/dist/cli.js ]] || (cd "$REPO" && npm run -s build)
+    registry_has "$X11_REPO" || import_image deb12-x11 "$RECIPE" "$X11_REPO"
+  else
+    say "x11-image: the testbed is down: built $CACHE/chroot/deb12-x11 only, no image pushed"
+  fi
+  echo "$REGISTRY/$X11_REPO:$RECIPE"
 }
 
 # ---------------------------------------------------------------- site pieces
@@ -651,8 +676,9 @@ main() {
     link) cmd_link "$@" ;;
     dockerd) cmd_dockerd "$@" ;;
     bench-image) cmd_bench_image ;;
+    x11-image) cmd_x11_image ;;
     reboot) cmd_reboot "$@" ;;
-    *) die "usage: testbed.sh deps|up [--nodes N] [--slurm]|down|status [--json]|exec NODE -- CMD...|env|registry stop|start|link NODE up|down|dockerd NODE stop|start|reboot NODE|bench-image" ;;
+    *) die "usage: testbed.sh deps|up [--nodes N] [--slurm]|down|status [--json]|exec NODE -- CMD...|env|registry stop|start|link NODE up|down|dockerd NODE stop|start|reboot NODE|bench-image|x11-image" ;;
   esac
 }
 main "$@"

@@ -60,6 +60,15 @@ export interface LsfJobSpec {
    * then the screen at the end.
    */
   terminal?: { cols: number; rows: number; drive: (pane: Pane) => Promise<void> };
+  /**
+   * Plays what `bsub -XF` gives the job: the DISPLAY that LSF's SSH X11 forwarding
+   * (LSB_SSH_XFORWARD_CMD) makes on the first execution host, e.g. `localhost:10.0`, in the
+   * job starter's environment over any DISPLAY submitted with. IBM does not say whether the
+   * queue's PRE_EXEC sees it: the harness gives it to the starter only, the stricter case. The
+   * forwarding itself (a listener on that host's loopback, the cookie in ~/.Xauthority) is the
+   * test's to set up: the harness plays no ssh.
+   */
+  x11Display?: string;
 }
 
 /** A tmux pane with the job's terminal in it. */
@@ -141,7 +150,8 @@ export async function submitLsf(hooks: LsfQueueHooks, spec: LsfJobSpec): Promise
     const env = lsfJobEnv(spec, jobId, hosts, envfileVars, account);
     let waitStatus = 0;
     if (!spec.skipStarter) {
-      run.starter = await starter(hooks.jobStarter, spec, env, dir, account, cgroup);
+      const starterEnv = spec.x11Display === undefined ? env : { ...env, DISPLAY: spec.x11Display };
+      run.starter = await starter(hooks.jobStarter, spec, starterEnv, dir, account, cgroup);
       waitStatus = run.starter.signal ? (constants.signals[run.starter.signal as NodeJS.Signals] ?? 0) : (run.starter.code ?? 0) << 8;
     }
     await spec.beforePostExec?.(jobId);
@@ -345,7 +355,8 @@ async function writeJobFile(line: string, spec: LsfJobSpec, env: Record<string, 
     await chown(spooled, account.uid, account.gids[0] ?? account.uid);
     command = spooled;
   }
-  const content = line.includes('%USRCMD') ? line.replaceAll('%USRCMD', command) : `${line} ${command}`;
+  // A function, not the text: a command with $$ or $& must reach the job file as typed.
+  const content = line.includes('%USRCMD') ? line.replaceAll('%USRCMD', () => command) : `${line} ${command}`;
   const text = `#! /bin/sh\n\n$LSB_TRAPSIGS\n$LSB_RCP1\n$LSB_RCP2\n$LSB_RCP3\n# LSBATCH: User input\n${content}\nExitStat=$?\nwait\n# LSBATCH: End user input\ntrue\nexit \`expr $? "|" $ExitStat\`\n`;
   await writeFile(jobFile, text, { mode: 0o700 });
   await chown(jobFile, account.uid, account.gids[0] ?? account.uid);
