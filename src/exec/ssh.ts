@@ -27,8 +27,7 @@ export class Session {
 
   static connect(target: Target): Promise<Session> {
     return new Promise((resolve, reject) => {
-      const client = Session.dial(target, undefined, reject);
-      client.once('ready', () => resolve(new Session(target.host, client)));
+      const client: InstanceType<typeof Client> = Session.dial(target, { up: () => resolve(new Session(target.host, client)) }, reject);
     });
   }
 
@@ -37,35 +36,47 @@ export class Session {
    * the key exchange) and has answered that it takes target.privateKey for target.username: its
    * PK_OK to the key offered without a signature (RFC 4252 §7). It ends there. The signature,
    * and the session sshd forks after it, belong to a real login, which the job makes anyway:
-   * this is the setup's barrier, at half the cost of a login on every node.
+   * this is the setup's barrier, at half the cost of a login on every node. A server that lets
+   * the user in without a signature at all has shown the pinned host key too: taken as well.
    */
   static accepts(target: Target): Promise<void> {
     return new Promise((resolve, reject) => {
-      let accepted = false;
-      const client = Session.dial(target, () => {
-        accepted = true;
-        client.end();
-        resolve();
-      }, (err) => {
-        if (!accepted) reject(err);
-      });
+      const client: InstanceType<typeof Client> = Session.dial(target, { up: () => (client.end(), resolve()), pkOk: true }, reject);
     });
   }
 
   /**
-   * A client on its way to target. `onPkOk`: the key is offered for its PK_OK only, and this
-   * runs instead of its signature; without it, the login completes ('ready').
+   * A client on its way to target; `up` runs once it is logged in, or, with `pkOk`, once the
+   * server answered PK_OK (the key is offered for that only, and ssh2's request for its signature
+   * ends the client instead). Anything else settles as one transient error, once: an error, a
+   * close before that point (a peer that sends its version line and hangs up, or disconnects
+   * "by application": ssh2 reports neither as an error, and clears its own ready timeout), or
+   * no answer within the connect timeout and a little more. A barrier that waits on a client
+   * nothing ends would hold the root hook for ever.
    */
-  private static dial(target: Target, onPkOk: (() => void) | undefined, reject: (err: JobboxError) => void): InstanceType<typeof Client> {
+  private static dial(target: Target, on: { up: () => void; pkOk?: boolean }, reject: (err: JobboxError) => void): InstanceType<typeof Client> {
     const client = new Client();
+    let settled = false;
+    const settle = () => {
+      settled = true;
+      clearTimeout(timer);
+    };
     const fail = (problem: string) => {
-      client.end();
+      if (settled) return;
+      settle();
+      client.destroy();
       reject(new JobboxError(`ssh ${target.host}:${target.port}`, problem, target.username, EXIT.transient));
     };
+    const up = () => {
+      if (settled) return;
+      settle();
+      on.up();
+    };
+    const timer = setTimeout(() => fail(`no login within ${target.timeoutMs / 1000} s`), target.timeoutMs + DIAL_SLACK_MS);
     const parsed = parsedKey(target.privateKey);
     // ssh2 asks the key for its signature only once the server has answered PK_OK; an Error
-    // back sends nothing more (ssh2 then emits it, and the client is ending).
-    const authKey = parsed && onPkOk ? Object.create(parsed, { sign: { value: () => (onPkOk(), new Error('only PK_OK was asked')) } }) as ParsedKey : parsed;
+    // back sends nothing more (ssh2 then emits it, after this settled).
+    const authKey = parsed && on.pkOk ? Object.create(parsed, { sign: { value: () => (up(), new Error('only PK_OK was asked')) } }) as ParsedKey : parsed;
     const publickey: PublicKeyAuthMethod[] = authKey ? [{ type: 'publickey', username: target.username, key: authKey }] : [];
     const config: ConnectConfig = {
       host: target.host,
@@ -84,6 +95,9 @@ export class Session {
       // handshake (a peer that accepts and says nothing) makes ssh2 emit a second error, and
       // an error with no listener kills the root hook before its rollback (a drained node).
       .on('error', (err) => fail(err.message))
+      .on('end', () => fail('the connection closed before the login'))
+      .on('close', () => fail('the connection closed before the login'))
+      .once('ready', up)
       .connect(config);
     // Without it every exec waits out the peer's delayed ACK: ssh2 writes a request in
     // small packets and Nagle holds each one back until the last is acknowledged. That
@@ -136,6 +150,9 @@ export class Session {
     this.client.end();
   }
 }
+
+/** Past the connect timeout, ssh2's own (readyTimeout): the last word on a client nothing else ends. */
+const DIAL_SLACK_MS = 1000;
 
 /** The most a remote command's stdout or stderr may print (an image's account files, a node's image list). */
 const MAX_OUTPUT = 16 * 2 ** 20;

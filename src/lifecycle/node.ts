@@ -56,8 +56,9 @@ async function must(session: Session, argv: string[], timeoutMs: number, value: 
 // information" in newer ones.
 const HELP_HINT = /(?:See|Run) '[^']*--help'/;
 // The engine could not be reached. docker says so in one of two ways: plainly, or, for a run
-// with --device, as the server OS it could not learn (its ping failed, so the OS is empty).
-const NO_DAEMON = /Cannot connect to the Docker daemon|unknown server OS: ?$/m;
+// with --device, as the server OS it could not learn (its ping failed, so the OS is empty):
+// `unknown server OS: ` (docker 28), `unknown server OS: .` (older releases).
+const NO_DAEMON = /Cannot connect to the Docker daemon|unknown server OS: ?\.?$/m;
 const DAEMON_ANSWER = new RegExp(`Error response from daemon|${NO_DAEMON.source}`, NO_DAEMON.flags);
 
 export function commandFailed(host: string, argv: string[], r: Result, value: string): JobboxError {
@@ -125,12 +126,15 @@ export async function startContainer(
   if (known?.running) return;
   if (known?.stale.length) await must(session, [config.engine, ...removeArgv(known.stale)], t, known.stale.join(' '));
   let run = await session.run([config.engine, ...argv], t);
-  if (run.code !== 0 && !known?.stale.length && NO_DAEMON.test(run.stderr)) {
+  // The client's own first words, not a line the daemon may have relayed from elsewhere.
+  if (run.code !== 0 && !known?.stale.length && NO_DAEMON.test(firstLine(run.stderr))) {
     untouched();
     throw commandFailed(session.host, [config.engine, ...argv], run, image.ref);
   }
+  let pulled = false;
   if (run.code !== 0 && NO_IMAGE.test(run.stderr)) {
     await pull();
+    pulled = true;
     run = await session.run([config.engine, ...argv], t);
   }
   if (run.code === 0) return;
@@ -142,7 +146,16 @@ export async function startContainer(
   // holder, the failure is the run's own.
   const late = known ? undefined : await nameHolder(session, config, job, nonce);
   if (late?.running) return;
-  if (!late?.stale.length) throw commandFailed(session.host, [config.engine, ...argv], run, image.ref);
+  if (!late?.stale.length) {
+    // An engine that words "no such image" otherwise (another release, another engine) would
+    // fail this run on every requeue: whether the node holds the digest is asked plainly, once.
+    if (!pulled && (await session.run([config.engine, ...imageIdArgv(image)], config.connectTimeoutMs)).code !== 0) {
+      await pull();
+      await must(session, [config.engine, ...argv], t, image.ref);
+      return;
+    }
+    throw commandFailed(session.host, [config.engine, ...argv], run, image.ref);
+  }
   await must(session, [config.engine, ...removeArgv(late.stale)], t, late.stale.join(' '));
   await must(session, [config.engine, ...argv], t, image.ref);
 }
@@ -203,6 +216,10 @@ export async function pullImage(session: Session, config: Config, image: Image, 
   const reason = firstLine(pulled.stderr);
   // A digest pinned at submit that its registry no longer holds will not come back: a requeue
   // would loop. One the start pinned may have been deleted under it, and a requeue pins anew.
+  // A user's image with no build for the node's platform will have none at the next requeue either.
+  if (image.user && /no matching manifest/i.test(reason)) {
+    throw new JobboxError(`${session.host}: pull`, `the image has no build for this node's platform (${printable(reason)})`, ref, EXIT.permanent);
+  }
   if (pinnedAtSubmit && /manifest unknown|not found/i.test(reason)) {
     throw new JobboxError(`${session.host}: pull`, `the registry no longer holds the digest the job was pinned to at submit (${printable(reason)}); submit it again`, ref, EXIT.permanent);
   }

@@ -74,8 +74,9 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
   const adopted = await adoptOrReclaim(config, job, image, paths, log);
   const nonce = adopted?.nonce ?? randomBytes(8).toString('hex');
   let sessions = new Map<string, Session>();
-  // Nodes that may hold a container of this attempt: the rollback must reach exactly these.
-  const touched = new Set<string>();
+  // Nodes that may hold a container of this attempt: the rollback must reach exactly these. An
+  // adopted attempt's earlier run may have left one on any node.
+  const touched = new Set<string>(adopted ? hosts : []);
   const known = adopted?.digest ?? image.digest;
   const asked = known ? Promise.resolve(undefined) : tagDigest(config, image, log);
   try {
@@ -145,7 +146,10 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
       await timeline.time(s.host, 'start', async () => {
         if (job.containment?.scheduler === 'slurm') await joinSlurmCgroups(s, config, job, job.containment.multipleSlurmd, i);
         const pull = () => imageOn(s, () => pullImage(s, config, run, atSubmit));
-        await startContainer(s, config, job, run, plan.runs[i]!.argv, nonce, holders[i], pull, () => touched.delete(s.host));
+        // An engine down at the run made nothing, unless an earlier run of this attempt did, or
+        // the Prolog made the job's cpusets there (the rollback clears them).
+        const untouched = () => !adopted && job.containment?.scheduler !== 'slurm' && touched.delete(s.host);
+        await startContainer(s, config, job, run, plan.runs[i]!.argv, nonce, holders[i], pull, untouched);
       });
       await timeline.time(s.host, 'sshd', () => awaitSshd(s, config, job, port, keys));
     });

@@ -82,6 +82,39 @@ describe('Session against an ssh2 server', () => {
     await expect(Session.accepts(target(other.private))).rejects.toThrow(/All configured authentication methods failed/);
   });
 
+  // A peer the barrier must not wait on for ever: ssh2 reports neither of these as an error,
+  // and clears its own ready timeout when they happen.
+  it('accepts: a peer that sends its version line and hangs up fails at once', async () => {
+    const held: Socket[] = [];
+    const liar = createServer((socket) => {
+      held.push(socket);
+      socket.end('SSH-2.0-OpenSSH_9.2p1\r\n');
+    });
+    await new Promise<void>((resolve) => liar.listen(0, '127.0.0.1', resolve));
+    try {
+      const at = { ...target(user.private), port: (liar.address() as AddressInfo).port };
+      await expect(Session.accepts(at)).rejects.toThrow(/ssh 127\.0\.0\.1:\d+: the connection closed before the login: root/);
+      await expect(Session.connect(at)).rejects.toThrow(/the connection closed before the login/);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise<void>((resolve) => liar.close(() => resolve()));
+    }
+  });
+
+  it('accepts: a server with the host key that disconnects at the login fails at once', async () => {
+    const rude = new Server({ hostKeys: [host.private] }, (client) => {
+      client.on('error', () => {});
+      client.on('authentication', () => client.end());
+    });
+    await new Promise<void>((resolve) => rude.listen(0, '127.0.0.1', resolve));
+    try {
+      const at = { ...target(user.private), port: (rude.address() as AddressInfo).port };
+      await expect(Session.accepts(at)).rejects.toThrow(/the connection closed before the login/);
+    } finally {
+      await new Promise<void>((resolve) => rude.close(() => resolve()));
+    }
+  });
+
   it('fails on a key that cannot be parsed', async () => {
     await expect(Session.connect(target('not a key'))).rejects.toThrow(/Cannot parse privateKey/);
   });

@@ -21,6 +21,7 @@ describe('commandFailed', () => {
     ['a missing bind source, docker 28: may heal (a file system not mounted yet)', 125, 'docker: Error response from daemon: invalid mount config for type "bind": bind source path does not exist: /scratch\n\nRun \'docker run --help\' for more information\n', 1],
     ['a daemon that does not answer may heal', 1, 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n', 1],
     ['a daemon that does not answer a run with --device: docker cannot learn its OS, may heal', 125, "docker: unknown server OS: \n\nRun 'docker run --help' for more information\n", 1],
+    ['the same, docker 27 and older: may heal', 125, "docker: unknown server OS: .\nSee 'docker run --help'.\n", 1],
     ['a daemon that does not answer docker run, docker 28: may heal', 125, "docker: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n\nRun 'docker run --help' for more information\n", 1],
   ])('%s', (_case, code, stderr, exitCode) => {
     const err = commandFailed('node2', RUN, { code, stdout: '', stderr }, 'reg:5000/deb12:r1');
@@ -50,6 +51,15 @@ describe('startContainer', () => {
     let pulled = 0;
     await startContainer(session, config, job, image, RUN, 'n', undefined, async () => void pulled++, () => {});
     expect([pulled, sent.map((a) => a[1])]).toEqual([1, ['run', 'run']]);
+  });
+
+  it('an engine that words a missing image otherwise: asked plainly whether the node holds it, then pulled, and run once more', async () => {
+    const { session, sent } = node([{ code: 125, stdout: '', stderr: 'Error: reg:5000/deb12: image not known\n' }, { code: 0, stdout: '', stderr: '' }, { code: 1, stdout: '', stderr: 'no such image\n' }]);
+    let pulled = 0;
+    const { containment: _lsf, ...plain } = job;
+    await startContainer(session, config, plain, image, RUN, 'n', undefined, async () => void pulled++, () => {});
+    // run, who holds the name (nobody), does it hold the image (no), then the run again after the pull.
+    expect([pulled, sent.map((a) => a.slice(1, 3).join(' '))]).toEqual([1, ['run --detach', 'ps --all', 'image inspect', 'run --detach']]);
   });
 
   it('an engine on the systemd driver refuses the job\'s cgroup parent: permanent, and nothing else is asked', async () => {
