@@ -8,20 +8,13 @@ import { EXIT, JobboxError, printable } from '../errors.js';
 import { makeJobDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
 import { Session } from '../exec/ssh.js';
 import type { Attempt, Job } from '../job/job.js';
-import { containerName, imageAccountsArgv, type CgroupClear, nameArgv, psArgv, removeArgv, runningArgv, splitHeadOutput, SSHD_VERSION, type NodeFacts } from '../plan/container.js';
+import { containerName, imageAccountsArgv, type CgroupClear, nameArgv, psArgv, removeArgv, runningArgv, splitHeadOutput, SSHD_VERSION } from '../plan/container.js';
 import type { ImageAccounts, Keys } from '../plan/job.js';
 import { imageCacheDir, OPENSSH_MIN, openSshAtLeast, parseOpenSsh, sshdLacks } from '../plan/job-files.js';
-import { cgroupCleanupArgv, cpusetArgv, imageIdArgv, localDigest, lockDirArgv, logsArgv, parseProbe, probeArgv, pullArgv, pulledDigest, repoDigestsArgv, usageArgv } from '../plan/node.js';
+import { cgroupCleanupArgv, cpusetArgv, imageIdArgv, localDigest, lockDirArgv, logsArgv, parseProbe, probeArgv, type Probe, pullArgv, pulledDigest, repoDigestsArgv, usageArgv } from '../plan/node.js';
 import { DIGEST, repoOf, runRef } from '../config/ref.js';
 import { slurmExternTask } from '../scheduler/slurm.js';
 import type { Result } from '../result.js';
-
-export interface Probe extends NodeFacts {
-  /** Something on the node holds the job's port. */
-  listening: boolean;
-  /** The filesystem type at /sys/fs/cgroup: `tmpfs` on cgroup v1. */
-  cgroupFs: string;
-}
 
 /** Who holds the job's container name on a node. */
 export interface Holder {
@@ -149,7 +142,7 @@ export async function startContainer(
   if (!late?.stale.length) {
     // An engine that words "no such image" otherwise (another release, another engine) would
     // fail this run on every requeue: whether the node holds the digest is asked plainly, once.
-    if (!pulled && (await session.run([config.engine, ...imageIdArgv(image)], config.connectTimeoutMs)).code !== 0) {
+    if (!pulled && !(await holdsImage(session, config, image))) {
       await pull();
       await must(session, [config.engine, ...argv], t, image.ref);
       return;
@@ -201,8 +194,13 @@ export async function pinImage(session: Session, config: Config, image: Image, l
  * (pull_policy missing: no registry request), else it is pulled by digest (pullImage).
  */
 export async function ensureImage(session: Session, config: Config, image: Image, pinnedAtSubmit = false): Promise<void> {
-  if (config.pullPolicy === 'missing' && (await session.run([config.engine, ...imageIdArgv(image)], config.connectTimeoutMs)).code === 0) return;
+  if (config.pullPolicy === 'missing' && (await holdsImage(session, config, image))) return;
   await pullImage(session, config, image, pinnedAtSubmit);
+}
+
+/** Whether the node holds the pinned digest; an engine that cannot answer says no. */
+async function holdsImage(session: Session, config: Config, image: Image): Promise<boolean> {
+  return (await session.run([config.engine, ...imageIdArgv(image)], config.connectTimeoutMs)).code === 0;
 }
 
 /**

@@ -22,9 +22,10 @@ import { allocatePort } from '../ports/allocator.js';
 import { cgroupClear } from '../plan/container.js';
 import { planJob } from '../plan/job.js';
 import { jobKey, jobPaths, parseAttemptRecord, type AttemptRecord, type JobPaths } from '../plan/job-files.js';
+import type { Probe } from '../plan/node.js';
 import { startRecord, statusDir, statusFile, Timeline, type PinnedBy, type StartFacts, type StartRecord } from '../plan/status.js';
 import { jobKeys } from './keys.js';
-import { awaitSshd, checkCgroupV1, ensureImage, imageAccounts, joinSlurmCgroups, nameHolder, pinImage, probe, pullImage, startContainer, type Holder, type Probe } from './node.js';
+import { awaitSshd, checkCgroupV1, ensureImage, imageAccounts, joinSlurmCgroups, nameHolder, pinImage, probe, pullImage, startContainer, type Holder } from './node.js';
 import { adminSessions, NodesError, onEvery } from './sessions.js';
 import { teardownJob } from './teardown.js';
 

@@ -7,7 +7,7 @@ import { DIGEST, runRef } from '../config/ref.js';
 import type { Config, Image } from '../config/types.js';
 import type { Attempt, Job } from '../job/job.js';
 import { slurmExternTask } from '../scheduler/slurm.js';
-import { cgroupClear, containerName, imageAccountsArgv, nameArgv, psArgv, removeArgv, runningArgv, type CgroupClear } from './container.js';
+import { cgroupClear, containerName, imageAccountsArgv, nameArgv, psArgv, removeArgv, runningArgv, type CgroupClear, type NodeFacts } from './container.js';
 
 /** install -d also closes a directory left more open (by hand, or by an older jobbox). */
 export function lockDirArgv(): string[] {
@@ -83,15 +83,15 @@ export function probeArgv(config: Config): string[] {
   return ['perl', '-e', PROBE, config.deviceDir];
 }
 
-export interface ProbeFacts {
+export interface Probe extends NodeFacts {
+  /** Something on the node holds the job's port. */
   listening: boolean;
   /** The filesystem type at /sys/fs/cgroup: `tmpfs` on cgroup v1. */
   cgroupFs: string;
-  devices: string[];
 }
 
 /** probeArgv's answer → whether the port is held, the node's cgroup filesystem and devices. */
-export function parseProbe(stdout: string): ProbeFacts {
+export function parseProbe(stdout: string): Probe {
   const [said = '', cgroupFs = '-', ...devices] = stdout.split('\n').filter(Boolean);
   return { listening: said !== 'free', cgroupFs, devices };
 }
