@@ -1,19 +1,16 @@
 // P2, CLI cold start: `jobbox --version` and `jobbox lsf pre-exec --dry-run` (a 3-host LSF job)
-// as real processes against `node -e 0`, plus what each heavy dependency costs to import in a
-// fresh process, and which packages each of the two commands actually loads.
+// as real processes against `node -e 0`, and which files of the bundle each command loads.
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { REPO } from '../test/support/testbed.js';
-import { interleave, ratioRow, type Row, type Stats } from './lib.js';
+import { interleave, ratioRow, type Row } from './lib.js';
 import type { Bench } from './run.js';
 
 const REPS = 20;
 const VERSION_LIMIT = 1.5;
 const CLI = join(REPO, 'dist/cli.js');
-// The dependencies worth knowing the price of, plus the pre-exec command module's own graph.
-const IMPORTS = ['yargs', 'execa', 'ssh2', 'pino', 'ini'];
 
 interface Proc {
   code: number | null;
@@ -129,17 +126,12 @@ function lsfEnv(owner: string): NodeJS.ProcessEnv {
  * modules reached through the ESM loader are seen (a CommonJS package's own require()s are
  * not, on Node 20), which is enough to name the packages. One untimed run per command.
  */
-async function packagesLoaded(dir: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ pkgs: string[]; files: number }> {
+async function filesLoaded(dir: string, args: string[], env: NodeJS.ProcessEnv): Promise<string[]> {
   const out = join(dir, `trace-${Math.random().toString(36).slice(2)}.txt`);
   await writeFile(out, '');
   await ok(`traced ${args.join(' ')}`, ['--import', join(dir, 'trace-register.mjs'), ...args], { ...env, P2_TRACE_OUT: out });
   const urls = (await readFile(out, 'utf8')).split('\n').filter((u) => u.startsWith('file:'));
-  const pkgs = new Set<string>();
-  for (const u of urls) {
-    const m = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(u);
-    if (m?.[1]) pkgs.add(m[1]);
-  }
-  return { pkgs: [...pkgs].sort(), files: urls.length };
+  return urls.map((u) => u.slice(u.lastIndexOf('/') + 1).replace(/-[A-Z0-9]{8}\.js$/, '')).sort();
 }
 
 async function writeTracer(dir: string): Promise<void> {
@@ -154,11 +146,8 @@ async function writeTracer(dir: string): Promise<void> {
   );
 }
 
-const ms = (x: number) => `${x.toFixed(1)} ms`;
-
 async function run(): Promise<Row[]> {
-  const pkg = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as { version: string; dependencies: Record<string, string> };
-  const { version } = pkg;
+  const { version } = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as { version: string };
   const dir = await mkdtemp('/run/jobbox-bench-p2-');
   try {
     const config = await fixture(dir);
@@ -190,24 +179,14 @@ async function run(): Promise<Row[]> {
       'jobbox --version': { run: () => ok('jobbox --version', versionArgs, base, checkVersion) },
       'jobbox lsf pre-exec --dry-run (3 hosts)': { run: () => ok('jobbox lsf pre-exec --dry-run', dryArgs, job, checkDry) },
     };
-    const importCase = (spec: string) => ['--input-type=module', '-e', `await import(${JSON.stringify(spec)})`];
-    const importCases: Record<string, string> = Object.fromEntries(IMPORTS.map((p) => [`import ${p}`, p]));
-    importCases['import dist/commands/lsf/pre-exec.js'] = join(REPO, 'dist/commands/lsf/pre-exec.js');
-    for (const [name, spec] of Object.entries(importCases)) cases[name] = { run: () => ok(name, importCase(spec), base) };
-
     const s = await interleave(REPS, cases);
     const baseline = s['node -e 0']!;
     const esm = s['node --input-type=module -e 0']!;
-    const over = (x: Stats) => x.median - esm.median;
 
-    const [tv, td] = await Promise.all([packagesLoaded(dir, versionArgs, base), packagesLoaded(dir, dryArgs, job)]);
-    const loads = (t: { pkgs: string[]; files: number }) => {
-      const direct = t.pkgs.filter((p) => p in pkg.dependencies);
-      const rest = t.pkgs.filter((p) => !(p in pkg.dependencies));
-      const not = Object.keys(pkg.dependencies).filter((p) => !t.pkgs.includes(p));
-      return `loads ${t.files} modules; dependencies loaded: ${direct.join(' ') || 'none'}` +
-        (rest.length ? ` (+${rest.length} of theirs: ${rest.join(' ')})` : '') + `; not loaded: ${not.join(' ')}`;
-    };
+    const [tv, td] = await Promise.all([filesLoaded(dir, versionArgs, base), filesLoaded(dir, dryArgs, job)]);
+    // The bundle's files by name without the hash (pre-exec-WIWMCALN.js → pre-exec): what a command
+    // loads of dist/, which lazy loading keeps to what it runs.
+    const loads = (files: string[]) => `loads ${files.length} files of dist/: ${files.join(' ')}`;
 
     const rows: Row[] = [
       { bench: 'P2', case: 'node -e 0', unit: 'ms', stats: baseline, note: 'the baseline of every row' },
@@ -221,17 +200,9 @@ async function run(): Promise<Row[]> {
       },
       {
         ...ratioRow('P2', 'node --input-type=module -e 0', esm, 'node -e 0', baseline),
-        note: 'ESM entry with nothing imported: the reference for the import rows',
+        note: 'an ESM entry with nothing imported',
       },
     ];
-    // Most expensive import first: which module loads dominate.
-    const imports = Object.keys(importCases).sort((a, b) => s[b]!.median - s[a]!.median);
-    for (const name of imports) {
-      rows.push({
-        ...ratioRow('P2', name, s[name]!, 'node -e 0', baseline),
-        note: `+${ms(over(s[name]!))} over node --input-type=module -e 0 (medians)`,
-      });
-    }
     return rows;
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -2,15 +2,12 @@
 // The dispatcher: maps subcommands onto src/commands/*, and is the one place an error becomes
 // output and an exit code. Command modules are imported inside handlers so each hook loads
 // only what it runs.
-import { readFileSync } from 'node:fs';
 import { ENGINE, GC_GRACE_S } from './config/defaults.js';
 import { EXIT, JobboxError, formatError } from './errors.js';
 import { hookEnv, savedEnv } from './hook-env.js';
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
+// package.json's version, written in by the bundler (packaging/bundle.mjs).
+declare const JOBBOX_VERSION: string;
 
 // The hooks a scheduler runs for every job, by the name they are called with: `<scheduler>
 // <phase hook>`, as in the tree under src/commands/. Both the parser below and the fast path
@@ -73,6 +70,8 @@ async function main(argv: string[]): Promise<void> {
   await yargs(argv)
     // Everything after `--` is the user's command, never options of ours.
     .parserConfiguration({ 'populate--': true })
+    // English whatever the caller's LANG: yargs's translations are not in the bundle.
+    .detectLocale(false)
     .scriptName('jobbox')
     .usage('$0 <command>\n\nRuns batch jobs inside per-job containers on every allocated node (LSF and Slurm).')
     .option('config', {
@@ -299,7 +298,7 @@ async function main(argv: string[]): Promise<void> {
     )
     .demandCommand(1, 'a command is required')
     .strict()
-    .version(version())
+    .version(JOBBOX_VERSION)
     .help()
     .alias('help', 'h')
     .wrap(Math.min(110, process.stdout.columns || 110))
@@ -314,7 +313,7 @@ const argv = process.argv.slice(2);
 const hook = hookCall(argv);
 // Fast path: `--version` is what monitoring and module checks run; it needs no parser.
 if (argv.length === 1 && argv[0] === '--version') {
-  process.stdout.write(`${version()}\n`);
+  process.stdout.write(`${JOBBOX_VERSION}\n`);
 } else {
   // A hook must end on its own terms even when an error escapes every promise (an emitter's
   // 'error' with no listener): one line, and the code its scheduler reads. A Slurm hook exits 0,

@@ -6,7 +6,8 @@ import type { Attempt } from './job/job.js';
 // pino is loaded only by commands that log, so `jobbox --version` never pays for it.
 
 export async function openLog(file: string, level: string): Promise<Logger> {
-  const { pino } = await import('pino');
+  // The default export, the one a bundled CommonJS package has for sure (packaging/bundle.mjs).
+  const { default: pino } = await import('pino');
   // sync: hooks exit right after their last line, and async writes would be lost.
   // 0600: the log names jobs, ports and hosts, which other users have no business reading. The
   // mode applies to a new file only: one an older jobbox or logrotate made is closed up too.

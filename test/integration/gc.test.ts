@@ -36,6 +36,7 @@ let area: string;
 let configFile: string;
 let config: Config;
 let unreachableConf: string;
+let adminScript: string;
 const planted: Job[] = [];
 const submitted: string[] = [];
 
@@ -53,6 +54,9 @@ beforeAll(async () => {
   configFile = `${area}/jobbox.ini`;
   await writeFile(configFile, text, { mode: 0o644 });
   config = await loadConfig(configFile);
+  // setupJob and teardownJob, bundled from src/ for a node process of the admin host's own.
+  adminScript = `${area}/admin-job.mjs`;
+  await execa('node', [`${REPO}/packaging/bundle.mjs`, `${REPO}/test/support/admin-job.ts`, adminScript]);
   // A Slurm client config naming a controller on loopback port 1: nothing answers there.
   unreachableConf = `${area}/slurm-unreachable.conf`;
   await writeFile(unreachableConf, [
@@ -91,19 +95,9 @@ function orphan(id: string, attempt: string, hosts: string[], index = 0): Job {
   };
 }
 
-/** Runs the built setupJob or teardownJob for `job` on the admin host; prints setupJob's result. */
+/** Runs setupJob or teardownJob for `job` on the admin host; prints setupJob's result. */
 async function onAdmin(what: 'setup' | 'teardown', job: Job, configPath = configFile): Promise<string> {
-  const code = `
-    const { loadConfig } = await import(${JSON.stringify(`${REPO}/dist/config/load.js`)});
-    const { openLog } = await import(${JSON.stringify(`${REPO}/dist/log.js`)});
-    const { setupJob } = await import(${JSON.stringify(`${REPO}/dist/lifecycle/setup.js`)});
-    const { teardownJob } = await import(${JSON.stringify(`${REPO}/dist/lifecycle/teardown.js`)});
-    const config = await loadConfig(${JSON.stringify(configPath)});
-    const log = await openLog(config.logFile, 'silent');
-    const job = ${JSON.stringify(job)};
-    if (${JSON.stringify(what)} === 'setup') console.log(JSON.stringify(await setupJob(config, job, log)));
-    else await teardownJob(config, job, job.hosts.map((h) => h.name), log);`;
-  return onNode(ADMIN, ['/usr/bin/node', '--input-type=module', '-e', code]);
+  return onNode(ADMIN, ['/usr/bin/node', adminScript, what, configPath, JSON.stringify(job)]);
 }
 
 /** Starts an attempt for real on `hosts` (containers, claim, job dir), as a Prolog or pre-exec would. */

@@ -4,9 +4,9 @@
 // re-install; re-run after changing the aliases in the config.
 import { lstat, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { configPath, loadConfig } from '../../config/load.js';
 import { EXIT, JobboxError } from '../../errors.js';
+import { installed } from '../../install.js';
 import { say } from '../../log.js';
 
 export interface InstallEsubsOptions {
@@ -17,8 +17,8 @@ export interface InstallEsubsOptions {
 
 // The `docker-` application names are jobbox's: every esub.docker-* entry in the directory is ours to manage.
 const PREFIX = 'esub.docker-';
-const SHIM = fileURLToPath(new URL('../../../hooks/lsf/esub.docker', import.meta.url));
-const MASTER_SHIM = fileURLToPath(new URL('../../../hooks/lsf/esub', import.meta.url));
+const SHIM = installed('hooks/lsf/esub.docker');
+const MASTER_SHIM = installed('hooks/lsf/esub');
 
 export async function lsfInstallEsubs(opts: InstallEsubsOptions, env: Record<string, string | undefined>): Promise<void> {
   const dir = opts.dir;

@@ -1,15 +1,15 @@
 // What the Slurm Prolog and Epilog start from: the config, and the job when this node acts for it.
-import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { configPath, loadConfig } from '../../config/load.js';
 import type { Config } from '../../config/types.js';
 import { lookupAccount } from '../../exec/accounts.js';
+import { installed } from '../../install.js';
 import type { Job } from '../../job/job.js';
 import { jobLog, openLog } from '../../log.js';
 import { slurmHookJob } from '../../scheduler/slurm.js';
 
 /** The installed CLI, which job_submit.lua's wrapper runs and the Prolog checks for. */
-export const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
+export const CLI = installed('dist/cli.js');
 
 /**
  * The Prolog's and Epilog's config: --config, else /etc/jobbox/jobbox.ini. JOBBOX_CONFIG is not
