@@ -282,6 +282,19 @@ async function main(argv: string[]): Promise<void> {
       },
     )
     .command(
+      'ps',
+      'every jobbox container on the nodes (root, admin host): its attempt, owner, image, state and age; what is amiss around it (no job dir or port claim, job over); and what jobbox gc would do with it',
+      (c) =>
+        c
+          .option('nodes', { type: 'string', describe: 'hostlist to list, e.g. node[1-64] (default: the nodes the job dirs\' hostfiles name)' })
+          .option('json', { type: 'boolean', default: false, describe: 'print one JSON object: nodes, unreachable, containers' })
+          .option('scheduler', { type: 'string', choices: ['lsf', 'slurm'], describe: 'whom to ask (default: the one whose client, bjobs or scontrol, is on PATH)' }),
+      async (a) => {
+        const { ps } = await import('./commands/ps.js');
+        process.exitCode = await ps({ config: a.config, nodes: a.nodes, json: a.json, scheduler: a.scheduler }, savedEnv() ?? process.env);
+      },
+    )
+    .command(
       'gc',
       'orphan reaper (root, admin host): reclaim the containers, job dir and port of attempts the scheduler says are over',
       (c) =>

@@ -33,13 +33,13 @@ export async function gc(args: GcArgs, env: NodeJS.ProcessEnv): Promise<number> 
 }
 
 /** `--scheduler`, else the one whose client is on PATH (scontrol or bjobs); both or neither is an error. */
-async function whichScheduler(given: string | undefined, env: NodeJS.ProcessEnv): Promise<Scheduler> {
+export async function whichScheduler(given: string | undefined, env: NodeJS.ProcessEnv, command = 'gc'): Promise<Scheduler> {
   if (given === 'lsf' || given === 'slurm') return given;
-  if (given !== undefined) throw new JobboxError('gc: --scheduler', 'must be "lsf" or "slurm"', given, EXIT.usage);
+  if (given !== undefined) throw new JobboxError(`${command}: --scheduler`, 'must be "lsf" or "slurm"', given, EXIT.usage);
   const dirs = (env.PATH ?? '').split(':').filter((d) => d.startsWith('/'));
   const onPath = async (name: string) =>
     (await Promise.all(dirs.map((d) => access(join(d, name), constants.X_OK).then(() => true, () => false)))).some(Boolean);
   const [slurm, lsf] = await Promise.all([onPath('scontrol'), onPath('bjobs')]);
   if (slurm !== lsf) return slurm ? 'slurm' : 'lsf';
-  throw new JobboxError('gc: --scheduler', `cannot tell the scheduler from PATH (${slurm ? 'both scontrol and bjobs' : 'neither scontrol nor bjobs'} found): give "lsf" or "slurm"`, env.PATH ?? '', EXIT.usage);
+  throw new JobboxError(`${command}: --scheduler`, `cannot tell the scheduler from PATH (${slurm ? 'both scontrol and bjobs' : 'neither scontrol nor bjobs'} found): give "lsf" or "slurm"`, env.PATH ?? '', EXIT.usage);
 }

@@ -8,8 +8,7 @@ import type { Config, Image } from '../config/types.js';
 import { EXIT, JobboxError, formatError, printable } from '../errors.js';
 import type { Session } from '../exec/ssh.js';
 import { commandFailed, ensureImage, firstLine, lines, pinImage } from '../lifecycle/node.js';
-import { adminSessions } from '../lifecycle/sessions.js';
-import { fanOut } from '../exec/ssh.js';
+import { eachNode } from '../lifecycle/sessions.js';
 import { registryDigest } from '../exec/registry.js';
 import { openLog } from '../log.js';
 import { aliasRefs, containerIdsArgv, containerImagesArgv, type Fate, type GcInput, imageTableArgv, managedRepo, parseImageTable, planImageGc, rmiArgv } from '../plan/image-gc.js';
@@ -26,30 +25,6 @@ export interface ImageArgs {
 
 function nodesOf(list: string): string[] {
   return [...new Set(expandHostlist(list, '--nodes'))];
-}
-
-/**
- * Runs `fn` on every node over its own admin session, at most `fanout` at once, as a job start
- * does: one node's failure is its row, not the command's end.
- */
-type Row<R> = { ok: true; value: R } | { ok: false; error: string };
-
-async function eachNode<R>(config: Config, hosts: string[], fn: (s: Session) => Promise<R>, done?: (host: string, row: Row<R>) => void): Promise<Row<R>[]> {
-  const settled = await fanOut(hosts, config.fanout, async (host): Promise<Row<R>> => {
-    let sessions: Map<string, Session> | undefined;
-    let row: Row<R>;
-    try {
-      sessions = await adminSessions(config, [host]);
-      row = { ok: true, value: await fn(sessions.get(host)!) };
-    } catch (err) {
-      row = { ok: false, error: formatError(err).line.replace(/^jobbox: /, '') };
-    } finally {
-      for (const s of sessions?.values() ?? []) s.close();
-    }
-    done?.(host, row);
-    return row;
-  });
-  return settled.map((r) => (r.status === 'fulfilled' ? r.value : { ok: false as const, error: String(r.reason) }));
 }
 
 /**

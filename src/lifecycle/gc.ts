@@ -33,7 +33,7 @@ export interface GcOptions {
 }
 
 /** Job directories under state_dir, with their hostfile (never through a symlink). */
-async function jobDirs(stateDir: string): Promise<DirFact[]> {
+export async function jobDirs(stateDir: string): Promise<DirFact[]> {
   const names = await readdir(stateDir).catch((err: unknown) => {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [] as string[];
     throw err;
@@ -62,7 +62,7 @@ async function statusFiles(stateDir: string): Promise<StatusFact[]> {
 }
 
 /** One answer per job (by refKey). Slurm: one listing, then one query per job missing from it. */
-async function ask(scheduler: Scheduler, refs: JobRef[], env: NodeJS.ProcessEnv, fanout: number): Promise<Map<string, Answer>> {
+export async function ask(scheduler: Scheduler, refs: JobRef[], env: NodeJS.ProcessEnv, fanout: number): Promise<Map<string, Answer>> {
   if (refs.length === 0) return new Map();
   if (scheduler === 'lsf') return parseBjobs(refs, await runBjobs(bjobsArgv(refs), env));
   const listed = await runSqueue(squeueArgv(), env);

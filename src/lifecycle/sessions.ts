@@ -1,9 +1,9 @@
 // Reaching the job's nodes as the admin, running a step on all of them, and reporting what
-// failed where: shared by the setup and the teardown of a job.
+// failed where: shared by the setup and the teardown of a job, and the admin commands.
 import { readFile } from 'node:fs/promises';
 import { CONNECT_JITTER_MS, CONNECT_PAUSE_MS, CONNECT_TRIES } from '../config/defaults.js';
 import type { Config } from '../config/types.js';
-import { EXIT, JobboxError, type ExitCode } from '../errors.js';
+import { EXIT, JobboxError, formatError, type ExitCode } from '../errors.js';
 import { Session, fanOut, knownHostIndex, type Target } from '../exec/ssh.js';
 
 /** Runs one node's step, e.g. to time it (plan/status.ts Timeline); the identity by default. */
@@ -77,4 +77,29 @@ export async function onEvery<R>(sessions: Map<string, Session>, hosts: string[]
   const failed = failures(hosts, results);
   if (failed) throw failed;
   return results.map((r) => (r as PromiseFulfilledResult<R>).value);
+}
+
+export type Row<R> = { ok: true; value: R } | { ok: false; error: string };
+
+/**
+ * For the admin commands (image, ps, doctor): runs `fn` on every node over its own admin
+ * session, at most `fanout` at once, as a job start does: one node's failure is its row, not
+ * the command's end.
+ */
+export async function eachNode<R>(config: Config, hosts: string[], fn: (s: Session) => Promise<R>, done?: (host: string, row: Row<R>) => void): Promise<Row<R>[]> {
+  const settled = await fanOut(hosts, config.fanout, async (host): Promise<Row<R>> => {
+    let sessions: Map<string, Session> | undefined;
+    let row: Row<R>;
+    try {
+      sessions = await adminSessions(config, [host]);
+      row = { ok: true, value: await fn(sessions.get(host)!) };
+    } catch (err) {
+      row = { ok: false, error: formatError(err).line.replace(/^jobbox: /, '') };
+    } finally {
+      for (const s of sessions?.values() ?? []) s.close();
+    }
+    done?.(host, row);
+    return row;
+  });
+  return settled.map((r) => (r.status === 'fulfilled' ? r.value : { ok: false as const, error: String(r.reason) }));
 }

@@ -8,7 +8,7 @@ import type { Job } from '../../src/job/job.js';
 import { jobKey } from '../../src/plan/job-files.js';
 import { BJOBS_BIN, writeBjobsState } from '../harness/lsf/harness.js';
 import * as fixture from '../support/lsf-fixture.js';
-import { REPO, onNode, slurmClient, testbed, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
+import { INSTALL, REPO, onNode, slurmClient, testbed, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
 
 // `jobbox gc` on the real testbed: real dockerd, sshd and Slurm 22.05; for LSF, the bjobs
 // stand-in of test/harness/lsf/bin (there is no LSF here).
@@ -28,7 +28,7 @@ const ADMIN = 'node1';
 // The Slurm tests' jobs run on node1 (-w node1); their planted orphans on these.
 const OTHERS = ['node2', 'node3'];
 const HOME = '/home/jbuser1';
-const CLI = `${REPO}/dist/cli.js`;
+const CLI = `${INSTALL}/dist/cli.js`;
 const PATH = '/usr/bin:/bin:/usr/sbin:/sbin';
 
 let tb: TestbedStatus;

@@ -2,7 +2,7 @@ import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lsfJobEnv } from '../harness/lsf/harness.js';
 import { ALLOC, NODES, containers, spec } from '../support/lsf-fixture.js';
-import { REPO, onNode, registryLog, testbed, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
+import { INSTALL, onNode, registryLog, testbed, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
 
 // One digest per job on every node, against the testbed's real registry and dockerds. The job
 // runs through the queue's root hook lines, as LSF starts them, with a config of this suite's
@@ -51,7 +51,7 @@ const HOLD_LOCK = 'use Fcntl ":flock"; open(my $f, ">>", "/run/jobbox/pull.lock"
 async function rootHook(name: 'pre-exec' | 'post-exec', env: Record<string, string>): Promise<{ code: number; stderr: string }> {
   const { HOME: _h, ...rest } = env;
   const vars = Object.entries({ ...rest, PATH: '/bin:/usr/bin:/sbin:/usr/sbin' }).map(([k, v]) => `${k}=${v}`);
-  const r = await testbed(['exec', 'node1', '--', 'env', '-i', '-C', '/tmp', ...vars, `${REPO}/hooks/lsf/${name}`, '--config', configPath], { reject: false, stdin: 'ignore' });
+  const r = await testbed(['exec', 'node1', '--', 'env', '-i', '-C', '/tmp', ...vars, `${INSTALL}/hooks/lsf/${name}`, '--config', configPath], { reject: false, stdin: 'ignore' });
   return { code: r.exitCode ?? -1, stderr: String(r.stderr) };
 }
 
@@ -90,7 +90,7 @@ describe('images: one digest per job on every node', () => {
   it('image prefetch pins the alias on the first node and brings its digest to the others; image list shows it on every node', async () => {
     await Promise.all(['node2', 'node3'].map((n) => onNode(n, ['sh', '-c', FORGET, 'sh', `${registry}/jobbox-moving`])));
     // From node1, which resolves the node names, as an admin host would.
-    const cli = (args: string[]) => testbed(['exec', 'node1', '--', 'node', `${REPO}/dist/cli.js`, 'image', ...args, '--config', configPath], { reject: false });
+    const cli = (args: string[]) => testbed(['exec', 'node1', '--', 'node', `${INSTALL}/dist/cli.js`, 'image', ...args, '--config', configPath], { reject: false });
     const pre = await cli(['prefetch', 'moving', '--nodes', 'node[1-3]']);
     expect(pre.exitCode, String(pre.stdout)).toBe(0);
     const lines = String(pre.stdout).split('\n').sort();
@@ -155,7 +155,7 @@ describe('image gc: unused builds of jobbox\'s repositories go, never one a cont
   const digests: string[] = [];
   let ids: string[] = [];
 
-  const gc = (args: string[]) => testbed(['exec', 'node1', '--', 'node', `${REPO}/dist/cli.js`, 'image', 'gc', '--nodes', 'node2', ...args, '--config', gcConfig], { reject: false });
+  const gc = (args: string[]) => testbed(['exec', 'node1', '--', 'node', `${INSTALL}/dist/cli.js`, 'image', 'gc', '--nodes', 'node2', ...args, '--config', gcConfig], { reject: false });
   const holds = async (digest: string) => (await testbed(['exec', 'node2', '--', 'docker', 'image', 'inspect', `${repo()}@${digest}`], { reject: false, stdio: 'ignore' })).exitCode === 0;
   const line = (status: string, i: number) => `node2  ${status.padEnd(12)}  ${repo()}@${digests[i]}  ${ids[i]}`;
 

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lsfJobEnv } from '../harness/lsf/harness.js';
 import { containers, hook, lsfFixture, spec, type LsfFixture } from '../support/lsf-fixture.js';
-import { REPO, testbed } from '../support/testbed.js';
+import { INSTALL, testbed } from '../support/testbed.js';
 
 // `jobbox exec` and `jobbox shell` from within an LSF job: as the job's owner on its first host,
 // with the environment LSF gives the job's processes (LSB_JOBID, LSB_HOSTS, …, as the contract
 // harness builds it), while the job's containers run: after its pre-exec, before its post-exec.
-const CLI = `${REPO}/dist/cli.js`;
+const CLI = `${INSTALL}/dist/cli.js`;
 const JOB = 77001;
 let fx: LsfFixture;
 let env: Record<string, string>;

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { submitLsf } from '../harness/lsf/harness.js';
 import { containers, lsfFixture, spec, type LsfFixture } from '../support/lsf-fixture.js';
-import { REPO, onNode } from '../support/testbed.js';
+import { INSTALL, onNode } from '../support/testbed.js';
 
 // The JOB_STARTER line against the harness's job file, which plays openlava's: the line with
 // the user's command pasted in place of %USRCMD, read again by /bin/sh (harness README). Every
@@ -50,7 +50,7 @@ describe('JOB_STARTER = exec …/starter --config F --job-file #%USRCMD', () => 
 
 describe('the older line, "%USRCMD" in double quotes, as the harness reproduces it', () => {
   it('splits a quoted command as openlava was measured to (/bin/sh: 1: echo a: not found, exit 127)', async () => {
-    const old = { ...fx.hooks, jobStarter: `${REPO}/hooks/lsf/starter --config ${fx.configPath} "%USRCMD"` };
+    const old = { ...fx.hooks, jobStarter: `${INSTALL}/hooks/lsf/starter --config ${fx.configPath} "%USRCMD"` };
     const r = await submitLsf(old, spec({ command: 'echo "a  b"', hosts: ONE }));
     expect(r.starter?.code).toBe(127);
     expect(r.starter?.stderr).toContain('echo a: not found');

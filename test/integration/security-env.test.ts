@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lsfJobEnv, submitLsf } from '../harness/lsf/harness.js';
 import { ALLOC, claims, containers, jobDirs, lsfFixture, spec, type LsfFixture } from '../support/lsf-fixture.js';
-import { REPO, testbed } from '../support/testbed.js';
+import { INSTALL, testbed } from '../support/testbed.js';
 
 const USER = { name: 'jbuser1', uid: 2001, gid: 2001 };
 const HOME = `/home/${USER.name}`;
@@ -188,7 +188,7 @@ describe('every payload is live: a program of the user meets the variable and ru
 });
 
 describe('no user-chosen environment reaches a root process of jobbox', () => {
-  const LAUNCHER = `${REPO}/dist/jobbox-hook`;
+  const LAUNCHER = `${INSTALL}/dist/jobbox-hook`;
 
   function expectClean(seen: Set<string>, allowed: string[]): void {
     // The launcher holds the variables only to save them as data; nothing it starts may.
@@ -245,7 +245,7 @@ describe('no user-chosen environment reaches a root process of jobbox', () => {
     const jobId = 80_000 + Math.floor(Math.random() * 9_000);
     const env = { ...lsfJobEnv({ user: USER.name, command: 'true', hosts: ALLOC }, jobId, ALLOC, { JOBBOX_IMAGE: 'deb12' }), ...attackEnv() };
     delete (env as Record<string, string>).HOME;
-    const hook = (name: string) => [`${REPO}/hooks/lsf/${name}`, '--config', fx.configPath];
+    const hook = (name: string) => [`${INSTALL}/hooks/lsf/${name}`, '--config', fx.configPath];
     let pre = { code: -1, stdout: '', stderr: '' };
     let post = { code: -1, stdout: '', stderr: '' };
     const seen = await rootProcessesWithCanary(async () => {
@@ -268,7 +268,7 @@ describe('no user-chosen environment reaches a root process of jobbox', () => {
     };
     const results: { code: number; stdout: string; stderr: string }[] = [];
     const seen = await rootProcessesWithCanary(async () => {
-      for (const hook of ['prolog', 'epilog']) results.push(await asRootWith({ ...slurm, ...attackEnv() }, [`${REPO}/hooks/slurm/${hook}`]));
+      for (const hook of ['prolog', 'epilog']) results.push(await asRootWith({ ...slurm, ...attackEnv() }, [`${INSTALL}/hooks/slurm/${hook}`]));
     });
     expect(results.map((r) => r.code)).toEqual([0, 0]);
     // It did run jobbox as far as asking Slurm about the job.
@@ -288,7 +288,7 @@ describe('no user-chosen environment reaches a root process of jobbox', () => {
       chmodSync(dir, 0o755);
       let r = { code: -1, stdout: '', stderr: '' };
       const seen = await rootProcessesWithCanary(async () => {
-        r = await asRootWith(attackEnv(), [`${REPO}/hooks/gc`, '--config', `${dir}/jobbox.ini`, '--scheduler', 'slurm', '--dry-run']);
+        r = await asRootWith(attackEnv(), [`${INSTALL}/hooks/gc`, '--config', `${dir}/jobbox.ini`, '--scheduler', 'slurm', '--dry-run']);
       });
       expect(r).toEqual({ code: 0, stdout: 'jobbox: gc: dry run: would reclaim 0, keep 0; nothing changed', stderr: '' });
       expectClean(seen, []);
@@ -336,7 +336,7 @@ describe('no user-chosen environment reaches a root process of jobbox', () => {
   });
 
   it('node started as root without the launcher is refused: a hook line must name the launcher', async () => {
-    const r = await asRootWith({ PATH: LSF_PATH }, ['/usr/bin/node', `${REPO}/dist/cli.js`, 'lsf', 'pre-exec', '--config', fx.configPath]);
-    expect(r).toEqual({ code: 99, stdout: '', stderr: `jobbox: lsf pre-exec: as root, runs only through the hook launcher (hooks/lsf/*, hooks/slurm/*): ${REPO}/dist/cli.js` });
+    const r = await asRootWith({ PATH: LSF_PATH }, ['/usr/bin/node', `${INSTALL}/dist/cli.js`, 'lsf', 'pre-exec', '--config', fx.configPath]);
+    expect(r).toEqual({ code: 99, stdout: '', stderr: `jobbox: lsf pre-exec: as root, runs only through the hook launcher (hooks/lsf/*, hooks/slurm/*): ${INSTALL}/dist/cli.js` });
   });
 });

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/types.js';
 import { lsfJobEnv, submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
 import { ALLOC, claims, containers, hook, jobDirs, lsfFixture, spec } from '../support/lsf-fixture.js';
-import { REPO, onNode, testbed, testbedStatus, waitFor } from '../support/testbed.js';
+import { INSTALL, onNode, testbed, testbedStatus, waitFor } from '../support/testbed.js';
 
 let config: Config;
 let hooks: LsfQueueHooks;
@@ -279,7 +279,7 @@ time.sleep(600)
       .replace(/^allowed_images = deb12 deb12-mpich$/m, 'allowed_images = deb12 deb12-mpich sshd84 sshd74')
       .concat(`\n[image sshd84]\nref = ${fake.old.ref}\n\n[image sshd74]\nref = ${fake.ancient.ref}\n`);
     await writeFile(configFile, text, { mode: 0o644 });
-    const line = (hook: string) => `${REPO}/hooks/lsf/${hook} --config ${configFile}`;
+    const line = (hook: string) => `${INSTALL}/hooks/lsf/${hook} --config ${configFile}`;
     const env = (jobId: number, image: string) => lsfJobEnv(spec({}), jobId, ALLOC, { JOBBOX_IMAGE: image });
     try {
       for (const { release, ref } of Object.values(fake)) {

@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { expandHostlist } from '../../src/scheduler/slurm.js';
-import { REPO, onNode, slurmClient, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
+import { INSTALL, onNode, slurmClient, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
 
 // The scheduler sees and controls what runs in jobbox containers: on the real Slurm testbed
 // (proctrack/cgroup, task/cgroup with ConstrainCores and ConstrainRAMSpace, PrologFlags=Contain,
@@ -86,7 +86,7 @@ describe('Slurm: a job\'s containers live in its cgroups', () => {
         expect(cpuset).toBe(cores.get(node));
       }
       // The admin's dry run of the same job prints the same parents and cores, from its record.
-      const dry = await execa('node', [`${REPO}/dist/cli.js`, 'slurm', 'prolog', '--dry-run', '--job', id, '--config', tb.config], { env: { SLURM_CONF: tb.slurmConf } });
+      const dry = await execa('node', [`${INSTALL}/dist/cli.js`, 'slurm', 'prolog', '--dry-run', '--job', id, '--config', tb.config], { env: { SLURM_CONF: tb.slurmConf } });
       const parents = NODES.map((n, i) => `${n} /slurm_${n}/uid_${UID}/job_${id}/step_extern/task_${i}`);
       expect(dry.stdout).toContain(`# cgroup parent per node: ${parents.join(', ')}`);
       for (const node of NODES) expect(dry.stdout).toMatch(new RegExp(`--cgroup-parent /slurm_${node}/\\S+ --cpuset-cpus ${cores.get(node)} `));

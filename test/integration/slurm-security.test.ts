@@ -4,13 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { SCRIPT_MARKER, wrapperScript } from '../../src/scheduler/slurm-submit.js';
-import { REPO, slurmClient, testbed, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
+import { INSTALL, slurmClient, testbed, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
 
 // Issue 11, items 8 and 9: what Slurm prints or is told about a job is read exactly, and
 // job_submit.lua cannot be walked around. Every case is a user's attempt on the real Slurm
 // 22.05 cluster (partition "other" is not a jobbox queue), or a root hook run by hand on a node.
 const HOME = '/home/jbuser1';
-const CLI = `${REPO}/dist/cli.js`;
+const CLI = `${INSTALL}/dist/cli.js`;
 const WRAPPED = `${wrapperScript(CLI)}${SCRIPT_MARKER}\n`;
 let tb: TestbedStatus;
 let config: Config;
@@ -187,7 +187,7 @@ describe('the Prolog refuses a batch script that would run outside the container
 // environment slurmd would give it for a held job of ours, so nothing else on the cluster moves.
 async function prologByHand(node: string, env: Record<string, string>, args: string[] = []) {
   const vars = Object.entries({ SLURM_CONF: tb.slurmConf, SLURMD_NODENAME: node, SLURM_JOB_USER: 'jbuser1', SLURM_JOB_UID: '2001', ...env });
-  return testbed(['exec', node, '--', 'env', '-i', ...vars.map(([k, v]) => `${k}=${v}`), `${REPO}/hooks/slurm/prolog`, ...args], { reject: false });
+  return testbed(['exec', node, '--', 'env', '-i', ...vars.map(([k, v]) => `${k}=${v}`), `${INSTALL}/hooks/slurm/prolog`, ...args], { reject: false });
 }
 
 describe('a Prolog that cannot load its config', () => {

@@ -1,12 +1,12 @@
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { NODES } from '../support/lsf-fixture.js';
-import { REPO, onNode, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
+import { INSTALL, onNode, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
 
 // `jobbox exec` and `jobbox shell` from within a real Slurm allocation: salloc on this host,
 // srun steps on the nodes, as a user works interactively before submitting a batch job.
 const HOME = '/home/jbuser1';
-const CLI = `${REPO}/dist/cli.js`;
+const CLI = `${INSTALL}/dist/cli.js`;
 let tb: TestbedStatus;
 beforeAll(async () => {
   tb = await testbedStatus();

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statusPath } from '../../src/plan/status.js';
 import { submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
 import { claims, containers, jobDirs, lsfFixture, spec, type LsfFixture } from '../support/lsf-fixture.js';
-import { REPO, onNode, testbed } from '../support/testbed.js';
+import { INSTALL, onNode, testbed } from '../support/testbed.js';
 
 // "Why did my job fail?": the start record a pre-exec keeps for the job's owner, read back with
 // `jobbox status` as the owner, as another user and as root, on the real testbed through the
@@ -28,9 +28,9 @@ beforeAll(async () => {
   const base = await readFile(fx.configPath, 'utf8');
   await writeFile(suiteConfig, base.replace(/^\[jobbox\]\n/m, `[jobbox]\nbpost = ${bpost}\n`), { mode: 0o644 });
   hooks = {
-    preExec: `${REPO}/hooks/lsf/pre-exec --config ${suiteConfig}`,
-    postExec: `${REPO}/hooks/lsf/post-exec --config ${suiteConfig}`,
-    jobStarter: `${REPO}/hooks/lsf/starter --config ${suiteConfig} "%USRCMD"`,
+    preExec: `${INSTALL}/hooks/lsf/pre-exec --config ${suiteConfig}`,
+    postExec: `${INSTALL}/hooks/lsf/post-exec --config ${suiteConfig}`,
+    jobStarter: `${INSTALL}/hooks/lsf/starter --config ${suiteConfig} "%USRCMD"`,
   };
 });
 
@@ -42,7 +42,7 @@ afterAll(async () => {
 /** `jobbox status ARGS…` on node1, as `user` (root: no runuser). */
 async function status(user: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const as = user === 'root' ? [] : ['runuser', '-u', user, '--'];
-  const r = await testbed(['exec', 'node1', '--', ...as, '/usr/bin/node', `${REPO}/dist/cli.js`, 'status', ...args, '--config', suiteConfig], { reject: false, stripFinalNewline: false });
+  const r = await testbed(['exec', 'node1', '--', ...as, '/usr/bin/node', `${INSTALL}/dist/cli.js`, 'status', ...args, '--config', suiteConfig], { reject: false, stripFinalNewline: false });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 

@@ -3,7 +3,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runEsub, submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
 import { NODES, claims, containers, lsfFixture, spec, type LsfFixture } from '../support/lsf-fixture.js';
-import { REPO, onNode, slurmClient, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
+import { INSTALL, onNode, slurmClient, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
 
 // Users' own images within the admin's bounds, and the pin at submit, against the testbed's
 // real registry and dockerds: the testbed's queue normal allows `<registry>/projects/*`. The
@@ -47,9 +47,9 @@ beforeAll(async () => {
   await writeFile(suiteConfig, `${base}\n[queue pinned]\ndefault_image = app\nallowed_images = app\nmounts = /home\nmemory = 1g/slot\n${/^memlock = .*$/m.exec(base.slice(base.indexOf('[queue normal]')))![0]}\npin_at_submit = yes\n\n[image app]\nref = ${app()}:${TAG}\n`, { mode: 0o644 });
   await chmod(suiteConfig, 0o644);
   pinnedHooks = {
-    preExec: `${REPO}/hooks/lsf/pre-exec --config ${suiteConfig}`,
-    postExec: `${REPO}/hooks/lsf/post-exec --config ${suiteConfig}`,
-    jobStarter: `exec ${REPO}/hooks/lsf/starter --config ${suiteConfig} --job-file #%USRCMD`,
+    preExec: `${INSTALL}/hooks/lsf/pre-exec --config ${suiteConfig}`,
+    postExec: `${INSTALL}/hooks/lsf/post-exec --config ${suiteConfig}`,
+    jobStarter: `exec ${INSTALL}/hooks/lsf/starter --config ${suiteConfig} --job-file #%USRCMD`,
   };
 });
 
@@ -152,7 +152,7 @@ describe('user images on Slurm: sbatch --comment jobbox-image=<ref>', () => {
     // This checkout's filter, from the testbed's config (slurm-security.test.ts installs it the same way).
     const lua = `${tb.dir}/etc/job_submit.lua`;
     const seconds = Math.max(Date.now() / 1000, (await stat(lua)).mtimeMs / 1000) + 2;
-    await writeFile(lua, (await execa('node', [`${REPO}/dist/cli.js`, 'slurm', 'job-submit-lua', '--config', tb.config])).stdout);
+    await writeFile(lua, (await execa('node', [`${INSTALL}/dist/cli.js`, 'slurm', 'job-submit-lua', '--config', tb.config])).stdout);
     await utimes(lua, seconds, seconds);
     await writeFile(`${HOME}/user-image.sh`, '#!/bin/sh\ntest -x /usr/sbin/sshd && echo "ran on $(hostname)"\n', { mode: 0o755 });
     await chown(`${HOME}/user-image.sh`, 2001, 2001);

@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
 import { containers, lsfFixture, spec, type LsfFixture } from '../support/lsf-fixture.js';
-import { REPO, onNode, testbed, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
+import { INSTALL, onNode, testbed, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
 
 // X11 from a job's container (docs/x11.md), on the testbed: an X client in the container on
 // node2 reaches an X server on node1, the harness's submission host, through the display the
@@ -31,7 +31,7 @@ const HOME = `/home/${USER}`;
 const XAUTH_HOME = `${HOME}/.Xauthority`;
 const SCREEN = '1234x567';
 const SSHD_PORT = 2210;
-const CLI = `${REPO}/dist/cli.js`;
+const CLI = `${INSTALL}/dist/cli.js`;
 
 let tb: TestbedStatus;
 let fx: LsfFixture;
@@ -84,9 +84,9 @@ beforeAll(async () => {
   await writeFile(suiteConfig, `${base}\n[queue x11]\ndefault_image = x11\nallowed_images = x11\nmounts = /home\nmemory = 1g/slot\n${memlock}\n\n[image x11]\nref = ${image}\n`, { mode: 0o644 });
   await chmod(suiteConfig, 0o644);
   hooks = {
-    preExec: `${REPO}/hooks/lsf/pre-exec --config ${suiteConfig}`,
-    postExec: `${REPO}/hooks/lsf/post-exec --config ${suiteConfig}`,
-    jobStarter: `exec ${REPO}/hooks/lsf/starter --config ${suiteConfig} --job-file #%USRCMD`,
+    preExec: `${INSTALL}/hooks/lsf/pre-exec --config ${suiteConfig}`,
+    postExec: `${INSTALL}/hooks/lsf/post-exec --config ${suiteConfig}`,
+    jobStarter: `exec ${INSTALL}/hooks/lsf/starter --config ${suiteConfig} --job-file #%USRCMD`,
   };
 
   const { uid, gid } = await account();

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import type { LsfJobSpec, LsfQueueHooks } from '../harness/lsf/harness.js';
-import { REPO, onNode, testbedStatus } from './testbed.js';
+import { INSTALL, onNode, testbedStatus } from './testbed.js';
 
 export const NODES = ['node1', 'node2', 'node3'];
 export const ALLOC = [{ name: 'node1', slots: 2 }, { name: 'node2', slots: 2 }, { name: 'node3', slots: 1 }];
@@ -22,10 +22,10 @@ export async function lsfFixture(): Promise<LsfFixture> {
     config: await loadConfig(configPath),
     configPath,
     hooks: {
-      preExec: `${REPO}/hooks/lsf/pre-exec --config ${configPath}`,
-      postExec: `${REPO}/hooks/lsf/post-exec --config ${configPath}`,
+      preExec: `${INSTALL}/hooks/lsf/pre-exec --config ${configPath}`,
+      postExec: `${INSTALL}/hooks/lsf/post-exec --config ${configPath}`,
       // As the admin writes it in lsb.queues (`\#` there), after LSF's parser has read it.
-      jobStarter: `exec ${REPO}/hooks/lsf/starter --config ${configPath} --job-file #%USRCMD`,
+      jobStarter: `exec ${INSTALL}/hooks/lsf/starter --config ${configPath} --job-file #%USRCMD`,
     },
   };
 }

@@ -5,6 +5,9 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The checkout, found upwards from this module, so the helpers also work when bundled (the demo). */
+/** Where the testbed installs jobbox's package (testbed.sh install): the suites run these files. */
+export const INSTALL = '/usr/lib/jobbox';
+
 export const REPO = (() => {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(`${dir}/test/testbed/testbed.sh`)) {

@@ -33,7 +33,7 @@ REGISTRY=$HOSTIP:5000
 RECIPE=r1
 PACKAGES=(docker.io docker-registry debootstrap openssh-server openssh-client iproute2 iptables musl-tools
           util-linux procps curl slurm-wlm slurm-wlm-basic-plugins munge mariadb-server slurmdbd
-          xvfb xauth x11-utils)
+          xvfb xauth x11-utils lintian logrotate)
 # Slurm clients must never look the controller up in DNS: every command gets this file.
 export SLURM_CONF=$TB/etc/slurm.conf
 
@@ -72,6 +72,21 @@ cmd_deps() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# ---------------------------------------------------------------- jobbox
+# jobbox as a site installs it: the Debian package built from this checkout (`npm run
+# package`), installed on the host, whose /usr every node shares. The suites run the installed
+# hooks and CLI, so a file missing from the package fails them. Each `up`, and each test run
+# (global-setup.ts), installs the package of the tree as it is.
+INSTALL=/usr/lib/jobbox
+
+cmd_install() {
+  [[ $(id -u) == 0 ]] || die "install must run as root"
+  local deb
+  deb=$(cd "$REPO" && npm run -s build >&2 && npm run -s package) || die "building the package failed"
+  DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold "$REPO/$deb" >/dev/null || die "dpkg -i $REPO/$deb failed"
+  say "install: $deb"
+}
+
 # ---------------------------------------------------------------- images
 # Chroots are cached outside the repo: debootstrap is the slow step (about 45 s each).
 # $3: packages apt installs afterwards, for those debootstrap cannot configure (it fails on
@@ -100,7 +115,7 @@ registry_has() { curl -sf "http://$REGISTRY/v2/$1/tags/list" | grep -q "\"${2:-$
 import_image() {
   local name=$1 tag=$2 repo=${3:-$1}
   say "jobbox image import $name as $repo:$tag"
-  in_node node1 node "$REPO/dist/cli.js" image import "$CACHE/chroot/$name" "$REGISTRY/$repo:$tag" --push
+  in_node node1 "$INSTALL/dist/cli.js" image import "$CACHE/chroot/$name" "$REGISTRY/$repo:$tag" --push
   # Nodes must get images from the registry, as real nodes do: node1 keeps no private copy.
   in_node node1 docker rmi -f "$REGISTRY/$repo:$tag" >/dev/null
 }
@@ -112,7 +127,6 @@ build_images() {
   build_chroot deb12-mpich openssh-server,mpich,procps,iproute2 &
   local b=$!
   wait "$a" && wait "$b" || die "building chroots failed"
-  [[ -x $REPO/dist/cli.js ]] || (cd "$REPO" && npm run -s build)
   for name in deb12 deb12-mpich; do
     registry_has "$name" || import_image "$name" "$RECIPE"
   done
@@ -155,7 +169,7 @@ cmd_bench_image() {
   local tag
   tag=$(bench_tag)
   if alive "$(cat "$TB/run/registry.pid" 2>/dev/null || true)" && alive "$(node_pid node1)"; then
-    [[ -x $REPO/dist/cli.js ]] || (cd "$REPO" && npm run -s build)
+    [[ -x $INSTALL/dist/cli.js ]] || cmd_install
     registry_has deb12-bench "$tag" || import_image deb12-bench "$tag"
   else
     say "bench-image: the testbed is down: built $CACHE/chroot/deb12-bench only, no image pushed"
@@ -176,7 +190,7 @@ cmd_x11_image() {
   mkdir -p "$CACHE/chroot"
   build_chroot deb12-x11 openssh-server,procps,iproute2 x11-utils
   if alive "$(cat "$TB/run/registry.pid" 2>/dev/null || true)" && alive "$(node_pid node1)"; then
-    [[ -x $REPO/dist/cli.js ]] || (cd "$REPO" && npm run -s build)
+    [[ -x $INSTALL/dist/cli.js ]] || cmd_install
     registry_has "$X11_REPO" || import_image deb12-x11 "$RECIPE" "$X11_REPO"
   else
     say "x11-image: the testbed is down: built $CACHE/chroot/deb12-x11 only, no image pushed"
@@ -295,7 +309,7 @@ EOF
 # (so its Prolog sees the node's dockerd), one munged for all (see node-boot.sh).
 write_slurm_conf() {
   local features cpu list
-  features=$(node "$REPO/dist/cli.js" slurm features --config "$TB/etc/jobbox.ini")
+  features=$("$INSTALL/dist/cli.js" slurm features --config "$TB/etc/jobbox.ini")
   cpu=$(slurmd -C | head -1 | sed 's/^NodeName=[^ ]* //; s/ RealMemory=[0-9]*//')
   list=$(nodes | paste -sd,)
   mkdir -p "$TB/slurm/state"
@@ -331,8 +345,8 @@ write_slurm_conf() {
     # Contain: the extern step, whose cgroup holds what belongs to the job but to no step.
     echo "PrologFlags=Alloc,Contain"
     echo "PrologEpilogTimeout=180"
-    echo "Prolog=$REPO/hooks/slurm/prolog"
-    echo "Epilog=$REPO/hooks/slurm/epilog"
+    echo "Prolog=$INSTALL/hooks/slurm/prolog"
+    echo "Epilog=$INSTALL/hooks/slurm/epilog"
     echo "JobSubmitPlugins=lua"
     for node in $(nodes); do
       # slurmd -C's RealMemory is the machine's; --mem is refused without one per node.
@@ -351,7 +365,7 @@ write_slurm_conf() {
     echo "ConstrainDevices=yes"
   } >"$TB/etc/cgroup.conf"
   # slurmctld reads job_submit.lua from the directory of slurm.conf.
-  node "$REPO/dist/cli.js" slurm job-submit-lua --config "$TB/etc/jobbox.ini" >"$TB/etc/job_submit.lua"
+  "$INSTALL/dist/cli.js" slurm job-submit-lua --config "$TB/etc/jobbox.ini" >"$TB/etc/job_submit.lua"
 }
 
 start_munge() {
@@ -508,6 +522,7 @@ cmd_up() {
     echo "$(node_ip "node$n") node$n" >>"$TB/etc/hosts"
     make_ib_devices "$TB/nodes/node$n/ib" $((n == 1 ? 2 : 1))
   done
+  cmd_install
   write_config
   make_network
   start_registry
@@ -667,6 +682,7 @@ main() {
   shift || true
   case $cmd in
     deps) cmd_deps ;;
+    install) cmd_install ;;
     up) cmd_up "$@" ;;
     down) cmd_down ;;
     status) cmd_status "$@" ;;
@@ -678,7 +694,7 @@ main() {
     bench-image) cmd_bench_image ;;
     x11-image) cmd_x11_image ;;
     reboot) cmd_reboot "$@" ;;
-    *) die "usage: testbed.sh deps|up [--nodes N] [--slurm]|down|status [--json]|exec NODE -- CMD...|env|registry stop|start|link NODE up|down|dockerd NODE stop|start|reboot NODE|bench-image|x11-image" ;;
+    *) die "usage: testbed.sh deps|install|up [--nodes N] [--slurm]|down|status [--json]|exec NODE -- CMD...|env|registry stop|start|link NODE up|down|dockerd NODE stop|start|reboot NODE|bench-image|x11-image" ;;
   esac
 }
 main "$@"

@@ -1,11 +1,11 @@
-// Plays LSF's documented part in a job's life (CONTRACTS.md, LSF and openlava sections) on the
+// Plays LSF's documented part in a job's life (docs/contracts.md, LSF and openlava sections) on the
 // real testbed, and nothing else: no scheduling, no dispatch decisions. See README.md here.
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { execa } from 'execa';
 import { join } from 'node:path';
 import { parseParmFile } from '../../../src/scheduler/lsf.js';
-import { REPO, onNode, testbed, testbedStatus, type TestbedStatus } from '../../support/testbed.js';
+import { INSTALL, REPO, onNode, testbed, testbedStatus, type TestbedStatus } from '../../support/testbed.js';
 
 export interface LsfQueueHooks {
   /** lsb.queues lines, e.g. `${repo}/hooks/lsf/pre-exec --config ${tb.config}`; jobStarter contains %USRCMD. */
@@ -224,7 +224,7 @@ async function esubStage(spec: LsfJobSpec, account: Account, dir: string): Promi
   const serverdir = await mkdtemp('/tmp/jobbox-lsf-serverdir-');
   try {
     await chmod(serverdir, 0o755);
-    const install = [`${REPO}/dist/cli.js`, 'lsf', 'install-esubs', serverdir, '--config', spec.config ?? config, ...(openlava ? ['--master'] : [])];
+    const install = [`${INSTALL}/dist/cli.js`, 'lsf', 'install-esubs', serverdir, '--config', spec.config ?? config, ...(openlava ? ['--master'] : [])];
     await onNode(SUBMIT_HOST, ['/usr/bin/node', ...install]);
     if (!(await stat(join(serverdir, name)).catch(() => undefined))) {
       return { code: 127, stderr: `harness: bsub -a ${spec.app}: no ${name} in LSF_SERVERDIR, so LSF rejects the job\n`, envfile: '', rejected: true };
