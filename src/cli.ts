@@ -183,13 +183,13 @@ async function main(argv: string[]): Promise<void> {
           async (a) => {
             if (!a.dryRun) return hooks['lsf pre-exec'](a.config);
             const { preExec } = await import('./commands/lsf/pre-exec.js');
-            // Through the hook line (the README's example) the variables are the launcher's data.
+            // Through the hook line (docs/lsf.md's example) the variables are the launcher's data.
             await preExec(a.config, true, savedEnv() ?? process.env);
           },
         )
         .command(
           'starter',
-          'JOB_STARTER (job owner, first host): run the user\'s command inside the first container; --job-file: read it from $LSB_JOBFILENAME, as `JOB_STARTER = exec …/starter --config F --job-file \\#%USRCMD` pastes it (README, "Admin setup"); else `-- <command>`',
+          'JOB_STARTER (job owner, first host): run the user\'s command inside the first container; --job-file: read it from $LSB_JOBFILENAME, as `JOB_STARTER = exec …/starter --config F --job-file \\#%USRCMD` pastes it (docs/lsf.md, "Admin setup"); else `-- <command>`',
           (c) => c.option('job-file', { type: 'boolean', default: false, describe: 'read the command from the job file LSF wrote ($LSB_JOBFILENAME)' }),
           (a) => hooks['lsf starter'](a.config, ((a['--'] as unknown[] | undefined) ?? []).map(String), a.jobFile),
         )
@@ -279,6 +279,18 @@ async function main(argv: string[]): Promise<void> {
       async (a) => {
         const { status } = await import('./commands/status.js');
         await status({ config: a.config, job: a.job, index: a.index, json: a.json }, process.env);
+      },
+    )
+    .command(
+      'doctor',
+      'check nodes before they take jobs (root, admin host): the engine and its cgroup driver, the registry and each image (sshd, /bin/sh), port_dir and state_dir (root\'s, shared), the port range against the ephemeral ports, the devices, memlock, sshd\'s MaxStartups and the clock',
+      (c) =>
+        c
+          .option('nodes', { type: 'string', describe: 'hostlist to check, e.g. node[1-64] (default: this host)' })
+          .option('json', { type: 'boolean', default: false, describe: 'print one JSON object: nodes, checks' }),
+      async (a) => {
+        const { doctor } = await import('./commands/doctor.js');
+        process.exitCode = await doctor({ config: a.config, nodes: a.nodes, json: a.json }, savedEnv() ?? process.env);
       },
     )
     .command(

@@ -1,7 +1,7 @@
 // What the orphan reaper may reclaim, decided from facts alone. Pure: (port claims, job dirs,
 // the scheduler's answers, now, grace) → one action per job attempt with its reason, so the
 // decision is a table test and `jobbox gc --dry-run` prints exactly what a run would do.
-// The rule (CONTRACTS.md): reclaim only when the scheduler POSITIVELY says the attempt is over
+// The rule (docs/contracts.md): reclaim only when the scheduler POSITIVELY says the attempt is over
 // (a final state, "no such job", or a restart count past the attempt) and nothing of it has
 // changed for the grace period. A query that fails, times out or says something unexpected
 // is never read as "gone".

@@ -99,7 +99,7 @@ describe('image requests at submit: the esub exits 97 and leaves the envfile emp
 });
 
 describe('image requests at pre-exec (a forged JOBBOX_IMAGE): exit 99, nothing claimed or written', () => {
-  // An empty JOBBOX_IMAGE is no request at all: the queue default applies (README, esub).
+  // An empty JOBBOX_IMAGE is no request at all: the queue default applies (docs/lsf.md, esub).
   it.each(IMAGES.filter(([, alias]) => alias !== ''))('%s', (_case, alias, queue, problem, shown) =>
     refused(preExecWith({ JOBBOX_IMAGE: alias, LSB_QUEUE: queue }, CONF), `jobbox: image: ${problem}: ${shown}`, 99));
 

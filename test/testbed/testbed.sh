@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The jobbox testbed: a real multi-node cluster on one machine (see README "Testbed").
+# The jobbox testbed: a real multi-node cluster on one machine (test/testbed/README.md).
 #
 #   testbed.sh deps                 install the Debian packages the testbed needs
 #   testbed.sh up [--nodes N] [--slurm]

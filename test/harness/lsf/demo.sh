@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's demo: from a fresh Debian machine (as root) to an MPI job submitted through the
+# The demo (docs/lsf.md): from a fresh Debian machine (as root) to an MPI job submitted through the
 # LSF contract harness, across containers on three testbed nodes, and back to nothing.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
