@@ -30,6 +30,7 @@ export const GLOBAL_DEFAULTS = {
   device_dir: '/dev/infiniband',
   default_queue: 'normal',
   bpost: '',
+  metrics_dir: '',
 };
 // allowed_images defaults to default_image, filled in parseQueue.
 export const QUEUE_DEFAULTS = {

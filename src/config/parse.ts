@@ -49,6 +49,7 @@ export function parseConfig(text: string, file: string): Config {
     deviceDir: must(at('device_dir'), g.device_dir, PATH_RULE, absPath),
     defaultQueue: g.default_queue,
     bpost: must(at('bpost'), g.bpost, `empty, or ${PATH_RULE}`, (v) => (v === '' ? '' : absPath(v))),
+    metricsDir: must(at('metrics_dir'), g.metrics_dir, `empty, or ${PATH_RULE}`, (v) => (v === '' ? '' : absPath(v))),
   };
 
   // Images first: queues refer to them.

@@ -83,6 +83,8 @@ export interface Config {
   defaultQueue: string;
   /** LSF's bpost, by absolute path: the pre-exec posts a failed start's line to the job for `bjobs -l` (commands/lsf/pre-exec.ts); '' = off. */
   bpost: string;
+  /** node_exporter's textfile directory: jobbox.prom there (exec/metrics.ts); '' = off. */
+  metricsDir: string;
   /** Maps, not plain objects: lookups by user-supplied names must not reach Object.prototype. */
   queues: Map<string, Queue>;
   images: Map<string, Image>;

@@ -11,12 +11,14 @@ import type { Config } from '../config/types.js';
 import { formatError } from '../errors.js';
 import { readJobFile, removeStatusFile } from '../exec/jobdir.js';
 import { runBjobs } from '../exec/lsf.js';
+import { updateMetrics } from '../exec/metrics.js';
 import { fanOut } from '../exec/ssh.js';
 import { runSqueue } from '../exec/slurm.js';
 import { jobLog } from '../log.js';
 import { claimPath, listClaims } from '../ports/allocator.js';
-import { describeAction, jobsToAsk, planGc, planStatusGc, statusToAsk, type DirFact, type GcAction, type StatusFact } from '../plan/gc.js';
+import { describeAction, hostfileHosts, jobsToAsk, planGc, planStatusGc, statusToAsk, type DirFact, type GcAction, type StatusFact } from '../plan/gc.js';
 import { lsfClear } from '../plan/container.js';
+import { recordGc } from '../plan/metrics.js';
 import { imageCacheDir, jobPaths, parseAttemptRecord } from '../plan/job-files.js';
 import { statusDir } from '../plan/status.js';
 import { describeFailure } from '../result.js';
@@ -157,5 +159,14 @@ export async function reapOrphans(config: Config, options: GcOptions, env: NodeJ
     ? `jobbox: gc: dry run: would reclaim ${count.reclaimed}, keep ${count.kept}; nothing changed`
     : `jobbox: gc: reclaimed ${count.reclaimed}, kept ${count.kept}, failed ${count.failed}`);
   log.info({ dryRun: options.dryRun, ...count }, 'gc done');
+  if (!options.dryRun) {
+    // The cluster-wide gauges come from here, the one host that looks at every claim and job
+    // dir: read again, as the reclaims left them.
+    const [claimsNow, dirsNow] = await Promise.all([listClaims(config.portDir), jobDirs(config.stateDir)]);
+    const inUse = new Set(claimsNow.map((c) => c.port)).size;
+    const containers = dirsNow.reduce((n, d) => n + (d.hostfile === undefined ? 0 : hostfileHosts(d.hostfile)?.length ?? 0), 0);
+    const gcFacts = { reclaimed: count.reclaimed, failed: count.failed, containers, portsInUse: inUse, portsFree: config.portRange.last - config.portRange.first + 1 - inUse, nowMs: Date.now() };
+    await updateMetrics(config.metricsDir, (s) => recordGc(s, gcFacts)).catch((err: unknown) => log.warn({ err: formatError(err).line }, 'could not update the metrics'));
+  }
   return count.failed > 0 || count.unanswered > 0 || status.failed > 0 ? 1 : 0;
 }

@@ -15,12 +15,14 @@ import type { Config, Image } from '../config/types.js';
 import { lookupGroupNames } from '../exec/accounts.js';
 import { registryDigest } from '../exec/registry.js';
 import { makeJobDir, makeStatusDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
+import { updateMetrics } from '../exec/metrics.js';
 import { formatError } from '../errors.js';
 import type { Session } from '../exec/ssh.js';
 import type { Job } from '../job/job.js';
 import { allocatePort } from '../ports/allocator.js';
 import { cgroupClear } from '../plan/container.js';
 import { planJob } from '../plan/job.js';
+import { recordStart } from '../plan/metrics.js';
 import { jobKey, jobPaths, parseAttemptRecord, type AttemptRecord, type JobPaths } from '../plan/job-files.js';
 import type { Probe } from '../plan/node.js';
 import { startRecord, statusDir, statusFile, Timeline, type PinnedBy, type StartFacts, type StartRecord } from '../plan/status.js';
@@ -52,16 +54,18 @@ export async function setupJob(config: Config, job: Job, log: Logger): Promise<S
 }
 
 /**
- * The owner's copy of how the attempt went. Best effort: the start's outcome is the scheduler's
+ * The owner's copy of how the attempt went, and its count in the metrics. Best effort: the start's outcome is the scheduler's
  * business, and a record that cannot be written is only logged.
  */
 async function keepRecord(config: Config, job: Job, record: StartRecord, log: Logger): Promise<void> {
-  try {
-    await makeStatusDir(statusDir(config.stateDir));
-    await writeJobFile(statusFile(config.stateDir, record, job.owner));
-  } catch (err) {
-    log.warn({ err: formatError(err).line }, 'could not keep the start record for jobbox status');
-  }
+  await Promise.all([
+    (async () => {
+      await makeStatusDir(statusDir(config.stateDir));
+      await writeJobFile(statusFile(config.stateDir, record, job.owner));
+    })().catch((err: unknown) => log.warn({ err: formatError(err).line }, 'could not keep the start record for jobbox status')),
+    // The same record, counted for Prometheus (metrics_dir).
+    updateMetrics(config.metricsDir, (s) => recordStart(s, record)).catch((err: unknown) => log.warn({ err: formatError(err).line }, 'could not update the metrics')),
+  ]);
 }
 
 async function startJob(config: Config, job: Job, log: Logger, timeline: Timeline, facts: StartFacts): Promise<SetupResult> {

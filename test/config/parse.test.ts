@@ -33,6 +33,7 @@ fanout = 8
 device_dir = /dev/ib
 default_queue = short
 bpost = /opt/lsf/10.1/linux3.10-glibc2.17-x86_64/bin/bpost
+metrics_dir = /var/lib/prometheus/node-exporter
 
 [queue short]
 default_image = deb12-mpich
@@ -90,6 +91,7 @@ describe('parseConfig', () => {
       deviceDir: '/dev/infiniband',
       defaultQueue: 'normal',
       bpost: '',
+      metricsDir: '',
       queues: new Map([
         [
           'normal',
@@ -136,6 +138,7 @@ describe('parseConfig', () => {
       fanout: 8,
       deviceDir: '/dev/ib',
       bpost: '/opt/lsf/10.1/linux3.10-glibc2.17-x86_64/bin/bpost',
+      metricsDir: '/var/lib/prometheus/node-exporter',
       defaultQueue: 'short',
     });
     expect(queues.get('short')).toEqual({
@@ -239,7 +242,7 @@ describe('parseConfig', () => {
     ['unknown section', `${MINIMAL}[queues x]\n`, 'jobbox: config f:7: section must be [jobbox], [queue NAME] (NAME ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$) or [image ALIAS] (ALIAS ^[a-z0-9][a-z0-9_-]{0,63}$): [queues x]'],
     ['bad image alias', `${MINIMAL}[image Deb]\n`, 'jobbox: config f:7: section must be [jobbox], [queue NAME] (NAME ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$) or [image ALIAS] (ALIAS ^[a-z0-9][a-z0-9_-]{0,63}$): [image Deb]'],
     // [jobbox]
-    ['unknown global key', g('enigne = docker'), 'jobbox: config [jobbox]: unknown key (allowed: engine registry port_range port_dir state_dir log_file log_level ssh_user ssh_key ssh_known_hosts ssh_port connect_timeout start_timeout pull_timeout pull_policy insecure_registries fanout device_dir default_queue bpost): enigne'],
+    ['unknown global key', g('enigne = docker'), 'jobbox: config [jobbox]: unknown key (allowed: engine registry port_range port_dir state_dir log_file log_level ssh_user ssh_key ssh_known_hosts ssh_port connect_timeout start_timeout pull_timeout pull_policy insecure_registries fanout device_dir default_queue bpost metrics_dir): enigne'],
     ['engine option', g('engine = -docker'), 'jobbox: config [jobbox] engine: must be a command name or an absolute path of [A-Za-z0-9._/-]: -docker'],
     ['relative engine', g('engine = bin/docker'), 'jobbox: config [jobbox] engine: must be a command name or an absolute path of [A-Za-z0-9._/-]: bin/docker'],
     ['bare registry', g('registry = myregistry'), 'jobbox: config [jobbox] registry: must be empty or a registry host[:port] (lowercase; with a "." or a port, or "localhost"): myregistry'],
@@ -259,6 +262,7 @@ describe('parseConfig', () => {
     ['fanout', g('fanout = 0'), 'jobbox: config [jobbox] fanout: must be an integer from 1 to 4096: 0'],
     ['fanout fraction', g('fanout = 1.5'), 'jobbox: config [jobbox] fanout: must be an integer from 1 to 4096: 1.5'],
     ['relative bpost', g('bpost = bpost'), 'jobbox: config [jobbox] bpost: must be empty, or an absolute path without "..", whitespace or control characters: bpost'],
+    ['relative metrics_dir', g('metrics_dir = prom'), 'jobbox: config [jobbox] metrics_dir: must be empty, or an absolute path without "..", whitespace or control characters: prom'],
     ['bpost with an option', g('bpost = "/usr/bin/bpost -i 1"'), 'jobbox: config [jobbox] bpost: must be empty, or an absolute path without "..", whitespace or control characters: /usr/bin/bpost -i 1'],
     ['missing default queue', g('default_queue = short'), 'jobbox: config [jobbox] default_queue: must name a [queue] section (defined: normal): short'],
     ['no queues', '[image a]\nref = r.example/a\n', 'jobbox: config [jobbox] default_queue: must name a [queue] section (defined: none): normal'],

@@ -33,7 +33,7 @@ REGISTRY=$HOSTIP:5000
 RECIPE=r1
 PACKAGES=(docker.io docker-registry debootstrap openssh-server openssh-client iproute2 iptables musl-tools
           util-linux procps curl slurm-wlm slurm-wlm-basic-plugins munge mariadb-server slurmdbd
-          xvfb xauth x11-utils lintian logrotate)
+          xvfb xauth x11-utils lintian logrotate prometheus prometheus-node-exporter)
 # Slurm clients must never look the controller up in DNS: every command gets this file.
 export SLURM_CONF=$TB/etc/slurm.conf
 

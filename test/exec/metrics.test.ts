@@ -1,0 +1,35 @@
+import { chmod, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { updateMetrics } from '../../src/exec/metrics.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'jobbox-metrics-'));
+});
+afterEach(async () => rm(dir, { recursive: true, force: true }));
+
+const count = (s: Map<string, number>) => s.set('jobbox_gc_runs_total', (s.get('jobbox_gc_runs_total') ?? 0) + 1);
+
+it('loses no count when 25 updates race for the file (the lock is a mkdir, the same between processes), and leaves no lock or temporary file', async () => {
+  await Promise.all(Array.from({ length: 25 }, () => updateMetrics(dir, count)));
+  expect(await readFile(join(dir, 'jobbox.prom'), 'utf8')).toContain('\njobbox_gc_runs_total 25\n');
+  expect(await readdir(dir)).toEqual(['jobbox.prom']);
+});
+
+it('does nothing when metrics_dir is empty', async () => {
+  await updateMetrics('', count);
+  expect(await readdir(dir)).toEqual([]);
+});
+
+it('refuses a directory others may write, and follows no symlink planted as the file', async () => {
+  await chmod(dir, 0o777);
+  await expect(updateMetrics(dir, count)).rejects.toThrow(`jobbox: metrics_dir: must be a directory, not writable by others: ${dir}`);
+  await chmod(dir, 0o755);
+  const target = join(dir, 'elsewhere');
+  await writeFile(target, 'kept\n');
+  await symlink(target, join(dir, 'jobbox.prom'));
+  await expect(updateMetrics(dir, count)).rejects.toThrow(/ELOOP/);
+  expect(await readFile(target, 'utf8')).toBe('kept\n');
+});
