@@ -282,6 +282,20 @@ async function main(argv: string[]): Promise<void> {
       },
     )
     .command(
+      'logs <job>',
+      'the job\'s lines of jobbox\'s log (root): from this host and the job\'s nodes, merged in time order; for LSF the job id or id[index], for Slurm SLURM_JOB_ID',
+      (c) =>
+        c
+          .positional('job', { type: 'string', demandOption: true, describe: 'the job id, or id[index] for an LSF array element' })
+          .option('index', { type: 'number', describe: 'the LSF array index (default 0)' })
+          .option('nodes', { type: 'string', describe: 'hostlist to read too, e.g. node[1-64] (default: the nodes of the job\'s attempts in state_dir)' })
+          .option('json', { type: 'boolean', default: false, describe: 'print the log\'s own JSON lines' }),
+      async (a) => {
+        const { logs } = await import('./commands/logs.js');
+        process.exitCode = await logs({ config: a.config, job: a.job, index: a.index, nodes: a.nodes, json: a.json }, savedEnv() ?? process.env);
+      },
+    )
+    .command(
       'doctor',
       'check nodes before they take jobs (root, admin host): the engine and its cgroup driver, the registry and each image (sshd, /bin/sh), port_dir and state_dir (root\'s, shared), the port range against the ephemeral ports, the devices, memlock, sshd\'s MaxStartups and the clock',
       (c) =>
