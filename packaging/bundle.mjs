@@ -27,6 +27,27 @@ const noNative = {
   },
 };
 
+// yargs finds "its" package.json and its translations from its own place in node_modules, and
+// with none (a bundle) from the caller's working directory: a directory of another user's,
+// where a FIFO named package.json would hang every jobbox command run below it. Both are
+// pointed into dist/, which is root's, and dist/package.json ends the search there.
+const yargsPaths = {
+  name: 'yargs-paths',
+  setup(b) {
+    b.onLoad({ filter: /yargs[\\/]lib[\\/]platform-shims[\\/]esm\.mjs$/ }, async (a) => {
+      let text = await readFile(a.path, 'utf8');
+      for (const [from, to] of [
+        ['mainFilename: mainFilename || process.cwd(),', "mainFilename: fileURLToPath(new URL('.', import.meta.url)),"],
+        ["directory: resolve(__dirname, '../../../locales'),", "directory: fileURLToPath(new URL('./locales', import.meta.url)),"],
+      ]) {
+        if (!text.includes(from)) throw new Error(`bundle: yargs's platform shim changed, check the paths it reads: ${from}`);
+        text = text.replace(from, to);
+      }
+      return { contents: text, loader: 'js' };
+    });
+  },
+};
+
 const [entry, outfile] = process.argv.slice(2);
 const where = entry ? { entryPoints: [entry], outfile } : { entryPoints: ['src/cli.ts'], outdir: 'dist', splitting: true };
 if (!entry) await rm(join(root, 'dist'), { recursive: true, force: true });
@@ -50,7 +71,7 @@ const result = await build({
       "var __dirname = jobboxPath(new URL('.', import.meta.url));",
     ].join(' '),
   },
-  plugins: [noNative],
+  plugins: [noNative, yargsPaths],
   metafile: true,
   legalComments: 'none',
   logLevel: 'warning',
@@ -58,6 +79,7 @@ const result = await build({
 
 // What the bundle contains, for the package's copyright file (packaging/deb.sh).
 if (!entry) {
+  await writeFile(join(root, 'dist', 'package.json'), `${JSON.stringify({ name: 'jobbox', version: pkg.version, type: 'module', private: true })}\n`);
   const packages = new Map();
   for (const input of Object.keys(result.metafile.inputs)) {
     const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input);

@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 # --version V: the same files under another version, for the upgrade test (test/integration/package.test.ts).
 version=$(node -p 'require("./package.json").version')
 if [[ ${1:-} == --version ]]; then version=${2:?--version needs a value}; fi
+[[ $version =~ ^[0-9][A-Za-z0-9.+~-]*$ ]] || { echo "jobbox: package: not a Debian version: $version" >&2; exit 2; }
 arch=$(dpkg --print-architecture)
 out=dist/jobbox_${version}_${arch}.deb
 stage=$(mktemp -d)
@@ -28,7 +29,7 @@ lib=$stage/usr/lib/jobbox
 doc=$stage/usr/share/doc/jobbox
 install -d "$lib/dist" "$lib/hooks/lsf" "$lib/hooks/slurm" "$stage/usr/bin" "$stage/etc/jobbox" "$stage/etc/logrotate.d" \
   "$stage/lib/systemd/system" "$stage/usr/share/man/man1" "$doc/docs" "$stage/usr/share/lintian/overrides" "$stage/DEBIAN"
-install -m 0644 dist/*.js "$lib/dist/"
+install -m 0644 dist/*.js dist/package.json "$lib/dist/"
 chmod 0755 "$lib/dist/cli.js"
 sh src/launcher/build.sh "$lib/dist/jobbox-hook"
 strip --remove-section=.comment "$lib/dist/jobbox-hook"

@@ -30,6 +30,11 @@ export class JobboxError extends Error {
 }
 
 /** Values come from attackers too: keep control characters and huge values out of terminals and logs. */
+/** Text that may carry what a user chose, for a terminal: every control character (C0, DEL, C1) as \\uXXXX, nothing cut. */
+export function noControls(value: string): string {
+  return value.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export function printable(value: string): string {
   const shown = value.length > 200 ? `${value.slice(0, 200)}… (${value.length} chars)` : value;
   // JSON escapes C0 controls; DEL and the C1 range (U+009B is a one-byte terminal escape) too.

@@ -48,7 +48,8 @@ export async function doctor(args: DoctorArgs, env: NodeJS.ProcessEnv): Promise<
   // A marker in each shared dir: a node that sees it sees the same directory.
   const marker = `.jobbox-doctor-${randomBytes(6).toString('hex')}`;
   const markers = [config.portDir, config.stateDir].map((d) => join(d, marker));
-  await Promise.all(markers.map((m) => writeFile(m, '', { mode: 0o600 }).catch(() => undefined)));
+  // O_EXCL: never through a name someone planted.
+  await Promise.all(markers.map((m) => writeFile(m, '', { mode: 0o600, flag: 'wx' }).catch(() => undefined)));
   try {
     const listed = await eachNode(config, nodes, async (s) => {
       const out: Check[] = [];
@@ -61,7 +62,7 @@ export async function doctor(args: DoctorArgs, env: NodeJS.ProcessEnv): Promise<
       out.push(...judgeFacts(config, s.host, parseFacts(facts.stdout), (t0 + t1) / 2, t1 - t0));
       const memlock = largestMemlock(config);
       if (engine.code === 0 && pinned[0] && memlock) {
-        const r = await s.run([config.engine, ...memlockArgv(runRef(pinned[0]), memlock.bytes)], config.startTimeoutMs);
+        const r = await s.run([config.engine, ...memlockArgv(runRef(pinned[0]), memlock.bytes, `jobbox-check-${randomBytes(6).toString('hex')}`)], config.startTimeoutMs);
         out.push(judgeMemlock(s.host, memlock, r.code ?? -1, r.stdout, r.stderr));
       }
       return out;

@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { execFile } from 'node:child_process';
 import { configPath, loadConfig } from '../config/load.js';
-import { EXIT, JobboxError } from '../errors.js';
+import { EXIT, JobboxError, noControls } from '../errors.js';
 import { readJobFile } from '../exec/jobdir.js';
 import { eachNode } from '../lifecycle/sessions.js';
 import { hostfileHosts, parseKey } from '../plan/gc.js';
-import { escape, logGrepArgv, mergeLogs, renderLogLine } from '../plan/logs.js';
+import { logGrepArgv, mergeLogs, renderLogLine } from '../plan/logs.js';
 import { jobLabel, parseJobArg } from '../plan/status.js';
 import { expandHostlist } from '../scheduler/slurm.js';
 
@@ -52,7 +52,7 @@ export async function logs(args: LogsArgs, env: NodeJS.ProcessEnv): Promise<numb
   });
   const found = [{ from: self, text: local }, ...nodes.flatMap((from, i) => (read[i]!.ok ? [{ from, text: (read[i] as { value: string }).value }] : []))];
   const lines = mergeLogs(found, job);
-  for (const l of lines) process.stdout.write(`${args.json ? escape(l.raw) : renderLogLine(l)}\n`);
+  for (const l of lines) process.stdout.write(`${args.json ? noControls(l.raw) : renderLogLine(l)}\n`);
   const failed = nodes.flatMap((n, i) => (read[i]!.ok ? [] : [`${n}: ${(read[i] as { error: string }).error}`]));
   for (const f of failed) process.stderr.write(`jobbox: logs: not read: ${f}\n`);
   if (lines.length === 0) {

@@ -2,6 +2,7 @@
 // commands a node runs, their output parsed into facts, and facts judged into one row per
 // check and node. commands/doctor.ts runs them.
 import type { Config } from '../config/types.js';
+import { noControls } from '../errors.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -51,15 +52,19 @@ done
 echo "ephemeral $(cat /proc/sys/net/ipv4/ip_local_port_range)"
 echo "reserved $(cat /proc/sys/net/ipv4/ip_local_reserved_ports)"
 for f in "$device_dir"/*; do [ -c "$f" ] && [ ! -L "$f" ] && echo "device \${f##*/}"; done
-pid=$(ss -Hltnp "sport = :$ssh_port" 2>/dev/null | sed -n 's/.*pid=\\([0-9]*\\).*/\\1/p' | head -n 1)
+# The sshd on the admin port: a listener that is root's and runs sshd (a user may listen on the
+# port on another address), and only a config file that is root's.
 conf=/etc/ssh/sshd_config
-if [ -n "$pid" ]; then
+for pid in $(ss -Hltnp "sport = :$ssh_port" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2); do
+  [ "$(stat -c %u "/proc/$pid" 2>/dev/null)" = 0 ] || continue
+  case $(readlink "/proc/$pid/exe") in */sshd) ;; *) continue ;; esac
   # sshd rewrites its title ("sshd: /usr/sbin/sshd -D -f FILE [listener] …"): read -f from either form.
   c=$(tr '\\000' ' ' <"/proc/$pid/cmdline" | sed -n 's/.* -f \\([^ ]*\\).*/\\1/p')
-  [ -n "$c" ] && conf=$c
-fi
+  if [ -n "$c" ] && [ -f "$c" ] && [ ! -L "$c" ] && [ "$(stat -c %u -- "$c")" = 0 ]; then conf=$c; fi
+  break
+done
 echo "sshd_config $conf"
-echo "maxstartups $(sshd -T -f "$conf" 2>/dev/null | sed -n 's/^maxstartups //p')"
+echo "maxstartups $(timeout 10 sshd -T -f "$conf" 2>/dev/null | sed -n 's/^maxstartups //p')"
 `;
 
 export function factsArgv(config: Config, marker: string): string[] {
@@ -169,9 +174,13 @@ export function largestMemlock(config: Config): { bytes: number; queue: string }
   return best;
 }
 
-/** A throwaway container with that memlock: the engine must be able to set what a queue passes. */
-export function memlockArgv(ref: string, bytes: number): string[] {
-  return ['run', '--rm', '--pull', 'never', '--net', 'none', '--user', '65534:65534', '--ulimit', `memlock=${bytes}:${bytes}`, '--entrypoint', '/bin/sh', ref, '-c', 'ulimit -l'];
+/** A throwaway container with that memlock, boxed as the image check's: the engine must be able to set what a queue passes. */
+export function memlockArgv(ref: string, bytes: number, name: string): string[] {
+  return [
+    'run', '--rm', '--name', name, '--label', 'org.jobbox.check=memlock', '--pull', 'never', '--net', 'none', '--user', '65534:65534',
+    '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--pids-limit', '64', '--ulimit', `memlock=${bytes}:${bytes}`,
+    '--entrypoint', '/bin/sh', ref, '-c', 'ulimit -l',
+  ];
 }
 
 export function judgeMemlock(node: string, want: { bytes: number; queue: string }, code: number, stdout: string, stderr: string): Check {
@@ -192,7 +201,8 @@ export function sortChecks(rows: Check[]): Check[] {
 }
 
 export function checksTable(rows: Check[]): string {
-  const cells = [['CHECK', 'NODE', 'STATUS', 'DETAIL'], ...rows.map((r) => [r.check, r.node, r.status, r.detail])];
+  // A detail may quote what a node or an image said: no control character reaches the terminal.
+  const cells = [['CHECK', 'NODE', 'STATUS', 'DETAIL'], ...rows.map((r) => [r.check, r.node, r.status, noControls(r.detail)])];
   const widths = [0, 1, 2].map((i) => Math.max(...cells.map((c) => c[i]!.length)));
   return cells.map((c) => c.map((v, i) => (i < 3 ? v.padEnd(widths[i]!) : v)).join('  ')).join('\n');
 }

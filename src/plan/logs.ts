@@ -1,5 +1,6 @@
 // `jobbox logs <job>`: the job's lines of jobbox's JSON log from every host that may hold some,
 // merged in time order. Pure: the fixed command a node runs, and the merge.
+import { noControls } from '../errors.js';
 
 /**
  * Every line of log_file and its rotations (`.1`, `.2.gz`, …) that names the job id, as pino
@@ -52,8 +53,6 @@ const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 4
 // Said by the line's own columns, or of every line of a job alike.
 const SHOWN = new Set(['time', 'level', 'msg', 'job', 'index', 'host', 'pid', 'hostname']);
 
-// A log line may carry what a user chose (a job name, a path): no control character reaches the terminal.
-export const escape = (s: string) => s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 /** `2026-12-07 16:00:00.123 UTC node1 INFO attempt node1: job torn down on every node {"removed":3}`, escaped. */
 export function renderLogLine(l: LogLine): string {
@@ -62,5 +61,6 @@ export function renderLogLine(l: LogLine): string {
   const level = LEVELS[Number(e.level)] ?? String(e.level);
   const rest = Object.fromEntries(Object.entries(e).filter(([k]) => !SHOWN.has(k) && k !== 'attempt'));
   const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : '';
-  return escape(`${when} ${l.from} ${level.padEnd(5)} attempt ${String(e.attempt ?? '?')}: ${String(e.msg ?? '')}${extra}`);
+  // A log line may carry what a user chose (a job name, a path): no control character reaches the terminal.
+  return noControls(`${when} ${l.from} ${level.padEnd(5)} attempt ${String(e.attempt ?? '?')}: ${String(e.msg ?? '')}${extra}`);
 }

@@ -1,11 +1,16 @@
 // `jobbox ps`: every jobbox container on the cluster, as each node's engine lists it, beside
 // what the shared dirs and the scheduler say of its attempt, and what a plain `jobbox gc` would
 // do with it (planGc's decision, plan/gc.ts). Pure: listings and facts in, rows out.
+import { noControls } from '../errors.js';
 import { parseKey, type GcAction } from './gc.js';
 
 const LABEL = 'org.jobbox';
-// Tab-separated: no label value or field of ours holds a tab (names, numbers, refs, states).
-const FIELDS = ['{{.Names}}', ...['job', 'index', 'attempt', 'owner'].map((l) => `{{.Label "${LABEL}.${l}"}}`), '{{.Image}}', '{{.State}}', '{{.CreatedAt}}'];
+// Each field as a JSON string: an image's own labels may hold tabs and newlines (a throwaway
+// image check inherits them), and must not break a line into rows of their own.
+const FIELDS = ['.Names', ...['job', 'index', 'attempt', 'owner', 'check'].map((l) => `(.Label "${LABEL}.${l}")`), '.Image', '.State', '.CreatedAt'].map((f) => `{{json ${f}}}`);
+// What docker names a container and jobbox an owner; anything else is shown as it is not.
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const OWNER = /^[a-z_][a-z0-9_.-]{0,31}\$?$/;
 
 /** Every container of a job attempt on one engine, running or not (an image check has no job label). */
 export function clusterPsArgv(): string[] {
@@ -31,11 +36,20 @@ function parseCreated(text: string): number | undefined {
   return Number.isNaN(ms) ? undefined : ms;
 }
 
+/** Each container's line; an image check's throwaway container (its `check` label) is not a job's. */
 export function parseClusterPs(node: string, stdout: string): ContainerFact[] {
-  return stdout.split('\n').filter((l) => l.trim() !== '').map((line) => {
-    const [name = '', id = '', index = '', attempt = '', owner = '', image = '', state = '', created = ''] = line.split('\t');
+  return stdout.split('\n').filter((l) => l.trim() !== '').flatMap((line) => {
+    let fields: unknown[];
+    try {
+      fields = JSON.parse(`[${line.split('\t').join(',')}]`) as unknown[];
+    } catch {
+      return [{ node, name: '?', key: undefined, owner: '', image: '', state: '', createdMs: undefined }];
+    }
+    const [name, id, index, attempt, owner, check, image, state, created] = fields.map((f) => (typeof f === 'string' ? f : ''));
+    if (check) return [];
     const key = `${id}.${index}.${attempt}`;
-    return { node, name, key: parseKey(key) ? key : undefined, owner, image, state, createdMs: parseCreated(created) };
+    const sane = NAME.test(name!) && OWNER.test(owner!) && parseKey(key) !== undefined;
+    return [{ node, name: name!, key: sane ? key : undefined, owner: owner!, image: image!, state: state!, createdMs: parseCreated(created!) }];
   });
 }
 
@@ -99,7 +113,8 @@ export function shortImage(image: string): string {
 /** The table `jobbox ps` prints, columns padded; the gc column last, as it is the longest. */
 export function psTable(rows: PsRow[]): string {
   const header = ['NODE', 'CONTAINER', 'ATTEMPT', 'OWNER', 'STATE', 'AGE', 'IMAGE', 'FLAGS', 'GC'];
-  const cells = rows.map((r) => [r.node, r.name, r.key ?? '?', r.owner || '?', r.state, formatAge(r.ageS), shortImage(r.image), r.flags.join(',') || '-', r.gc]);
+  // Names, owners and images come from the engine, and a container's from its image: no control character reaches the terminal.
+  const cells = rows.map((r) => [r.node, r.name, r.key ?? '?', r.owner || '?', r.state, formatAge(r.ageS), shortImage(r.image), r.flags.join(',') || '-', r.gc].map(noControls));
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]!))).join('  ');
   return [line(header), ...cells.map(line)].join('\n');

@@ -104,7 +104,7 @@ describe('the engine', () => {
 
   it('memlock: the most a queue passes, which the engine must set', () => {
     expect(largestMemlock(config)).toEqual({ bytes: 64 * 2 ** 30, queue: 'big' }); // unlimited up to its 64g memory
-    expect(memlockArgv('r@sha256:x', 8388608)).toContain('memlock=8388608:8388608');
+    expect(memlockArgv('r@sha256:x', 8388608, 'jobbox-check-1')).toEqual(expect.arrayContaining(['memlock=8388608:8388608', 'org.jobbox.check=memlock', 'jobbox-check-1', 'no-new-privileges']));
     expect(judgeMemlock('n', { bytes: 8388608, queue: 'normal' }, 0, '8192\n', '').status).toBe('ok');
     expect(judgeMemlock('n', { bytes: 8388608, queue: 'normal' }, 0, '64\n', '').status).toBe('fail');
     const refused = 'docker: Error response from daemon: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: error during container init: error setting rlimits for ready process: error setting rlimit type 8: operation not permitted: unknown\n';
@@ -118,12 +118,12 @@ describe('the report', () => {
     const rows = sortChecks([
       { check: 'sshd', node: 'node1', status: 'ok', detail: 'a' },
       { check: 'engine', node: 'node2', status: 'fail', detail: 'b' },
-      { check: 'devices', node: 'node1', status: 'warn', detail: 'c' },
+      { check: 'devices', node: 'node1', status: 'warn', detail: 'c\u001b]0;x\u0007' },
     ]);
     expect(checksTable(rows).split('\n')).toEqual([
       'CHECK    NODE   STATUS  DETAIL',
       'engine   node2  fail    b',
-      'devices  node1  warn    c',
+      'devices  node1  warn    c\\u001b]0;x\\u0007',
       'sshd     node1  ok      a',
     ]);
   });

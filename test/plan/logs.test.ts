@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { escape, logGrepArgv, mergeLogs, renderLogLine } from '../../src/plan/logs.js';
+import { noControls } from '../../src/errors.js';
+import { logGrepArgv, mergeLogs, renderLogLine } from '../../src/plan/logs.js';
 
 const entry = (o: Record<string, unknown>) => JSON.stringify({ level: 30, pid: 7, host: 'node1', attempt: 'node1', ...o });
 
@@ -41,6 +42,6 @@ describe('mergeLogs', () => {
   it('renders a line an admin reads, with no control character of the user\'s', () => {
     const [l] = mergeLogs([{ from: 'node1', text: entry({ time: Date.parse('2026-12-07T16:00:00.123Z'), job: '42', msg: 'job \u009b31m torn down', removed: 3 }) }], { id: '42', index: 0 });
     expect(renderLogLine(l!)).toBe('2026-12-07 16:00:00.123 UTC node1 INFO  attempt node1: job \\u009b31m torn down {"removed":3}');
-    expect(escape('{"msg":"a\u0085b"}')).toBe('{"msg":"a\\u0085b"}');
+    expect(noControls('{"msg":"a\u0085b"}')).toBe('{"msg":"a\\u0085b"}');
   });
 });

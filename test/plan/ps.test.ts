@@ -4,9 +4,9 @@ import { clusterPsArgv, formatAge, parseClusterPs, planPs, psTable, shortImage, 
 
 const DIGEST = `sha256:${'ab12'.repeat(16)}`;
 const IMAGE = `10.78.0.1:5000/deb12@${DIGEST}`;
-// As docker 20.10 prints the format of clusterPsArgv.
-const line = (name: string, job: string, index: string, attempt: string, state = 'running', created = '2026-12-07 16:00:00 +0000 UTC') =>
-  [name, job, index, attempt, 'jbuser1', IMAGE, state, created].join('\t');
+// As docker 20.10 prints the format of clusterPsArgv: each field a JSON string.
+const line = (name: string, job: string, index: string, attempt: string, state = 'running', created = '2026-12-07 16:00:00 +0000 UTC', owner = 'jbuser1', check = '') =>
+  [name, job, index, attempt, owner, check, IMAGE, state, created].map((f) => JSON.stringify(f)).join('\t');
 const NOW = Date.parse('2026-12-07T16:05:30Z');
 
 function action(key: string, over: Partial<GcAction>): GcAction {
@@ -22,7 +22,8 @@ describe('clusterPsArgv', () => {
   it('lists every container with a job label, stopped ones too, tab-separated', () => {
     const argv = clusterPsArgv();
     expect(argv.slice(0, 5)).toEqual(['ps', '--all', '--no-trunc', '--filter', 'label=org.jobbox.job']);
-    expect(argv.at(-1)!.split('\t')).toHaveLength(8);
+    expect(argv.at(-1)!.split('\t')).toHaveLength(9);
+    expect(argv.at(-1)!.split('\t').every((f) => f.startsWith('{{json '))).toBe(true);
   });
 });
 
@@ -35,6 +36,18 @@ describe('parseClusterPs', () => {
   it('keeps a container whose labels make no attempt, with no key, and an unreadable date as unknown', () => {
     const cs = parseClusterPs('node1', [line('odd', '04242', '0', 'node1'), line('x', '1', '0', '../etc', 'exited', 'yesterday')].join('\n'));
     expect(cs.map((c) => [c.key, c.createdMs])).toEqual([[undefined, Date.parse('2026-12-07T16:00:00Z')], [undefined, undefined]]);
+  });
+
+  it('leaves out an image check\'s throwaway container, and keeps a row whose labels carry a newline or a tab in one row', () => {
+    const out = [line('jobbox-check-1a2b', '1\n"x"', '0', 'n', 'running', '2026-12-07 16:00:00 +0000 UTC', 'root', 'image'), line('jobbox-5', '5', '0', 'n\tx\nforged row', 'running')].join('\n');
+    const cs = parseClusterPs('node1', out);
+    expect(cs.map((c) => [c.name, c.key])).toEqual([['jobbox-5', undefined]]);
+  });
+
+  it('takes no name or owner but one docker and jobbox could have made', () => {
+    expect(parseClusterPs('n', line('jobbox-5\u001b[2J', '5', '0', 'n'))[0]!.key).toBeUndefined();
+    expect(parseClusterPs('n', line('jobbox-5', '5', '0', 'n', 'running', '2026-12-07 16:00:00 +0000 UTC', 'Bad Owner'))[0]!.key).toBeUndefined();
+    expect(parseClusterPs('n', 'not json\tat all')[0]).toMatchObject({ name: '?', key: undefined });
   });
 
   it('reads a CreatedAt in another zone offset', () => {
@@ -90,6 +103,9 @@ describe('the table', () => {
       'node1  jobbox-7   7.0.node1  jbuser1  running  5m30s  10.78.0.1:5000/deb12@sha256:ab12ab12ab12  -      keep: LSF says RUN',
     ]);
     expect(shortImage('deb12:r1')).toBe('deb12:r1');
+    // A name that escaped its checks still reaches the terminal with no control character.
+    const [odd] = planPs(parseClusterPs('node1', line('jobbox-\u009b7', '7', '0', 'node1')), facts());
+    expect(psTable([odd!]).split('\n')[1]).toContain('jobbox-\\u009b7');
   });
 
   it('writes ages as an admin reads them', () => {

@@ -1,7 +1,9 @@
-import { chmod, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
+
+// As root (the root project): metrics_dir must be root's, as the hooks that write it are.
 import { updateMetrics } from '../../src/exec/metrics.js';
 
 let dir: string;
@@ -23,10 +25,14 @@ it('does nothing when metrics_dir is empty', async () => {
   expect(await readdir(dir)).toEqual([]);
 });
 
-it('refuses a directory others may write, and follows no symlink planted as the file', async () => {
+it('refuses a directory others may write, or that is not root\'s; follows no symlink planted as the file', async () => {
   await chmod(dir, 0o777);
-  await expect(updateMetrics(dir, count)).rejects.toThrow(`jobbox: metrics_dir: must be a directory, not writable by others: ${dir}`);
+  await expect(updateMetrics(dir, count)).rejects.toThrow(`jobbox: metrics_dir: must be a directory of root's, not writable by group or others: ${dir}`);
   await chmod(dir, 0o755);
+  // node_exporter's account, say: it could hold the lock and stall every start.
+  await chown(dir, 65534, 65534);
+  await expect(updateMetrics(dir, count)).rejects.toThrow(/must be a directory of root's/);
+  await chown(dir, 0, 0);
   const target = join(dir, 'elsewhere');
   await writeFile(target, 'kept\n');
   await symlink(target, join(dir, 'jobbox.prom'));
