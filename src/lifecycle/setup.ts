@@ -125,6 +125,16 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
       lookupGroupNames([job.owner.gid, ...job.owner.gids]),
     ]);
     prepared.catch(() => {});
+    // The job files need no node's facts: they are written while the nodes check the port, for
+    // the first port claimed. Where a node has it taken (rare), they are written again for the next.
+    const writeFiles = async (port: number) => {
+      const [[keys, accounts, groupNames], { image: run }] = await Promise.all([prepared, pinned]);
+      const { files } = planJob({ config, job, image: run, port, paths, keys, groupNames, accounts, nonce, facts: new Map() });
+      await makeJobDir(paths.dir);
+      await Promise.all(files.map(writeJobFile));
+    };
+    const written = writeFiles(firstPort);
+    written.catch(() => {});
     const firstClaim = { port: firstPort, probes: each((s) => early.get(s.host)!) };
     const { port, probes, holders } = await choosePort(config, job, nonce, hosts, (fn) => each((s, i) => portTime(s, () => fn(s, i))), log, firstClaim);
     facts.port = port;
@@ -141,8 +151,8 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
       facts: new Map(hosts.map((h, i) => [h, probes[i]!])),
     });
     if (plan.dropped.length > 0) log.info({ dropped: plan.dropped }, 'user variables kept out of the container');
-    await makeJobDir(paths.dir);
-    await Promise.all(plan.files.map(writeJobFile));
+    await written;
+    if (port !== firstPort) await writeFiles(port);
     phase('files');
 
     // Each node waits for its own sshd as soon as its container runs, not for the slowest run.

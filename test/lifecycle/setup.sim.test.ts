@@ -104,10 +104,14 @@ describe('setupJob on the simulated cluster', () => {
       return { code: 0, stdout: 'taken\n' };
     };
 
-    const { port } = await setupJob(f.config, f.job('1003'), f.log);
+    const { port, paths } = await setupJob(f.config, f.job('1003'), f.log);
 
     const other = refused === PORTS.first ? PORTS.last : PORTS.first;
     expect(port).toBe(other);
+    // The files, first written for the refused port while the nodes checked it, name the one taken.
+    expect(readFileSync(paths.sshdConfig, 'utf8')).toContain(`\nPort ${other}\n`);
+    expect(readFileSync(paths.sshConfig, 'utf8')).toContain(`  Port ${other}\n`);
+    expect(readFileSync(paths.knownHosts, 'utf8')).toContain(`]:${other},`);
     expect(f.claims()).toEqual([`claim.1003.0.${f.hosts[0]}.${other}`]);
     // Taken there: the sim asked who holds the job's name before giving the port up.
     expect([third.count('probe'), third.count('ps name')]).toEqual([2, 1]);
