@@ -39,7 +39,13 @@ for f in hooks/gc hooks/lsf/pre-exec hooks/lsf/post-exec hooks/slurm/prolog hook
   ln -s "$(readlink "$f")" "$lib/$f"
 done
 ln -s ../lib/jobbox/dist/cli.js "$stage/usr/bin/jobbox"
-install -m 0644 etc/jobbox.ini.example "$stage/etc/jobbox/jobbox.ini"
+# The conffile is the example with every setting commented out: until an admin writes a queue
+# and an image, every hook refuses with one line about the config instead of running the example's.
+{
+  printf '; jobbox refuses this file until it has a [queue] and an [image]: see docs/operations.md\n'
+  sed -E 's/^([^;#[:space:]])/;\1/' etc/jobbox.ini.example
+} >"$stage/etc/jobbox/jobbox.ini"
+chmod 0644 "$stage/etc/jobbox/jobbox.ini"
 install -m 0644 packaging/logrotate "$stage/etc/logrotate.d/jobbox"
 install -m 0644 etc/jobbox-gc.service etc/jobbox-gc.timer "$stage/lib/systemd/system/"
 install -m 0644 packaging/lintian-overrides "$stage/usr/share/lintian/overrides/jobbox"

@@ -7,10 +7,20 @@ import { chmod, chown, mkdtemp, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_CONFIG } from '../../src/config/defaults.js';
+import { loadConfig } from '../../src/config/load.js';
+import { formatError } from '../../src/errors.js';
 import { makeJobDir, removeJobDir, writeJobFile } from '../../src/exec/jobdir.js';
 import { allocatePort, claimedPort, releasePort } from '../../src/ports/allocator.js';
 import { CANARY, ROOT, VICTIM, cleanups, configText, preExecWith, refused, snapshot, withDeadline, type Env } from './catalogue.js';
 
+
+// What the pre-exec says of the default config on this machine: it must be a refusal (no file, or
+// the package's unconfigured one), or the two JOBBOX_CONFIG cases below could not tell anything.
+const DEFAULT_REFUSAL = await loadConfig(DEFAULT_CONFIG).then(
+  () => { throw new Error(`${DEFAULT_CONFIG} is a working config: run the root project where it is absent or the package's own`); },
+  (err: unknown) => formatError(err).line,
+);
 
 describe('as root: config: a file others could write or swap refuses the pre-exec', () => {
   // [case, prepare(dir, file) → the path the pre-exec is given (or undefined: JOBBOX_CONFIG), message, exit]
@@ -22,10 +32,12 @@ describe('as root: config: a file others could write or swap refuses the pre-exe
     ['in a directory owned by a user', async (d, f) => (await chown(d, 65534, 65534), { cli: f }), 'jobbox: config: parent directory is not owned by root (uid 65534): {dir}', 99],
     ['a symlink into /tmp', async (d) => ({ cli: await tmpConfig(d, 0) }), 'jobbox: config: parent directory is writable by group or others (mode 1777): /tmp', 99],
     // A root hook's environment is the job's: JOBBOX_CONFIG is never read, whatever it names.
-    ['JOBBOX_CONFIG naming a user\'s file (ignored)', async (d) => ({ env: { JOBBOX_CONFIG: await tmpConfig(d, 65534) } }), 'jobbox: config: cannot read the file (ENOENT): /etc/jobbox/jobbox.ini', 99],
+    // The pre-exec reads /etc/jobbox/jobbox.ini instead: missing, or the package's, which is
+    // refused until an admin configures it (packaging/deb.sh).
+    ['JOBBOX_CONFIG naming a user\'s file (ignored)', async (d) => ({ env: { JOBBOX_CONFIG: await tmpConfig(d, 65534) } }), DEFAULT_REFUSAL, 99],
     ['a directory', async (d) => ({ cli: d }), 'jobbox: config: not a regular file: {dir}', 99],
     ['a FIFO', async (d) => (execFileSync('mkfifo', ['-m', '0644', '--', join(d, 'fifo.ini')]), { cli: join(d, 'fifo.ini') }), 'jobbox: config: not a regular file: {dir}/fifo.ini', 99],
-    ['JOBBOX_CONFIG naming a FIFO (ignored)', async (d) => (execFileSync('mkfifo', ['-m', '0644', '--', join(d, 'fifo.ini')]), { env: { JOBBOX_CONFIG: join(d, 'fifo.ini') } }), 'jobbox: config: cannot read the file (ENOENT): /etc/jobbox/jobbox.ini', 99],
+    ['JOBBOX_CONFIG naming a FIFO (ignored)', async (d) => (execFileSync('mkfifo', ['-m', '0644', '--', join(d, 'fifo.ini')]), { env: { JOBBOX_CONFIG: join(d, 'fifo.ini') } }), DEFAULT_REFUSAL, 99],
     ['missing', async (d) => ({ cli: join(d, 'missing.ini') }), 'jobbox: config: cannot read the file (ENOENT): {dir}/missing.ini', 99],
     ['--config ""', async () => ({ cli: '' }), 'jobbox: --config: must name a file: ', 2],
   ])('%s', async (_case, prepare, message, exitCode) => {

@@ -14,9 +14,9 @@ afterEach(async () => rm(dir, { recursive: true, force: true }));
 
 const count = (s: Map<string, number>) => s.set('jobbox_gc_runs_total', (s.get('jobbox_gc_runs_total') ?? 0) + 1);
 
-it('loses no count when 25 updates race for the file (the lock is a mkdir, the same between processes), and leaves no lock or temporary file', async () => {
-  await Promise.all(Array.from({ length: 25 }, () => updateMetrics(dir, count)));
-  expect(await readFile(join(dir, 'jobbox.prom'), 'utf8')).toContain('\njobbox_gc_runs_total 25\n');
+it('loses no count when 8 updates race for the file (hooks ending at once on a node; the lock is a mkdir, the same between processes), and leaves no lock or temporary file', async () => {
+  await Promise.all(Array.from({ length: 8 }, () => updateMetrics(dir, count)));
+  expect(await readFile(join(dir, 'jobbox.prom'), 'utf8')).toContain('\njobbox_gc_runs_total 8\n');
   expect(await readdir(dir)).toEqual(['jobbox.prom']);
 });
 
