@@ -159,7 +159,7 @@ export async function reapOrphans(config: Config, options: GcOptions, env: NodeJ
     ? `jobbox: gc: dry run: would reclaim ${count.reclaimed}, keep ${count.kept}; nothing changed`
     : `jobbox: gc: reclaimed ${count.reclaimed}, kept ${count.kept}, failed ${count.failed}`);
   log.info({ dryRun: options.dryRun, ...count }, 'gc done');
-  if (!options.dryRun) {
+  if (!options.dryRun && config.metricsDir !== '') {
     // The cluster-wide gauges come from here, the one host that looks at every claim and job
     // dir: read again, as the reclaims left them.
     const [claimsNow, dirsNow] = await Promise.all([listClaims(config.portDir), jobDirs(config.stateDir)]);
