@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { configPath, loadConfig } from '../config/load.js';
 import { runRef } from '../config/ref.js';
 import type { Image } from '../config/types.js';
-import { EXIT, JobboxError, formatError } from '../errors.js';
+import { EXIT, JobboxError, formatError, noControls } from '../errors.js';
 import { registryDigest } from '../exec/registry.js';
 import { ensureImage, imageAccounts } from '../lifecycle/node.js';
 import { eachNode } from '../lifecycle/sessions.js';
@@ -92,7 +92,7 @@ export async function doctor(args: DoctorArgs, env: NodeJS.ProcessEnv): Promise<
   }
 
   const sorted = sortChecks(rows);
-  process.stdout.write(args.json ? `${JSON.stringify({ nodes, checks: sorted })}\n` : `${checksTable(sorted)}\n`);
+  process.stdout.write(args.json ? `${noControls(JSON.stringify({ nodes, checks: sorted }))}\n` : `${checksTable(sorted)}\n`);
   const failed = sorted.filter((r) => r.status === 'fail').length;
   if (!args.json) process.stdout.write(`jobbox: doctor: ${failed === 0 ? 'no check failed' : `${failed} check${failed > 1 ? 's' : ''} failed`} on ${nodes.join(' ')}\n`);
   return failed > 0 ? EXIT.transient : 0;

@@ -3,7 +3,7 @@
 // state, and what `jobbox gc` would do with it. Read-only.
 import { configPath, loadConfig } from '../config/load.js';
 import { GC_GRACE_S } from '../config/defaults.js';
-import { EXIT, JobboxError } from '../errors.js';
+import { EXIT, JobboxError, noControls } from '../errors.js';
 import { ask, jobDirs } from '../lifecycle/gc.js';
 import { eachNode } from '../lifecycle/sessions.js';
 import { commandFailed } from '../lifecycle/node.js';
@@ -64,7 +64,8 @@ export async function ps(args: PsArgs, env: NodeJS.ProcessEnv): Promise<number> 
   const unanswered = [...answers.values()].some((a) => a.kind === 'failed');
 
   if (args.json) {
-    process.stdout.write(`${JSON.stringify({ nodes, unreachable, containers: rows })}\n`);
+    // JSON escapes C0 controls; DEL and C1 too, as in the table.
+    process.stdout.write(`${noControls(JSON.stringify({ nodes, unreachable, containers: rows }))}\n`);
   } else {
     process.stdout.write(rows.length > 0 ? `${psTable(rows)}\n` : `jobbox: ps: no jobbox container on ${nodes.join(' ')}\n`);
     for (const u of unreachable) process.stdout.write(`jobbox: ps: ${u.node}: not listed: ${u.error}\n`);
