@@ -43,8 +43,8 @@ export async function logs(args: LogsArgs, env: NodeJS.ProcessEnv): Promise<numb
   const self = hostname();
   const nodes = (args.nodes ? [...new Set(expandHostlist(args.nodes, '--nodes'))] : await jobHosts(config.stateDir, job)).filter((n) => n !== self);
 
-  const [grep, ...remote] = logGrepArgv(config.logFile, job.id);
-  const local = await promisify(execFile)(`/bin/${grep!}`, remote, { maxBuffer: 256 << 20 }).then((r) => r.stdout);
+  // This host's own log, by the same script as the nodes' (its argv is `sh -c SCRIPT …`).
+  const local = await promisify(execFile)('/bin/sh', logGrepArgv(config.logFile, job.id).slice(1), { maxBuffer: 256 << 20 }).then((r) => r.stdout);
   const read = await eachNode(config, nodes, async (s) => {
     const r = await s.run(logGrepArgv(config.logFile, job.id), config.startTimeoutMs);
     if (r.code !== 0) throw new JobboxError(`${s.host}: logs`, `exit ${r.code}`, r.stderr.trim().split('\n')[0] ?? '');
