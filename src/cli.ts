@@ -57,6 +57,11 @@ function hookCall(argv: string[]): { hook: Hook; config: string | undefined; com
   return rest.length === 0 ? { hook: name as Hook, config, command: [] } : undefined;
 }
 
+// Options two commands share: status and logs name a job alike; gc and ps ask the same scheduler.
+const jobPositional = { type: 'string', demandOption: true, describe: 'the job id, or id[index] for an LSF array element' } as const;
+const indexOption = { type: 'number', describe: 'the LSF array index (default 0)' } as const;
+const schedulerOption = { type: 'string', choices: ['lsf', 'slurm'], describe: 'whom to ask (default: the one whose client, bjobs or scontrol, is on PATH)' } as const;
+
 /** `jobbox slurm batch --script S -- ARGS…`, the wrapped batch script's line. */
 const batchOptions = { script: { type: 'string', demandOption: true, describe: 'the wrapped batch script ($0)' } } as const;
 async function batchStep(a: Record<string, unknown>): Promise<void> {
@@ -273,8 +278,8 @@ async function main(argv: string[]): Promise<void> {
       "how the job's last start went (the job's owner, or root): each node's steps, the error; for LSF the job id (LSB_JOBID, or id[index]), for Slurm SLURM_JOB_ID",
       (c) =>
         c
-          .positional('job', { type: 'string', demandOption: true, describe: 'the job id, or id[index] for an LSF array element' })
-          .option('index', { type: 'number', describe: 'the LSF array index (default 0)' })
+          .positional('job', jobPositional)
+          .option('index', indexOption)
           .option('json', { type: 'boolean', default: false, describe: 'print the record as one JSON object' }),
       async (a) => {
         const { status } = await import('./commands/status.js');
@@ -286,8 +291,8 @@ async function main(argv: string[]): Promise<void> {
       'the job\'s lines of jobbox\'s log (root): from this host and the job\'s nodes, merged in time order; for LSF the job id or id[index], for Slurm SLURM_JOB_ID',
       (c) =>
         c
-          .positional('job', { type: 'string', demandOption: true, describe: 'the job id, or id[index] for an LSF array element' })
-          .option('index', { type: 'number', describe: 'the LSF array index (default 0)' })
+          .positional('job', jobPositional)
+          .option('index', indexOption)
           .option('nodes', { type: 'string', describe: 'hostlist to read too, e.g. node[1-64] (default: the nodes of the job\'s attempts in state_dir)' })
           .option('json', { type: 'boolean', default: false, describe: 'print the log\'s own JSON lines' }),
       async (a) => {
@@ -314,7 +319,7 @@ async function main(argv: string[]): Promise<void> {
         c
           .option('nodes', { type: 'string', describe: 'hostlist to list, e.g. node[1-64] (default: the nodes the job dirs\' hostfiles name)' })
           .option('json', { type: 'boolean', default: false, describe: 'print one JSON object: nodes, unreachable, containers' })
-          .option('scheduler', { type: 'string', choices: ['lsf', 'slurm'], describe: 'whom to ask (default: the one whose client, bjobs or scontrol, is on PATH)' }),
+          .option('scheduler', schedulerOption),
       async (a) => {
         const { ps } = await import('./commands/ps.js');
         process.exitCode = await ps({ config: a.config, nodes: a.nodes, json: a.json, scheduler: a.scheduler }, savedEnv() ?? process.env);
@@ -327,7 +332,7 @@ async function main(argv: string[]): Promise<void> {
         c
           .option('dry-run', { type: 'boolean', default: false, describe: 'print what would be reclaimed and why; change nothing' })
           .option('grace', { type: 'number', default: GC_GRACE_S, describe: 'seconds a claim and job dir must be unchanged before they are reclaimed' })
-          .option('scheduler', { type: 'string', choices: ['lsf', 'slurm'], describe: 'whom to ask (default: the one whose client, bjobs or scontrol, is on PATH)' })
+          .option('scheduler', schedulerOption)
           .option('nodes', { type: 'string', describe: 'hostlist to sweep for attempts whose job dir has no hostfile, e.g. node[1-64]' }),
       async (a) => {
         const { gc } = await import('./commands/gc.js');

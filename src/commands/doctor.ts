@@ -16,6 +16,7 @@ import { eachNode } from '../lifecycle/sessions.js';
 import { openLog } from '../log.js';
 import { checksTable, engineInfoArgv, factsArgv, judgeEngine, judgeFacts, judgeMemlock, largestMemlock, memlockArgv, parseFacts, sortChecks, type Check } from '../plan/doctor.js';
 import { expandHostlist } from '../scheduler/slurm.js';
+import { asRoot } from './admin.js';
 
 export interface DoctorArgs {
   config: string | undefined;
@@ -27,7 +28,7 @@ const why = (err: unknown) => formatError(err).line.replace(/^jobbox: /, '');
 
 /** Exit 1 when any check fails; warnings alone leave it 0. */
 export async function doctor(args: DoctorArgs, env: NodeJS.ProcessEnv): Promise<number> {
-  if (process.getuid?.() !== 0) throw new JobboxError('doctor', 'must run as root: it uses the admin ssh key and checks root-owned dirs; uid', String(process.getuid?.()), EXIT.usage);
+  asRoot('doctor', 'it uses the admin ssh key and checks root-owned dirs');
   const config = await loadConfig(configPath(args.config, env));
   const nodes = args.nodes ? [...new Set(expandHostlist(args.nodes, '--nodes'))] : [hostname()];
   const log = (await openLog(config.logFile, config.logLevel)).child({ doctor: true });
@@ -45,6 +46,8 @@ export async function doctor(args: DoctorArgs, env: NodeJS.ProcessEnv): Promise<
     }
   }
 
+  // The same for every node: the most memory a queue's container may lock.
+  const memlock = largestMemlock(config);
   // A marker in each shared dir: a node that sees it sees the same directory.
   const marker = `.jobbox-doctor-${randomBytes(6).toString('hex')}`;
   const markers = [config.portDir, config.stateDir].map((d) => join(d, marker));
@@ -60,7 +63,6 @@ export async function doctor(args: DoctorArgs, env: NodeJS.ProcessEnv): Promise<
       const t1 = Date.now();
       if (facts.code !== 0) throw new JobboxError(`${s.host}: facts`, `exit ${facts.code}`, facts.stderr.trim().split('\n')[0] ?? '');
       out.push(...judgeFacts(config, s.host, parseFacts(facts.stdout), (t0 + t1) / 2, t1 - t0));
-      const memlock = largestMemlock(config);
       if (engine.code === 0 && pinned[0] && memlock) {
         const r = await s.run([config.engine, ...memlockArgv(runRef(pinned[0]), memlock.bytes, `jobbox-check-${randomBytes(6).toString('hex')}`)], config.startTimeoutMs);
         out.push(judgeMemlock(s.host, memlock, r.code ?? -1, r.stdout, r.stderr));

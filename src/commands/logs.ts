@@ -14,6 +14,7 @@ import { hostfileHosts, parseKey } from '../plan/gc.js';
 import { logGrepArgv, mergeLogs, renderLogLine } from '../plan/logs.js';
 import { jobLabel, parseJobArg } from '../plan/status.js';
 import { expandHostlist } from '../scheduler/slurm.js';
+import { asRoot } from './admin.js';
 
 export interface LogsArgs {
   config: string | undefined;
@@ -36,7 +37,7 @@ async function jobHosts(stateDir: string, job: { id: string; index: number }): P
 
 /** Exit 1 when a node could not be read, or no line was found. */
 export async function logs(args: LogsArgs, env: NodeJS.ProcessEnv): Promise<number> {
-  if (process.getuid?.() !== 0) throw new JobboxError('logs', 'must run as root: the log is root\'s alone (0600); uid', String(process.getuid?.()), EXIT.usage);
+  asRoot('logs', 'the log is root\'s alone (0600)');
   const job = parseJobArg(args.job, args.index);
   if (!job) throw new JobboxError('logs', 'the job must be a job id, or id[index] as LSF names an array element, with --index N agreeing', args.job, EXIT.usage);
   const config = await loadConfig(configPath(args.config, env));

@@ -12,7 +12,7 @@ import { attemptOver, hostfileHosts, jobsToAsk, parseKey, planGc } from '../plan
 import { clusterPsArgv, parseClusterPs, planPs, psTable, type ContainerFact } from '../plan/ps.js';
 import { refKey } from '../scheduler/answer.js';
 import { expandHostlist } from '../scheduler/slurm.js';
-import { whichScheduler } from './gc.js';
+import { asRoot, whichScheduler } from './admin.js';
 
 export interface PsArgs {
   config: string | undefined;
@@ -23,7 +23,7 @@ export interface PsArgs {
 
 /** Exit 1 when a node could not be listed or the scheduler not asked: the picture is partial. */
 export async function ps(args: PsArgs, env: NodeJS.ProcessEnv): Promise<number> {
-  if (process.getuid?.() !== 0) throw new JobboxError('ps', 'must run as root: it reads port_dir and uses the admin ssh key; uid', String(process.getuid?.()), EXIT.usage);
+  asRoot('ps', 'it reads port_dir and uses the admin ssh key');
   const scheduler = await whichScheduler(args.scheduler, env, 'ps');
   const config = await loadConfig(configPath(args.config, env));
   const [claims, dirs] = await Promise.all([listClaims(config.portDir), jobDirs(config.stateDir)]);
