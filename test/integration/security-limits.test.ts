@@ -6,7 +6,7 @@ import type { Config } from '../../src/config/types.js';
 import { lsfJobEnv, submitLsf, type LsfQueueHooks, type Slots } from '../harness/lsf/harness.js';
 import { containers, hook, jobDirs, lsfFixture, spec } from '../support/lsf-fixture.js';
 import * as fixture from '../support/lsf-fixture.js';
-import { onNode, waitFor } from '../support/testbed.js';
+import { jobLogFrom, onNode, waitFor } from '../support/testbed.js';
 
 // Issue 11, items 7 and 6 (environment), on the testbed: a job's container cannot take its
 // node down (pids and locked memory are bounded), and no user variable docker would refuse
@@ -26,10 +26,12 @@ let base: { config: Config; hooks: LsfQueueHooks };
 let area: string;
 let limits: { config: Config; hooks: LsfQueueHooks };
 let jobId: number;
+let jobLog: (id: number) => Promise<string[]>;
 
 beforeAll(async () => {
   const fx = await lsfFixture();
   base = fx;
+  jobLog = await jobLogFrom(fx.config.logFile);
   // Under the shared dir, so every node sees it; 0755, as loadConfig requires of a root config.
   area = await mkdtemp('/var/lib/jobbox-testbed/shared/security-limits-');
   await chmod(area, 0o755);
@@ -123,8 +125,8 @@ describe('a container cannot take its node down', () => {
 // ---- environment ----
 
 /** The pre-exec log's "kept out" lines for a job (the log is JSON, one object per line). */
-async function keptOut(config: Config, id: number): Promise<string[][]> {
-  const lines = (await readFile(config.logFile, 'utf8')).split('\n').filter((l) => l.includes(`"job":"${id}"`));
+async function keptOut(id: number): Promise<string[][]> {
+  const lines = await jobLog(id);
   return lines.map((l) => JSON.parse(l) as { msg: string; dropped?: string[] }).filter((l) => l.msg === KEPT_OUT).map((l) => l.dropped ?? []);
 }
 
@@ -165,7 +167,7 @@ describe('user variables docker would refuse are dropped and logged, never fail 
     expect(run.preExec.map((p) => p.code)).toEqual([0]);
     expect(run.starter).toMatchObject({ code: 0, stdout: 'SMALL=kept BIG=0 WIDE=0\n' });
     expect(run.state).toBe('DONE');
-    const [dropped, ...more] = await keptOut(base.config, run.jobId);
+    const [dropped, ...more] = await keptOut(run.jobId);
     expect(more).toEqual([]);
     expect(dropped).toEqual(expect.arrayContaining(['BIG', 'WIDE']));
     expect(dropped).not.toContain('SMALL');
@@ -204,7 +206,7 @@ describe('user variables docker would refuse are dropped and logged, never fail 
     }
     expect(run.preExec.map((p) => p.code)).toEqual([0]);
     expect(run.postExec?.code).toBe(0);
-    const [dropped, ...more] = await keptOut(base.config, run.jobId);
+    const [dropped, ...more] = await keptOut(run.jobId);
     expect(more).toEqual([]);
     expect(dropped?.filter((n) => /^V\d\d$/.test(n)).sort()).toEqual(names.slice(17));
     expect(inside?.names.filter((n) => /^V\d\d$/.test(n))).toEqual(names.slice(0, 17));

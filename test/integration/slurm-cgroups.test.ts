@@ -1,10 +1,10 @@
-import { chown, readFile, stat, writeFile } from 'node:fs/promises';
+import { chown, readFile, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { expandHostlist } from '../../src/scheduler/slurm.js';
-import { INSTALL, onNode, slurmClient, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
+import { INSTALL, jobLogFrom, onNode, slurmClient, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
 
 // The scheduler sees and controls what runs in jobbox containers: on the real Slurm testbed
 // (proctrack/cgroup, task/cgroup with ConstrainCores and ConstrainRAMSpace, PrologFlags=Contain,
@@ -14,14 +14,13 @@ const HOME = '/home/jbuser1';
 const UID = 2001;
 let tb: TestbedStatus;
 let config: Config;
-// The log outlives testbeds, and job ids start again at 1 on each: read only this suite's part.
-let logStart = 0;
+let jobLog: (id: string) => Promise<string[]>;
 
 beforeAll(async () => {
   tb = await testbedStatus();
   expect(tb.slurm).toBe(true);
   config = await loadConfig(tb.config);
-  logStart = (await stat(config.logFile).catch(() => ({ size: 0 }))).size;
+  jobLog = await jobLogFrom(config.logFile);
 });
 
 const { slurm, jobField } = slurmClient(() => tb.slurmConf);
@@ -113,8 +112,8 @@ describe('Slurm: a job\'s containers live in its cgroups', () => {
     expect(kib(maxRss!)).toBeGreaterThanOrEqual(300 * 1024);
     expect(node).toBe('node2');
     // The Epilog read the same from the containers' own cgroups, into the job log.
-    const usage = async () => (await readFile(config.logFile)).subarray(logStart).toString('utf8').split('\n')
-      .map((l) => (l.includes(`"job":"${id}"`) && l.includes('"usage"') ? (JSON.parse(l) as { usage: Record<string, { cpuSeconds: number; peakBytes: number }> }).usage : undefined))
+    const usage = async () => (await jobLog(id))
+      .map((l) => (l.includes('"usage"') ? (JSON.parse(l) as { usage: Record<string, { cpuSeconds: number; peakBytes: number }> }).usage : undefined))
       .find(Boolean);
     await waitFor('the Epilog\'s usage line', async () => (await usage()) !== undefined, 30);
     const node2 = (await usage())!.node2!;

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { SCRIPT_MARKER, wrapperScript } from '../../src/scheduler/slurm-submit.js';
-import { INSTALL, slurmClient, testbed, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
+import { INSTALL, jobLogFrom, slurmClient, testbed, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
 
 // Issue 11, items 8 and 9: what Slurm prints or is told about a job is read exactly, and
 // job_submit.lua cannot be walked around. Every case is a user's attempt on the real Slurm
@@ -35,7 +35,7 @@ beforeAll(async () => {
   tb = await testbedStatus();
   expect(tb.slurm).toBe(true);
   config = await loadConfig(tb.config);
-  jobboxLogStart = (await stat(config.logFile).catch(() => ({ size: 0 }))).size;
+  jobboxLog = await jobLogFrom(config.logFile);
   await installOurLua();
 });
 
@@ -61,10 +61,7 @@ const ENDED = /^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL)$/;
 const finished = (id: string) => waitFor(`job ${id} to end`, async () => ENDED.test(await jobField(id, 'JobState')));
 const output = (name: string) => readFile(`${HOME}/${name}.out`, 'utf8');
 const drained = async () => (await slurm(['sinfo', '-h', '-N', '-o', '%N %T'])).stdout.split('\n').filter((l) => /drain/.test(l));
-// Job ids start again at 1 with every fresh testbed while the log is kept: only what this suite
-// logged can be about its jobs.
-let jobboxLogStart = 0;
-const jobboxLog = async (id: string) => (await readFile(config.logFile)).subarray(jobboxLogStart).toString('utf8').split('\n').filter((l) => l.includes(`"job":"${id}"`));
+let jobboxLog: (id: string) => Promise<string[]>;
 /** The script slurmctld keeps for the job, to the last byte. */
 const batchScript = async (id: string) =>
   (await execa('scontrol', ['write', 'batch_script', id, '-'], { env: { SLURM_CONF: tb.slurmConf }, stripFinalNewline: false })).stdout;

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { execa, type Options } from 'execa';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -37,6 +37,16 @@ export function testbed(args: string[], options: Options = {}) {
 export async function testbedStatus(): Promise<TestbedStatus> {
   const { stdout } = await testbed(['status', '--json']);
   return JSON.parse(String(stdout)) as TestbedStatus;
+}
+
+/**
+ * The lines about one job that the jobbox log at `file` gets from now on. The testbed's log
+ * outlives suites and runs, and job ids come back (Slurm's restart at 1 with every testbed, the
+ * LSF harness draws them at random), so an older line can name a job of this run.
+ */
+export async function jobLogFrom(file: string): Promise<(id: number | string) => Promise<string[]>> {
+  const start = (await stat(file).catch(() => ({ size: 0 }))).size;
+  return async (id) => (await readFile(file)).subarray(start).toString('utf8').split('\n').filter((l) => l.includes(`"job":"${id}"`));
 }
 
 /** Polls `test` every 200 ms until it holds; throws after `seconds`. */
