@@ -28,6 +28,7 @@ export const GLOBAL_DEFAULTS = {
   insecure_registries: '',
   fanout: '256',
   device_dir: '/dev/infiniband',
+  gpu_dir: '/dev',
   default_queue: 'normal',
   bpost: '',
   metrics_dir: '',
@@ -40,6 +41,10 @@ export const QUEUE_DEFAULTS = {
   pin_at_submit: 'no',
   mounts: '',
   devices: 'uverbs* rdma_cm',
+  gpus: 'none',
+  // The driver's control devices a CUDA program opens besides its GPUs, where the node has them.
+  gpu_devices: 'nvidiactl nvidia-uvm nvidia-uvm-tools nvidia-modeset',
+  gpu_mounts: '',
   cpus: 'slots',
   // A container runs under dockerd, outside the scheduler's own memory limit: without a limit
   // here one job could take the node's RAM. 2 GiB per slot is the low end of HPC nodes.

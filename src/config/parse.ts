@@ -47,6 +47,7 @@ export function parseConfig(text: string, file: string): Config {
     insecureRegistries: words(g.insecure_registries).map((r) => must(at('insecure_registries'), r, 'registry host[:port] names (lowercase; with a "." or a port, or "localhost")', (v) => (v === '' ? undefined : parseRegistry(v)))),
     fanout: must(at('fanout'), g.fanout, 'an integer from 1 to 4096', (v) => int(v, 1, 4096)),
     deviceDir: must(at('device_dir'), g.device_dir, PATH_RULE, absPath),
+    gpuDir: must(at('gpu_dir'), g.gpu_dir, PATH_RULE, absPath),
     defaultQueue: g.default_queue,
     bpost: must(at('bpost'), g.bpost, `empty, or ${PATH_RULE}`, (v) => (v === '' ? '' : absPath(v))),
     metricsDir: must(at('metrics_dir'), g.metrics_dir, `empty, or ${PATH_RULE}`, (v) => (v === '' ? '' : absPath(v))),
@@ -171,6 +172,17 @@ function parseQueue(name: string, values: Section, images: Map<string, Image>): 
       throw new JobboxError(`config ${at('devices')}`, 'each must be "rdma_cm" or a glob of [A-Za-z0-9_*?-] starting with "uverbs"', glob);
     }
   }
+  const gpuDevices = words(s.gpu_devices);
+  for (const glob of gpuDevices) {
+    // The GPUs themselves (nvidia0, …) come only from the scheduler's allocation.
+    if (!/^nvidia[A-Za-z_*?-][A-Za-z0-9_*?-]*$/.test(glob)) {
+      throw new JobboxError(`config ${at('gpu_devices')}`, 'each must be a glob of [A-Za-z0-9_*?-] starting with "nvidia" and a non-digit (the GPUs come from the allocation)', glob);
+    }
+  }
+  const gpuMounts = words(s.gpu_mounts);
+  for (const path of gpuMounts) {
+    if (!mountPath(path)) throw new JobboxError(`config ${at('gpu_mounts')}`, 'each must be an absolute normalized path without "..", ",", ":", whitespace or control characters', path);
+  }
   const memory = must(at('memory'), s.memory, '"none", <size> or <size>/slot (size: digits with an optional k, m, g or t)', parseMemory);
   const memlock = must(at('memlock'), s.memlock, '"unlimited" or a size: digits with an optional k, m, g or t', (v) =>
     v === 'unlimited' ? v : size(v));
@@ -186,6 +198,9 @@ function parseQueue(name: string, values: Section, images: Map<string, Image>): 
     pinAtSubmit: must(at('pin_at_submit'), s.pin_at_submit, '"yes" or "no"', (v) => (v === 'yes' ? true : v === 'no' ? false : undefined)),
     mounts: parseMounts(`config ${at('mounts')}`, s.mounts),
     devices,
+    gpus: must(at('gpus'), s.gpus, '"none" or "allocated"', (v) => (v === 'none' || v === 'allocated' ? v : undefined)),
+    gpuDevices,
+    gpuMounts: [...new Set(gpuMounts)],
     cpus: must(at('cpus'), s.cpus, '"slots" or "none"', (v) => (v === 'slots' || v === 'none' ? v : undefined)),
     memory,
     shmSizeBytes: must(at('shm_size'), s.shm_size, 'a size: digits with an optional k, m, g or t', size),

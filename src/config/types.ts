@@ -43,6 +43,12 @@ export interface Queue {
   mounts: Mount[];
   /** Globs of device names under Config.deviceDir: only uverbs* and rdma_cm. */
   devices: string[];
+  /** `allocated`: each node's container gets the GPUs the scheduler gave the job there (docs/gpus.md); `none`: no GPU ever. */
+  gpus: 'none' | 'allocated';
+  /** Globs of the control devices under Config.gpuDir a GPU job's containers get too (nvidiactl, …); never a GPU itself. */
+  gpuDevices: string[];
+  /** The node's driver files (libcuda, nvidia-smi), mounted read-only at the same path into a GPU job's containers, where they exist. */
+  gpuMounts: string[];
   cpus: 'slots' | 'none';
   memory: MemoryPolicy;
   shmSizeBytes: number;
@@ -80,6 +86,8 @@ export interface Config {
   insecureRegistries: string[];
   fanout: number;
   deviceDir: string;
+  /** Where a node's GPUs (nvidia0, …) and their control devices are. */
+  gpuDir: string;
   defaultQueue: string;
   /** LSF's bpost, by absolute path: the pre-exec posts a failed start's line to the job for `bjobs -l` (commands/lsf/pre-exec.ts); '' = off. */
   bpost: string;

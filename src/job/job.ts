@@ -20,6 +20,11 @@ export interface Host {
   slots: number;
   /** The cores the scheduler bound the job to on this host (`0-1,4`), when it says. */
   cpus?: string;
+  /**
+   * The GPUs the scheduler gave the job on this host, by the host's own index (Slurm's GRES
+   * IDX, LSF's GPU_ID), ascending; index n is gpu_dir/nvidia<n> (docs/gpus.md). Unset: none.
+   */
+  gpus?: number[];
 }
 
 export interface Job {

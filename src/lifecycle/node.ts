@@ -3,12 +3,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { BARRIER_CHECK_MS, BARRIER_FIRST_RETRY_MS, BARRIER_RETRY_MS, PULL_SLACK_MS } from '../config/defaults.js';
-import type { Config, Image } from '../config/types.js';
+import type { Config, Image, Queue } from '../config/types.js';
 import { EXIT, JobboxError, printable } from '../errors.js';
 import { makeJobDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
 import { Session } from '../exec/ssh.js';
-import type { Attempt, Job } from '../job/job.js';
-import { containerName, imageAccountsArgv, type CgroupClear, nameArgv, psArgv, removeArgv, runningArgv, splitHeadOutput, SSHD_VERSION } from '../plan/container.js';
+import type { Attempt, Host, Job } from '../job/job.js';
+import { containerName, imageAccountsArgv, missingGpus, type CgroupClear, nameArgv, psArgv, removeArgv, runningArgv, splitHeadOutput, SSHD_VERSION } from '../plan/container.js';
 import type { ImageAccounts, Keys } from '../plan/job.js';
 import { imageCacheDir, OPENSSH_MIN, openSshAtLeast, parseOpenSsh, sshdLacks } from '../plan/job-files.js';
 import { cgroupCleanupArgv, cpusetArgv, imageIdArgv, localDigest, lockDirArgv, logsArgv, parseProbe, probeArgv, type Probe, pullArgv, pulledDigest, repoDigestsArgv, usageArgv } from '../plan/node.js';
@@ -59,9 +59,9 @@ export function commandFailed(host: string, argv: string[], r: Result, value: st
   return new JobboxError(`${host}: ${argv.slice(0, 2).join(' ')}`, `exit ${r.code}: ${printable(firstLine(r.stderr))}`, value, permanent ? EXIT.permanent : EXIT.transient);
 }
 
-export async function probe(session: Session, config: Config, port: number): Promise<Probe> {
+export async function probe(session: Session, config: Config, queue: Queue, port: number): Promise<Probe> {
   // Not the connect timeout: a dockerd busy extracting a pull answers slowly, and that is no fault.
-  return parseProbe(await must(session, probeArgv(config), config.startTimeoutMs, String(port), `${port}\n`));
+  return parseProbe(await must(session, probeArgv(config, queue), config.startTimeoutMs, String(port), `${port}\n`));
 }
 
 /**
@@ -70,6 +70,14 @@ export async function probe(session: Session, config: Config, port: number): Pro
  * is not: a container outside the job's cgroup would escape its limits and accounting, so there
  * is no fallback. The engine's driver is judged by its own run (systemdDriver).
  */
+/** The node must have every GPU the scheduler gave the job there: a device missing from gpu_dir is a config that no requeue mends. */
+export function checkGpus(config: Config, queue: Queue, host: Host, probe: Probe): void {
+  const missing = missingGpus(queue, host, probe.gpuDevices ?? []);
+  if (missing.length > 0) {
+    throw new JobboxError(`${host.name}: gpu`, `allocated by the scheduler, but not a character device in ${config.gpuDir} there`, missing.join(' '), EXIT.permanent);
+  }
+}
+
 export function checkCgroupV1(host: string, probe: Probe): void {
   if (probe.cgroupFs !== 'tmpfs') {
     throw new JobboxError(`${host}: cgroups`, 'a job\'s containers join its cgroups, which needs cgroup v1 (the filesystem at /sys/fs/cgroup)', probe.cgroupFs, EXIT.permanent);

@@ -27,7 +27,7 @@ import { jobKey, jobPaths, parseAttemptRecord, type AttemptRecord, type JobPaths
 import type { Probe } from '../plan/node.js';
 import { startRecord, statusDir, statusFile, Timeline, type PinnedBy, type StartFacts, type StartRecord } from '../plan/status.js';
 import { jobKeys } from './keys.js';
-import { awaitSshd, checkCgroupV1, ensureImage, imageAccounts, joinSlurmCgroups, nameHolder, pinImage, probe, pullImage, startContainer, type Holder } from './node.js';
+import { awaitSshd, checkCgroupV1, checkGpus, ensureImage, imageAccounts, joinSlurmCgroups, nameHolder, pinImage, probe, pullImage, startContainer, type Holder } from './node.js';
 import { adminSessions, NodesError, onEvery } from './sessions.js';
 import { teardownJob } from './teardown.js';
 
@@ -70,6 +70,7 @@ async function keepRecord(config: Config, job: Job, record: StartRecord, log: Lo
 
 async function startJob(config: Config, job: Job, log: Logger, timeline: Timeline, facts: StartFacts): Promise<SetupResult> {
   const image = resolveImage(config, job.queue, job.image);
+  const queue = config.queues.get(job.queue)!;
   facts.image = image.ref;
   const hosts = job.hosts.map((h) => h.name);
   const paths = jobPaths(config.stateDir, job);
@@ -91,7 +92,7 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
     const early = new Map<string, Promise<Probe>>();
     const portTime = <R>(s: Session, step: () => Promise<R>) => timeline.time(s.host, 'port', step);
     sessions = await adminSessions(config, hosts, (h, step) => timeline.time(h, 'connect', step), (s) => {
-      const probed = portTime(s, () => probe(s, config, firstPort));
+      const probed = portTime(s, () => probe(s, config, queue, firstPort));
       probed.catch(() => {});
       early.set(s.host, probed);
     });
@@ -139,6 +140,7 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
     const { port, probes, holders } = await choosePort(config, job, nonce, hosts, (fn) => each((s, i) => portTime(s, () => fn(s, i))), log, firstClaim);
     facts.port = port;
     if (job.containment) hosts.forEach((h, i) => checkCgroupV1(h, probes[i]!));
+    job.hosts.forEach((h, i) => checkGpus(config, queue, h, probes[i]!));
     phase('port');
     const [keys, accounts, groupNames] = await prepared;
     await pulls;
@@ -234,6 +236,6 @@ async function choosePort(
     log.warn({ port, nodes: taken }, 'port in use on a node; taking another');
     port = await allocatePort(config.portDir, config.portRange, jobKey(job), busy);
     const next = port;
-    probing = each((s) => probe(s, config, next));
+    probing = each((s) => probe(s, config, config.queues.get(job.queue)!, next));
   }
 }

@@ -7,7 +7,7 @@ import { runRef } from '../config/ref.js';
 import type { Config, Image, Mount, Queue } from '../config/types.js';
 import type { Attempt, Host, Job, LsfNest } from '../job/job.js';
 import { slurmExternTask, slurmJobCgroup } from '../scheduler/slurm.js';
-import { jobKey, type JobPaths } from './job-files.js';
+import { gpuEnv, jobKey, mpiEnv, setEnvLine, type JobPaths } from './job-files.js';
 
 const LABEL = 'org.jobbox';
 
@@ -30,6 +30,32 @@ export function matchDevices(available: string[], globs: string[]): string[] {
   return available.filter((name) => patterns.some((p) => p.test(name))).sort();
 }
 
+/** The GPUs a node's container gets: the scheduler's allocation there, for a queue that passes GPUs. */
+export function hostGpus(queue: Queue, host: Host): number[] {
+  return queue.gpus === 'allocated' ? host.gpus ?? [] : [];
+}
+
+/** GPUs allocated on the node that its gpu_dir lacks (gpuDevices: what the probe found there). */
+export function missingGpus(queue: Queue, host: Host, gpuDevices: string[]): string[] {
+  return hostGpus(queue, host).map((n) => `nvidia${n}`).filter((name) => !gpuDevices.includes(name));
+}
+
+/**
+ * A GPU job's devices and files on one node: each allocated GPU under its own name (the driver
+ * opens /dev/nvidia<minor>), the control devices the queue names where the node has them, and
+ * the node's driver files that exist there, read-only. The container's own CUDA_VISIBLE_DEVICES
+ * counts from 0 (gpuEnv).
+ */
+function gpuFlags(config: Config, queue: Queue, gpus: number[], facts: NodeFacts): string[] {
+  if (gpus.length === 0) return [];
+  const control = matchDevices((facts.gpuDevices ?? []).filter((d) => !/^nvidia\d+$/.test(d)), queue.gpuDevices);
+  return [
+    ...[...gpus.map((n) => `nvidia${n}`), ...control].flatMap((d) => ['--device', `${config.gpuDir}/${d}:/dev/${d}`]),
+    ...(facts.gpuMounts ?? []).filter((p) => queue.gpuMounts.includes(p)).flatMap((p) => mountFlag(p, p, true)),
+    ...Object.entries(gpuEnv(gpus.length)).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
+  ];
+}
+
 export function memoryLimit(queue: Queue, slots: number): number | undefined {
   switch (queue.memory.kind) {
     case 'none': return undefined;
@@ -50,6 +76,10 @@ export function containerCwd(job: Job, mounts: Mount[]): string {
 export interface NodeFacts {
   /** Device names found under the config's device_dir on this node. */
   devices: string[];
+  /** For a GPU queue: the nvidia… device names under the config's gpu_dir on this node. */
+  gpuDevices?: string[];
+  /** For a GPU queue: which of its gpu_mounts exist on this node. */
+  gpuMounts?: string[];
 }
 
 export function jobMounts(queue: Queue, image: Image): Mount[] {
@@ -72,6 +102,7 @@ export function runArgv(
 ): string[] {
   const queue = config.queues.get(job.queue)!;
   const memory = memoryLimit(queue, host.slots);
+  const gpus = hostGpus(queue, host);
   // Pinned pages count against the memory limit anyway, so the ulimit never promises more;
   // parseConfig refuses an unlimited memlock without a memory limit, so this is finite.
   const memlock = Math.min(queue.memlock === 'unlimited' ? Infinity : queue.memlock, memory ?? Infinity);
@@ -94,6 +125,7 @@ export function runArgv(
     ...mountFlag(paths.sshConfig, '/etc/ssh/ssh_config', true),
     ...jobMounts(queue, image).flatMap((m) => mountFlag(m.source, m.target, m.readOnly)),
     ...matchDevices(facts.devices, queue.devices).flatMap((d) => ['--device', `${config.deviceDir}/${d}:/dev/infiniband/${d}`]),
+    ...gpuFlags(config, queue, gpus, facts),
     ...(queue.cpus === 'slots' ? ['--cpus', String(host.slots)] : []),
     ...jobCgroup(job, host),
     ...(memory !== undefined ? ['--memory', String(memory)] : []),
@@ -110,6 +142,9 @@ export function runArgv(
     '--entrypoint', '/usr/sbin/sshd',
     runRef(image),
     '-D', '-e', '-f', paths.sshdConfig,
+    // The sessions' variables, with this node's GPUs: sshd takes the first SetEnv it reads, and
+    // reads its command line before the job's sshd_config, whose SetEnv then counts for nothing.
+    ...(gpus.length > 0 ? ['-o', `SetEnv=${setEnvLine({ ...mpiEnv(paths), ...gpuEnv(gpus.length) })}`] : []),
   ];
 }
 

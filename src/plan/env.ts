@@ -13,6 +13,9 @@ const DENY = new Set([
   // bash's own: read-only ones fail the starter's exports, TMOUT times its read out,
   // EXECIGNORE and FUNCNEST change what the session's commands do.
   'UID', 'EUID', 'PPID', 'GROUPS', 'TMOUT', 'EXECIGNORE', 'FUNCNEST', 'POSIXLY_CORRECT',
+  // The GPUs the scheduler or the user named, by the host's numbers: a container counts its
+  // own from 0 (plan/job-files.ts gpuEnv), and names outside the allocation would only mislead.
+  'CUDA_VISIBLE_DEVICES', 'NVIDIA_VISIBLE_DEVICES', 'GPU_DEVICE_ORDINAL',
   // Assigning it on a plain object would set the prototype instead of a variable.
   '__proto__',
 ]);

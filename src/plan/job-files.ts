@@ -108,6 +108,19 @@ export function mpiEnv(paths: JobPaths): Record<string, string> {
   };
 }
 
+/**
+ * What a node's container says of its GPUs: the n it was given, numbered from 0 as CUDA sees
+ * them inside (the scheduler's own numbers are the host's), as Sarus does. Empty without GPUs.
+ */
+export function gpuEnv(gpus: number): Record<string, string> {
+  return gpus > 0 ? { CUDA_VISIBLE_DEVICES: Array.from({ length: gpus }, (_, i) => i).join(',') } : {};
+}
+
+/** sshd's SetEnv value: every session's variables, one NAME=value word each. */
+export function setEnvLine(env: Record<string, string>): string {
+  return Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ');
+}
+
 /** An OpenSSH release: `sshd -V` prints `OpenSSH_9.2p1 Debian-2, OpenSSL …` (releases without -V, in their usage). */
 export interface OpenSsh { major: number; minor: number }
 
@@ -146,7 +159,7 @@ export function sshdLacks(sshd: OpenSsh): string[] {
 // jobbox's own names, plan/x11.ts), the owner's data for the owner's session; X11Forwarding
 // stays off, since the container reaches the node's displays itself (--net=host).
 export function sshdConfig(paths: JobPaths, owner: Owner, port: number, sshd?: OpenSsh): string {
-  const setEnv = Object.entries(mpiEnv(paths)).map(([k, v]) => `${k}=${v}`).join(' ');
+  const setEnv = setEnvLine(mpiEnv(paths));
   const lacks = sshd ? sshdLacks(sshd) : [];
   // What the image's sshd does not know stays in the file, commented out, to say why it is not in force.
   const newer = (line: string) => (lacks.includes(line.split(' ')[0]!) ? `# ${line}: left out, this image's sshd is OpenSSH ${sshd?.major}.${sshd?.minor}` : line);

@@ -4,7 +4,7 @@
 // puts config.engine first.
 import { PULL_LOCK, PULL_LOCK_DIR } from '../config/defaults.js';
 import { DIGEST, runRef } from '../config/ref.js';
-import type { Config, Image } from '../config/types.js';
+import type { Config, Image, Queue } from '../config/types.js';
 import type { Attempt, Job } from '../job/job.js';
 import { slurmExternTask } from '../scheduler/slurm.js';
 import { cgroupClear, containerName, imageAccountsArgv, nameArgv, psArgv, removeArgv, runningArgv, type CgroupClear, type NodeFacts } from './container.js';
@@ -77,10 +77,12 @@ export function localDigest(stdout: string, repo: string): string | undefined {
  * port given on its stdin (never in argv, which any user of the node can read in /proc, and so
  * bind the port before the job's sshd does); then the type of the filesystem at /sys/fs/cgroup,
  * `tmpfs` where the v1 hierarchies are, `cgroup2` for v2 (`-` for none); then the names of the
- * character devices in device_dir, one a line (none when there is no such directory).
+ * character devices in device_dir, one a line after `d ` (none when there is no such
+ * directory). For a queue that passes GPUs, also those in gpu_dir named nvidia…, after `g `,
+ * and which of its gpu_mounts exist on the node, after `m `.
  */
-export function probeArgv(config: Config): string[] {
-  return ['perl', '-e', PROBE, config.deviceDir];
+export function probeArgv(config: Config, queue: Queue): string[] {
+  return ['perl', '-e', PROBE, config.deviceDir, ...(queue.gpus === 'allocated' ? [config.gpuDir, ...queue.gpuMounts] : [])];
 }
 
 export interface Probe extends NodeFacts {
@@ -92,8 +94,9 @@ export interface Probe extends NodeFacts {
 
 /** probeArgv's answer → whether the port is held, the node's cgroup filesystem and devices. */
 export function parseProbe(stdout: string): Probe {
-  const [said = '', cgroupFs = '-', ...devices] = stdout.split('\n').filter(Boolean);
-  return { listening: said !== 'free', cgroupFs, devices };
+  const [said = '', cgroupFs = '-', ...rest] = stdout.split('\n').filter(Boolean);
+  const tagged = (tag: string) => rest.filter((l) => l.startsWith(`${tag} `)).map((l) => l.slice(2));
+  return { listening: said !== 'free', cgroupFs, devices: tagged('d'), gpuDevices: tagged('g'), gpuMounts: tagged('m') };
 }
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -190,7 +193,7 @@ export function nodeSteps(config: Config, job: Job, image: Image): { when: strin
     { when: 'first node, when jobbox\'s own client cannot ask the registry: the pull lock\'s dir, then the tag\'s pull, which pins the job to the digest it prints', argv: lockDirArgv() },
     { when: 'first node: the pull', argv: pullArgv(config, image.ref) },
     { when: 'first node, when the registry fails: the digest of its own copy', argv: [e, ...repoDigestsArgv(image.ref)] },
-    { when: 'while the port is checked: is the port free (the port on stdin), the cgroup filesystem (v1 for a job that joins its cgroups), and the devices', argv: probeArgv(config) },
+    { when: 'while the port is checked: is the port free (the port on stdin), the cgroup filesystem (v1 for a job that joins its cgroups), and the devices', argv: probeArgv(config, config.queues.get(job.queue)!) },
     { when: 'first node, a digest whose accounts are not cached yet: does it hold the digest (pull_policy missing)', argv: [e, ...imageIdArgv(pinned)] },
     { when: 'a node whose docker run (--pull never) finds no such image, or every node with pull_policy always: the lock\'s dir, then a pull by digest', argv: pullArgv(config, runRef(pinned)) },
     { when: 'first node, a digest not seen before: its accounts and sshd release', argv: [e, ...imageAccountsArgv(pinned, 'jobbox-check-<random>')] },
@@ -208,33 +211,41 @@ export function nodeSteps(config: Config, job: Job, image: Image): { when: strin
 // and one bound but never listened on shows in no `ss` listing; a TIME_WAIT left by an earlier
 // job blocks nothing. Held on [::] alone still counts: sshd would start on IPv4 only, and the
 // holder could listen there. No IPv6 on the node is fine, as it is for sshd. Nodes need perl
-// (Debian's perl-base is Essential).
-const PROBE = `use Socket qw(PF_INET PF_INET6 SOCK_STREAM SOL_SOCKET SO_REUSEADDR IPPROTO_IPV6 IPV6_V6ONLY INADDR_ANY IN6ADDR_ANY pack_sockaddr_in pack_sockaddr_in6);
-use Errno qw(EADDRINUSE EAFNOSUPPORT EADDRNOTAVAIL);
-sub taken {
+// (Debian's perl-base is Essential). Perl's own socket calls with Linux's numbers (the generic
+// ABI of x86-64 and arm64), not the Socket module: loading it cost 9 ms of CPU on each node of
+// every start (bench P1). AF_INET 2, AF_INET6 10, SOCK_STREAM 1, SOL_SOCKET 1, SO_REUSEADDR 2,
+// IPPROTO_IPV6 41, IPV6_V6ONLY 26; EAFNOSUPPORT 97, EADDRINUSE 98, EADDRNOTAVAIL 99. The
+// addresses are sockaddr_in and sockaddr_in6 of the wildcard: the family in host order, the
+// port in network order, the rest zero.
+const PROBE = `sub taken {
   my ($family, $addr) = @_;
-  my $v6 = $family == PF_INET6;
+  my $v6 = $family == 10;
   my $s;
-  if (!socket($s, $family, SOCK_STREAM, 0)) {
-    return 0 if $v6 && $! == EAFNOSUPPORT;
+  if (!socket($s, $family, 1, 0)) {
+    return 0 if $v6 && $! == 97;
     die "socket: $!\\n";
   }
-  setsockopt($s, SOL_SOCKET, SO_REUSEADDR, 1) or die "SO_REUSEADDR: $!\\n";
-  if ($v6) { setsockopt($s, IPPROTO_IPV6, IPV6_V6ONLY, 1) or die "IPV6_V6ONLY: $!\\n" }
+  setsockopt($s, 1, 2, 1) or die "SO_REUSEADDR: $!\\n";
+  if ($v6) { setsockopt($s, 41, 26, 1) or die "IPV6_V6ONLY: $!\\n" }
   return 0 if bind($s, $addr);
-  return 1 if $! == EADDRINUSE;
-  return 0 if $v6 && $! == EADDRNOTAVAIL;
+  return 1 if $! == 98;
+  return 0 if $v6 && $! == 99;
   die "bind: $!\\n";
 }
 my $line = <STDIN>;
-# A copy: pack_sockaddr_in given $1 itself packs port 0.
 my ($port) = $line =~ /^(\\d+)$/ or die "port: $line\\n";
-print taken(PF_INET, pack_sockaddr_in($port, INADDR_ANY)) || taken(PF_INET6, pack_sockaddr_in6($port, IN6ADDR_ANY)) ? "taken\\n" : "free\\n";
+print taken(2, pack("S n x12", 2, $port)) || taken(10, pack("S n x24", 10, $port)) ? "taken\\n" : "free\\n";
 # The last mount at /sys/fs/cgroup is the one in use; mountinfo's type follows " - ".
 my $cgroup = "-";
 if (open(my $m, "<", "/proc/self/mountinfo")) { while (<$m>) { my @f = split / /; $cgroup = $1 if $f[4] eq "/sys/fs/cgroup" && / - (\\S+) / } }
 print "$cgroup\\n";
 # As find -maxdepth 1 -type c would list them: a symlink is not a device.
-my $dir = $ARGV[0];
-if (opendir(my $d, $dir)) { print "$_\\n" for sort grep { lstat("$dir/$_") && -c _ } readdir($d) }
+sub devices {
+  my ($tag, $dir, $names) = @_;
+  if (opendir(my $d, $dir)) { print "$tag $_\\n" for sort grep { /$names/ && lstat("$dir/$_") && -c _ } readdir($d) }
+}
+my ($ib, $gpu, @mounts) = @ARGV;
+devices("d", $ib, qr/^/);
+devices("g", $gpu, qr/^nvidia/) if defined $gpu;
+for (@mounts) { print "m $_\\n" if -e $_ }
 `;

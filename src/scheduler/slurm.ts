@@ -268,6 +268,8 @@ export interface JobRecord {
   cpus: number[];
   /** Which CPUs, as Slurm's CPU_IDs list (`0-1,4`), one per node in the same order. */
   cpuIds: string[];
+  /** The GPUs given on each node, by GRES index (IDX), ascending; [] for none. Same order. */
+  gpus: number[][];
 }
 
 /**
@@ -289,13 +291,16 @@ export function parseJobRecord(text: string, id: string, hosts: string[]): JobRe
   const allocated = new Set(hosts);
   const cpus = new Map<string, number>();
   const ids = new Map<string, string>();
-  for (const m of text.matchAll(/^ {5}Nodes=(\S+) CPU_IDs=(\S+) Mem=\d+ GRES=/gm)) {
+  const gpus = new Map<string, number[]>();
+  for (const m of text.matchAll(/^ {5}Nodes=(\S+) CPU_IDs=(\S+) Mem=\d+ GRES=(.*)$/gm)) {
     const count = cpuCount(m[2]!);
+    const given = gresGpus(m[3]!);
     for (const host of expandHostlist(m[1]!, SHOW_JOB)) {
       if (!allocated.has(host)) throw new JobboxError(SHOW_JOB, `lists CPUs on a node outside job ${id}'s allocation`, host);
       if (cpus.has(host)) throw new JobboxError(SHOW_JOB, `lists CPUs on a node twice for job ${id}`, host);
       cpus.set(host, count);
       ids.set(host, m[2]!);
+      gpus.set(host, given);
     }
   }
   return {
@@ -306,7 +311,35 @@ export function parseJobRecord(text: string, id: string, hosts: string[]): JobRe
       return count;
     }),
     cpuIds: hosts.map((host) => ids.get(host)!),
+    gpus: hosts.map((host) => gpus.get(host)!),
   };
+}
+
+/**
+ * A per-node GRES field (22.05: `gpu:2(IDX:0-1)`, typed `gpu:a100:1(IDX:3)`, others beside it
+ * after commas; empty for none) → the GPU indices, ascending. A gpu entry in another shape is
+ * refused rather than read as none: the job asked for GPUs.
+ */
+export function gresGpus(gres: string): number[] {
+  const entries = gres.split(/,(?=[A-Za-z])/).filter((e) => /^gpu(?:[:(]|$)/.test(e));
+  const indices = new Set<number>();
+  for (const entry of entries) {
+    const m = /^gpu(?::[A-Za-z0-9_.-]+)?:(\d{1,4})\(IDX:(\d{1,4}(?:-\d{1,4})?(?:,\d{1,4}(?:-\d{1,4})?)*)\)$/.exec(entry);
+    if (!m) throw new JobboxError(SHOW_JOB, 'unreadable GPUs in GRES', entry);
+    const mine = expandIndices(m[2]!);
+    if (mine.length !== Number(m[1])) throw new JobboxError(SHOW_JOB, `GRES counts ${m[1]} GPUs but lists ${mine.length}`, entry);
+    for (const i of mine) indices.add(i);
+  }
+  return [...indices].sort((a, b) => a - b);
+}
+
+/** `0-1,4` → [0, 1, 4]; a range that runs backwards is unreadable. */
+function expandIndices(list: string): number[] {
+  return list.split(',').flatMap((range) => {
+    const [lo, hi = lo] = range.split('-').map(Number);
+    if (hi! < lo!) throw new JobboxError(SHOW_JOB, 'unreadable GRES index list', list);
+    return Array.from({ length: hi! - lo! + 1 }, (_, i) => lo! + i);
+  });
 }
 
 /**
@@ -404,7 +437,8 @@ export async function slurmHookJob(
   const node = env.SLURMD_NODENAME ?? '';
   if (job.hosts[0]?.name !== node) return undefined;
   if (!record) return { job, node };
-  return { job: { ...job, hosts: job.hosts.map((h, i) => ({ ...h, cpus: record.cpuIds[i]! })), containment: { scheduler: 'slurm', multipleSlurmd: multiple } }, node };
+  const hosts = job.hosts.map((h, i) => ({ ...h, cpus: record.cpuIds[i]!, ...(record.gpus[i]!.length > 0 && { gpus: record.gpus[i]! }) }));
+  return { job: { ...job, hosts, containment: { scheduler: 'slurm', multipleSlurmd: multiple } }, node };
 }
 
 /**

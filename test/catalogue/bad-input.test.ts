@@ -271,7 +271,7 @@ describe('environment: denied or unsafe user variables are dropped from the env 
 // ---- config ----
 
 const MIN = '[queue normal]\ndefault_image = deb12\n[image deb12]\nref = 10.78.0.1:5000/deb12:r1\n';
-const GLOBAL_KEYS = 'engine registry port_range port_dir state_dir log_file log_level ssh_user ssh_key ssh_known_hosts ssh_port connect_timeout start_timeout pull_timeout pull_policy insecure_registries fanout device_dir default_queue bpost metrics_dir';
+const GLOBAL_KEYS = 'engine registry port_range port_dir state_dir log_file log_level ssh_user ssh_key ssh_known_hosts ssh_port connect_timeout start_timeout pull_timeout pull_policy insecure_registries fanout device_dir gpu_dir default_queue bpost metrics_dir';
 const RANGE = 'must be first-last with 1024 <= first <= last <= 65535';
 const PATH_RULE = 'must be an absolute path without "..", whitespace or control characters';
 let configs = 0;
@@ -279,7 +279,7 @@ let configs = 0;
 describe('config: strict parsing refuses the pre-exec (99)', () => {
   it.each<[string, string, string]>([
     ['unknown key in [jobbox]', `[jobbox]\nprivileged = true\n${MIN}`, `jobbox: config [jobbox]: unknown key (allowed: ${GLOBAL_KEYS}): privileged`],
-    ['unknown key in [queue]', `${MIN}[queue short]\ndefault_image = deb12\ncap_add = SYS_ADMIN\n`, 'jobbox: config [queue short]: unknown key (allowed: default_image allowed_images allowed_repos pin_at_submit mounts devices cpus memory shm_size memlock pids_limit): cap_add'],
+    ['unknown key in [queue]', `${MIN}[queue short]\ndefault_image = deb12\ncap_add = SYS_ADMIN\n`, 'jobbox: config [queue short]: unknown key (allowed: default_image allowed_images allowed_repos pin_at_submit mounts devices gpus gpu_devices gpu_mounts cpus memory shm_size memlock pids_limit): cap_add'],
     ['unknown key in [image]', `${MIN}[image x]\nref = 10.78.0.1:5000/x\nentrypoint = /bin/sh\n`, 'jobbox: config [image x]: unknown key (allowed: ref mounts env.NAME): entrypoint'],
     ['unknown section', `${MIN}[docker]\nprivileged = true\n`, 'jobbox: config {file}:5: section must be [jobbox], [queue NAME] (NAME ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$) or [image ALIAS] (ALIAS ^[a-z0-9][a-z0-9_-]{0,63}$): [docker]'],
     ['a key twice', `[jobbox]\nfanout = 4\nfanout = 8\n${MIN}`, 'jobbox: config {file}:3: key fanout appears twice in [jobbox]: fanout = 8'],

@@ -31,6 +31,7 @@ pull_policy = always
 insecure_registries = registry.example.org:5000 localhost:5000
 fanout = 8
 device_dir = /dev/ib
+gpu_dir = /dev/gpus
 default_queue = short
 bpost = /opt/lsf/10.1/linux3.10-glibc2.17-x86_64/bin/bpost
 metrics_dir = /var/lib/prometheus/node-exporter
@@ -42,6 +43,9 @@ allowed_repos = registry.example.org:5000/projects/* registry.example.org:5000/t
 pin_at_submit = yes
 mounts = /scratch /apps:/opt/apps:ro /data:rw
 devices = uverbs0 uverbs? rdma_cm
+gpus = allocated
+gpu_devices = nvidiactl nvidia-uvm*
+gpu_mounts = /usr/bin/nvidia-smi /usr/lib/x86_64-linux-gnu/libcuda.so.1 /usr/bin/nvidia-smi
 cpus = none
 memory = 3G/slot
 shm_size = 1g
@@ -89,6 +93,7 @@ describe('parseConfig', () => {
       insecureRegistries: [],
       fanout: 256,
       deviceDir: '/dev/infiniband',
+      gpuDir: '/dev',
       defaultQueue: 'normal',
       bpost: '',
       metricsDir: '',
@@ -103,6 +108,9 @@ describe('parseConfig', () => {
             pinAtSubmit: false,
             mounts: [],
             devices: ['uverbs*', 'rdma_cm'],
+            gpus: 'none',
+            gpuDevices: ['nvidiactl', 'nvidia-uvm', 'nvidia-uvm-tools', 'nvidia-modeset'],
+            gpuMounts: [],
             cpus: 'slots',
             memory: { kind: 'perSlot', bytes: 2 * 1024 ** 3 },
             shmSizeBytes: 64 * 1024 ** 2,
@@ -137,6 +145,7 @@ describe('parseConfig', () => {
       insecureRegistries: ['registry.example.org:5000', 'localhost:5000'],
       fanout: 8,
       deviceDir: '/dev/ib',
+      gpuDir: '/dev/gpus',
       bpost: '/opt/lsf/10.1/linux3.10-glibc2.17-x86_64/bin/bpost',
       metricsDir: '/var/lib/prometheus/node-exporter',
       defaultQueue: 'short',
@@ -153,6 +162,9 @@ describe('parseConfig', () => {
         { source: '/data', target: '/data', readOnly: false },
       ],
       devices: ['uverbs0', 'uverbs?', 'rdma_cm'],
+      gpus: 'allocated',
+      gpuDevices: ['nvidiactl', 'nvidia-uvm*'],
+      gpuMounts: ['/usr/bin/nvidia-smi', '/usr/lib/x86_64-linux-gnu/libcuda.so.1'],
       cpus: 'none',
       memory: { kind: 'perSlot', bytes: 3 * 1024 ** 3 },
       shmSizeBytes: 1024 ** 3,
@@ -242,7 +254,7 @@ describe('parseConfig', () => {
     ['unknown section', `${MINIMAL}[queues x]\n`, 'jobbox: config f:7: section must be [jobbox], [queue NAME] (NAME ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$) or [image ALIAS] (ALIAS ^[a-z0-9][a-z0-9_-]{0,63}$): [queues x]'],
     ['bad image alias', `${MINIMAL}[image Deb]\n`, 'jobbox: config f:7: section must be [jobbox], [queue NAME] (NAME ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$) or [image ALIAS] (ALIAS ^[a-z0-9][a-z0-9_-]{0,63}$): [image Deb]'],
     // [jobbox]
-    ['unknown global key', g('enigne = docker'), 'jobbox: config [jobbox]: unknown key (allowed: engine registry port_range port_dir state_dir log_file log_level ssh_user ssh_key ssh_known_hosts ssh_port connect_timeout start_timeout pull_timeout pull_policy insecure_registries fanout device_dir default_queue bpost metrics_dir): enigne'],
+    ['unknown global key', g('enigne = docker'), 'jobbox: config [jobbox]: unknown key (allowed: engine registry port_range port_dir state_dir log_file log_level ssh_user ssh_key ssh_known_hosts ssh_port connect_timeout start_timeout pull_timeout pull_policy insecure_registries fanout device_dir gpu_dir default_queue bpost metrics_dir): enigne'],
     ['engine option', g('engine = -docker'), 'jobbox: config [jobbox] engine: must be a command name or an absolute path of [A-Za-z0-9._/-]: -docker'],
     ['relative engine', g('engine = bin/docker'), 'jobbox: config [jobbox] engine: must be a command name or an absolute path of [A-Za-z0-9._/-]: bin/docker'],
     ['bare registry', g('registry = myregistry'), 'jobbox: config [jobbox] registry: must be empty or a registry host[:port] (lowercase; with a "." or a port, or "localhost"): myregistry'],
@@ -267,7 +279,7 @@ describe('parseConfig', () => {
     ['missing default queue', g('default_queue = short'), 'jobbox: config [jobbox] default_queue: must name a [queue] section (defined: normal): short'],
     ['no queues', '[image a]\nref = r.example/a\n', 'jobbox: config [jobbox] default_queue: must name a [queue] section (defined: none): normal'],
     // [queue]
-    ['unknown queue key', q('memroy = 1g'), 'jobbox: config [queue normal]: unknown key (allowed: default_image allowed_images allowed_repos pin_at_submit mounts devices cpus memory shm_size memlock pids_limit): memroy'],
+    ['unknown queue key', q('memroy = 1g'), 'jobbox: config [queue normal]: unknown key (allowed: default_image allowed_images allowed_repos pin_at_submit mounts devices gpus gpu_devices gpu_mounts cpus memory shm_size memlock pids_limit): memroy'],
     ['allowed_repos unqualified', q('allowed_repos = projects/*'), `jobbox: config [queue normal] allowed_repos: ${REPOS_RULE}: projects/*`],
     ['allowed_repos a bare registry', q('allowed_repos = registry.example.org/*'), `jobbox: config [queue normal] allowed_repos: ${REPOS_RULE}: registry.example.org/*`],
     ['allowed_repos a glob inside', q('allowed_repos = registry.example.org/p*/x'), `jobbox: config [queue normal] allowed_repos: ${REPOS_RULE}: registry.example.org/p*/x`],
@@ -289,6 +301,10 @@ describe('parseConfig', () => {
     ['pids_limit above pid_max', q('pids_limit = 4194305'), 'jobbox: config [queue normal] pids_limit: must be an integer from 64 to 4194304: 4194305'],
     ['pids_limit fraction', q('pids_limit = 100.5'), 'jobbox: config [queue normal] pids_limit: must be an integer from 64 to 4194304: 100.5'],
     ['pids_limit empty', q('pids_limit ='), 'jobbox: config [queue normal] pids_limit: must be an integer from 64 to 4194304: '],
+    ['gpus neither none nor allocated', q('gpus = all'), 'jobbox: config [queue normal] gpus: must be "none" or "allocated": all'],
+    ['a GPU as a control device', q('gpus = allocated\ngpu_devices = nvidia0'), 'jobbox: config [queue normal] gpu_devices: each must be a glob of [A-Za-z0-9_*?-] starting with "nvidia" and a non-digit (the GPUs come from the allocation): nvidia0'],
+    ['a control device outside nvidia…', q('gpu_devices = dri/*'), 'jobbox: config [queue normal] gpu_devices: each must be a glob of [A-Za-z0-9_*?-] starting with "nvidia" and a non-digit (the GPUs come from the allocation): dri/*'],
+    ['a relative gpu mount', q('gpu_mounts = usr/bin/nvidia-smi'), 'jobbox: config [queue normal] gpu_mounts: each must be an absolute normalized path without "..", ",", ":", whitespace or control characters: usr/bin/nvidia-smi'],
     ['umad device', q('devices = uverbs* umad*'), 'jobbox: config [queue normal] devices: each must be "rdma_cm" or a glob of [A-Za-z0-9_*?-] starting with "uverbs": umad*'],
     ['device path', q('devices = uverbs/../umad0'), 'jobbox: config [queue normal] devices: each must be "rdma_cm" or a glob of [A-Za-z0-9_*?-] starting with "uverbs": uverbs/../umad0'],
     ['cpus', q('cpus = 4'), 'jobbox: config [queue normal] cpus: must be "slots" or "none": 4'],

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { parseConfig, type Config } from '../../src/config/parse.js';
 import type { Host, Job, Owner } from '../../src/job/job.js';
 import {
-  attemptFilters, cgroupClear, containerCwd, containerName, imageAccountsArgv, matchDevices, memoryLimit, nameArgv, psArgv, runningArgv,
+  attemptFilters, cgroupClear, containerCwd, containerName, imageAccountsArgv, matchDevices, memoryLimit, missingGpus, nameArgv, psArgv, runningArgv,
   removeArgv, runArgv, splitHeadOutput, type NodeFacts,
 } from '../../src/plan/container.js';
 import { jobPaths } from '../../src/plan/job-files.js';
@@ -386,6 +386,39 @@ describe('runArgv: a Slurm job joins its extern step on each node', () => {
 
   it('not for a job without containment', () => {
     expect(flags(argvFor(config(), { job: { hosts } }))).toBeUndefined();
+  });
+});
+
+describe('runArgv: GPUs', () => {
+  const GPU_QUEUE = 'gpus = allocated\ngpu_mounts = /usr/bin/nvidia-smi /opt/driver';
+  const facts: NodeFacts = { devices: [], gpuDevices: ['nvidia0', 'nvidia1', 'nvidia2', 'nvidia3', 'nvidiactl', 'nvidia-uvm', 'nvidia-caps'], gpuMounts: ['/opt/driver'] };
+  const host: Host = { name: 'node2', slots: 2, gpus: [1, 3] };
+  const sshdTail = (argv: string[]) => argv.slice(argv.indexOf('/usr/sbin/sshd') + 2);
+
+  it('passes the node\'s allocated GPUs under their own names, the control devices it has, and the driver files it has, read-only', () => {
+    const argv = argvFor(config(GPU_QUEUE, '', 'gpu_dir = /dev/gpus'), { host, facts });
+    expect(values(argv, '--device')).toEqual(['/dev/gpus/nvidia1:/dev/nvidia1', '/dev/gpus/nvidia3:/dev/nvidia3', '/dev/gpus/nvidia-uvm:/dev/nvidia-uvm', '/dev/gpus/nvidiactl:/dev/nvidiactl']);
+    expect(values(argv, '--mount')).toContain(mount('/opt/driver', '/opt/driver', true));
+    expect(values(argv, '--mount').join(' ')).not.toContain('nvidia-smi');
+  });
+
+  it('numbers them from 0 inside, for the container and for every session of its sshd', () => {
+    const argv = argvFor(config(GPU_QUEUE), { host, facts });
+    expect(values(argv, '--env')).toEqual(['CUDA_VISIBLE_DEVICES=0,1']);
+    expect(sshdTail(argv)).toEqual(['-D', '-e', '-f', `${DIR}/sshd_config`, '-o', `SetEnv=JOBBOX_HOSTFILE=${DIR}/hostfile OMPI_MCA_orte_default_hostfile=${DIR}/hostfile HYDRA_HOST_FILE=${DIR}/hostfile.mpich CUDA_VISIBLE_DEVICES=0,1`]);
+  });
+
+  it('passes nothing of GPUs to a node without any, or in a queue that passes none', () => {
+    for (const argv of [argvFor(config(GPU_QUEUE), { host: { name: 'node1', slots: 2 }, facts }), argvFor(config(), { host, facts })]) {
+      expect(argv.join(' ')).not.toMatch(/nvidia|CUDA/);
+      expect(sshdTail(argv)).toEqual(['-D', '-e', '-f', `${DIR}/sshd_config`]);
+    }
+  });
+
+  it('finds an allocated GPU the node lacks', () => {
+    const queue = config(GPU_QUEUE).queues.get('normal')!;
+    expect(missingGpus(queue, { ...host, gpus: [1, 4] }, facts.gpuDevices!)).toEqual(['nvidia4']);
+    expect(missingGpus(config().queues.get('normal')!, { ...host, gpus: [4] }, [])).toEqual([]);
   });
 });
 

@@ -87,8 +87,9 @@ describe('probeArgv', () => {
   // What this host's kernel says is at /sys/fs/cgroup, as stat(1) names it (cgroup2fs: cgroup2).
   const CGROUP_FS = execFileSync('stat', ['-fc', '%T', '/sys/fs/cgroup'], { encoding: 'utf8' }).trim().replace(/^cgroup2fs$/, 'cgroup2');
   const dir = mkdtempSync(join(tmpdir(), 'jobbox-probe-'));
-  const probeIn = (deviceDir: string, stdin: string) => {
-    const argv = probeArgv({ ...config, deviceDir });
+  const normal = config.queues.get('normal')!;
+  const probeIn = (deviceDir: string, stdin: string, queue = normal, gpuDir = '/dev') => {
+    const argv = probeArgv({ ...config, deviceDir, gpuDir }, queue);
     return execFileSync(argv[0]!, argv.slice(1), { input: stdin, encoding: 'utf8' });
   };
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -99,12 +100,23 @@ describe('probeArgv', () => {
     await new Promise((r) => server.once('listening', r));
     const port = (server.address() as { port: number }).port;
     try {
-      expect(parseProbe(probeIn(dir, `${port}\n`))).toEqual({ listening: true, cgroupFs: CGROUP_FS, devices: [] });
+      expect(parseProbe(probeIn(dir, `${port}\n`))).toEqual({ listening: true, cgroupFs: CGROUP_FS, devices: [], gpuDevices: [], gpuMounts: [] });
     } finally {
       server.close();
     }
     await new Promise((r) => server.once('close', r));
     expect(probeIn(dir, `${port}\n`)).toBe(`free\n${CGROUP_FS}\n`);
+  });
+
+  it('says taken for a port held on [::] alone (v6-only): sshd would listen on IPv4 only', async () => {
+    const net = await import('node:net');
+    const server = net.createServer().listen({ port: 0, host: '::', ipv6Only: true });
+    await new Promise((r) => server.once('listening', r));
+    try {
+      expect(parseProbe(probeIn(dir, `${(server.address() as { port: number }).port}\n`)).listening).toBe(true);
+    } finally {
+      server.close();
+    }
   });
 
   it('lists the character devices of device_dir, not its files, dirs or symlinks; none without the dir', () => {
@@ -113,6 +125,7 @@ describe('probeArgv', () => {
     writeFileSync(join(dir, 'rdma_cm'), '');
     // Port 0: any port may bind it, so the answer is `free` whatever this host runs.
     expect(probeIn(dir, '0\n')).toBe(`free\n${CGROUP_FS}\n`);
+    expect(probeIn('/dev', '0\n').split('\n').slice(2, 4)).toEqual(expect.arrayContaining([expect.stringMatching(/^d \S+$/)]));
     const dev = parseProbe(probeIn('/dev', '0\n'));
     expect(dev.devices).toEqual(expect.arrayContaining(['null', 'zero']));
     // /dev/fd is a symlink, /dev/pts a dir.
@@ -121,8 +134,25 @@ describe('probeArgv', () => {
     expect(probeIn(join(dir, 'none'), '0\n')).toBe(`free\n${CGROUP_FS}\n`);
   });
 
+  it('for a GPU queue, lists gpu_dir\'s nvidia… devices and which gpu_mounts exist; for the others, neither', () => {
+    const gpus = join(dir, 'gpu');
+    execFileSync('mkdir', ['-p', gpus]);
+    // Character devices need root; /dev/null's numbers stand in for them where it is root (CI).
+    const root = process.getuid?.() === 0;
+    if (root) for (const name of ['nvidia0', 'nvidia1', 'nvidiactl']) execFileSync('mknod', [join(gpus, name), 'c', '1', '3']);
+    writeFileSync(join(gpus, 'nvidia2'), '');
+    writeFileSync(join(gpus, 'other'), '');
+    const gpuQueue = { ...normal, gpus: 'allocated' as const, gpuMounts: [join(dir, 'rdma_cm'), join(dir, 'absent')] };
+    const found = parseProbe(probeIn(join(dir, 'none'), '0\n', gpuQueue, gpus));
+    expect(found.gpuDevices).toEqual(root ? ['nvidia0', 'nvidia1', 'nvidiactl'] : []);
+    expect(found.gpuMounts).toEqual([join(dir, 'rdma_cm')]);
+    expect(found.devices).toEqual([]);
+    const plain = parseProbe(probeIn(join(dir, 'none'), '0\n', normal, gpus));
+    expect([plain.gpuDevices, plain.gpuMounts]).toEqual([[], []]);
+  });
+
   it('refuses anything but a port number on its stdin', () => {
-    expect(() => execFileSync('perl', probeArgv(config).slice(1), { input: '22; rm -rf /\n', stdio: 'pipe' })).toThrow(/port: 22; rm -rf/);
+    expect(() => execFileSync('perl', probeArgv(config, config.queues.get('normal')!).slice(1), { input: '22; rm -rf /\n', stdio: 'pipe' })).toThrow(/port: 22; rm -rf/);
   });
 });
 

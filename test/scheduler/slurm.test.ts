@@ -510,6 +510,7 @@ const THREE_NODES = `JobId=22 JobName=jbx-s.sh
    
 
 `;
+const GPUS = THREE_NODES.replace('     Nodes=node[1-3] CPU_IDs=0-1 Mem=0 GRES=\n', '     Nodes=node[1-2] CPU_IDs=0-1 Mem=512 GRES=gpu:2(IDX:0-1)\n     Nodes=node3 CPU_IDs=0-1 Mem=512 GRES=gpu:1(IDX:1)\n');
 
 const SALLOC = `JobId=25 JobName=no-shell
    UserId=jbuser1(2001) GroupId=jbuser1(2001) MCS_label=N/A
@@ -624,12 +625,15 @@ describe('arrayTaskName', () => {
 
 describe('parseJobRecord', () => {
   it.each([
-    ['only the per-node lines count, not `Nodes=… CPU_IDs=…` in the name and comment', FORGED_ON_ONE_LINE, '19', ['node1', 'node2'], { batch: true, cpus: [2, 1], cpuIds: ['0-1', '0'] }],
-    ["counts follow the allocation's order", FORGED_ON_ONE_LINE, '19', ['node2', 'node1'], { batch: true, cpus: [1, 2], cpuIds: ['0', '0-1'] }],
-    ['one line for three nodes with the same CPUs', THREE_NODES, '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2], cpuIds: ['0-1', '0-1', '0-1'] }],
-    ['an array task asked by its task name', ARRAY_TASK, '21', ['node2'], { batch: true, cpus: [1], cpuIds: ['0'] }],
-    ['salloc: no batch script', SALLOC, '25', ['node1', 'node2'], { batch: false, cpus: [1, 1], cpuIds: ['0', '0'] }],
-    ['a batch job requeued after a failed launch (BatchFlag=2)', THREE_NODES.replace('BatchFlag=1', 'BatchFlag=2'), '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2], cpuIds: ['0-1', '0-1', '0-1'] }],
+    ['only the per-node lines count, not `Nodes=… CPU_IDs=…` in the name and comment', FORGED_ON_ONE_LINE, '19', ['node1', 'node2'], { batch: true, cpus: [2, 1], cpuIds: ['0-1', '0'], gpus: [[], []] }],
+    ["counts follow the allocation's order", FORGED_ON_ONE_LINE, '19', ['node2', 'node1'], { batch: true, cpus: [1, 2], cpuIds: ['0', '0-1'], gpus: [[], []] }],
+    ['one line for three nodes with the same CPUs', THREE_NODES, '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2], cpuIds: ['0-1', '0-1', '0-1'], gpus: [[], [], []] }],
+    ['an array task asked by its task name', ARRAY_TASK, '21', ['node2'], { batch: true, cpus: [1], cpuIds: ['0'], gpus: [[]] }],
+    ['salloc: no batch script', SALLOC, '25', ['node1', 'node2'], { batch: false, cpus: [1, 1], cpuIds: ['0', '0'], gpus: [[], []] }],
+    ['a batch job requeued after a failed launch (BatchFlag=2)', THREE_NODES.replace('BatchFlag=1', 'BatchFlag=2'), '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2], cpuIds: ['0-1', '0-1', '0-1'], gpus: [[], [], []] }],
+    // As slurmctld 22.05 printed them on the testbed (gres.conf File=…/nvidia[0-1]): --gpus=3 over two nodes.
+    ['GPUs per node, by GRES index', GPUS, '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2], cpuIds: ['0-1', '0-1', '0-1'], gpus: [[0, 1], [0, 1], [1]] }],
+    ['typed GPUs beside another GRES', THREE_NODES.replace('Mem=0 GRES=', 'Mem=0 GRES=gpu:a100:2(IDX:0,3),tmpdisk:100'), '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2], cpuIds: ['0-1', '0-1', '0-1'], gpus: [[0, 3], [0, 3], [0, 3]] }],
   ])('%s', (_name, text, id, hosts, record) => expect(parseJobRecord(text, id, hosts)).toEqual(record));
 
   it.each([
@@ -642,6 +646,9 @@ describe('parseJobRecord', () => {
     ['nothing', '', '22', ['node1'], 'jobbox: scontrol show job: does not start with the record of job 22: '],
     ['CPU_IDs backwards', THREE_NODES.replace('CPU_IDs=0-1', 'CPU_IDs=1-0'), '22', ['node1'], 'jobbox: scontrol show job: unreadable CPU_IDs: 1-0'],
     ['CPU_IDs not a list of ranges', THREE_NODES.replace('CPU_IDs=0-1', 'CPU_IDs=0-1x'), '22', ['node1'], 'jobbox: scontrol show job: unreadable CPU_IDs: 0-1x'],
+    ['GPUs without their indices', THREE_NODES.replace('Mem=0 GRES=', 'Mem=0 GRES=gpu:2'), '22', ['node1', 'node2', 'node3'], 'jobbox: scontrol show job: unreadable GPUs in GRES: gpu:2'],
+    ['a GPU count that is not its index list', THREE_NODES.replace('Mem=0 GRES=', 'Mem=0 GRES=gpu:2(IDX:0)'), '22', ['node1', 'node2', 'node3'], 'jobbox: scontrol show job: GRES counts 2 GPUs but lists 1: gpu:2(IDX:0)'],
+    ['a GPU index range backwards', THREE_NODES.replace('Mem=0 GRES=', 'Mem=0 GRES=gpu:2(IDX:1-0)'), '22', ['node1', 'node2', 'node3'], 'jobbox: scontrol show job: unreadable GRES index list: 1-0'],
   ])('refuses %s', (_name, text, id, hosts, message) => expect(thrown(() => parseJobRecord(text, id, hosts))).toBe(message));
 });
 

@@ -28,6 +28,7 @@ mount --bind "$tb/etc" /etc/jobbox
 mount --bind "$tb/etc/hosts" /etc/hosts
 # Every node sees its own InfiniBand devices at the one path the config names.
 mount --bind "$dir/ib" "$tb/ib"
+mount --bind "$dir/gpu" "$tb/gpu"
 # sshd runs every remote command through root's bash, which reads ~/.bashrc: this machine's
 # (pyenv init here, ~100 ms) is not a node's, so nodes get an empty one.
 [[ ! -f /root/.bashrc ]] || mount --bind /dev/null /root/.bashrc

@@ -219,6 +219,20 @@ make_ib_devices() {
   mknod -m 0600 "$dir/issm0" c 231 64
 }
 
+# NVIDIA's numbers (major 195: GPUs from minor 0, nvidiactl 255, nvidia-modeset 254; nvidia-uvm's
+# major is the driver's choice at load, 511 here), two GPUs a node, as Slurm's gres.conf names
+# them. No driver answers them (an open allowed by the device cgroup gives ENXIO, a refused one
+# EPERM), so they show what reaches a container and what its cgroup lets it open, not CUDA.
+make_gpu_devices() {
+  local dir=$1
+  mkdir -p "$dir"
+  mknod -m 0666 "$dir/nvidia0" c 195 0
+  mknod -m 0666 "$dir/nvidia1" c 195 1
+  mknod -m 0666 "$dir/nvidiactl" c 195 255
+  mknod -m 0666 "$dir/nvidia-modeset" c 195 254
+  mknod -m 0666 "$dir/nvidia-uvm" c 511 0
+}
+
 write_config() {
   local conf=$TB/etc/jobbox.ini
   # memlock above the hard limit needs CAP_SYS_RESOURCE for dockerd; sandboxes such as this
@@ -247,6 +261,7 @@ start_timeout = 120
 pull_timeout = 300
 fanout = 64
 device_dir = $TB/ib
+gpu_dir = $TB/gpu
 default_queue = normal
 # The testbed registry speaks HTTP (dockerd's insecure-registries, node-boot.sh).
 insecure_registries = $REGISTRY
@@ -258,6 +273,9 @@ allowed_images = deb12 deb12-mpich
 allowed_repos = $REGISTRY/projects/*
 mounts = /home
 devices = uverbs* rdma_cm
+gpus = allocated
+# No driver here: a dir stands in for the driver's files, and nvidia-smi, absent, is skipped.
+gpu_mounts = $TB/driver /usr/bin/nvidia-smi
 cpus = slots
 memory = 1g/slot
 shm_size = 256m
@@ -348,9 +366,10 @@ write_slurm_conf() {
     echo "Prolog=$INSTALL/hooks/slurm/prolog"
     echo "Epilog=$INSTALL/hooks/slurm/epilog"
     echo "JobSubmitPlugins=lua"
+    echo "GresTypes=gpu"
     for node in $(nodes); do
       # slurmd -C's RealMemory is the machine's; --mem is refused without one per node.
-      echo "NodeName=$node NodeAddr=$(node_ip "$node") $cpu RealMemory=4096 Features=$features State=UNKNOWN"
+      echo "NodeName=$node NodeAddr=$(node_ip "$node") $cpu RealMemory=4096 Gres=gpu:2 Features=$features State=UNKNOWN"
     done
     echo "PartitionName=normal Nodes=$list Default=YES MaxTime=INFINITE State=UP"
     echo "PartitionName=short Nodes=$list MaxTime=INFINITE State=UP"
@@ -364,6 +383,9 @@ write_slurm_conf() {
     echo "ConstrainRAMSpace=yes"
     echo "ConstrainDevices=yes"
   } >"$TB/etc/cgroup.conf"
+  # Each node's own devices, at the one path (node-boot.sh): ConstrainDevices denies a job the
+  # GPUs it was not given there, by their numbers.
+  echo "NodeName=$list Name=gpu File=$TB/gpu/nvidia[0-1]" >"$TB/etc/gres.conf"
   # slurmctld reads job_submit.lua from the directory of slurm.conf.
   "$INSTALL/dist/cli.js" slurm job-submit-lua --config "$TB/etc/jobbox.ini" >"$TB/etc/job_submit.lua"
 }
@@ -504,7 +526,8 @@ cmd_up() {
   cmd_deps
   cmd_down quiet
   local t0=$SECONDS
-  mkdir -p "$TB"/{run,log,etc/ssh,shared/jobs,ib,nodes}
+  mkdir -p "$TB"/{run,log,etc/ssh,shared/jobs,ib,gpu,driver,nodes}
+  echo "testbed: no NVIDIA driver; this dir stands in for the files gpu_mounts names" >"$TB/driver/README"
   chmod 0755 "$TB" "$TB/etc" "$TB/shared"
   # jobbox refuses a port dir others can enter: they could give a port file a name of their own.
   install -d -m 0700 "$TB/shared/ports" "$TB/shared/ports/claims"
@@ -521,6 +544,7 @@ cmd_up() {
     echo "node$n" >>"$TB/nodes.list"
     echo "$(node_ip "node$n") node$n" >>"$TB/etc/hosts"
     make_ib_devices "$TB/nodes/node$n/ib" $((n == 1 ? 2 : 1))
+    make_gpu_devices "$TB/nodes/node$n/gpu"
   done
   cmd_install
   write_config
@@ -575,7 +599,7 @@ cmd_down() {
   while iptables -D FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null; do :; done
   ip link del "$BRIDGE" 2>/dev/null || true
   # Node dirs hold the node image stores; the shared port and job dirs must start empty.
-  rm -rf "$TB/nodes" "$TB/run" "$TB/shared" "$TB/etc" "$TB/ib" "$TB/slurm" "$TB/mariadb" "$TB/nodes.list"
+  rm -rf "$TB/nodes" "$TB/run" "$TB/shared" "$TB/etc" "$TB/ib" "$TB/gpu" "$TB/driver" "$TB/slurm" "$TB/mariadb" "$TB/nodes.list"
   # Prove it: nothing we recorded still runs, and no namespace, bridge or mount is left.
   for pid in "${pids[@]}"; do ! alive "$pid" || die "down: process $pid is still alive"; done
   ! ip netns list | grep -qE '^node[0-9]+( |$)' || die "down: namespaces left: $(ip netns list | tr '\n' ' ')"
