@@ -11,7 +11,7 @@ import type { Attempt, Host, Job } from '../job/job.js';
 import { containerName, imageAccountsArgv, missingGpus, type CgroupClear, nameArgv, psArgv, removeArgv, runningArgv, splitHeadOutput, SSHD_VERSION } from '../plan/container.js';
 import type { ImageAccounts, Keys } from '../plan/job.js';
 import { imageCacheDir, OPENSSH_MIN, openSshAtLeast, parseOpenSsh, sshdLacks } from '../plan/job-files.js';
-import { cgroupCleanupArgv, cpusetArgv, imageIdArgv, localDigest, lockDirArgv, logsArgv, parseProbe, probeArgv, type Probe, pullArgv, pulledDigest, repoDigestsArgv, usageArgv } from '../plan/node.js';
+import { cgroupCleanupArgv, cpusetArgv, mknodArgv, imageIdArgv, localDigest, lockDirArgv, logsArgv, parseProbe, probeArgv, type Probe, pullArgv, pulledDigest, repoDigestsArgv, usageArgv } from '../plan/node.js';
 import { DIGEST, repoOf, runRef } from '../config/ref.js';
 import { slurmExternTask } from '../scheduler/slurm.js';
 import type { Result } from '../result.js';
@@ -93,9 +93,11 @@ export function checkCgroupV1(host: string, probe: Probe): void {
 const SYSTEMD_DRIVER = /cgroup-parent for systemd cgroup should be a valid slice/;
 
 /** Before the node's docker run: the job's cpuset cgroups, from slurmd's root down to its extern step's task (plan/node.ts cpusetArgv). */
-export async function joinSlurmCgroups(session: Session, config: Config, job: Job, multipleSlurmd: boolean, index: number): Promise<void> {
+export async function joinSlurmCgroups(session: Session, config: Config, job: Job, multipleSlurmd: boolean, index: number, probe: Probe): Promise<void> {
   const host = job.hosts[index]!;
-  await must(session, cpusetArgv(slurmExternTask(job, multipleSlurmd, index), 2, host.cpus ?? ''), config.connectTimeoutMs, host.cpus ?? '');
+  const levels = slurmExternTask(job, multipleSlurmd, index);
+  await must(session, cpusetArgv(levels, 2, host.cpus ?? ''), config.connectTimeoutMs, host.cpus ?? '');
+  if (probe.gpuNumbers.length > 0) await must(session, mknodArgv(levels, 2, [...new Set(probe.gpuNumbers)]), config.connectTimeoutMs, probe.gpuNumbers.join(' '));
 }
 
 /**

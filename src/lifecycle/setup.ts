@@ -161,7 +161,7 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
     await each(async (s, i) => {
       touched.add(s.host);
       await timeline.time(s.host, 'start', async () => {
-        if (job.containment?.scheduler === 'slurm') await joinSlurmCgroups(s, config, job, job.containment.multipleSlurmd, i);
+        if (job.containment?.scheduler === 'slurm') await joinSlurmCgroups(s, config, job, job.containment.multipleSlurmd, i, probes[i]!);
         const pull = () => imageOn(s, () => pullImage(s, config, run, atSubmit));
         // An engine down at the run made nothing, unless an earlier run of this attempt did, or
         // the Prolog made the job's cpusets there (the rollback clears them).

@@ -78,14 +78,16 @@ export function localDigest(stdout: string, repo: string): string | undefined {
  * bind the port before the job's sshd does); then the type of the filesystem at /sys/fs/cgroup,
  * `tmpfs` where the v1 hierarchies are, `cgroup2` for v2 (`-` for none); then the names of the
  * character devices in device_dir, one a line after `d ` (none when there is no such
- * directory). For a queue that passes GPUs, also those in gpu_dir named nvidia…, after `g `,
- * and which of its gpu_mounts exist on the node, after `m `.
+ * directory); those in gpu_dir named nvidia…, after `g `, each with its `major:minor`; and, for
+ * a queue that passes GPUs, which of its gpu_mounts exist on the node, after `m `.
  */
 export function probeArgv(config: Config, queue: Queue): string[] {
-  return ['perl', '-e', PROBE, config.deviceDir, ...(queue.gpus === 'allocated' ? [config.gpuDir, ...queue.gpuMounts] : [])];
+  return ['perl', '-e', PROBE, config.deviceDir, config.gpuDir, ...(queue.gpus === 'allocated' ? queue.gpuMounts : [])];
 }
 
 export interface Probe extends NodeFacts {
+  /** `major:minor` of each of gpuDevices. */
+  gpuNumbers: string[];
   /** Something on the node holds the job's port. */
   listening: boolean;
   /** The filesystem type at /sys/fs/cgroup: `tmpfs` on cgroup v1. */
@@ -96,7 +98,8 @@ export interface Probe extends NodeFacts {
 export function parseProbe(stdout: string): Probe {
   const [said = '', cgroupFs = '-', ...rest] = stdout.split('\n').filter(Boolean);
   const tagged = (tag: string) => rest.filter((l) => l.startsWith(`${tag} `)).map((l) => l.slice(2));
-  return { listening: said !== 'free', cgroupFs, devices: tagged('d'), gpuDevices: tagged('g'), gpuMounts: tagged('m') };
+  const gpus = tagged('g').map((l) => /^(.+) (\d+:\d+)$/.exec(l)).filter((m) => m !== null);
+  return { listening: said !== 'free', cgroupFs, devices: tagged('d'), gpuDevices: gpus.map((m) => m[1]!), gpuNumbers: gpus.map((m) => m[2]!), gpuMounts: tagged('m') };
 }
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -125,6 +128,30 @@ export function cpusetArgv(levels: string[], shared: number, cpus: string): stri
     'done',
   ].join('\n');
   return ['sh', '-c', script, 'sh', CPUSET, cpus, String(shared), ...levels];
+}
+
+/**
+ * With ConstrainDevices, Slurm denies a job the node's GRES devices it was not given (the GPUs
+ * of another job; every GPU to a job that asked none), mknod included. runc then cannot give
+ * the container engine's default rules (`c *:* m`, `b *:* m`) to a container below the job,
+ * and the run fails. So only mknod is given back for the node's GPUs, on the job's own levels
+ * that exist: read and write stay denied, and no process in the containers may mknod (no
+ * CAP_MKNOD). Slurm's denies written later reach the container's cgroup as well; what it keeps
+ * then is what Slurm allows. `numbers`: `major:minor` each. A fixed script, values positional.
+ */
+export function mknodArgv(levels: string[], shared: number, numbers: string[]): string[] {
+  const script = [
+    'set -e', 'dir=$1 shared=$2 n=$3', 'shift 3',
+    // Numbers as parseProbe read them (digits:digits): safe to split on spaces.
+    'nums=""',
+    'while [ "$n" -gt 0 ]; do nums="$nums $1" n=$((n - 1)); shift; done',
+    'for d in "$@"; do',
+    '  dir=$dir/$d',
+    '  if [ "$shared" -le 0 ] && [ -d "$dir" ]; then for x in $nums; do echo "c $x m" > "$dir/devices.allow"; done; fi',
+    '  shared=$((shared - 1))',
+    'done',
+  ].join('\n');
+  return ['sh', '-c', script, 'sh', `${CGROUP_ROOT}/devices`, String(shared), String(numbers.length), ...numbers, ...levels];
 }
 
 /**
@@ -183,7 +210,10 @@ export function nodeSteps(config: Config, job: Job, image: Image): { when: strin
   const cgroups = c
     ? [
         ...(c.scheduler === 'slurm'
-          ? [{ when: 'before docker run: the job\'s cpuset cgroups (node 1 shown)', argv: cpusetArgv(slurmExternTask(job, c.multipleSlurmd, 0), 2, job.hosts[0]?.cpus ?? '<cpus>') }]
+          ? [
+              { when: 'before docker run: the job\'s cpuset cgroups (node 1 shown)', argv: cpusetArgv(slurmExternTask(job, c.multipleSlurmd, 0), 2, job.hosts[0]?.cpus ?? '<cpus>') },
+              { when: 'then, on a node with GPUs: mknod (only) of them back on the job\'s device cgroups', argv: mknodArgv(slurmExternTask(job, c.multipleSlurmd, 0), 2, ['<major:minor>']) },
+            ]
           : []),
         { when: `teardown, after the containers: what is left of the job's cgroups (${first} shown)`, argv: cgroupCleanupArgv(cgroupClear(job, first)!) },
       ]
@@ -240,12 +270,18 @@ my $cgroup = "-";
 if (open(my $m, "<", "/proc/self/mountinfo")) { while (<$m>) { my @f = split / /; $cgroup = $1 if $f[4] eq "/sys/fs/cgroup" && / - (\\S+) / } }
 print "$cgroup\\n";
 # As find -maxdepth 1 -type c would list them: a symlink is not a device.
+# GPUs with their numbers, as the kernel's dev_t splits them (major: bits 8-19 and 32-43).
 sub devices {
-  my ($tag, $dir, $names) = @_;
-  if (opendir(my $d, $dir)) { print "$tag $_\\n" for sort grep { /$names/ && lstat("$dir/$_") && -c _ } readdir($d) }
+  my ($tag, $dir, $names, $numbers) = @_;
+  return unless opendir(my $d, $dir);
+  for (sort grep { /$names/ && lstat("$dir/$_") && -c _ } readdir($d)) {
+    my $rdev = (lstat("$dir/$_"))[6];
+    my $n = $numbers ? sprintf(" %d:%d", (($rdev >> 8) & 0xfff) | (($rdev >> 32) & ~0xfff), ($rdev & 0xff) | (($rdev >> 12) & ~0xff)) : "";
+    print "$tag $_$n\\n";
+  }
 }
 my ($ib, $gpu, @mounts) = @ARGV;
-devices("d", $ib, qr/^/);
-devices("g", $gpu, qr/^nvidia/) if defined $gpu;
+devices("d", $ib, qr/^/, 0);
+devices("g", $gpu, qr/^nvidia/, 1);
 for (@mounts) { print "m $_\\n" if -e $_ }
 `;

@@ -104,7 +104,7 @@ describe('startContainer, the engine down', () => {
 });
 
 describe('checkCgroupV1', () => {
-  const probe = (cgroupFs: string) => ({ listening: false, devices: [], cgroupFs });
+  const probe = (cgroupFs: string) => ({ listening: false, devices: [], gpuNumbers: [], cgroupFs });
   it('takes the v1 tree, and refuses cgroup2 or none with one permanent line', () => {
     expect(() => checkCgroupV1('node3', probe('tmpfs'))).not.toThrow();
     for (const fs of ['cgroup2', '-']) {

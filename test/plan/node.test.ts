@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/parse.js';
 import type { Job } from '../../src/job/job.js';
 import { quote } from '../../src/quote.js';
-import { cgroupCleanupArgv, cpusetArgv, localDigest, nodeSteps, parseImages, parseProbe, probeArgv, pullArgv, pulledDigest } from '../../src/plan/node.js';
+import { cgroupCleanupArgv, cpusetArgv, localDigest, mknodArgv, nodeSteps, parseImages, parseProbe, probeArgv, pullArgv, pulledDigest } from '../../src/plan/node.js';
 import { repoOf, runRef } from '../../src/config/ref.js';
 
 const config = parseConfig(
@@ -100,7 +100,7 @@ describe('probeArgv', () => {
     await new Promise((r) => server.once('listening', r));
     const port = (server.address() as { port: number }).port;
     try {
-      expect(parseProbe(probeIn(dir, `${port}\n`))).toEqual({ listening: true, cgroupFs: CGROUP_FS, devices: [], gpuDevices: [], gpuMounts: [] });
+      expect(parseProbe(probeIn(dir, `${port}\n`))).toEqual({ listening: true, cgroupFs: CGROUP_FS, devices: [], gpuDevices: [], gpuNumbers: [], gpuMounts: [] });
     } finally {
       server.close();
     }
@@ -134,7 +134,7 @@ describe('probeArgv', () => {
     expect(probeIn(join(dir, 'none'), '0\n')).toBe(`free\n${CGROUP_FS}\n`);
   });
 
-  it('for a GPU queue, lists gpu_dir\'s nvidia… devices and which gpu_mounts exist; for the others, neither', () => {
+  it('lists gpu_dir\'s nvidia… devices with their numbers, and for a GPU queue which gpu_mounts exist', () => {
     const gpus = join(dir, 'gpu');
     execFileSync('mkdir', ['-p', gpus]);
     // Character devices need root; /dev/null's numbers stand in for them where it is root (CI).
@@ -145,10 +145,11 @@ describe('probeArgv', () => {
     const gpuQueue = { ...normal, gpus: 'allocated' as const, gpuMounts: [join(dir, 'rdma_cm'), join(dir, 'absent')] };
     const found = parseProbe(probeIn(join(dir, 'none'), '0\n', gpuQueue, gpus));
     expect(found.gpuDevices).toEqual(root ? ['nvidia0', 'nvidia1', 'nvidiactl'] : []);
+    expect(found.gpuNumbers).toEqual(root ? ['1:3', '1:3', '1:3'] : []);
     expect(found.gpuMounts).toEqual([join(dir, 'rdma_cm')]);
     expect(found.devices).toEqual([]);
     const plain = parseProbe(probeIn(join(dir, 'none'), '0\n', normal, gpus));
-    expect([plain.gpuDevices, plain.gpuMounts]).toEqual([[], []]);
+    expect([plain.gpuDevices, plain.gpuMounts]).toEqual([found.gpuDevices, []]);
   });
 
   it('refuses anything but a port number on its stdin', () => {
@@ -184,6 +185,25 @@ describe('cpusetArgv', () => {
     run(['uid_2001', 'job_8', 'step_extern', 'task_0'], '1');
     expect(read('uid_2001', 'cpuset.cpus')).toBe('0-3 (slurm\'s)');
     expect(read('uid_2001/job_8/step_extern/task_0', 'cpuset.cpus')).toBe('1');
+  });
+});
+
+describe('mknodArgv', () => {
+  it('gives mknod back on the job\'s own levels that exist, below slurmd\'s root and the owner\'s level', () => {
+    const top = mkdtempSync(join(tmpdir(), 'jobbox-devices-'));
+    try {
+      // slurmstepd has made the job and its extern step, not yet the task.
+      execFileSync('mkdir', ['-p', join(top, 'slurm_node2/uid_2001/job_7/step_extern')]);
+      const argv = mknodArgv(['slurm_node2', 'uid_2001', 'job_7', 'step_extern', 'task_1'], 2, ['195:1']);
+      argv[4] = top; // the node's /sys/fs/cgroup/devices
+      execFileSync(argv[0]!, argv.slice(1));
+      const allowed = (rel: string) => (existsSync(join(top, rel, 'devices.allow')) ? readFileSync(join(top, rel, 'devices.allow'), 'utf8') : undefined);
+      expect(['slurm_node2', 'slurm_node2/uid_2001'].map(allowed)).toEqual([undefined, undefined]);
+      expect(['slurm_node2/uid_2001/job_7', 'slurm_node2/uid_2001/job_7/step_extern'].map(allowed)).toEqual(['c 195:1 m\n', 'c 195:1 m\n']);
+      expect(existsSync(join(top, 'slurm_node2/uid_2001/job_7/step_extern/task_1'))).toBe(false);
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
   });
 });
 

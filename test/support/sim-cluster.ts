@@ -334,11 +334,12 @@ export class SimNode {
         return this.shell(inner, stdin);
       }
       case 'perl': {
-        // The probe: the port on stdin, `taken` or `free` on stdout, then device_dir's character devices.
-        if (args.length !== 3 || args[0] !== '-e' || !args[1]!.includes('<STDIN>')) return unsupported(argv);
+        // The probe: the port on stdin, `taken` or `free` on stdout, then device_dir's character
+        // devices (`-e`, the script, device_dir, gpu_dir, a GPU queue's mounts). No GPUs here.
+        if (args.length < 4 || args[0] !== '-e' || !args[1]!.includes('<STDIN>')) return unsupported(argv);
         const port = /^(\d+)\n?$/.exec(stdin)?.[1];
         if (port === undefined) return { code: 255, stderr: `port: ${stdin}${stdin.endsWith('\n') ? '' : '\n'}` };
-        return { code: 0, stdout: `${this.portTaken(Number(port)) ? 'taken' : 'free'}\n${this.cgroupFs}\n${(this.devices ?? []).map((d) => `${d}\n`).join('')}` };
+        return { code: 0, stdout: `${this.portTaken(Number(port)) ? 'taken' : 'free'}\n${this.cgroupFs}\n${(this.devices ?? []).map((d) => `d ${d}\n`).join('')}` };
       }
       default:
         if (cmd.split('/').at(-1) === 'docker') return this.docker(args);
