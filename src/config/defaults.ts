@@ -31,6 +31,7 @@ export const GLOBAL_DEFAULTS = {
   gpu_dir: '/dev',
   default_queue: 'normal',
   bpost: '',
+  bjobs: '',
   metrics_dir: '',
 };
 // allowed_images defaults to default_image, filled in parseQueue.

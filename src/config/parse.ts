@@ -50,6 +50,7 @@ export function parseConfig(text: string, file: string): Config {
     gpuDir: must(at('gpu_dir'), g.gpu_dir, PATH_RULE, absPath),
     defaultQueue: g.default_queue,
     bpost: must(at('bpost'), g.bpost, `empty, or ${PATH_RULE}`, (v) => (v === '' ? '' : absPath(v))),
+    bjobs: must(at('bjobs'), g.bjobs, `empty, or ${PATH_RULE}`, (v) => (v === '' ? '' : absPath(v))),
     metricsDir: must(at('metrics_dir'), g.metrics_dir, `empty, or ${PATH_RULE}`, (v) => (v === '' ? '' : absPath(v))),
   };
 

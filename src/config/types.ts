@@ -91,6 +91,8 @@ export interface Config {
   defaultQueue: string;
   /** LSF's bpost, by absolute path: the pre-exec posts a failed start's line to the job for `bjobs -l` (commands/lsf/pre-exec.ts); '' = off. */
   bpost: string;
+  /** LSF's bjobs, by absolute path: the pre-exec asks it which GPUs a GPU queue's job got on each host (commands/lsf/pre-exec.ts); '' = none, and such a queue's jobs are refused on LSF. */
+  bjobs: string;
   /** node_exporter's textfile directory: jobbox.prom there (exec/metrics.ts); '' = off. */
   metricsDir: string;
   /** Maps, not plain objects: lookups by user-supplied names must not reach Object.prototype. */

@@ -1,9 +1,9 @@
 // The only code that runs LSF's client commands: the orphan reaper's one question, and the
-// pre-exec's bpost.
+// pre-exec's bpost and GPU question.
 // bjobs lives in $LSF_BINDIR and reads LSF_ENVDIR, which an admin host gets from profile.lsf,
 // so the reaper's environment is passed on whole.
 import { execa } from 'execa';
-import { BJOBS_TIMEOUT_MS, BPOST_TIMEOUT_MS, SYSTEM_PATH } from '../config/defaults.js';
+import { BJOBS_TIMEOUT_MS, SYSTEM_PATH } from '../config/defaults.js';
 import { fromExeca, type Result } from '../result.js';
 
 /** Runs bjobs argv (scheduler/lsf.ts bjobsArgv); a failure is a result, never an exception. */
@@ -13,11 +13,12 @@ export async function runBjobs(argv: string[], env: NodeJS.ProcessEnv): Promise<
 }
 
 /**
- * Runs bpost for a root hook (scheduler/lsf.ts bpostArgv). The hook's environment is the job's,
- * the user's choice: bpost gets PATH alone, so it reads /etc/lsf.conf (or what a site's wrapper
- * at the configured path sets), never an LSF_ENVDIR the user exported.
+ * Runs bpost or bjobs for a root hook (scheduler/lsf.ts bpostArgv, gpuAllocArgv), by the path
+ * the config names. The hook's environment is the job's, the user's choice: the client gets
+ * PATH alone, so it reads /etc/lsf.conf (or what a site's wrapper at the configured path sets),
+ * never an LSF_ENVDIR the user exported.
  */
-export async function runBpost(argv: string[]): Promise<Result> {
-  const r = await execa(argv[0]!, argv.slice(1), { reject: false, timeout: BPOST_TIMEOUT_MS, env: { PATH: SYSTEM_PATH }, extendEnv: false, stdin: 'ignore' });
-  return fromExeca(r, BPOST_TIMEOUT_MS);
+export async function runHookClient(argv: string[], timeoutMs: number): Promise<Result> {
+  const r = await execa(argv[0]!, argv.slice(1), { reject: false, timeout: timeoutMs, env: { PATH: SYSTEM_PATH }, extendEnv: false, stdin: 'ignore' });
+  return fromExeca(r, timeoutMs);
 }

@@ -412,3 +412,43 @@ export function bpostArgv(bpost: string, job: JobRef, line: string): string[] {
   const text = line.length + hint.length <= BPOST_MAX ? `${line}${hint}` : `${line.slice(0, BPOST_MAX - hint.length - 1)}…${hint}`;
   return [bpost, '-i', '0', '-d', text, bjobsName(job)];
 }
+
+// ---- bjobs: the GPUs a job got on each host, for the pre-exec ----
+
+/**
+ * `bjobs -o gpu_alloc -json JOB`, run as root by the pre-exec of a queue that passes GPUs.
+ * mbatchd fixes the allocation at dispatch; the job's environment (CUDA_VISIBLE_DEVICES) names
+ * only the first host's GPUs, and a user may export it at submit, so it is never read
+ * (docs/gpus.md has the sources).
+ */
+export function gpuAllocArgv(bjobs: string, job: JobRef): string[] {
+  return [bjobs, '-o', 'gpu_alloc', '-json', bjobsName(job)];
+}
+
+const GPU_ALLOC = 'bjobs -o gpu_alloc';
+
+/**
+ * gpuAllocArgv's answer → the GPU ids on each of `hosts` (ascending, each once: LSF repeats an
+ * id for every task that uses it). `{"RECORDS":[{"GPU_ALLOC":"hostA:0,1;hostB:1"}]}`; an empty
+ * or `-` allocation is a job without GPUs. A host outside the job is refused: the answer is
+ * then not this job's.
+ */
+export function parseGpuAlloc(stdout: string, hosts: string[]): Map<string, number[]> {
+  let alloc: unknown;
+  try {
+    alloc = (JSON.parse(stdout) as { RECORDS?: { GPU_ALLOC?: unknown }[] }).RECORDS?.[0]?.GPU_ALLOC;
+  } catch {
+    alloc = undefined;
+  }
+  if (typeof alloc !== 'string') throw new JobboxError(GPU_ALLOC, 'no GPU_ALLOC in its answer', stdout.trim().slice(0, 200), EXIT.transient);
+  const gpus = new Map<string, number[]>();
+  if (alloc.trim() === '' || alloc.trim() === '-') return gpus;
+  for (const part of alloc.split(';').filter(Boolean)) {
+    const m = /^([^:\s]+):(\d{1,4}(?:,\d{1,4})*)$/.exec(part.trim());
+    if (!m) throw new JobboxError(GPU_ALLOC, 'unreadable host:ids', part, EXIT.permanent);
+    if (!hosts.includes(m[1]!)) throw new JobboxError(GPU_ALLOC, `names a host outside the job (${hosts.join(' ')})`, m[1]!, EXIT.permanent);
+    const ids = new Set([...(gpus.get(m[1]!) ?? []), ...m[2]!.split(',').map(Number)]);
+    gpus.set(m[1]!, [...ids].sort((a, b) => a - b));
+  }
+  return gpus;
+}

@@ -271,7 +271,7 @@ describe('environment: denied or unsafe user variables are dropped from the env 
 // ---- config ----
 
 const MIN = '[queue normal]\ndefault_image = deb12\n[image deb12]\nref = 10.78.0.1:5000/deb12:r1\n';
-const GLOBAL_KEYS = 'engine registry port_range port_dir state_dir log_file log_level ssh_user ssh_key ssh_known_hosts ssh_port connect_timeout start_timeout pull_timeout pull_policy insecure_registries fanout device_dir gpu_dir default_queue bpost metrics_dir';
+const GLOBAL_KEYS = 'engine registry port_range port_dir state_dir log_file log_level ssh_user ssh_key ssh_known_hosts ssh_port connect_timeout start_timeout pull_timeout pull_policy insecure_registries fanout device_dir gpu_dir default_queue bpost bjobs metrics_dir';
 const RANGE = 'must be first-last with 1024 <= first <= last <= 65535';
 const PATH_RULE = 'must be an absolute path without "..", whitespace or control characters';
 let configs = 0;

@@ -34,6 +34,7 @@ device_dir = /dev/ib
 gpu_dir = /dev/gpus
 default_queue = short
 bpost = /opt/lsf/10.1/linux3.10-glibc2.17-x86_64/bin/bpost
+bjobs = /opt/lsf/10.1/linux3.10-glibc2.17-x86_64/bin/bjobs
 metrics_dir = /var/lib/prometheus/node-exporter
 
 [queue short]
@@ -96,6 +97,7 @@ describe('parseConfig', () => {
       gpuDir: '/dev',
       defaultQueue: 'normal',
       bpost: '',
+      bjobs: '',
       metricsDir: '',
       queues: new Map([
         [
@@ -147,6 +149,7 @@ describe('parseConfig', () => {
       deviceDir: '/dev/ib',
       gpuDir: '/dev/gpus',
       bpost: '/opt/lsf/10.1/linux3.10-glibc2.17-x86_64/bin/bpost',
+      bjobs: '/opt/lsf/10.1/linux3.10-glibc2.17-x86_64/bin/bjobs',
       metricsDir: '/var/lib/prometheus/node-exporter',
       defaultQueue: 'short',
     });
@@ -254,7 +257,7 @@ describe('parseConfig', () => {
     ['unknown section', `${MINIMAL}[queues x]\n`, 'jobbox: config f:7: section must be [jobbox], [queue NAME] (NAME ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$) or [image ALIAS] (ALIAS ^[a-z0-9][a-z0-9_-]{0,63}$): [queues x]'],
     ['bad image alias', `${MINIMAL}[image Deb]\n`, 'jobbox: config f:7: section must be [jobbox], [queue NAME] (NAME ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$) or [image ALIAS] (ALIAS ^[a-z0-9][a-z0-9_-]{0,63}$): [image Deb]'],
     // [jobbox]
-    ['unknown global key', g('enigne = docker'), 'jobbox: config [jobbox]: unknown key (allowed: engine registry port_range port_dir state_dir log_file log_level ssh_user ssh_key ssh_known_hosts ssh_port connect_timeout start_timeout pull_timeout pull_policy insecure_registries fanout device_dir gpu_dir default_queue bpost metrics_dir): enigne'],
+    ['unknown global key', g('enigne = docker'), 'jobbox: config [jobbox]: unknown key (allowed: engine registry port_range port_dir state_dir log_file log_level ssh_user ssh_key ssh_known_hosts ssh_port connect_timeout start_timeout pull_timeout pull_policy insecure_registries fanout device_dir gpu_dir default_queue bpost bjobs metrics_dir): enigne'],
     ['engine option', g('engine = -docker'), 'jobbox: config [jobbox] engine: must be a command name or an absolute path of [A-Za-z0-9._/-]: -docker'],
     ['relative engine', g('engine = bin/docker'), 'jobbox: config [jobbox] engine: must be a command name or an absolute path of [A-Za-z0-9._/-]: bin/docker'],
     ['bare registry', g('registry = myregistry'), 'jobbox: config [jobbox] registry: must be empty or a registry host[:port] (lowercase; with a "." or a port, or "localhost"): myregistry'],

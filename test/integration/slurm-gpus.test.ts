@@ -50,7 +50,7 @@ const REPORT = [
  * script's own line), with Slurm's word on the job's GPUs on each of `hosts`; then ends the job.
  */
 async function run(name: string, options: string[], hosts: string[], env: Record<string, string> = {}) {
-  const id = await submit(name, REPORT, [...options, '-C', 'docker-deb12'], env);
+  const id = await submit(name, REPORT, [...options, '-p', 'gpu', '-C', 'docker-deb12'], env);
   const out = () => readFile(`${HOME}/${name}.out`, 'utf8').catch(() => '');
   try {
     await waitFor(`job ${id}'s report`, async () => (await out()).includes('batch cuda='), 120);
@@ -108,7 +108,7 @@ describe('Slurm: each node\'s container gets the GPUs Slurm gave the job there, 
     const marker = `${HOME}/gpu3.ready`;
     await writeFile(marker, '');
     await chown(marker, UID, UID);
-    const id = await submit('gpu3', `echo ready > ${marker}; sleep 60`, ['-N1', '-w', 'node2', '--gres=gpu:1', '-C', 'docker-deb12']);
+    const id = await submit('gpu3', `echo ready > ${marker}; sleep 60`, ['-N1', '-w', 'node2', '--gres=gpu:1', '-p', 'gpu', '-C', 'docker-deb12']);
     try {
       await waitFor(`job ${id} to run`, async () => (await readFile(marker, 'utf8')).includes('ready'), 90);
       expect(await allocated(id, ['node2'])).toEqual(new Map([['node2', [1]]]));

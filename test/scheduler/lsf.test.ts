@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { JobboxError } from '../../src/errors.js';
 import type { AccountLookup, Owner } from '../../src/job/job.js';
 import type { JobRef } from '../../src/scheduler/answer.js';
-import { bjobsName, boundCpus, cpuList, lsfJob, lsfNest, parseBjobs, parseLsfHosts, parseMcpuHosts, parseParmFile, requestedImage, jobFileCommand } from '../../src/scheduler/lsf.js';
+import { bjobsName, boundCpus, cpuList, gpuAllocArgv, parseGpuAlloc, lsfJob, lsfNest, parseBjobs, parseLsfHosts, parseMcpuHosts, parseParmFile, requestedImage, jobFileCommand } from '../../src/scheduler/lsf.js';
 
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27], home: '/home/alice', shell: '/bin/bash' };
 const accounts: Record<string, Owner> = { alice, root: { ...alice, name: 'root', uid: 0, gid: 0, home: '/root' } };
@@ -301,4 +301,27 @@ describe('jobFileCommand', () => {
     ['the old starter line', jobFile('/opt/jobbox/hooks/lsf/starter --config F "echo hi"'), 'jobbox: LSB_JOBFILENAME: the starter line does not end in "--job-file #%USRCMD": /opt/jobbox/hooks/lsf/starter --config F \\"echo hi\\"'],
     ['no command', jobFile(LINE), `jobbox: LSB_JOBFILENAME: holds no command after the starter: ${LINE}`],
   ])('refuses %s', (_case, text, message) => expect(() => jobFileCommand(text)).toThrow(message));
+});
+
+describe('gpuAllocArgv and parseGpuAlloc: the GPUs mbatchd gave a job, by host', () => {
+  const answer = (alloc: string) => `{\n  "COMMAND":"bjobs",\n  "JOBS":1,\n  "RECORDS":[\n    {\n      "GPU_ALLOC":"${alloc}"\n    }\n  ]\n}\n`;
+  it('asks bjobs by the configured path, for the job or the array element', () => {
+    expect(gpuAllocArgv('/opt/lsf/bin/bjobs', { id: '123', index: 0 })).toEqual(['/opt/lsf/bin/bjobs', '-o', 'gpu_alloc', '-json', '123']);
+    expect(gpuAllocArgv('/opt/lsf/bin/bjobs', { id: '123', index: 4 })).toEqual(['/opt/lsf/bin/bjobs', '-o', 'gpu_alloc', '-json', '123[4]']);
+  });
+
+  it.each([
+    ['one GPU on each of two hosts', 'node1:0;node2:1', new Map([['node1', [0]], ['node2', [1]]])],
+    // LSF repeats an id for each task that uses it (a monitoring tool's recorded answer, docs/gpus.md).
+    ['ids repeated per task, out of order', 'node1:1,0,1,0', new Map([['node1', [0, 1]]])],
+    ['no GPUs', '', new Map()],
+    ['no GPUs, as bjobs prints an empty field', '-', new Map()],
+  ])('%s', (_name, alloc, gpus) => expect(parseGpuAlloc(answer(alloc), ['node1', 'node2'])).toEqual(gpus));
+
+  it.each([
+    ['a host outside the job', answer('node9:0'), 'jobbox: bjobs -o gpu_alloc: names a host outside the job (node1 node2): node9'],
+    ['ids that are not numbers', answer('node1:0,x'), 'jobbox: bjobs -o gpu_alloc: unreadable host:ids: node1:0,x'],
+    ['an answer without GPU_ALLOC', '{"COMMAND":"bjobs","JOBS":0,"RECORDS":[]}', 'jobbox: bjobs -o gpu_alloc: no GPU_ALLOC in its answer: {\\"COMMAND\\":\\"bjobs\\",\\"JOBS\\":0,\\"RECORDS\\":[]}'],
+    ['no JSON at all', 'Job <123> is not found', 'jobbox: bjobs -o gpu_alloc: no GPU_ALLOC in its answer: Job <123> is not found'],
+  ])('refuses %s', (_name, text, message) => expect(() => parseGpuAlloc(text, ['node1', 'node2'])).toThrow(message));
 });

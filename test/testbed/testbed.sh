@@ -262,6 +262,8 @@ pull_timeout = 300
 fanout = 64
 device_dir = $TB/ib
 gpu_dir = $TB/gpu
+# The LSF harness's stand-in (not LSF): it answers a GPU job's allocation as the harness sets it.
+bjobs = $TB/bin/bjobs
 default_queue = normal
 # The testbed registry speaks HTTP (dockerd's insecure-registries, node-boot.sh).
 insecure_registries = $REGISTRY
@@ -273,9 +275,6 @@ allowed_images = deb12 deb12-mpich
 allowed_repos = $REGISTRY/projects/*
 mounts = /home
 devices = uverbs* rdma_cm
-gpus = allocated
-# No driver here: a dir stands in for the driver's files, and nvidia-smi, absent, is skipped.
-gpu_mounts = $TB/driver /usr/bin/nvidia-smi
 cpus = slots
 memory = 1g/slot
 shm_size = 256m
@@ -289,6 +288,17 @@ devices = uverbs* rdma_cm
 cpus = slots
 memory = none
 memlock = $short_memlock
+
+# GPUs (slurm-gpus and lsf-gpus tests). LSF's allocation comes from bjobs: here the
+# harness's stand-in (test/harness/lsf/bin/bjobs, not LSF), copied root-owned.
+[queue gpu]
+default_image = deb12
+mounts = /home
+gpus = allocated
+# No driver here: a dir stands in for the driver's files, and nvidia-smi, absent, is skipped.
+gpu_mounts = $TB/driver /usr/bin/nvidia-smi
+memory = 1g/slot
+memlock = $memlock
 
 [image deb12]
 ref = $REGISTRY/deb12:$RECIPE
@@ -373,6 +383,7 @@ write_slurm_conf() {
     done
     echo "PartitionName=normal Nodes=$list Default=YES MaxTime=INFINITE State=UP"
     echo "PartitionName=short Nodes=$list MaxTime=INFINITE State=UP"
+    echo "PartitionName=gpu Nodes=$list MaxTime=INFINITE State=UP"
     # Not a jobbox queue: jobs here run on the nodes as they are (slurm-security.test.ts).
     echo "PartitionName=other Nodes=$list MaxTime=INFINITE State=UP"
   } >"$SLURM_CONF"
@@ -526,7 +537,9 @@ cmd_up() {
   cmd_deps
   cmd_down quiet
   local t0=$SECONDS
-  mkdir -p "$TB"/{run,log,etc/ssh,shared/jobs,ib,gpu,driver,nodes}
+  mkdir -p "$TB"/{run,log,etc/ssh,shared/jobs,ib,gpu,driver,nodes,bin,lsf-gpus}
+  # The LSF harness's bjobs stand-in (not LSF), root's as the config's bjobs must be.
+  install -m 0755 "$HERE/../harness/lsf/bin/bjobs" "$TB/bin/bjobs"
   echo "testbed: no NVIDIA driver; this dir stands in for the files gpu_mounts names" >"$TB/driver/README"
   chmod 0755 "$TB" "$TB/etc" "$TB/shared"
   # jobbox refuses a port dir others can enter: they could give a port file a name of their own.
@@ -599,7 +612,7 @@ cmd_down() {
   while iptables -D FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null; do :; done
   ip link del "$BRIDGE" 2>/dev/null || true
   # Node dirs hold the node image stores; the shared port and job dirs must start empty.
-  rm -rf "$TB/nodes" "$TB/run" "$TB/shared" "$TB/etc" "$TB/ib" "$TB/gpu" "$TB/driver" "$TB/slurm" "$TB/mariadb" "$TB/nodes.list"
+  rm -rf "$TB/nodes" "$TB/run" "$TB/shared" "$TB/etc" "$TB/ib" "$TB/gpu" "$TB/driver" "$TB/bin" "$TB/lsf-gpus" "$TB/slurm" "$TB/mariadb" "$TB/nodes.list"
   # Prove it: nothing we recorded still runs, and no namespace, bridge or mount is left.
   for pid in "${pids[@]}"; do ! alive "$pid" || die "down: process $pid is still alive"; done
   ! ip netns list | grep -qE '^node[0-9]+( |$)' || die "down: namespaces left: $(ip netns list | tr '\n' ' ')"

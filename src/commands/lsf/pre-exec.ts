@@ -2,13 +2,14 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { runRef } from '../../config/ref.js';
 import type { Config } from '../../config/types.js';
-import { formatError } from '../../errors.js';
+import { BJOBS_TIMEOUT_MS, BPOST_TIMEOUT_MS } from '../../config/defaults.js';
+import { EXIT, formatError, JobboxError, printable } from '../../errors.js';
 import { readStatusFile } from '../../exec/jobdir.js';
 import type { Job } from '../../job/job.js';
 import { jobLog, openLog } from '../../log.js';
 import { describeFailure } from '../../result.js';
 import { parseStatus, STATUS_MAX_BYTES, statusPath } from '../../plan/status.js';
-import { bpostArgv } from '../../scheduler/lsf.js';
+import { bpostArgv, gpuAllocArgv, parseGpuAlloc } from '../../scheduler/lsf.js';
 import { printPlan } from '../plan.js';
 import { lsfContext } from './context.js';
 
@@ -23,7 +24,7 @@ export async function preExec(cli: string | undefined, dryRun: boolean, env: Nod
   setup?.catch(() => {});
   const { config, job } = await lsfContext(cli, env, 'setup');
   if (!setup) {
-    await printPlan(config, job);
+    await printPlan(config, await withGpus(config, job));
     return;
   }
   const [{ setupJob }] = await setup;
@@ -32,7 +33,7 @@ export async function preExec(cli: string | undefined, dryRun: boolean, env: Nod
   const failedBefore = config.bpost !== '' && (await lastOutcome(config, job)) === 'failed';
   let line: string;
   try {
-    const { port, image } = await setupJob(config, job, log);
+    const { port, image } = await setupJob(config, await withGpus(config, job), log);
     line = `jobbox: job ${job.id}: started on ${job.hosts.length} nodes, port ${port}, image ${runRef(image)}`;
   } catch (err) {
     await post(config, job, formatError(err).line, log);
@@ -40,6 +41,24 @@ export async function preExec(cli: string | undefined, dryRun: boolean, env: Nod
   }
   if (failedBefore) await post(config, job, line, log);
   process.stderr.write(`${line}\n`);
+}
+
+/**
+ * The job with the GPUs LSF gave it on each host, for a queue that passes them: mbatchd's word,
+ * by bjobs (scheduler/lsf.ts gpuAllocArgv). A bjobs that does not answer may heal (1); a queue
+ * that passes GPUs without bjobs configured will not (99).
+ */
+async function withGpus(config: Config, job: Job): Promise<Job> {
+  if (config.queues.get(job.queue)?.gpus !== 'allocated') return job;
+  if (config.bjobs === '') {
+    throw new JobboxError('config [jobbox] bjobs', `must name LSF's bjobs: queue ${job.queue} passes GPUs (gpus = allocated), and only mbatchd says which a job got`, '', EXIT.permanent);
+  }
+  // Loaded only here: exec/lsf.ts brings execa.
+  const { runHookClient } = await import('../../exec/lsf.js');
+  const r = await runHookClient(gpuAllocArgv(config.bjobs, job), BJOBS_TIMEOUT_MS);
+  if (r.code !== 0) throw new JobboxError(`job ${job.id}: GPUs`, printable(describeFailure('bjobs', r)), config.bjobs, EXIT.transient);
+  const gpus = parseGpuAlloc(r.stdout, job.hosts.map((h) => h.name));
+  return { ...job, hosts: job.hosts.map((h) => (gpus.get(h.name)?.length ? { ...h, gpus: gpus.get(h.name)! } : h)) };
 }
 
 async function lastOutcome(config: Config, job: Job): Promise<string | undefined> {
@@ -55,7 +74,7 @@ async function lastOutcome(config: Config, job: Job): Promise<string | undefined
 async function post(config: Config, job: Job, line: string, log: Logger): Promise<void> {
   if (config.bpost === '') return;
   // Loaded only here: exec/lsf.ts brings execa, whose import would cost every job's start.
-  const { runBpost } = await import('../../exec/lsf.js');
-  const r = await runBpost(bpostArgv(config.bpost, job, line)).catch((err: unknown) => ({ code: undefined, stdout: '', stderr: '', error: String(err) }));
+  const { runHookClient } = await import('../../exec/lsf.js');
+  const r = await runHookClient(bpostArgv(config.bpost, job, line), BPOST_TIMEOUT_MS).catch((err: unknown) => ({ code: undefined, stdout: '', stderr: '', error: String(err) }));
   if (r.code !== 0) log.warn({ err: describeFailure('bpost', r) }, 'could not post the start\'s outcome to the job');
 }

@@ -50,6 +50,11 @@ export interface LsfJobSpec {
    * limited to `memoryBytes` and bound to `cpus` (then also in LSB_BIND_CPU_LIST).
    */
   cgroup?: { memoryBytes?: number; cpus?: string };
+  /**
+   * Plays `bsub -gpu`: the GPU ids mbatchd gave the job on each host, which the testbed's bjobs
+   * stand-in answers the pre-exec with (GPU_ALLOC, bin/bjobs); 'down' plays mbatchd not answering.
+   */
+  gpus?: Record<string, number[]> | 'down';
   /** The config the esubs read (JOBBOX_CONFIG), as a site's /etc/jobbox/jobbox.ini; the testbed's by default. */
   config?: string;
   /** Plays the time the job pends, between its submit (the esubs) and its first PRE_EXEC. */
@@ -125,14 +130,18 @@ const tb = () => (status ??= testbedStatus());
 export async function submitLsf(hooks: LsfQueueHooks, spec: LsfJobSpec): Promise<LsfJobRun> {
   const account = await lookup(spec.user);
   const dir = await userDir(account);
+  const jobId = spec.jobId ?? 10_000 + Math.floor(Math.random() * 80_000);
   try {
-    const jobId = spec.jobId ?? 10_000 + Math.floor(Math.random() * 80_000);
     const esub = await esubStage(spec, account, dir);
     const run: LsfJobRun = { jobId, esub, preExec: [], state: 'REJECTED' };
     if (esub.rejected) return run;
     await spec.whilePending?.();
     const envfileVars = Object.fromEntries(parseParmFile(esub.envfile));
 
+    if (spec.gpus) {
+      const alloc = spec.gpus === 'down' ? 'down' : Object.entries(spec.gpus).map(([h, ids]) => `${h}:${ids.join(',')}`).join(';');
+      await writeFile(gpuFile(await tb(), jobId, spec.jobIndex), `${alloc}\n`, { mode: 0o644 });
+    }
     let hosts = spec.hosts;
     let cgroup: JobCgroup | undefined;
     for (let attempt = 0; ; attempt += 1) {
@@ -164,8 +173,12 @@ export async function submitLsf(hooks: LsfQueueHooks, spec: LsfJobSpec): Promise
     return { ...run, state: waitStatus === 0 ? 'DONE' : 'EXIT' };
   } finally {
     await rm(dir, { recursive: true, force: true });
+    if (spec.gpus) await rm(gpuFile(await tb(), jobId, spec.jobIndex), { force: true });
   }
 }
+
+/** The file the bjobs stand-in reads a job's GPU_ALLOC from (bin/bjobs). */
+const gpuFile = (t: TestbedStatus, id: number, index?: number) => `${t.dir}/lsf-gpus/${index ? `${id}[${index}]` : id}`;
 
 /** The submit stage alone: what bsub does with the esubs before the job exists. */
 export async function runEsub(spec: LsfJobSpec): Promise<EsubResult> {
