@@ -43,8 +43,9 @@ export const QUEUE_DEFAULTS = {
   mounts: '',
   devices: 'uverbs* rdma_cm',
   gpus: 'none',
-  // The driver's control devices a CUDA program opens besides its GPUs, where the node has them.
-  gpu_devices: 'nvidiactl nvidia-uvm nvidia-uvm-tools nvidia-modeset',
+  // The driver's control devices a CUDA program opens besides its GPUs, where the node has them;
+  // nvidia-uvm-tools (profiling) and nvidia-modeset (displays) only where a queue names them.
+  gpu_devices: 'nvidiactl nvidia-uvm',
   gpu_mounts: '',
   cpus: 'slots',
   // A container runs under dockerd, outside the scheduler's own memory limit: without a limit

@@ -46,8 +46,8 @@ export function parseConfig(text: string, file: string): Config {
     pullPolicy: must(at('pull_policy'), g.pull_policy, 'missing or always', (v): 'missing' | 'always' | undefined => (v === 'missing' || v === 'always' ? v : undefined)),
     insecureRegistries: words(g.insecure_registries).map((r) => must(at('insecure_registries'), r, 'registry host[:port] names (lowercase; with a "." or a port, or "localhost")', (v) => (v === '' ? undefined : parseRegistry(v)))),
     fanout: must(at('fanout'), g.fanout, 'an integer from 1 to 4096', (v) => int(v, 1, 4096)),
-    deviceDir: must(at('device_dir'), g.device_dir, PATH_RULE, absPath),
-    gpuDir: must(at('gpu_dir'), g.gpu_dir, PATH_RULE, absPath),
+    deviceDir: must(at('device_dir'), g.device_dir, DEVICE_DIR_RULE, deviceDir),
+    gpuDir: must(at('gpu_dir'), g.gpu_dir, DEVICE_DIR_RULE, deviceDir),
     defaultQueue: g.default_queue,
     bpost: must(at('bpost'), g.bpost, `empty, or ${PATH_RULE}`, (v) => (v === '' ? '' : absPath(v))),
     bjobs: must(at('bjobs'), g.bjobs, `empty, or ${PATH_RULE}`, (v) => (v === '' ? '' : absPath(v))),
@@ -237,6 +237,12 @@ const SPACE_OR_CONTROL = /[\s\x00-\x1f\x7f]/;
 
 function absPath(v: string): string | undefined {
   return v.startsWith('/') && !SPACE_OR_CONTROL.test(v) && !v.split('/').includes('..') ? v : undefined;
+}
+
+// Device dirs become part of docker's --device SRC:DST, where ":" is a separator.
+const DEVICE_DIR_RULE = 'an absolute path of [A-Za-z0-9._/-] without ".."';
+function deviceDir(v: string): string | undefined {
+  return /^\/[A-Za-z0-9._/-]*$/.test(v) ? absPath(v) : undefined;
 }
 
 // Paths become part of a docker --mount value, where "," and ":" are separators.

@@ -54,14 +54,23 @@ const HELP_HINT = /(?:See|Run) '[^']*--help'/;
 const NO_DAEMON = /Cannot connect to the Docker daemon|unknown server OS: ?\.?$/m;
 const DAEMON_ANSWER = new RegExp(`Error response from daemon|${NO_DAEMON.source}`, NO_DAEMON.flags);
 
+// runc could not give the container its device rules below the job's cgroups: the scheduler
+// denies the job a device (Slurm's ConstrainDevices; see joinSlurmCgroups). Another attempt
+// would meet the same denial. Said first, before runc's long line is cut.
+const DEVICES_DENIED = /devices\.allow: operation not permitted/;
+export const DEVICES_DENIED_PROBLEM = 'the job\'s cgroups deny a device rule of the container';
+
 export function commandFailed(host: string, argv: string[], r: Result, value: string): JobboxError {
+  const subject = `${host}: ${argv.slice(0, 2).join(' ')}`;
+  if (DEVICES_DENIED.test(r.stderr)) return new JobboxError(subject, `exit ${r.code}: ${DEVICES_DENIED_PROBLEM} (${printable(firstLine(r.stderr))})`, value);
   const permanent = r.code === 125 && HELP_HINT.test(r.stderr) && !DAEMON_ANSWER.test(r.stderr);
-  return new JobboxError(`${host}: ${argv.slice(0, 2).join(' ')}`, `exit ${r.code}: ${printable(firstLine(r.stderr))}`, value, permanent ? EXIT.permanent : EXIT.transient);
+  return new JobboxError(subject, `exit ${r.code}: ${printable(firstLine(r.stderr))}`, value, permanent ? EXIT.permanent : EXIT.transient);
 }
 
-export async function probe(session: Session, config: Config, queue: Queue, port: number): Promise<Probe> {
+export async function probe(session: Session, config: Config, job: Job, port: number): Promise<Probe> {
+  const argv = probeArgv(config, config.queues.get(job.queue)!, job.containment?.scheduler === 'slurm');
   // Not the connect timeout: a dockerd busy extracting a pull answers slowly, and that is no fault.
-  return parseProbe(await must(session, probeArgv(config, queue), config.startTimeoutMs, String(port), `${port}\n`));
+  return parseProbe(await must(session, argv, config.startTimeoutMs, String(port), `${port}\n`));
 }
 
 /**

@@ -16,18 +16,18 @@ import { lookupGroupNames } from '../exec/accounts.js';
 import { registryDigest } from '../exec/registry.js';
 import { makeJobDir, makeStatusDir, readJobFile, writeJobFile } from '../exec/jobdir.js';
 import { updateMetrics } from '../exec/metrics.js';
-import { formatError } from '../errors.js';
+import { formatError, JobboxError } from '../errors.js';
 import type { Session } from '../exec/ssh.js';
 import type { Job } from '../job/job.js';
 import { allocatePort } from '../ports/allocator.js';
-import { cgroupClear } from '../plan/container.js';
+import { cgroupClear, gresDevices } from '../plan/container.js';
 import { planJob } from '../plan/job.js';
 import { recordStart } from '../plan/metrics.js';
 import { jobKey, jobPaths, parseAttemptRecord, type AttemptRecord, type JobPaths } from '../plan/job-files.js';
 import type { Probe } from '../plan/node.js';
 import { startRecord, statusDir, statusFile, Timeline, type PinnedBy, type StartFacts, type StartRecord } from '../plan/status.js';
 import { jobKeys } from './keys.js';
-import { awaitSshd, checkCgroupV1, checkGpus, ensureImage, imageAccounts, joinSlurmCgroups, nameHolder, pinImage, probe, pullImage, startContainer, type Holder } from './node.js';
+import { awaitSshd, checkCgroupV1, checkGpus, DEVICES_DENIED_PROBLEM, ensureImage, imageAccounts, joinSlurmCgroups, nameHolder, pinImage, probe, pullImage, startContainer, type Holder } from './node.js';
 import { adminSessions, NodesError, onEvery } from './sessions.js';
 import { teardownJob } from './teardown.js';
 
@@ -92,7 +92,7 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
     const early = new Map<string, Promise<Probe>>();
     const portTime = <R>(s: Session, step: () => Promise<R>) => timeline.time(s.host, 'port', step);
     sessions = await adminSessions(config, hosts, (h, step) => timeline.time(h, 'connect', step), (s) => {
-      const probed = portTime(s, () => probe(s, config, queue, firstPort));
+      const probed = portTime(s, () => probe(s, config, job, firstPort));
       probed.catch(() => {});
       early.set(s.host, probed);
     });
@@ -140,7 +140,9 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
     const { port, probes, holders } = await choosePort(config, job, nonce, hosts, (fn) => each((s, i) => portTime(s, () => fn(s, i))), log, firstClaim);
     facts.port = port;
     if (job.containment) hosts.forEach((h, i) => checkCgroupV1(h, probes[i]!));
-    job.hosts.forEach((h, i) => checkGpus(config, queue, h, probes[i]!));
+    // Slurm's GPU indices become device numbers by what slurmd says on each node.
+    const placed: Job = { ...job, hosts: job.hosts.map((h, i) => (h.gpus ? { ...h, gpus: gresDevices(config, h.name, h.gpus, probes[i]!.gres) } : h)) };
+    placed.hosts.forEach((h, i) => checkGpus(config, queue, h, probes[i]!));
     phase('port');
     const [keys, accounts, groupNames] = await prepared;
     await pulls;
@@ -149,7 +151,7 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
     log.info({ image: image.ref, digest: run.digest, pinned: pinnedBy(onFirst) }, 'image pinned');
 
     const plan = planJob({
-      config, job, image: run, port, paths, keys, groupNames, accounts, nonce,
+      config, job: placed, image: run, port, paths, keys, groupNames, accounts, nonce,
       facts: new Map(hosts.map((h, i) => [h, probes[i]!])),
     });
     if (plan.dropped.length > 0) log.info({ dropped: plan.dropped }, 'user variables kept out of the container');
@@ -161,12 +163,22 @@ async function startJob(config: Config, job: Job, log: Logger, timeline: Timelin
     await each(async (s, i) => {
       touched.add(s.host);
       await timeline.time(s.host, 'start', async () => {
-        if (job.containment?.scheduler === 'slurm') await joinSlurmCgroups(s, config, job, job.containment.multipleSlurmd, i, probes[i]!);
         const pull = () => imageOn(s, () => pullImage(s, config, run, atSubmit));
         // An engine down at the run made nothing, unless an earlier run of this attempt did, or
         // the Prolog made the job's cpusets there (the rollback clears them).
         const untouched = () => !adopted && job.containment?.scheduler !== 'slurm' && touched.delete(s.host);
-        await startContainer(s, config, job, run, plan.runs[i]!.argv, nonce, holders[i], pull, untouched);
+        const start = () => startContainer(s, config, job, run, plan.runs[i]!.argv, nonce, holders[i], pull, untouched);
+        const containment = job.containment;
+        if (containment?.scheduler !== 'slurm') return start();
+        const join = () => joinSlurmCgroups(s, config, job, containment.multipleSlurmd, i, probes[i]!);
+        await join();
+        // slurmstepd denies the job the node's other GPUs when it makes the job's cgroups, which
+        // may be after the join: then mknod is given back again, and the run tried once more.
+        await start().catch(async (err: unknown) => {
+          if (!(err instanceof JobboxError && err.problem.includes(DEVICES_DENIED_PROBLEM))) throw err;
+          await join();
+          await start();
+        });
       });
       await timeline.time(s.host, 'sshd', () => awaitSshd(s, config, job, port, keys));
     });
@@ -236,6 +248,6 @@ async function choosePort(
     log.warn({ port, nodes: taken }, 'port in use on a node; taking another');
     port = await allocatePort(config.portDir, config.portRange, jobKey(job), busy);
     const next = port;
-    probing = each((s) => probe(s, config, config.queues.get(job.queue)!, next));
+    probing = each((s) => probe(s, config, job, next));
   }
 }

@@ -6,7 +6,8 @@ import { posix } from 'node:path';
 import { runRef } from '../config/ref.js';
 import type { Config, Image, Mount, Queue } from '../config/types.js';
 import type { Attempt, Host, Job, LsfNest } from '../job/job.js';
-import { slurmExternTask, slurmJobCgroup } from '../scheduler/slurm.js';
+import { gresFiles, slurmExternTask, slurmJobCgroup } from '../scheduler/slurm.js';
+import { EXIT, JobboxError } from '../errors.js';
 import { gpuEnv, jobKey, mpiEnv, setEnvLine, type JobPaths } from './job-files.js';
 
 const LABEL = 'org.jobbox';
@@ -30,9 +31,34 @@ export function matchDevices(available: string[], globs: string[]): string[] {
   return available.filter((name) => patterns.some((p) => p.test(name))).sort();
 }
 
+// A node whose engine runs NVIDIA's container runtime (daemon.json default-runtime nvidia, as
+// NVIDIA's toolkit sets it up) gives a container the GPUs its environment names, and CUDA images
+// say NVIDIA_VISIBLE_DEVICES=all: every GPU of the node, whatever the scheduler gave. `void` is
+// that runtime's "no GPU, no driver files"; --env wins over the image's ENV. jobbox passes the
+// allocated GPUs itself.
+const NO_NVIDIA_RUNTIME = ['--env', 'NVIDIA_VISIBLE_DEVICES=void'];
+
 /** The GPUs a node's container gets: the scheduler's allocation there, for a queue that passes GPUs. */
 export function hostGpus(queue: Queue, host: Host): number[] {
   return queue.gpus === 'allocated' ? host.gpus ?? [] : [];
+}
+
+/**
+ * A Slurm node's GPUs by device: each GRES index becomes the nvidia<minor> slurmd names for it
+ * (`slurmd -G`, through the probe), so a gres.conf that lists a subset or another order, or
+ * AutoDetect's order, still gives the job its own GPUs. A file that is no GPU in gpu_dir (a MIG
+ * slice) cannot be passed whole, and is refused. Without records (slurmd could not read its
+ * config), index n is taken as nvidia<n> (docs/gpus.md).
+ */
+export function gresDevices(config: Config, host: string, gpus: number[], records: Parameters<typeof gresFiles>[0] | undefined): number[] {
+  if (!records) return gpus;
+  const files = gresFiles(records);
+  return gpus.map((index) => {
+    const file = files.get(index);
+    const m = file?.startsWith(`${config.gpuDir}/`) ? /^nvidia(\d+)$/.exec(file.slice(config.gpuDir.length + 1)) : null;
+    if (!m) throw new JobboxError(`${host}: gpu`, `GRES index ${index} is not a GPU in ${config.gpuDir} (MIG slices are not passed)`, file ?? 'no file in slurmd -G', EXIT.permanent);
+    return Number(m[1]);
+  }).sort((a, b) => a - b);
 }
 
 /** GPUs allocated on the node that its gpu_dir lacks (gpuDevices: what the probe found there). */
@@ -134,6 +160,7 @@ export function runArgv(
     '--shm-size', String(queue.shmSizeBytes),
     '--cap-drop', 'ALL',
     '--security-opt', 'no-new-privileges',
+    ...NO_NVIDIA_RUNTIME,
     // Pulls go through the node's pull lock, bounded (lifecycle/node.ts pullImage), never
     // through a run: a node without the digest says so, and the setup pulls it then.
     '--pull', 'never',
@@ -243,6 +270,7 @@ export function imageAccountsArgv(image: Image, name: string): string[] {
     '--net=none', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--user', '65534:65534',
     // The image may be a user's: whatever its /bin/sh does, it does in a small box, for a short while.
     '--pids-limit', '64', '--memory', '256m', '--cpus', '1', '--workdir', '/',
+    ...NO_NVIDIA_RUNTIME,
     '--pull', 'never', '--entrypoint', '/bin/sh', runRef(image), '-c',
     `head -n 1000000 /etc/passwd /etc/group || exit; echo; echo "==> ${SSHD_VERSION} <=="; ${SSHD_VERSION} 2>&1; exit 0`,
   ];

@@ -81,13 +81,16 @@ export function localDigest(stdout: string, repo: string): string | undefined {
  * directory); those in gpu_dir named nvidia…, after `g `, each with its `major:minor`; and, for
  * a queue that passes GPUs, which of its gpu_mounts exist on the node, after `m `.
  */
-export function probeArgv(config: Config, queue: Queue): string[] {
-  return ['perl', '-e', PROBE, config.deviceDir, config.gpuDir, ...(queue.gpus === 'allocated' ? queue.gpuMounts : [])];
+export function probeArgv(config: Config, queue: Queue, slurm = false): string[] {
+  const gpus = queue.gpus === 'allocated';
+  return ['perl', '-e', PROBE, config.deviceDir, config.gpuDir, gpus && slurm ? '1' : '0', ...(gpus ? queue.gpuMounts : [])];
 }
 
 export interface Probe extends NodeFacts {
   /** `major:minor` of each of gpuDevices. */
   gpuNumbers: string[];
+  /** slurmd's GPU records on the node (`slurmd -G`), for a Slurm job in a GPU queue: `count` GRES indices from `index`, the files `file` names. */
+  gres?: { count: number; index: number; file: string }[];
   /** Something on the node holds the job's port. */
   listening: boolean;
   /** The filesystem type at /sys/fs/cgroup: `tmpfs` on cgroup v1. */
@@ -99,7 +102,8 @@ export function parseProbe(stdout: string): Probe {
   const [said = '', cgroupFs = '-', ...rest] = stdout.split('\n').filter(Boolean);
   const tagged = (tag: string) => rest.filter((l) => l.startsWith(`${tag} `)).map((l) => l.slice(2));
   const gpus = tagged('g').map((l) => /^(.+) (\d+:\d+)$/.exec(l)).filter((m) => m !== null);
-  return { listening: said !== 'free', cgroupFs, devices: tagged('d'), gpuDevices: gpus.map((m) => m[1]!), gpuNumbers: gpus.map((m) => m[2]!), gpuMounts: tagged('m') };
+  const gres = tagged('s').map((l) => /^(\d+) (\d+) (\S+)$/.exec(l)).filter((m) => m !== null).map((m) => ({ count: Number(m[1]), index: Number(m[2]), file: m[3]! }));
+  return { listening: said !== 'free', cgroupFs, devices: tagged('d'), gpuDevices: gpus.map((m) => m[1]!), gpuNumbers: gpus.map((m) => m[2]!), gpuMounts: tagged('m'), ...(gres.length > 0 && { gres }) };
 }
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -270,18 +274,24 @@ my $cgroup = "-";
 if (open(my $m, "<", "/proc/self/mountinfo")) { while (<$m>) { my @f = split / /; $cgroup = $1 if $f[4] eq "/sys/fs/cgroup" && / - (\\S+) / } }
 print "$cgroup\\n";
 # As find -maxdepth 1 -type c would list them: a symlink is not a device.
-# GPUs with their numbers, as the kernel's dev_t splits them (major: bits 8-19 and 32-43).
+# GPUs with their numbers, as glibc's major() and minor() split a dev_t.
 sub devices {
   my ($tag, $dir, $names, $numbers) = @_;
   return unless opendir(my $d, $dir);
   for (sort grep { /$names/ && lstat("$dir/$_") && -c _ } readdir($d)) {
     my $rdev = (lstat("$dir/$_"))[6];
-    my $n = $numbers ? sprintf(" %d:%d", (($rdev >> 8) & 0xfff) | (($rdev >> 32) & ~0xfff), ($rdev & 0xff) | (($rdev >> 12) & ~0xff)) : "";
+    my $n = $numbers ? sprintf(" %d:%d", (($rdev >> 8) & 0xfff) | (($rdev >> 32) & 0xfffff000), ($rdev & 0xff) | (($rdev >> 12) & 0xffffff00)) : "";
     print "$tag $_$n\\n";
   }
 }
-my ($ib, $gpu, @mounts) = @ARGV;
+my ($ib, $gpu, $gres, @mounts) = @ARGV;
 devices("d", $ib, qr/^/, 0);
 devices("g", $gpu, qr/^nvidia/, 1);
 for (@mounts) { print "m $_\\n" if -e $_ }
+# slurmd's own GPU records: which file each GRES index is. slurmd waits for a file gres.conf
+# names that is missing, hence the timeout; it prints nothing where it cannot read its config.
+if ($gres) {
+  $ENV{PATH} = "/usr/sbin:/usr/bin:/sbin:/bin";
+  for (qx(timeout 10 slurmd -G 2>&1)) { print "s $1 $2 $3\\n" if /\\bName=gpu\\b.*\\bCount=(\\d+) Index=(\\d+) .*\\bFile=(\\S+)/ }
+}
 `;

@@ -268,8 +268,8 @@ export interface JobRecord {
   cpus: number[];
   /** Which CPUs, as Slurm's CPU_IDs list (`0-1,4`), one per node in the same order. */
   cpuIds: string[];
-  /** The GPUs given on each node, by GRES index (IDX), ascending; [] for none. Same order. */
-  gpus: number[][];
+  /** Each node's GRES field as printed (`gpu:2(IDX:0-1)`, '' for none), read by gresGpus only for a queue that passes GPUs. Same order. */
+  gres: string[];
 }
 
 /**
@@ -291,16 +291,15 @@ export function parseJobRecord(text: string, id: string, hosts: string[]): JobRe
   const allocated = new Set(hosts);
   const cpus = new Map<string, number>();
   const ids = new Map<string, string>();
-  const gpus = new Map<string, number[]>();
+  const gres = new Map<string, string>();
   for (const m of text.matchAll(/^ {5}Nodes=(\S+) CPU_IDs=(\S+) Mem=\d+ GRES=(.*)$/gm)) {
     const count = cpuCount(m[2]!);
-    const given = gresGpus(m[3]!);
     for (const host of expandHostlist(m[1]!, SHOW_JOB)) {
       if (!allocated.has(host)) throw new JobboxError(SHOW_JOB, `lists CPUs on a node outside job ${id}'s allocation`, host);
       if (cpus.has(host)) throw new JobboxError(SHOW_JOB, `lists CPUs on a node twice for job ${id}`, host);
       cpus.set(host, count);
       ids.set(host, m[2]!);
-      gpus.set(host, given);
+      gres.set(host, m[3]!);
     }
   }
   return {
@@ -311,7 +310,7 @@ export function parseJobRecord(text: string, id: string, hosts: string[]): JobRe
       return count;
     }),
     cpuIds: hosts.map((host) => ids.get(host)!),
-    gpus: hosts.map((host) => gpus.get(host)!),
+    gres: hosts.map((host) => gres.get(host)!),
   };
 }
 
@@ -331,6 +330,23 @@ export function gresGpus(gres: string): number[] {
     for (const i of mine) indices.add(i);
   }
   return [...indices].sort((a, b) => a - b);
+}
+
+/**
+ * slurmd's GPU records on a node (`slurmd -G`: `Count=2 Index=0 … File=/dev/nvidia[0-1]`) → the
+ * file of each GRES index. A record of `count` GPUs from `index` names its files as one
+ * expression with at most one bracket of numbers and ranges, in index order; with AutoDetect,
+ * one record a GPU.
+ */
+export function gresFiles(records: { count: number; index: number; file: string }[]): Map<number, string> {
+  const files = new Map<number, string>();
+  for (const { count, index, file } of records) {
+    const m = /^([^[\]]*)\[([\d,-]+)\]([^[\]]*)$/.exec(file);
+    const names = m ? expandIndices(m[2]!).map((n) => `${m[1]}${n}${m[3]}`) : [file];
+    if (names.length !== count) throw new JobboxError('slurmd -G', `a record of ${count} GPUs names ${names.length} files`, file, EXIT.permanent);
+    names.forEach((name, i) => files.set(index + i, name));
+  }
+  return files;
 }
 
 /** `0-1,4` → [0, 1, 4]; a range that runs backwards is unreadable. */
@@ -431,13 +447,18 @@ export async function slurmHookJob(
   lookup: AccountLookup,
   record?: JobRecord,
   multiple = false,
+  /** The job's queue passes GPUs: each node's are read from the record's GRES. */
+  gpus = false,
 ): Promise<{ job: Job; node: string } | undefined> {
   if (!managed(env.SLURM_JOB_PARTITION ?? '')) return undefined;
   const job = await slurmJob(env, 'prolog', lookup, record?.cpus);
   const node = env.SLURMD_NODENAME ?? '';
   if (job.hosts[0]?.name !== node) return undefined;
   if (!record) return { job, node };
-  const hosts = job.hosts.map((h, i) => ({ ...h, cpus: record.cpuIds[i]!, ...(record.gpus[i]!.length > 0 && { gpus: record.gpus[i]! }) }));
+  const hosts = job.hosts.map((h, i) => {
+    const given = gpus ? gresGpus(record.gres[i]!) : [];
+    return { ...h, cpus: record.cpuIds[i]!, ...(given.length > 0 && { gpus: given }) };
+  });
   return { job: { ...job, hosts, containment: { scheduler: 'slurm', multipleSlurmd: multiple } }, node };
 }
 

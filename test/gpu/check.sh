@@ -26,7 +26,7 @@ minor=$(nvidia-smi --query-gpu=index,minor_number --format=csv,noheader | awk -F
 [[ $minor == "$index" ]] || echo "gpu-check: note: GPU $index is /dev/nvidia$minor here, not /dev/nvidia$index; jobbox needs gres.conf File= lines in minor order" >&2
 
 flags=(--device "/dev/nvidia$minor:/dev/nvidia$minor")
-for d in nvidiactl nvidia-uvm nvidia-uvm-tools nvidia-modeset; do [[ -c /dev/$d ]] && flags+=(--device "/dev/$d:/dev/$d"); done
+for d in nvidiactl nvidia-uvm; do [[ -c /dev/$d ]] && flags+=(--device "/dev/$d:/dev/$d"); done
 mounts=("$(command -v nvidia-smi)")
 for lib in libnvidia-ml.so.1 libcuda.so.1; do
   path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ { print $NF; exit }')

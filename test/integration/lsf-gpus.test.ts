@@ -29,7 +29,7 @@ beforeAll(async () => {
 });
 afterAll(() => rm(`${HOME}/${SCRIPT}`, { force: true }));
 
-const devices = (gpus: number[]) => `devices=${[...gpus.map((n) => `nvidia${n}`), 'nvidia-modeset', 'nvidia-uvm', 'nvidiactl'].sort().join(',')},`;
+const devices = (gpus: number[]) => `devices=${[...gpus.map((n) => `nvidia${n}`), 'nvidia-uvm', 'nvidiactl'].sort().join(',')},`;
 const byHost = (stdout: string) => new Map(stdout.trim().split('\n').map((l) => [l.split(' ')[0]!, l.slice(l.indexOf(' ') + 1)]));
 const gpuJob = (over: Parameters<typeof spec>[0]) => spec({ queue: 'gpu', app: 'docker-deb12', command: `./${SCRIPT}`, ...over });
 

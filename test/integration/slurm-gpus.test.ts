@@ -1,11 +1,11 @@
 import { chown, readFile, rm, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseJobRecord } from '../../src/scheduler/slurm.js';
+import { gresGpus, parseJobRecord } from '../../src/scheduler/slurm.js';
 import { onNode, slurmClient, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
 
 // GPUs by Slurm's allocation on the real Slurm testbed: each node has two NVIDIA device nodes
-// (major 195, no driver behind them), gres.conf names them, and ConstrainDevices=yes. The
+// (major 195, no driver behind them), gres.conf names them (in reverse), and ConstrainDevices=yes. The
 // queue passes `gpus = allocated`. What a container gets is read from inside it, over the
 // job's own sshd, as the job's processes see it.
 const HOME = '/home/jbuser1';
@@ -66,10 +66,12 @@ async function run(name: string, options: string[], hosts: string[], env: Record
 /** Slurm's own word on which GPUs the job got on each node. */
 async function allocated(id: string, hosts: string[]): Promise<Map<string, number[]>> {
   const record = parseJobRecord((await slurm(['scontrol', 'show', 'job', '--details', id])).stdout, id, hosts);
-  return new Map(hosts.map((h, i) => [h, record.gpus[i]!]));
+  return new Map(hosts.map((h, i) => [h, gresGpus(record.gres[i]!)]));
 }
 
-const devices = (gpus: number[]) => `devices=${[...gpus.map((n) => `nvidia${n}`), 'nvidia-modeset', 'nvidia-uvm', 'nvidiactl'].sort().join(',')},`;
+// The testbed's gres.conf lists node's GPUs in reverse: GRES index 0 is nvidia1, 1 is nvidia0.
+const device = (index: number) => 1 - index;
+const devices = (indices: number[]) => `devices=${[...indices.map((i) => `nvidia${device(i)}`), 'nvidia-uvm', 'nvidiactl'].sort().join(',')},`;
 
 describe('Slurm: each node\'s container gets the GPUs Slurm gave the job there, and no other', () => {
   // GPU 0 of node2 held by a job outside jobbox: the next job gets node2's GPU 1.
@@ -119,8 +121,8 @@ describe('Slurm: each node\'s container gets the GPUs Slurm gave the job there, 
       const probe = (minor: number) => onNode('node2', ['sh', '-c',
         'd=$(mktemp -d) && mknod "$d/gpu" c 195 "$2" && echo $$ > "/sys/fs/cgroup/devices$1/cgroup.procs" && head -c1 "$d/gpu" 2>&1; rm -r "$d"; true',
         'sh', cgroup, String(minor)]);
-      expect(await probe(0)).toMatch(/Operation not permitted/);
-      expect(await probe(1)).toMatch(/No such device or address/);
+      expect(await probe(device(0))).toMatch(/Operation not permitted/);
+      expect(await probe(device(1))).toMatch(/No such device or address/);
     } finally {
       await slurm(['scancel', id]);
       await finished(id);

@@ -22,11 +22,18 @@ describe('commandFailed', () => {
     ['a daemon that does not answer may heal', 1, 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n', 1],
     ['a daemon that does not answer a run with --device: docker cannot learn its OS, may heal', 125, "docker: unknown server OS: \n\nRun 'docker run --help' for more information\n", 1],
     ['the same, docker 27 and older: may heal', 125, "docker: unknown server OS: .\nSee 'docker run --help'.\n", 1],
-    ['a daemon that does not answer docker run, docker 28: may heal', 125, "docker: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n\nRun 'docker run --help' for more information\n", 1],
   ])('%s', (_case, code, stderr, exitCode) => {
     const err = commandFailed('node2', RUN, { code, stdout: '', stderr }, 'reg:5000/deb12:r1');
     expect(err.exitCode).toBe(exitCode);
     expect(err.message).toBe(`jobbox: node2: docker run: exit ${code}: ${JSON.stringify(stderr.split('\n')[0]!.trim()).slice(1, -1)}: reg:5000/deb12:r1`);
+  });
+
+  it('says first that the job\'s cgroups deny a device rule, before runc\'s long line is cut, and that is permanent', () => {
+    // What runc said on the testbed below a Slurm job denied the node's other GPUs (slurm-gpus.test.ts).
+    const stderr = 'docker: Error response from daemon: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: error during container init: error setting cgroup config for procHooks process: failed to write "c *:* m": write /sys/fs/cgroup/devices/slurm_node2/uid_2001/job_18/step_extern/task_9/fe76/devices.allow: operation not permitted: unknown\n';
+    const err = commandFailed('node2', RUN, { code: 125, stdout: '', stderr }, 'reg:5000/deb12:r1');
+    expect(err.exitCode).toBe(EXIT.permanent);
+    expect(err.message).toMatch(/^jobbox: node2: docker run: exit 125: the job's cgroups deny a device rule of the container \(docker: Error response from daemon: /);
   });
 });
 

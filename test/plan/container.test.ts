@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { parseConfig, type Config } from '../../src/config/parse.js';
 import type { Host, Job, Owner } from '../../src/job/job.js';
 import {
-  attemptFilters, cgroupClear, containerCwd, containerName, imageAccountsArgv, matchDevices, memoryLimit, missingGpus, nameArgv, psArgv, runningArgv,
+  attemptFilters, cgroupClear, containerCwd, containerName, gresDevices, imageAccountsArgv, matchDevices, memoryLimit, missingGpus, nameArgv, psArgv, runningArgv,
   removeArgv, runArgv, splitHeadOutput, type NodeFacts,
 } from '../../src/plan/container.js';
 import { jobPaths } from '../../src/plan/job-files.js';
+import { EXIT, JobboxError } from '../../src/errors.js';
 
 const REF = 'registry.example.org/hpc/deb12:latest';
 
@@ -321,7 +322,7 @@ describe('argv of the other docker commands', () => {
     expect(imageAccountsArgv(image, 'jobbox-check-1')).toEqual([
       'run', '--rm', '--name', 'jobbox-check-1', '--label', 'org.jobbox.check=image',
       '--net=none', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--user', '65534:65534',
-      '--pids-limit', '64', '--memory', '256m', '--cpus', '1', '--workdir', '/', '--pull', 'never',
+      '--pids-limit', '64', '--memory', '256m', '--cpus', '1', '--workdir', '/', '--env', 'NVIDIA_VISIBLE_DEVICES=void', '--pull', 'never',
       '--entrypoint', '/bin/sh', REF, '-c', 'head -n 1000000 /etc/passwd /etc/group || exit; echo; echo "==> /usr/sbin/sshd -V <=="; /usr/sbin/sshd -V 2>&1; exit 0',
     ]);
   });
@@ -390,6 +391,10 @@ describe('runArgv: a Slurm job joins its extern step on each node', () => {
 });
 
 describe('runArgv: GPUs', () => {
+  it('never lets NVIDIA\'s container runtime give GPUs by the image\'s NVIDIA_VISIBLE_DEVICES', () => {
+    for (const c of [config(), config('gpus = allocated')]) expect(values(argvFor(c), '--env')).toEqual(['NVIDIA_VISIBLE_DEVICES=void']);
+  });
+
   const GPU_QUEUE = 'gpus = allocated\ngpu_mounts = /usr/bin/nvidia-smi /opt/driver';
   const facts: NodeFacts = { devices: [], gpuDevices: ['nvidia0', 'nvidia1', 'nvidia2', 'nvidia3', 'nvidiactl', 'nvidia-uvm', 'nvidia-caps'], gpuMounts: ['/opt/driver'] };
   const host: Host = { name: 'node2', slots: 2, gpus: [1, 3] };
@@ -404,15 +409,31 @@ describe('runArgv: GPUs', () => {
 
   it('numbers them from 0 inside, for the container and for every session of its sshd', () => {
     const argv = argvFor(config(GPU_QUEUE), { host, facts });
-    expect(values(argv, '--env')).toEqual(['CUDA_VISIBLE_DEVICES=0,1']);
+    expect(values(argv, '--env')).toEqual(['CUDA_VISIBLE_DEVICES=0,1', 'NVIDIA_VISIBLE_DEVICES=void']);
     expect(sshdTail(argv)).toEqual(['-D', '-e', '-f', `${DIR}/sshd_config`, '-o', `SetEnv=JOBBOX_HOSTFILE=${DIR}/hostfile OMPI_MCA_orte_default_hostfile=${DIR}/hostfile HYDRA_HOST_FILE=${DIR}/hostfile.mpich CUDA_VISIBLE_DEVICES=0,1`]);
   });
 
   it('passes nothing of GPUs to a node without any, or in a queue that passes none', () => {
     for (const argv of [argvFor(config(GPU_QUEUE), { host: { name: 'node1', slots: 2 }, facts }), argvFor(config(), { host, facts })]) {
-      expect(argv.join(' ')).not.toMatch(/nvidia|CUDA/);
+      expect(argv.join(' ').replace('NVIDIA_VISIBLE_DEVICES=void', '')).not.toMatch(/nvidia|NVIDIA|CUDA/);
       expect(sshdTail(argv)).toEqual(['-D', '-e', '-f', `${DIR}/sshd_config`]);
     }
+  });
+
+  it('turns a Slurm node\'s GRES indices into the devices slurmd names for them', () => {
+    const c = config(GPU_QUEUE, '', 'gpu_dir = /dev');
+    expect(gresDevices(c, 'node2', [0, 2], [{ count: 3, index: 0, file: '/dev/nvidia[1-3]' }])).toEqual([1, 3]);
+    expect(gresDevices(c, 'node2', [1], [{ count: 1, index: 0, file: '/dev/nvidia2' }, { count: 1, index: 1, file: '/dev/nvidia0' }])).toEqual([0]);
+    // slurmd said nothing: index n is nvidia<n>.
+    expect(gresDevices(c, 'node2', [1], undefined)).toEqual([1]);
+  });
+
+  it.each([
+    ['a MIG slice', [{ count: 1, index: 3, file: '/dev/nvidia-caps/nvidia-cap21' }], '/dev/nvidia-caps/nvidia-cap21'],
+    ['a file outside gpu_dir', [{ count: 1, index: 3, file: '/opt/dev/nvidia3' }], '/opt/dev/nvidia3'],
+    ['an index slurmd does not name', [{ count: 1, index: 0, file: '/dev/nvidia0' }], 'no file in slurmd -G'],
+  ])('refuses a GRES index that is %s, for good', (_name, records, value) => {
+    expect(() => gresDevices(config(GPU_QUEUE), 'node2', [3], records)).toThrow(new JobboxError('node2: gpu', 'GRES index 3 is not a GPU in /dev (MIG slices are not passed)', value, EXIT.permanent));
   });
 
   it('finds an allocated GPU the node lacks', () => {

@@ -152,6 +152,15 @@ describe('probeArgv', () => {
     expect([plain.gpuDevices, plain.gpuMounts]).toEqual([found.gpuDevices, []]);
   });
 
+  it('reads slurmd\'s GPU records from its lines', () => {
+    expect(parseProbe('free\ntmpfs\ng nvidia0 195:0\ns 2 0 /dev/nvidia[0-1]\ns 1 2 /dev/nvidia3\n').gres).toEqual([
+      { count: 2, index: 0, file: '/dev/nvidia[0-1]' }, { count: 1, index: 2, file: '/dev/nvidia3' },
+    ]);
+    expect(parseProbe('free\ntmpfs\n').gres).toBeUndefined();
+    expect(probeArgv(config, { ...normal, gpus: 'allocated' }, true).slice(3, 6)).toEqual(['/dev/infiniband', '/dev', '1']);
+    expect(probeArgv(config, normal, true)[5]).toBe('0');
+  });
+
   it('refuses anything but a port number on its stdin', () => {
     expect(() => execFileSync('perl', probeArgv(config, config.queues.get('normal')!).slice(1), { input: '22; rm -rf /\n', stdio: 'pipe' })).toThrow(/port: 22; rm -rf/);
   });

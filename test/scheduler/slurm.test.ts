@@ -3,7 +3,7 @@ import { JobboxError } from '../../src/errors.js';
 import type { AccountLookup, Owner } from '../../src/job/job.js';
 import type { Answer } from '../../src/scheduler/answer.js';
 import {
-  arrayTaskName, constraintAlias, expandCounts, expandHostlist, parseJobRecord, parseSqueue, prologEnvOf, multipleSlurmd, slurmAnswer, slurmCgroupRoot, slurmExternTask, slurmHook, slurmJob, jobImage } from '../../src/scheduler/slurm.js';
+  arrayTaskName, constraintAlias, expandCounts, expandHostlist, gresFiles, gresGpus, parseJobRecord, parseSqueue, prologEnvOf, multipleSlurmd, slurmAnswer, slurmCgroupRoot, slurmExternTask, slurmHook, slurmHookJob, slurmJob, jobImage } from '../../src/scheduler/slurm.js';
 
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27], home: '/home/alice', shell: '/bin/bash' };
 const accounts: Record<string, Owner> = { alice, root: { ...alice, name: 'root', uid: 0, gid: 0, home: '/root' } };
@@ -625,15 +625,14 @@ describe('arrayTaskName', () => {
 
 describe('parseJobRecord', () => {
   it.each([
-    ['only the per-node lines count, not `Nodes=… CPU_IDs=…` in the name and comment', FORGED_ON_ONE_LINE, '19', ['node1', 'node2'], { batch: true, cpus: [2, 1], cpuIds: ['0-1', '0'], gpus: [[], []] }],
-    ["counts follow the allocation's order", FORGED_ON_ONE_LINE, '19', ['node2', 'node1'], { batch: true, cpus: [1, 2], cpuIds: ['0', '0-1'], gpus: [[], []] }],
-    ['one line for three nodes with the same CPUs', THREE_NODES, '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2], cpuIds: ['0-1', '0-1', '0-1'], gpus: [[], [], []] }],
-    ['an array task asked by its task name', ARRAY_TASK, '21', ['node2'], { batch: true, cpus: [1], cpuIds: ['0'], gpus: [[]] }],
-    ['salloc: no batch script', SALLOC, '25', ['node1', 'node2'], { batch: false, cpus: [1, 1], cpuIds: ['0', '0'], gpus: [[], []] }],
-    ['a batch job requeued after a failed launch (BatchFlag=2)', THREE_NODES.replace('BatchFlag=1', 'BatchFlag=2'), '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2], cpuIds: ['0-1', '0-1', '0-1'], gpus: [[], [], []] }],
+    ['only the per-node lines count, not `Nodes=… CPU_IDs=…` in the name and comment', FORGED_ON_ONE_LINE, '19', ['node1', 'node2'], { batch: true, cpus: [2, 1], cpuIds: ['0-1', '0'], gres: ['', ''] }],
+    ["counts follow the allocation's order", FORGED_ON_ONE_LINE, '19', ['node2', 'node1'], { batch: true, cpus: [1, 2], cpuIds: ['0', '0-1'], gres: ['', ''] }],
+    ['one line for three nodes with the same CPUs', THREE_NODES, '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2], cpuIds: ['0-1', '0-1', '0-1'], gres: ['', '', ''] }],
+    ['an array task asked by its task name', ARRAY_TASK, '21', ['node2'], { batch: true, cpus: [1], cpuIds: ['0'], gres: [''] }],
+    ['salloc: no batch script', SALLOC, '25', ['node1', 'node2'], { batch: false, cpus: [1, 1], cpuIds: ['0', '0'], gres: ['', ''] }],
+    ['a batch job requeued after a failed launch (BatchFlag=2)', THREE_NODES.replace('BatchFlag=1', 'BatchFlag=2'), '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2], cpuIds: ['0-1', '0-1', '0-1'], gres: ['', '', ''] }],
     // As slurmctld 22.05 printed them on the testbed (gres.conf File=…/nvidia[0-1]): --gpus=3 over two nodes.
-    ['GPUs per node, by GRES index', GPUS, '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2], cpuIds: ['0-1', '0-1', '0-1'], gpus: [[0, 1], [0, 1], [1]] }],
-    ['typed GPUs beside another GRES', THREE_NODES.replace('Mem=0 GRES=', 'Mem=0 GRES=gpu:a100:2(IDX:0,3),tmpdisk:100'), '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2], cpuIds: ['0-1', '0-1', '0-1'], gpus: [[0, 3], [0, 3], [0, 3]] }],
+    ['GPUs per node, as printed', GPUS, '22', ['node1', 'node2', 'node3'], { batch: true, cpus: [2, 2, 2], cpuIds: ['0-1', '0-1', '0-1'], gres: ['gpu:2(IDX:0-1)', 'gpu:2(IDX:0-1)', 'gpu:1(IDX:1)'] }],
   ])('%s', (_name, text, id, hosts, record) => expect(parseJobRecord(text, id, hosts)).toEqual(record));
 
   it.each([
@@ -646,10 +645,52 @@ describe('parseJobRecord', () => {
     ['nothing', '', '22', ['node1'], 'jobbox: scontrol show job: does not start with the record of job 22: '],
     ['CPU_IDs backwards', THREE_NODES.replace('CPU_IDs=0-1', 'CPU_IDs=1-0'), '22', ['node1'], 'jobbox: scontrol show job: unreadable CPU_IDs: 1-0'],
     ['CPU_IDs not a list of ranges', THREE_NODES.replace('CPU_IDs=0-1', 'CPU_IDs=0-1x'), '22', ['node1'], 'jobbox: scontrol show job: unreadable CPU_IDs: 0-1x'],
-    ['GPUs without their indices', THREE_NODES.replace('Mem=0 GRES=', 'Mem=0 GRES=gpu:2'), '22', ['node1', 'node2', 'node3'], 'jobbox: scontrol show job: unreadable GPUs in GRES: gpu:2'],
-    ['a GPU count that is not its index list', THREE_NODES.replace('Mem=0 GRES=', 'Mem=0 GRES=gpu:2(IDX:0)'), '22', ['node1', 'node2', 'node3'], 'jobbox: scontrol show job: GRES counts 2 GPUs but lists 1: gpu:2(IDX:0)'],
-    ['a GPU index range backwards', THREE_NODES.replace('Mem=0 GRES=', 'Mem=0 GRES=gpu:2(IDX:1-0)'), '22', ['node1', 'node2', 'node3'], 'jobbox: scontrol show job: unreadable GRES index list: 1-0'],
   ])('refuses %s', (_name, text, id, hosts, message) => expect(thrown(() => parseJobRecord(text, id, hosts))).toBe(message));
+});
+
+describe('slurmHookJob: each node\'s GPUs, for a queue that passes them', () => {
+  const env = { ...PROLOG, SLURMD_NODENAME: 'n1' };
+  const record = { batch: true, cpus: [1, 1, 1], cpuIds: ['0', '1', '0'], gres: ['gpu:1(IDX:1)', '', 'gpu(CNT:1)'] };
+  it('reads them from the record in a GPU queue, and refuses one it cannot read', async () => {
+    await expect(slurmHookJob(env, () => true, lookup, record, false, true)).rejects.toThrow('jobbox: scontrol show job: unreadable GPUs in GRES: gpu(CNT:1)');
+    const two = { ...record, gres: ['gpu:1(IDX:1)', '', 'gpu:2(IDX:0-1)'] };
+    expect((await slurmHookJob(env, () => true, lookup, two, false, true))!.job.hosts.map((h) => h.gpus)).toEqual([[1], undefined, [0, 1]]);
+  });
+  it('never reads them elsewhere: a GRES it cannot read costs a job of another queue nothing', async () => {
+    expect((await slurmHookJob(env, () => true, lookup, record, false, false))!.job.hosts.map((h) => h.gpus)).toEqual([undefined, undefined, undefined]);
+  });
+});
+
+describe('gresFiles: the file of each GRES index, from slurmd -G', () => {
+  it.each([
+    // As slurmd 22.05 printed it on the testbed: one record for gres.conf's File=…/nvidia[0-1].
+    ['one record for a range', [{ count: 2, index: 0, file: '/var/lib/jobbox-testbed/gpu/nvidia[0-1]' }], [[0, '/var/lib/jobbox-testbed/gpu/nvidia0'], [1, '/var/lib/jobbox-testbed/gpu/nvidia1']]],
+    ['a subset, from index 0', [{ count: 3, index: 0, file: '/dev/nvidia[1-3]' }], [[0, '/dev/nvidia1'], [1, '/dev/nvidia2'], [2, '/dev/nvidia3']]],
+    ['one record a GPU (AutoDetect), out of minor order', [{ count: 1, index: 0, file: '/dev/nvidia2' }, { count: 1, index: 1, file: '/dev/nvidia0' }], [[0, '/dev/nvidia2'], [1, '/dev/nvidia0']]],
+    ['a list', [{ count: 2, index: 2, file: '/dev/nvidia[4,6]' }], [[2, '/dev/nvidia4'], [3, '/dev/nvidia6']]],
+  ])('%s', (_name, records, files) => expect([...gresFiles(records)]).toEqual(files));
+
+  it('refuses a record whose files are not its count', () => {
+    expect(thrown(() => gresFiles([{ count: 3, index: 0, file: '/dev/nvidia[0-1]' }]))).toBe('jobbox: slurmd -G: a record of 3 GPUs names 2 files: /dev/nvidia[0-1]');
+  });
+});
+
+describe('gresGpus: a node\'s GPUs from its GRES field', () => {
+  it.each([
+    ['none', '', []],
+    ['two', 'gpu:2(IDX:0-1)', [0, 1]],
+    ['typed, beside another GRES', 'gpu:a100:2(IDX:0,3),tmpdisk:100', [0, 3]],
+    ['two types', 'gpu:a100:1(IDX:3),gpu:v100:1(IDX:0)', [0, 3]],
+    ['another GRES only', 'tmpdisk:100', []],
+  ])('%s', (_name, gres, gpus) => expect(gresGpus(gres)).toEqual(gpus));
+
+  it.each([
+    // Slurm's count-only form, when the allocation has no bitmap: the job asked for GPUs.
+    ['GPUs without their indices', 'gpu(CNT:2)', 'jobbox: scontrol show job: unreadable GPUs in GRES: gpu(CNT:2)'],
+    ['a count without indices', 'gpu:2', 'jobbox: scontrol show job: unreadable GPUs in GRES: gpu:2'],
+    ['a GPU count that is not its index list', 'gpu:2(IDX:0)', 'jobbox: scontrol show job: GRES counts 2 GPUs but lists 1: gpu:2(IDX:0)'],
+    ['an index range backwards', 'gpu:2(IDX:1-0)', 'jobbox: scontrol show job: unreadable GRES index list: 1-0'],
+  ])('refuses %s', (_name, gres, message) => expect(thrown(() => gresGpus(gres))).toBe(message));
 });
 
 describe('prologEnvOf: the Prolog\'s environment from a job\'s record, for the dry run', () => {

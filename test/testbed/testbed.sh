@@ -396,7 +396,11 @@ write_slurm_conf() {
   } >"$TB/etc/cgroup.conf"
   # Each node's own devices, at the one path (node-boot.sh): ConstrainDevices denies a job the
   # GPUs it was not given there, by their numbers.
-  echo "NodeName=$list Name=gpu File=$TB/gpu/nvidia[0-1]" >"$TB/etc/gres.conf"
+  # In reverse, as a gres.conf may list them: GRES index 0 is nvidia1, 1 is nvidia0.
+  {
+    echo "NodeName=$list Name=gpu File=$TB/gpu/nvidia1"
+    echo "NodeName=$list Name=gpu File=$TB/gpu/nvidia0"
+  } >"$TB/etc/gres.conf"
   # slurmctld reads job_submit.lua from the directory of slurm.conf.
   "$INSTALL/dist/cli.js" slurm job-submit-lua --config "$TB/etc/jobbox.ini" >"$TB/etc/job_submit.lua"
 }

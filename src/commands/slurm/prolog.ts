@@ -51,7 +51,8 @@ export async function prolog(cli: string | undefined, env: NodeJS.ProcessEnv): P
     const slurmConfig = await runClient(showConfigArgv());
     if (slurmConfig.code !== 0) throw new JobboxError('scontrol show config', printable(firstLine(slurmConfig.stderr)) || slurmConfig.error || 'failed', job.id, EXIT.transient);
     const multiple = multipleSlurmd(slurmConfig.stdout);
-    await setupJob(config, (await slurmHookJob(env, () => true, lookupAccount, record, multiple))!.job, log);
+    const gpus = config.queues.get(job.queue)?.gpus === 'allocated';
+    await setupJob(config, (await slurmHookJob(env, () => true, lookupAccount, record, multiple, gpus))!.job, log);
   } catch (err) {
     const { line, exitCode } = formatError(err);
     process.stderr.write(`${line}\n`);
@@ -80,7 +81,8 @@ export async function prologDryRun(cli: string | undefined, id: string, env: Nod
   const slurmConfig = await runClient(showConfigArgv());
   if (slurmConfig.code !== 0) throw new JobboxError('scontrol show config', printable(firstLine(slurmConfig.stderr)) || slurmConfig.error || 'failed', id);
   const managed = (partition: string) => config.queues.has(partition);
-  const ours = await slurmHookJob(prologEnv, managed, lookupAccount, parseJobRecord(text, id, hosts), multipleSlurmd(slurmConfig.stdout));
+  const gpus = config.queues.get(prologEnv.SLURM_JOB_PARTITION!)?.gpus === 'allocated';
+  const ours = await slurmHookJob(prologEnv, managed, lookupAccount, parseJobRecord(text, id, hosts), multipleSlurmd(slurmConfig.stdout), gpus);
   if (!ours) throw new JobboxError(`job ${id}`, 'is not in a partition jobbox manages', prologEnv.SLURM_JOB_PARTITION!);
   await printPlan(config, ours.job);
 }
