@@ -4,7 +4,7 @@ import { runEsub, submitLsf, type LsfJobSpec } from '../harness/lsf/harness.js';
 // bsub's esub stage, played by the harness on node1 as the real user, through the real
 // shims installed by `jobbox lsf install-esubs`. Queue short allows deb12-mpich only.
 const job = (over: Partial<LsfJobSpec>): LsfJobSpec => ({ user: 'jbuser1', command: 'hostname', hosts: [{ name: 'node1', slots: 1 }], ...over });
-const notAllowed = 'jobbox: image: not allowed in queue short (allowed: deb12-mpich); use -q normal, or -a docker-deb12-mpich: deb12\n';
+const notAllowed = 'jobbox: image: not allowed in queue short (allowed: deb12-mpich); use -q normal or -q gpu, or -a docker-deb12-mpich: deb12\n';
 // Blanked over the user's values: the loader would read them in LSF's root /bin/sh -c.
 const BLANKS = 'LD_PRELOAD=\nLD_AUDIT=\nLD_LIBRARY_PATH=\nLD_DEBUG=\nLD_DEBUG_OUTPUT=\nLD_PROFILE=\nLD_PROFILE_OUTPUT=\nGLIBC_TUNABLES=\n';
 

@@ -76,7 +76,7 @@ describe('LSF: the queue default image and the submit-time allow-list', () => {
   it('rejects -a docker-deb12 on queue short with 97 at submit, and starts nothing', async () => {
     const run = await submitLsf(hooks, spec({ queue: 'short', app: 'docker-deb12', command: 'hostname' }));
     expect(run.state).toBe('REJECTED');
-    expect(run.esub).toMatchObject({ code: 97, stderr: 'jobbox: image: not allowed in queue short (allowed: deb12-mpich); use -q normal, or -a docker-deb12-mpich: deb12\n' });
+    expect(run.esub).toMatchObject({ code: 97, stderr: 'jobbox: image: not allowed in queue short (allowed: deb12-mpich); use -q normal or -q gpu, or -a docker-deb12-mpich: deb12\n' });
     expect(run.preExec).toEqual([]);
     expect(await containers(run.jobId)).toEqual([]);
     expect(await claims(run.jobId)).toEqual([]);

@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gresGpus, parseJobRecord } from '../../src/scheduler/slurm.js';
 import { onNode, slurmClient, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
 
-// GPUs by Slurm's allocation on the real Slurm testbed: each node has two NVIDIA device nodes
-// (major 195, no driver behind them), gres.conf names them (in reverse), and ConstrainDevices=yes. The
+// GPUs by Slurm's allocation on the real Slurm testbed: each node has three NVIDIA device nodes
+// (major 195, no driver behind them), gres.conf names two of them, and ConstrainDevices=yes. The
 // queue passes `gpus = allocated`. What a container gets is read from inside it, over the
 // job's own sshd, as the job's processes see it.
 const HOME = '/home/jbuser1';
@@ -69,8 +69,9 @@ async function allocated(id: string, hosts: string[]): Promise<Map<string, numbe
   return new Map(hosts.map((h, i) => [h, gresGpus(record.gres[i]!)]));
 }
 
-// The testbed's gres.conf lists node's GPUs in reverse: GRES index 0 is nvidia1, 1 is nvidia0.
-const device = (index: number) => 1 - index;
+// The testbed's gres.conf gives Slurm two of each node's three GPUs: GRES index 0 is nvidia1,
+// 1 is nvidia2; nvidia0 is no job's.
+const device = (index: number) => index + 1;
 const devices = (indices: number[]) => `devices=${[...indices.map((i) => `nvidia${device(i)}`), 'nvidia-uvm', 'nvidiactl'].sort().join(',')},`;
 
 describe('Slurm: each node\'s container gets the GPUs Slurm gave the job there, and no other', () => {

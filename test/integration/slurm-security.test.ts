@@ -90,8 +90,8 @@ describe('job_submit.lua: -p with several partitions', () => {
   it.each([
     [['-p', 'normal,other'], 'jobbox: partition: a jobbox partition cannot be listed with others (other is not one); use -p normal: normal,other'],
     [['-p', 'other,short'], 'jobbox: partition: a jobbox partition cannot be listed with others (other is not one); use -p short: other,short'],
-    [['-p', 'normal,short'], 'jobbox: image: not allowed in partition short (allowed: deb12-mpich); use -p normal: deb12'],
-    [['-p', 'normal,short', '-C', 'docker-deb12'], 'jobbox: image: not allowed in partition short (allowed: deb12-mpich); use -p normal: deb12'],
+    [['-p', 'normal,short'], 'jobbox: image: not allowed in partition short (allowed: deb12-mpich); use -p normal or -p gpu: deb12'],
+    [['-p', 'normal,short', '-C', 'docker-deb12'], 'jobbox: image: not allowed in partition short (allowed: deb12-mpich); use -p normal or -p gpu: deb12'],
   ])('sbatch %j is refused', async (options, message) => {
     const r = await asUser(['sbatch', '--hold', ...options, await script('sec3', '#!/bin/sh\nid\n')]);
     expect(r.exitCode).not.toBe(0);

@@ -103,7 +103,7 @@ describe('Slurm: the partition default image', () => {
 
 describe('Slurm: the allow-list at submit', () => {
   it.each([
-    [['-p', 'short', '-C', 'docker-deb12'], 'jobbox: image: not allowed in partition short (allowed: deb12-mpich); use -p normal, or -C docker-deb12-mpich: deb12'],
+    [['-p', 'short', '-C', 'docker-deb12'], 'jobbox: image: not allowed in partition short (allowed: deb12-mpich); use -p normal or -p gpu, or -C docker-deb12-mpich: deb12'],
     [['-C', 'docker-centos7'], 'jobbox: image: not allowed in partition normal (allowed: deb12 deb12-mpich); use -C docker-deb12 or -C docker-deb12-mpich: centos7'],
     [['-C', 'docker-deb12|docker-deb12-mpich'], 'jobbox: constraint: names more than one image: docker-deb12|docker-deb12-mpich'],
   ])('sbatch %j is refused with a clear message and no node leaves idle', async (options, message) => {

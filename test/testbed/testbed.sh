@@ -220,14 +220,15 @@ make_ib_devices() {
 }
 
 # NVIDIA's numbers (major 195: GPUs from minor 0, nvidiactl 255, nvidia-modeset 254; nvidia-uvm's
-# major is the driver's choice at load, 511 here), two GPUs a node, as Slurm's gres.conf names
-# them. No driver answers them (an open allowed by the device cgroup gives ENXIO, a refused one
+# major is the driver's choice at load, 511 here), three GPUs a node, two of them Slurm's
+# (gres.conf, below). No driver answers them (an open allowed by the device cgroup gives ENXIO, a refused one
 # EPERM), so they show what reaches a container and what its cgroup lets it open, not CUDA.
 make_gpu_devices() {
   local dir=$1
   mkdir -p "$dir"
   mknod -m 0666 "$dir/nvidia0" c 195 0
   mknod -m 0666 "$dir/nvidia1" c 195 1
+  mknod -m 0666 "$dir/nvidia2" c 195 2
   mknod -m 0666 "$dir/nvidiactl" c 195 255
   mknod -m 0666 "$dir/nvidia-modeset" c 195 254
   mknod -m 0666 "$dir/nvidia-uvm" c 511 0
@@ -396,11 +397,9 @@ write_slurm_conf() {
   } >"$TB/etc/cgroup.conf"
   # Each node's own devices, at the one path (node-boot.sh): ConstrainDevices denies a job the
   # GPUs it was not given there, by their numbers.
-  # In reverse, as a gres.conf may list them: GRES index 0 is nvidia1, 1 is nvidia0.
-  {
-    echo "NodeName=$list Name=gpu File=$TB/gpu/nvidia1"
-    echo "NodeName=$list Name=gpu File=$TB/gpu/nvidia0"
-  } >"$TB/etc/gres.conf"
+  # Two of the three, as a site keeps one GPU out of Slurm (a display's, an admin's): GRES
+  # index 0 is nvidia1, 1 is nvidia2 (slurmd -G says so).
+  echo "NodeName=$list Name=gpu File=$TB/gpu/nvidia[1-2]" >"$TB/etc/gres.conf"
   # slurmctld reads job_submit.lua from the directory of slurm.conf.
   "$INSTALL/dist/cli.js" slurm job-submit-lua --config "$TB/etc/jobbox.ini" >"$TB/etc/job_submit.lua"
 }
