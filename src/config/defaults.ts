@@ -120,3 +120,11 @@ export const STATUS_KEEP_S = 7 * 24 * 3600;
 
 /** bpost, best effort from a pre-exec that is failing anyway: mbatchd answers in well under a second, and a down one must not hold the job's requeue. */
 export const BPOST_TIMEOUT_MS = 10_000;
+
+/**
+ * Starts a Slurm job may fail for causes that may heal (a registry down, a node's engine) before
+ * the Prolog cancels it rather than requeue it again: a cause that outlasts this many requeues
+ * is not healing, and each requeue costs every node of the allocation a start. LSF's own bound
+ * is the site's LOCAL_MAX_PREEXEC_RETRY (unlimited by default; docs/lsf.md asks for 5).
+ */
+export const MAX_REQUEUES = 5;

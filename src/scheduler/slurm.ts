@@ -2,7 +2,7 @@
 // batch step → Job, hostlists, `scontrol show job` records, the clients' argv, the orphan
 // reaper's squeue answer, and what a failed Prolog does to its job. The only code that reads
 // SLURM_* variables. What runs the clients is exec/slurm.ts; job_submit.lua is slurm-submit.ts.
-import { MAX_HOSTS } from '../config/defaults.js';
+import { MAX_HOSTS, MAX_REQUEUES } from '../config/defaults.js';
 import { EXIT, JobboxError } from '../errors.js';
 import type { SubmitSyntax } from '../config/image.js';
 import { QUEUE_NAME } from '../config/parse.js';
@@ -422,12 +422,16 @@ export interface SlurmHook {
    * batch host, the one node that acts for it. Any other job is not jobbox's to cancel.
    */
   jobboxJobHere: boolean;
+  /** SLURM_JOB_RESTART_COUNT, slurmd's: how often the job was requeued before this start (0 when unreadable). */
+  restarts: number;
 }
 
 export function slurmHook(env: Record<string, string | undefined>): SlurmHook {
   const id = env.SLURM_JOB_ID ?? '';
+  const restarts = env.SLURM_JOB_RESTART_COUNT ?? '';
   return {
     id: /^\d{1,20}$/.test(id) ? id : undefined,
+    restarts: /^\d{1,9}$/.test(restarts) ? Number(restarts) : 0,
     conf: env.SLURM_CONF?.startsWith('/') ? env.SLURM_CONF : undefined,
     jobboxJobHere: jobboxJobOnBatchHost(env),
   };
@@ -465,10 +469,10 @@ export async function slurmHookJob(
 /**
  * A Prolog that exits non-zero drains the node, so jobbox's always exits 0 and acts on the job
  * instead: a start that may heal requeues it (it comes back as a new attempt), one that cannot
- * is cancelled, as LSF's exit 99 would end it.
+ * is cancelled, as LSF's exit 99 would end it; so is one that failed MAX_REQUEUES times already.
  */
-export function prologOutcome(exitCode: number): 'requeue' | 'cancel' {
-  return exitCode === EXIT.permanent ? 'cancel' : 'requeue';
+export function prologOutcome(exitCode: number, restarts: number): 'requeue' | 'cancel' {
+  return exitCode === EXIT.permanent || restarts >= MAX_REQUEUES ? 'cancel' : 'requeue';
 }
 
 // ---- The clients' argv (exec/slurm.ts runs them) ----

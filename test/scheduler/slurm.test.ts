@@ -3,7 +3,7 @@ import { JobboxError } from '../../src/errors.js';
 import type { AccountLookup, Owner } from '../../src/job/job.js';
 import type { Answer } from '../../src/scheduler/answer.js';
 import {
-  arrayTaskName, constraintAlias, expandCounts, expandHostlist, gresFiles, gresGpus, parseJobRecord, parseSqueue, prologEnvOf, multipleSlurmd, slurmAnswer, slurmCgroupRoot, slurmExternTask, slurmHook, slurmHookJob, slurmJob, jobImage } from '../../src/scheduler/slurm.js';
+  arrayTaskName, constraintAlias, expandCounts, expandHostlist, gresFiles, gresGpus, parseJobRecord, parseSqueue, prologEnvOf, prologOutcome, multipleSlurmd, slurmAnswer, slurmCgroupRoot, slurmExternTask, slurmHook, slurmHookJob, slurmJob, jobImage } from '../../src/scheduler/slurm.js';
 
 const alice: Owner = { name: 'alice', uid: 1000, gid: 1000, gids: [27], home: '/home/alice', shell: '/bin/bash' };
 const accounts: Record<string, Owner> = { alice, root: { ...alice, name: 'root', uid: 0, gid: 0, home: '/root' } };
@@ -721,6 +721,20 @@ describe('slurmHook: a jobbox job on its batch host, for a Prolog without its co
     ['an unreadable node list', { SLURMD_NODENAME: 'n1', SLURM_NODELIST: 'n[3-1]' }, false],
     ['no node name', { SLURMD_NODENAME: undefined, SLURM_NODELIST: 'n1' }, false],
   ])('%s → %s', (_name, vars, expected) => expect(slurmHook({ ...PROLOG, ...vars }).jobboxJobHere).toBe(expected));
+});
+
+describe('prologOutcome: a failed start requeues the job, but not for ever', () => {
+  it.each([
+    ['a cause that may heal, first start', 1, 0, 'requeue'],
+    ['a cause that may heal, after 4 requeues', 1, 4, 'requeue'],
+    ['a cause that may heal, after 5 requeues (MAX_REQUEUES): not healing', 1, 5, 'cancel'],
+    ['a permanent cause, first start', 99, 0, 'cancel'],
+  ])('%s → %s', (_name, code, restarts, outcome) => expect(prologOutcome(code, restarts)).toBe(outcome));
+
+  it('reads the restart count slurmd gave, and 0 from anything else', () => {
+    expect(slurmHook({ ...PROLOG, SLURM_JOB_RESTART_COUNT: '5' }).restarts).toBe(5);
+    for (const v of [undefined, '', '-1', '5x', '99999999999']) expect(slurmHook({ ...PROLOG, SLURM_JOB_RESTART_COUNT: v }).restarts).toBe(0);
+  });
 });
 
 describe('parseSqueue (squeue --noheader --states=all --Format=JobID:|,ArrayTaskID:|,State:|,RestartCnt:|)', () => {

@@ -57,9 +57,10 @@ export async function prolog(cli: string | undefined, env: NodeJS.ProcessEnv): P
     const { line, exitCode } = formatError(err);
     process.stderr.write(`${line}\n`);
     if (!hook.id) return;
-    const outcome = prologOutcome(exitCode);
+    const outcome = prologOutcome(exitCode, hook.restarts);
     // slurmd logs nothing of a Prolog that exits 0: ours is where an admin learns why a job went.
-    log?.error({ err: line }, outcome === 'cancel' ? 'prolog failed; cancelling the job' : 'prolog failed; requeueing the job');
+    const why = exitCode === EXIT.permanent ? '' : outcome === 'cancel' ? ` (requeued ${hook.restarts} times already)` : '';
+    log?.error({ err: line }, outcome === 'cancel' ? `prolog failed; cancelling the job${why}` : 'prolog failed; requeueing the job');
     await runClient(outcome === 'cancel' ? cancelArgv(hook.id) : requeueArgv(hook.id));
   }
 }
