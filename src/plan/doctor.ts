@@ -3,6 +3,7 @@
 // check and node. commands/doctor.ts runs them.
 import type { Config } from '../config/types.js';
 import { noControls } from '../errors.js';
+import { gresFiles } from '../scheduler/slurm.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -35,11 +36,12 @@ export function judgeEngine(node: string, code: number, stdout: string, stderr: 
  * One shell script per node, every value a positional argument: the node's clock; for
  * port_dir and state_dir their owner, mode and whether the marker this host wrote in them is
  * there (the same directory, shared); the kernel's ephemeral and reserved ports; the character
- * devices in device_dir; the MaxStartups of the sshd that listens on the admin port, read from
- * the config file that very sshd was started with.
+ * devices in device_dir; with a queue that passes GPUs, the GPUs in gpu_dir and slurmd's GPU
+ * records where slurmd is installed; the MaxStartups of the sshd that listens on the admin
+ * port, read from the config file that very sshd was started with.
  */
 const FACTS = `
-port_dir=$1 state_dir=$2 marker=$3 device_dir=$4 ssh_port=$5
+port_dir=$1 state_dir=$2 marker=$3 device_dir=$4 ssh_port=$5 gpu_dir=$6
 echo "clock $(date +%s%N)"
 for d in "$port_dir" "$state_dir"; do
   if [ -d "$d" ] && [ ! -L "$d" ]; then
@@ -52,6 +54,12 @@ done
 echo "ephemeral $(cat /proc/sys/net/ipv4/ip_local_port_range)"
 echo "reserved $(cat /proc/sys/net/ipv4/ip_local_reserved_ports)"
 for f in "$device_dir"/*; do [ -c "$f" ] && [ ! -L "$f" ] && echo "device \${f##*/}"; done
+if [ -n "$gpu_dir" ]; then
+  for f in "$gpu_dir"/nvidia*; do [ -c "$f" ] && [ ! -L "$f" ] && echo "gpu \${f##*/}"; done
+  if command -v slurmd >/dev/null; then
+    timeout 10 slurmd -G 2>&1 | sed -n 's/.*Name=gpu .*Count=\\([0-9]*\\) Index=\\([0-9]*\\) .*File=\\([^ ]*\\).*/gres \\1 \\2 \\3/p'
+  fi
+fi
 # The sshd on the admin port: a listener that is root's and runs sshd (a user may listen on the
 # port on another address), and only a config file that is root's.
 conf=/etc/ssh/sshd_config
@@ -68,7 +76,8 @@ echo "maxstartups $(timeout 10 sshd -T -f "$conf" 2>/dev/null | sed -n 's/^maxst
 `;
 
 export function factsArgv(config: Config, marker: string): string[] {
-  return ['sh', '-c', FACTS, 'jobbox-doctor', config.portDir, config.stateDir, marker, config.deviceDir, String(config.sshPort)];
+  const gpus = [...config.queues.values()].some((q) => q.gpus === 'allocated');
+  return ['sh', '-c', FACTS, 'jobbox-doctor', config.portDir, config.stateDir, marker, config.deviceDir, String(config.sshPort), gpus ? config.gpuDir : ''];
 }
 
 export interface NodeFacts {
@@ -78,13 +87,17 @@ export interface NodeFacts {
   /** `32768,33000-33099`: the kernel's list, as ranges. */
   reserved: [number, number][];
   devices: string[];
+  /** nvidia… character devices in gpu_dir (asked only with a GPU queue). */
+  gpus: string[];
+  /** slurmd's GPU records (`slurmd -G`), where slurmd is installed. */
+  gres: { count: number; index: number; file: string }[];
   sshdConfig: string;
   /** sshd -T's `maxstartups start:rate:full`; undefined when it could not be read. */
   maxStartups: number | undefined;
 }
 
 export function parseFacts(stdout: string): NodeFacts {
-  const facts: NodeFacts = { clockNs: undefined, dirs: [], ephemeral: undefined, reserved: [], devices: [], sshdConfig: '', maxStartups: undefined };
+  const facts: NodeFacts = { clockNs: undefined, dirs: [], ephemeral: undefined, reserved: [], devices: [], gpus: [], gres: [], sshdConfig: '', maxStartups: undefined };
   for (const line of stdout.split('\n')) {
     const [key = '', ...rest] = line.trim().split(/\s+/);
     if (key === 'clock' && /^\d+$/.test(rest[0] ?? '')) facts.clockNs = BigInt(rest[0]!);
@@ -97,6 +110,8 @@ export function parseFacts(stdout: string): NodeFacts {
         facts.reserved.push([Number(a), Number(b)]);
       }
     } else if (key === 'device' && rest[0]) facts.devices.push(rest[0]);
+    else if (key === 'gpu' && rest[0]) facts.gpus.push(rest[0]);
+    else if (key === 'gres' && rest.length === 3 && /^\d+$/.test(rest[0]!) && /^\d+$/.test(rest[1]!)) facts.gres.push({ count: Number(rest[0]), index: Number(rest[1]), file: rest[2]! });
     else if (key === 'sshd_config') facts.sshdConfig = rest.join(' ');
     else if (key === 'maxstartups' && /^\d+/.test(rest[0] ?? '')) facts.maxStartups = Number.parseInt(rest[0]!, 10);
   }
@@ -154,10 +169,36 @@ export function judgeFacts(config: Config, node: string, f: NodeFacts, midMs: nu
   else if (f.devices.length === 0) row('devices', 'warn', `no character device under ${config.deviceDir}, though queue ${wanted.map((q) => q.name).join(', ')} passes ${wanted[0]!.devices.join(' ')}: jobs here get none`);
   else row('devices', 'ok', `${f.devices.join(' ')} under ${config.deviceDir}`);
 
+  const gpus = judgeGpus(config, f);
+  if (gpus) row('gpus', gpus.status, gpus.detail);
+
   if (f.maxStartups === undefined) row('sshd', 'warn', `cannot read MaxStartups (sshd -T -f ${f.sshdConfig || '?'})`);
   else if (f.maxStartups < MAX_STARTUPS_MIN) row('sshd', 'fail', `MaxStartups ${f.maxStartups} in ${f.sshdConfig}: below ${MAX_STARTUPS_MIN}, sshd drops logins when several jobs start or end here at once`);
   else row('sshd', 'ok', `MaxStartups ${f.maxStartups} (${f.sshdConfig})`);
   return rows;
+}
+
+/**
+ * With a queue that passes GPUs: the node's GPUs, and what the Prolog will make of slurmd's GRES
+ * indices there (plan/container.ts gresDevices): each must be a GPU in gpu_dir. undefined
+ * without such a queue.
+ */
+function judgeGpus(config: Config, f: NodeFacts): { status: CheckStatus; detail: string } | undefined {
+  const queues = [...config.queues.values()].filter((q) => q.gpus === 'allocated').map((q) => q.name);
+  if (queues.length === 0) return undefined;
+  const gpus = f.gpus.filter((d) => /^nvidia\d+$/.test(d));
+  let files: [number, string][];
+  try {
+    files = [...gresFiles(f.gres)].sort(([a], [b]) => a - b);
+  } catch (err) {
+    return { status: 'fail', detail: `slurmd -G: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  const name = (file: string) => (file.startsWith(`${config.gpuDir}/`) ? file.slice(config.gpuDir.length + 1) : file);
+  const wrong = files.find(([, file]) => !gpus.includes(name(file)));
+  if (wrong) return { status: 'fail', detail: `slurmd's GRES index ${wrong[0]} is ${wrong[1]}, not a GPU in ${config.gpuDir}: a job given it would not start (MIG slices are not passed; gpu_dir must hold gres.conf's files)` };
+  if (gpus.length === 0) return { status: 'warn', detail: `no GPU (nvidia<N>) in ${config.gpuDir}, though queue ${queues.join(', ')} passes GPUs: jobs here get none` };
+  const slurm = files.length > 0 ? `; slurmd's GRES indices ${files.map(([i, file]) => `${i}=${name(file)}`).join(' ')}` : '';
+  return { status: 'ok', detail: `${gpus.join(' ')} in ${config.gpuDir}${slurm}` };
 }
 
 /**

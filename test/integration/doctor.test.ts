@@ -8,7 +8,8 @@ import { INSTALL, onNode, testbed, testbedStatus } from '../support/testbed.js';
 // made for real on the nodes: a dockerd stopped, the registry stopped, a dir that is not
 // shared or is open to others, a port range inside the kernel's ephemeral one (then reserved
 // on one node), a memlock above the one this machine's dockerd may set, an sshd_config with a
-// low MaxStartups, an image without sshd, a device_dir with no device. The clock is the one
+// low MaxStartups, an image without sshd, a device_dir with no device, a gpu_dir without the
+// GPUs slurmd's gres.conf names. The clock is the one
 // check without a testbed fixture: the nodes share the host's clock (test/plan/doctor.test.ts
 // covers the judgement).
 const NODES = 'node[1-3]';
@@ -44,7 +45,9 @@ describe('jobbox doctor', () => {
     const r = await doctor((await testbedStatus()).config);
     expect({ code: r.code, stderr: r.stderr, failing: failing(r.checks) }).toEqual({ code: 0, stderr: '', failing: [] });
     const checks = new Set(r.checks.map((c) => c.check));
-    expect([...checks].sort()).toEqual(['clock', 'devices', 'engine', 'image', 'memlock', 'port_dir', 'ports', 'registry', 'sshd', 'state_dir']);
+    expect([...checks].sort()).toEqual(['clock', 'devices', 'engine', 'gpus', 'image', 'memlock', 'port_dir', 'ports', 'registry', 'sshd', 'state_dir']);
+    // Three GPUs a node, two of them Slurm's (the testbed's gres.conf: File=…/nvidia[1-2]).
+    expect(row(r.checks, 'gpus', 'node2').detail).toBe("nvidia0 nvidia1 nvidia2 in /var/lib/jobbox-testbed/gpu; slurmd's GRES indices 0=nvidia1 1=nvidia2");
     expect(row(r.checks, 'engine', 'node2').detail).toMatch(/^server \S+, cgroupfs cgroup driver, cgroup v[12]$/);
     expect(row(r.checks, 'image', 'node1').detail).toMatch(/^deb12: OpenSSH \d+\.\d+ and \/bin\/sh$/);
     expect(row(r.checks, 'sshd', 'node3').detail).toBe('MaxStartups 10 (/var/lib/jobbox-testbed/nodes/node3/sshd_config)');
@@ -147,6 +150,14 @@ describe('jobbox doctor', () => {
     expect(failing(r.checks)).toEqual(['image node1 fail', 'devices node1 warn']);
     expect(row(r.checks, 'image', 'node1').detail).toBe(`nosshd: image nosshd: needs OpenSSH 7.8 or later as /usr/sbin/sshd (SetEnv hands every session the hostfiles): /bin/sh: 1: /usr/sbin/sshd: not found`);
     await onNode('node1', ['sh', '-c', 'docker rmi "$1" >/dev/null 2>&1; true', 'sh', ref]);
+  });
+
+  it('gpus: a gpu_dir that does not hold gres.conf\'s files fails on every node, before a GPU job would', async () => {
+    await mkdir(`${area}/no-gpus`, { mode: 0o755 });
+    const r = await doctor(await configWith('gpus', (t) => t.replace(/^gpu_dir = .*$/m, `gpu_dir = ${area}/no-gpus`)));
+    expect(r.code).toBe(1);
+    expect(failing(r.checks)).toEqual(['gpus node1 fail', 'gpus node2 fail', 'gpus node3 fail']);
+    expect(row(r.checks, 'gpus', 'node3').detail).toBe(`slurmd's GRES index 0 is /var/lib/jobbox-testbed/gpu/nvidia1, not a GPU in ${area}/no-gpus: a job given it would not start (MIG slices are not passed; gpu_dir must hold gres.conf's files)`);
   });
 
   it('refuses another user than root with one line', async () => {

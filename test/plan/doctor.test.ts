@@ -31,27 +31,42 @@ const HEALTHY = [
   'device rdma_cm', 'device uverbs0', 'sshd_config /etc/ssh/sshd_config', 'maxstartups 10:30:100', '',
 ].join('\n');
 const MID = 1_796_659_000_500;
-const judge = (f: Partial<NodeFacts>, mid = MID, rtt = 20) => judgeFacts(config, 'node1', { ...parseFacts(HEALTHY), ...f }, mid, rtt);
+const judge = (f: Partial<NodeFacts>, mid = MID, rtt = 20, c = config) => judgeFacts(c, 'node1', { ...parseFacts(HEALTHY), ...f }, mid, rtt);
+const gpuConfig: Config = parseConfig(`${INI}\n[queue gpu]\ndefault_image = deb12\ngpus = allocated\n`, 'jobbox.ini');
 const status = (rows: ReturnType<typeof judge>) => Object.fromEntries(rows.map((r) => [r.check, r.status]));
 
 describe('the node script', () => {
   it('passes every value as an argument, never in the script', () => {
     const argv = factsArgv(config, '.jobbox-doctor-abc');
     expect(argv.slice(0, 2)).toEqual(['sh', '-c']);
-    expect(argv.slice(3)).toEqual(['jobbox-doctor', '/var/lib/jobbox/ports', '/var/lib/jobbox/jobs', '.jobbox-doctor-abc', '/dev/infiniband', '22']);
+    expect(argv.slice(3)).toEqual(['jobbox-doctor', '/var/lib/jobbox/ports', '/var/lib/jobbox/jobs', '.jobbox-doctor-abc', '/dev/infiniband', '22', '']);
+    // gpu_dir only where a queue passes GPUs.
+    expect(factsArgv(gpuConfig, 'm').at(-1)).toBe('/dev');
     expect(argv[2]).not.toContain('/var/lib/jobbox');
   });
 
   it('parses what a healthy node prints', () => {
     expect(parseFacts(HEALTHY)).toEqual({
       clockNs: 1796659000500000000n, dirs: [{ uid: 0, mode: 0o700, shared: true }, { uid: 0, mode: 0o755, shared: true }],
-      ephemeral: [32768, 60999], reserved: [], devices: ['rdma_cm', 'uverbs0'], sshdConfig: '/etc/ssh/sshd_config', maxStartups: 10,
+      ephemeral: [32768, 60999], reserved: [], devices: ['rdma_cm', 'uverbs0'], gpus: [], gres: [], sshdConfig: '/etc/ssh/sshd_config', maxStartups: 10,
     });
+    expect(parseFacts('gpu nvidia0\ngpu nvidiactl\ngres 2 0 /dev/nvidia[1-2]\n')).toMatchObject({ gpus: ['nvidia0', 'nvidiactl'], gres: [{ count: 2, index: 0, file: '/dev/nvidia[1-2]' }] });
     expect(parseFacts('reserved 30000,30100-30199\ndir missing\n')).toMatchObject({ reserved: [[30000, 30000], [30100, 30199]], dirs: [undefined] });
   });
 });
 
 describe('judgeFacts', () => {
+  it('gpus: with a GPU queue, the node\'s GPUs, and each of slurmd\'s GRES indices a GPU in gpu_dir', () => {
+    const gpu = (f: Partial<NodeFacts>) => judge(f, MID, 20, gpuConfig).find((r) => r.check === 'gpus')!;
+    expect(judge({}).find((r) => r.check === 'gpus')).toBeUndefined();
+    expect(gpu({ gpus: ['nvidia0', 'nvidia1', 'nvidia2', 'nvidiactl'], gres: [{ count: 2, index: 0, file: '/dev/nvidia[1-2]' }] })).toMatchObject({ status: 'ok', detail: "nvidia0 nvidia1 nvidia2 in /dev; slurmd's GRES indices 0=nvidia1 1=nvidia2" });
+    expect(gpu({ gpus: ['nvidia0'] })).toMatchObject({ status: 'ok', detail: 'nvidia0 in /dev' });
+    expect(gpu({ gpus: ['nvidiactl'] })).toMatchObject({ status: 'warn', detail: 'no GPU (nvidia<N>) in /dev, though queue gpu passes GPUs: jobs here get none' });
+    expect(gpu({ gpus: ['nvidia0'], gres: [{ count: 1, index: 3, file: '/dev/nvidia-caps/nvidia-cap21' }] })).toMatchObject({ status: 'fail', detail: expect.stringMatching(/^slurmd's GRES index 3 is \/dev\/nvidia-caps\/nvidia-cap21, not a GPU in \/dev/) });
+    expect(gpu({ gpus: ['nvidia0'], gres: [{ count: 2, index: 0, file: '/opt/gpu/nvidia[0-1]' }] }).status).toBe('fail');
+    expect(gpu({ gpus: ['nvidia0'], gres: [{ count: 3, index: 0, file: '/dev/nvidia[0-1]' }] })).toMatchObject({ status: 'fail', detail: 'slurmd -G: jobbox: slurmd -G: a record of 3 GPUs names 2 files: /dev/nvidia[0-1]' });
+  });
+
   it('a healthy node passes everything', () => {
     expect(judge({}).every((r) => r.status === 'ok')).toBe(true);
     expect(judge({}).find((r) => r.check === 'clock')!.detail).toBe('0 ms ahead (±10 ms)');
