@@ -102,7 +102,7 @@ export function containerCwd(job: Job, mounts: Mount[]): string {
 export interface NodeFacts {
   /** Device names found under the config's device_dir on this node. */
   devices: string[];
-  /** For a GPU queue: the nvidia… device names under the config's gpu_dir on this node. */
+  /** The nvidia… device names under the config's gpu_dir on this node. */
   gpuDevices?: string[];
   /** For a GPU queue: which of its gpu_mounts exist on this node. */
   gpuMounts?: string[];

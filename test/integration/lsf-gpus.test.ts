@@ -1,4 +1,4 @@
-import { chown, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submitLsf } from '../harness/lsf/harness.js';
 import { containers, jobDirs, lsfFixture, spec, type LsfFixture } from '../support/lsf-fixture.js';
@@ -80,6 +80,22 @@ describe('LSF: each host\'s container gets the GPUs mbatchd gave the job there, 
     expect(run.state).toBe('DONE');
     expect(opened[0]).toMatch(/Operation not permitted/);
     expect(opened[1]).toMatch(/No such device or address/);
+  });
+
+  it('a config whose bjobs is not there: exit 99 with one line, never a requeue', async () => {
+    const area = await mkdtemp('/var/lib/jobbox-testbed/shared/lsf-gpus-');
+    try {
+      await chmod(area, 0o755);
+      const config = `${area}/jobbox.ini`;
+      await writeFile(config, (await readFile(fx.configPath, 'utf8')).replace(/^bjobs = .*$/m, 'bjobs = /opt/lsf/bin/bjobs'), { mode: 0o644 });
+      const hooks = { ...fx.hooks, preExec: fx.hooks.preExec.replace(fx.configPath, config) };
+      const run = await submitLsf(hooks, gpuJob({ hosts: [{ name: 'node1', slots: 1 }], gpus: { node1: [0] } }));
+      expect(run.preExec.map((p) => p.code)).toEqual([99]);
+      expect(run.preExec[0]!.stderr).toBe(`jobbox: job ${run.jobId}: GPUs: bjobs: not found on PATH: /opt/lsf/bin/bjobs\n`);
+      expect(await containers(run.jobId)).toEqual([]);
+    } finally {
+      await rm(area, { recursive: true, force: true });
+    }
   });
 
   it('mbatchd not answering bjobs: the pre-exec exits 1 (LSF requeues) and leaves nothing', async () => {

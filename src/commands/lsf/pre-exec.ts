@@ -51,12 +51,14 @@ export async function preExec(cli: string | undefined, dryRun: boolean, env: Nod
 async function withGpus(config: Config, job: Job): Promise<Job> {
   if (config.queues.get(job.queue)?.gpus !== 'allocated') return job;
   if (config.bjobs === '') {
-    throw new JobboxError('config [jobbox] bjobs', `must name LSF's bjobs: queue ${job.queue} passes GPUs (gpus = allocated), and only mbatchd says which a job got`, '', EXIT.permanent);
+    throw new JobboxError('config [jobbox] bjobs', 'must name LSF\'s bjobs for a queue that passes GPUs (gpus = allocated): only mbatchd says which a job got', `queue ${job.queue}`, EXIT.permanent);
   }
   // Loaded only here: exec/lsf.ts brings execa.
   const { runHookClient } = await import('../../exec/lsf.js');
   const r = await runHookClient(gpuAllocArgv(config.bjobs, job), BJOBS_TIMEOUT_MS);
-  if (r.code !== 0) throw new JobboxError(`job ${job.id}: GPUs`, printable(describeFailure('bjobs', r)), config.bjobs, EXIT.transient);
+  // A bjobs that is not there, or not runnable, is the config's mistake: no requeue mends it.
+  const unrunnable = r.code === undefined && (r.error === 'not found on PATH' || /\bEACCES\b/.test(r.error ?? ''));
+  if (r.code !== 0) throw new JobboxError(`job ${job.id}: GPUs`, printable(describeFailure('bjobs', r)), config.bjobs, unrunnable ? EXIT.permanent : EXIT.transient);
   const gpus = parseGpuAlloc(r.stdout, job.hosts.map((h) => h.name));
   return { ...job, hosts: job.hosts.map((h) => (gpus.get(h.name)?.length ? { ...h, gpus: gpus.get(h.name)! } : h)) };
 }
