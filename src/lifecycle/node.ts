@@ -73,12 +73,6 @@ export async function probe(session: Session, config: Config, job: Job, port: nu
   return parseProbe(await must(session, argv, config.startTimeoutMs, String(port), `${port}\n`));
 }
 
-/**
- * For a job whose containers join its scheduler's cgroups: the node must be on cgroup v1, the
- * only tree jobbox places them in today (docs/cgroups.md). Refused at once, as permanent, where it
- * is not: a container outside the job's cgroup would escape its limits and accounting, so there
- * is no fallback. The engine's driver is judged by its own run (systemdDriver).
- */
 /** The node must have every GPU the scheduler gave the job there: a device missing from gpu_dir is a config that no requeue mends. */
 export function checkGpus(config: Config, queue: Queue, host: Host, probe: Probe): void {
   const missing = missingGpus(queue, host, probe.gpuDevices ?? []);
@@ -87,6 +81,12 @@ export function checkGpus(config: Config, queue: Queue, host: Host, probe: Probe
   }
 }
 
+/**
+ * For a job whose containers join its scheduler's cgroups: the node must be on cgroup v1, the
+ * only tree jobbox places them in today (docs/cgroups.md). Refused at once, as permanent, where it
+ * is not: a container outside the job's cgroup would escape its limits and accounting, so there
+ * is no fallback. The engine's driver is judged by its own run (systemdDriver).
+ */
 export function checkCgroupV1(host: string, probe: Probe): void {
   if (probe.cgroupFs !== 'tmpfs') {
     throw new JobboxError(`${host}: cgroups`, 'a job\'s containers join its cgroups, which needs cgroup v1 (the filesystem at /sys/fs/cgroup)', probe.cgroupFs, EXIT.permanent);
@@ -101,7 +101,11 @@ export function checkCgroupV1(host: string, probe: Probe): void {
  */
 const SYSTEMD_DRIVER = /cgroup-parent for systemd cgroup should be a valid slice/;
 
-/** Before the node's docker run: the job's cpuset cgroups, from slurmd's root down to its extern step's task (plan/node.ts cpusetArgv). */
+/**
+ * Before the node's docker run: the job's cpuset cgroups, from slurmd's root down to its extern
+ * step's task (plan/node.ts cpusetArgv); on a node with GPUs, mknod of them given back on the
+ * job's device cgroups, which ConstrainDevices denies (mknodArgv; every queue's jobs need it).
+ */
 export async function joinSlurmCgroups(session: Session, config: Config, job: Job, multipleSlurmd: boolean, index: number, probe: Probe): Promise<void> {
   const host = job.hosts[index]!;
   const levels = slurmExternTask(job, multipleSlurmd, index);
