@@ -227,7 +227,7 @@ export function nodeSteps(config: Config, job: Job, image: Image): { when: strin
     { when: 'first node, when jobbox\'s own client cannot ask the registry: the pull lock\'s dir, then the tag\'s pull, which pins the job to the digest it prints', argv: lockDirArgv() },
     { when: 'first node: the pull', argv: pullArgv(config, image.ref) },
     { when: 'first node, when the registry fails: the digest of its own copy', argv: [e, ...repoDigestsArgv(image.ref)] },
-    { when: 'while the port is checked: is the port free (the port on stdin), the cgroup filesystem (v1 for a job that joins its cgroups), and the devices', argv: probeArgv(config, config.queues.get(job.queue)!) },
+    { when: 'while the port is checked: is the port free (the port on stdin), the cgroup filesystem (v1 for a job that joins its cgroups), the devices and GPUs, and for a Slurm GPU job slurmd\'s GPU records', argv: probeArgv(config, config.queues.get(job.queue)!, job.containment?.scheduler === 'slurm') },
     { when: 'first node, a digest whose accounts are not cached yet: does it hold the digest (pull_policy missing)', argv: [e, ...imageIdArgv(pinned)] },
     { when: 'a node whose docker run (--pull never) finds no such image, or every node with pull_policy always: the lock\'s dir, then a pull by digest', argv: pullArgv(config, runRef(pinned)) },
     { when: 'first node, a digest not seen before: its accounts and sshd release', argv: [e, ...imageAccountsArgv(pinned, 'jobbox-check-<random>')] },
