@@ -235,7 +235,9 @@ describe('a port file with a foreign name', () => {
     const answers = children.map((child) => new Promise<Answer>((resolve, reject) => {
       child.on('message', (m: Answer & { ready?: true }) => { if (!m.ready) resolve(m); });
       child.on('error', reject);
-      child.on('exit', (code) => reject(new Error(`burst worker exited ${code} without an answer`)));
+      // 'close', not 'exit': an exit can be seen before the last message on the channel is read
+      // (CI once saw it on a loaded machine).
+      child.on('close', (code) => reject(new Error(`burst worker exited ${code} without an answer`)));
     }));
     await Promise.all(children.map((child) => new Promise((r) => child.once('message', r))));
     for (const child of children) child.send('go');
@@ -274,10 +276,12 @@ const BURST_WORKER = `
 import { allocatePort } from '../../src/ports/allocator.js';
 const [dir = '', claim = '', first = '0', last = '0', grace = '0'] = process.argv.slice(2);
 process.once('message', () => {
+  // The answer is sent before the channel closes: disconnect only once it is out.
+  const answer = (m: { port?: number; error?: string }) => process.send?.(m, () => process.disconnect());
   allocatePort(dir, { first: Number(first), last: Number(last) }, claim, new Set(), Number(grace)).then(
-    (port) => process.send?.({ port }),
-    (err: Error) => process.send?.({ error: err.message }),
-  ).finally(() => process.disconnect());
+    (port) => answer({ port }),
+    (err: Error) => answer({ error: err.message }),
+  );
 });
 process.send?.({ ready: true });
 `;
