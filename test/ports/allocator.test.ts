@@ -358,7 +358,7 @@ describe('concurrency', () => {
         const child = fork(worker, [dir, held, `${1000 + i}`, `${CYCLES}`, `${R8.first}`, `${R8.last}`], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
         child.on('message', (m) => { result = m as Result; });
         child.on('error', reject);
-        child.on('exit', (code) => (code === 0 && result ? resolve(result) : reject(new Error(`worker ${i} exited ${code}`))));
+        child.on('close', (code) => (code === 0 && result ? resolve(result) : reject(new Error(`worker ${i} exited ${code}`))));
       })),
     );
     const total = results.reduce((a, r) => ({ completed: a.completed + r.completed, duplicates: a.duplicates + r.duplicates, badReleases: a.badReleases + r.badReleases }), { completed: 0, duplicates: 0, badReleases: 0 });
