@@ -351,10 +351,15 @@ export function gresFiles(records: { count: number; index: number; file: string 
 
 /** `0-1,4` → [0, 1, 4]; a range that runs backwards is unreadable. */
 function expandIndices(list: string): number[] {
-  return list.split(',').flatMap((range) => {
+  return ranges(list, 'GRES index list').flatMap(([lo, hi]) => Array.from({ length: hi - lo + 1 }, (_, i) => lo + i));
+}
+
+/** `0-3,6` (Slurm's CPU_IDs and IDX lists) → [[0, 3], [6, 6]]; a range that runs backwards is an unreadable `what`. */
+function ranges(list: string, what: string): [number, number][] {
+  return list.split(',').map((range) => {
     const [lo, hi = lo] = range.split('-').map(Number);
-    if (hi! < lo!) throw new JobboxError(SHOW_JOB, 'unreadable GRES index list', list);
-    return Array.from({ length: hi! - lo! + 1 }, (_, i) => lo! + i);
+    if (hi! < lo!) throw new JobboxError(SHOW_JOB, `unreadable ${what}`, list);
+    return [lo!, hi!];
   });
 }
 
@@ -401,11 +406,7 @@ function firstLine(text: string, id: string): RegExpExecArray {
 /** `CPU_IDs=0-3,6` → 5. */
 function cpuCount(ids: string): number {
   if (!/^\d{1,6}(?:-\d{1,6})?(?:,\d{1,6}(?:-\d{1,6})?)*$/.test(ids)) throw new JobboxError(SHOW_JOB, 'unreadable CPU_IDs', ids);
-  return ids.split(',').reduce((n, range) => {
-    const [lo, hi = lo] = range.split('-').map(Number);
-    if (hi! < lo!) throw new JobboxError(SHOW_JOB, 'unreadable CPU_IDs', ids);
-    return n + hi! - lo! + 1;
-  }, 0);
+  return ranges(ids, 'CPU_IDs').reduce((n, [lo, hi]) => n + hi - lo + 1, 0);
 }
 
 // ---- The Prolog and the Epilog ----
