@@ -14,6 +14,7 @@ import { registryDigest } from '../exec/registry.js';
 import { ensureImage, imageAccounts } from '../lifecycle/node.js';
 import { eachNode } from '../lifecycle/sessions.js';
 import { openLog } from '../log.js';
+import { dialect } from '../plan/engine.js';
 import { checksTable, engineInfoArgv, factsArgv, judgeEngine, judgeFacts, judgeMemlock, largestMemlock, memlockArgv, parseFacts, sortChecks, type Check } from '../plan/doctor.js';
 import { expandHostlist } from '../scheduler/slurm.js';
 import { asRoot } from './admin.js';
@@ -48,6 +49,7 @@ export async function doctor(args: DoctorArgs, env: NodeJS.ProcessEnv): Promise<
 
   // The same for every node: the most memory a queue's container may lock.
   const memlock = largestMemlock(config);
+  const d = dialect(config.engine);
   // A marker in each shared dir: a node that sees it sees the same directory.
   const marker = `.jobbox-doctor-${randomBytes(6).toString('hex')}`;
   const markers = [config.portDir, config.stateDir].map((d) => join(d, marker));
@@ -56,15 +58,16 @@ export async function doctor(args: DoctorArgs, env: NodeJS.ProcessEnv): Promise<
   try {
     const listed = await eachNode(config, nodes, async (s) => {
       const out: Check[] = [];
-      const engine = await s.run([config.engine, ...engineInfoArgv()], config.connectTimeoutMs);
+      const engine = await s.run([config.engine, ...engineInfoArgv(d)], config.connectTimeoutMs);
       out.push(judgeEngine(s.host, engine.code ?? -1, engine.stdout, engine.stderr));
       const t0 = Date.now();
       const facts = await s.run(factsArgv(config, marker), config.connectTimeoutMs);
       const t1 = Date.now();
       if (facts.code !== 0) throw new JobboxError(`${s.host}: facts`, `exit ${facts.code}`, facts.stderr.trim().split('\n')[0] ?? '');
-      out.push(...judgeFacts(config, s.host, parseFacts(facts.stdout), (t0 + t1) / 2, t1 - t0));
+      const known = parseFacts(facts.stdout);
+      out.push(...judgeFacts(config, s.host, known, (t0 + t1) / 2, t1 - t0));
       if (engine.code === 0 && pinned[0] && memlock) {
-        const r = await s.run([config.engine, ...memlockArgv(runRef(pinned[0]), memlock.bytes, `jobbox-check-${randomBytes(6).toString('hex')}`)], config.startTimeoutMs);
+        const r = await s.run([config.engine, ...memlockArgv(d, known.limits, runRef(pinned[0]), memlock.bytes, `jobbox-check-${randomBytes(6).toString('hex')}`)], config.startTimeoutMs);
         out.push(judgeMemlock(s.host, memlock, r.code ?? -1, r.stdout, r.stderr));
       }
       return out;

@@ -11,6 +11,7 @@ import { commandFailed, ensureImage, firstLine, lines, pinImage } from '../lifec
 import { eachNode } from '../lifecycle/sessions.js';
 import { registryDigest } from '../exec/registry.js';
 import { openLog } from '../log.js';
+import { dialect } from '../plan/engine.js';
 import { aliasRefs, containerIdsArgv, containerImagesArgv, type Fate, type GcInput, imageTableArgv, managedRepo, parseImageTable, planImageGc, rmiArgv } from '../plan/image-gc.js';
 import { imagesArgv, parseImages } from '../plan/node.js';
 import { expandHostlist } from '../scheduler/slurm.js';
@@ -171,13 +172,14 @@ export interface GcReport {
   failed: { node: string; error: string }[];
 }
 
-// A name that went between the listing and the rmi (another gc, an admin): already gone is success.
-const GONE = /No such image/;
-const NO_CONTAINER = /No such (?:object|container)/;
+// A container removed since the listing: docker says `No such object`, Podman `no such container`.
+const NO_CONTAINER = /No such (?:object|container)/i;
 
 /** One node: list its images, then its containers' images, plan, and remove (unless a dry run), one image at a time. */
 async function gcNode(s: Session, config: Config, opts: GcOptions, keepers: Pick<GcInput, 'managed' | 'named'>, log: Logger): Promise<Omit<GcImage, 'node'>[]> {
   const t = config.startTimeoutMs;
+  // A name that went between the listing and the rmi (another gc, an admin): already gone is success.
+  const gone = dialect(config.engine).imageGone;
   const ask = async (argv: string[]) => {
     const r = await s.run([config.engine, ...argv], t);
     return { r, fail: () => commandFailed(s.host, [config.engine, ...argv], r, s.host) };
@@ -211,11 +213,11 @@ async function gcNode(s: Session, config: Config, opts: GcOptions, keepers: Pick
     }
     const rmi = await ask(rmiArgv(p.refs));
     const errors = lines(rmi.r.stderr);
-    if (rmi.r.code === 0 || (errors.length > 0 && errors.every((l) => GONE.test(l)))) {
+    if (rmi.r.code === 0 || (errors.length > 0 && errors.every((l) => gone.test(l)))) {
       result.push({ ...image, status: 'removed' });
       log.info({ node: s.host, image: p.id, refs: p.refs }, 'image gc: removed');
     } else {
-      const error = `${config.engine} rmi: exit ${rmi.r.code}: ${printable(errors.find((l) => !GONE.test(l)) ?? '')}`;
+      const error = `${config.engine} rmi: exit ${rmi.r.code}: ${printable(errors.find((l) => !gone.test(l)) ?? '')}`;
       result.push({ ...image, status: 'failed', error });
       log.warn({ node: s.host, image: p.id, refs: p.refs, error }, 'image gc: removal failed');
     }

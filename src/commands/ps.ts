@@ -9,6 +9,7 @@ import { eachNode } from '../lifecycle/sessions.js';
 import { commandFailed } from '../lifecycle/node.js';
 import { listClaims } from '../ports/allocator.js';
 import { attemptOver, hostfileHosts, jobsToAsk, parseKey, planGc } from '../plan/gc.js';
+import { dialect } from '../plan/engine.js';
 import { clusterPsArgv, parseClusterPs, planPs, psTable, type ContainerFact } from '../plan/ps.js';
 import { refKey } from '../scheduler/answer.js';
 import { expandHostlist } from '../scheduler/slurm.js';
@@ -35,7 +36,7 @@ export async function ps(args: PsArgs, env: NodeJS.ProcessEnv): Promise<number> 
   if (nodes.length === 0) throw new JobboxError('ps', 'no job dir names a node, so there is none to ask: give --nodes', config.stateDir, EXIT.usage);
 
   const listed = await eachNode(config, nodes, async (s) => {
-    const argv = [config.engine, ...clusterPsArgv()];
+    const argv = [config.engine, ...clusterPsArgv(dialect(config.engine))];
     const r = await s.run(argv, config.connectTimeoutMs);
     if (r.code !== 0) throw commandFailed(s.host, argv, r, 'label=org.jobbox.job');
     return parseClusterPs(s.host, r.stdout);

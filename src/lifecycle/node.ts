@@ -14,6 +14,7 @@ import { imageCacheDir, OPENSSH_MIN, openSshAtLeast, parseOpenSsh, sshdLacks } f
 import { cgroupCleanupArgv, cpusetArgv, mknodArgv, imageIdArgv, localDigest, lockDirArgv, logsArgv, parseProbe, probeArgv, type Probe, pullArgv, pulledDigest, repoDigestsArgv, usageArgv } from '../plan/node.js';
 import { DIGEST, repoOf, runRef } from '../config/ref.js';
 import { slurmExternTask } from '../scheduler/slurm.js';
+import { dialect } from '../plan/engine.js';
 import type { Result } from '../result.js';
 
 /** Who holds the job's container name on a node. */
@@ -48,11 +49,8 @@ async function must(session: Session, argv: string[], timeoutMs: number, value: 
 // hint reads "See 'docker run --help'." in older releases, "Run 'docker run --help' for more
 // information" in newer ones.
 const HELP_HINT = /(?:See|Run) '[^']*--help'/;
-// The engine could not be reached. docker says so in one of two ways: plainly, or, for a run
-// with --device, as the server OS it could not learn (its ping failed, so the OS is empty):
-// `unknown server OS: ` (docker 28), `unknown server OS: .` (older releases).
-const NO_DAEMON = /Cannot connect to the Docker daemon|unknown server OS: ?\.?$/m;
-const DAEMON_ANSWER = new RegExp(`Error response from daemon|${NO_DAEMON.source}`, NO_DAEMON.flags);
+// A daemon's answer may heal; Podman has none, and its usage errors are its CLI's own.
+const DAEMON_ANSWER = new RegExp(`Error response from daemon|${dialect('docker').unreachable!.source}`, 'm');
 
 // runc could not give the container its device rules below the job's cgroups: the scheduler
 // denies the job a device (Slurm's ConstrainDevices; see joinSlurmCgroups). Another attempt
@@ -93,13 +91,11 @@ export function checkCgroupV1(host: string, probe: Probe): void {
   }
 }
 
-/**
- * dockerd on the systemd driver takes only a `.slice` for --cgroup-parent, and says so before it
- * creates anything: the job's cgroups, absolute paths for the cgroupfs driver, cannot be joined
- * there, and no requeue changes the engine's driver. Read from the run's refusal rather than asked
- * with `docker info` before every start, which costs each node an engine call.
- */
-const SYSTEMD_DRIVER = /cgroup-parent for systemd cgroup should be a valid slice/;
+// An engine on the systemd driver takes only a `.slice` for --cgroup-parent, and says so before
+// it creates anything (Dialect.systemdDriver): the job's cgroups, absolute paths for the
+// cgroupfs driver, cannot be joined there, and no requeue changes the engine's driver. Read
+// from the run's refusal rather than asked with `docker info` before every start, which costs
+// each node an engine call.
 
 /**
  * Before the node's docker run: the job's cpuset cgroups, from slurmd's root down to its extern
@@ -118,7 +114,7 @@ export async function joinSlurmCgroups(session: Session, config: Config, job: Jo
  * call costs more than the rest of a probe, and a fresh job's name is free.
  */
 export async function nameHolder(session: Session, config: Config, job: Job, nonce: string): Promise<Holder> {
-  const named = await must(session, [config.engine, ...nameArgv(job)], config.startTimeoutMs, containerName(job));
+  const named = await must(session, [config.engine, ...nameArgv(dialect(config.engine), job)], config.startTimeoutMs, containerName(job));
   const [id, state, attempt, label] = named.trim().split(/\s+/);
   const ours = id !== undefined && attempt === job.attempt && label === nonce && state === 'running';
   return { running: ours ? id : undefined, stale: id && !ours ? [id] : [] };
@@ -139,22 +135,23 @@ export async function startContainer(
   pull: () => Promise<void>, untouched: () => void,
 ): Promise<void> {
   const t = config.startTimeoutMs;
+  const d = dialect(config.engine);
   if (known?.running) return;
   if (known?.stale.length) await must(session, [config.engine, ...removeArgv(known.stale)], t, known.stale.join(' '));
   let run = await session.run([config.engine, ...argv], t);
   // The client's own first words, not a line the daemon may have relayed from elsewhere.
-  if (run.code !== 0 && !known?.stale.length && NO_DAEMON.test(firstLine(run.stderr))) {
+  if (run.code !== 0 && !known?.stale.length && d.unreachable?.test(firstLine(run.stderr))) {
     untouched();
     throw commandFailed(session.host, [config.engine, ...argv], run, image.ref);
   }
   let pulled = false;
-  if (run.code !== 0 && NO_IMAGE.test(run.stderr)) {
+  if (run.code !== 0 && d.noImage.test(run.stderr)) {
     await pull();
     pulled = true;
     run = await session.run([config.engine, ...argv], t);
   }
   if (run.code === 0) return;
-  if (job.containment && SYSTEMD_DRIVER.test(run.stderr)) {
+  if (job.containment && d.systemdDriver.test(run.stderr)) {
     throw new JobboxError(`${session.host}: ${config.engine} run`, 'a job\'s containers join its cgroups, which needs the engine\'s cgroupfs driver (it uses systemd)', firstLine(run.stderr), EXIT.permanent);
   }
   // Where the port was free the name was not looked at: it may be held by a re-run whose sshd
@@ -176,9 +173,6 @@ export async function startContainer(
   await must(session, [config.engine, ...argv], t, image.ref);
 }
 
-/** dockerd's answer to a run (`--pull never`) or an inspect of an image the node does not hold. */
-const NO_IMAGE = /Error response from daemon: No such image: /;
-
 /** A pull on a node, serialized with the node's other pulls (flock). */
 async function pullOn(session: Session, config: Config, ref: string): Promise<Result> {
   const lockDir = lockDirArgv();
@@ -196,9 +190,10 @@ async function pullOn(session: Session, config: Config, ref: string): Promise<Re
 export async function pinImage(session: Session, config: Config, image: Image, log: Logger): Promise<Image> {
   const pulled = await pullOn(session, config, image.ref);
   if (pulled.code === 0) {
-    const digest = pulledDigest(pulled.stdout);
+    // docker's pull prints the digest; Podman's does not, and its copy is asked then.
+    const digest = pulledDigest(pulled.stdout) ?? localDigest((await session.run([config.engine, ...repoDigestsArgv(image.ref)], config.connectTimeoutMs)).stdout, repoOf(image.ref));
     // The same engine prints the same way next time: no requeue would help.
-    if (!digest) throw new JobboxError(`${session.host}: pull`, 'the engine pulled the tag but printed no single manifest digest to pin (docker prints "Digest: sha256:…")', image.ref, EXIT.permanent);
+    if (!digest) throw new JobboxError(`${session.host}: pull`, 'the engine pulled the tag but named no single manifest digest to pin (docker prints "Digest: sha256:…", the copy\'s RepoDigests hold it)', image.ref, EXIT.permanent);
     return { ...image, digest };
   }
   const reason = firstLine(pulled.stderr);
@@ -381,7 +376,7 @@ export async function clearCgroups(s: Session, config: Config, clear: CgroupClea
 
 export async function removeContainers(s: Session, config: Config, job: Attempt): Promise<number> {
   const listed = await s.run([config.engine, ...psArgv(job)], config.connectTimeoutMs);
-  if (listed.code !== 0) throw new JobboxError(`${s.host}: docker ps`, printable(listed.stderr.trim()), job.id, EXIT.transient);
+  if (listed.code !== 0) throw new JobboxError(`${s.host}: ${config.engine} ps`, printable(listed.stderr.trim()), job.id, EXIT.transient);
   const ids = listed.stdout.split('\n').filter(Boolean);
   if (ids.length === 0) return 0;
   const removed = await s.run([config.engine, ...removeArgv(ids)], config.startTimeoutMs);
@@ -391,7 +386,7 @@ export async function removeContainers(s: Session, config: Config, job: Attempt)
   const said = lines(removed.stderr);
   const complaints = said.filter((l) => !/No such container/i.test(l));
   if (removed.code !== 0 && (said.length === 0 || complaints.length > 0)) {
-    throw new JobboxError(`${s.host}: docker rm`, printable(complaints.join('; ') || `exit ${removed.code}`), ids.join(' '), EXIT.transient);
+    throw new JobboxError(`${s.host}: ${config.engine} rm`, printable(complaints.join('; ') || `exit ${removed.code}`), ids.join(' '), EXIT.transient);
   }
   return ids.length;
 }

@@ -8,6 +8,7 @@ import type { Config, Image, Mount, Queue } from '../config/types.js';
 import type { Attempt, Host, Job, LsfNest } from '../job/job.js';
 import { gresFiles, slurmExternTask, slurmJobCgroup } from '../scheduler/slurm.js';
 import { EXIT, JobboxError } from '../errors.js';
+import { dialect, type Dialect, type NodeLimits } from './engine.js';
 import { gpuEnv, jobKey, mpiEnv, setEnvLine, type JobPaths } from './job-files.js';
 
 const LABEL = 'org.jobbox';
@@ -106,6 +107,8 @@ export interface NodeFacts {
   gpuDevices?: string[];
   /** For a GPU queue: which of its gpu_mounts exist on this node. */
   gpuMounts?: string[];
+  /** The hard limits of the session that runs the engine there. */
+  limits?: NodeLimits;
 }
 
 export function jobMounts(queue: Queue, image: Image): Mount[] {
@@ -156,6 +159,7 @@ export function runArgv(
     ...jobCgroup(job, host),
     ...(memory !== undefined ? ['--memory', String(memory)] : []),
     '--ulimit', `memlock=${memlock}:${memlock}`,
+    ...dialect(config.engine).limits(facts.limits),
     '--pids-limit', String(queue.pidsLimit),
     '--shm-size', String(queue.shmSizeBytes),
     '--cap-drop', 'ALL',
@@ -239,8 +243,9 @@ export function psArgv(job: Attempt): string[] {
 }
 
 /** Any container holding the job's name: a leftover of another attempt blocks the name. */
-export function nameArgv(job: Attempt): string[] {
-  return ['ps', '--all', '--filter', `name=^/${containerName(job)}$`, '--format', `{{.ID}} {{.State}} {{.Label "${LABEL}.attempt"}} {{.Label "${LABEL}.nonce"}}`];
+export function nameArgv(d: Dialect, job: Attempt): string[] {
+  // Docker matches the name with and without its leading slash, Podman's has none.
+  return ['ps', '--all', '--filter', `name=^${containerName(job)}$`, '--format', `{{.ID}} {{${d.state}}} {{${d.label(`${LABEL}.attempt`)}}} {{${d.label(`${LABEL}.nonce`)}}}`];
 }
 
 /** Prints `true false`: whether the job's container on a node still runs (its sshd with it), and whether the kernel killed it for memory. */

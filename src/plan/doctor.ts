@@ -1,6 +1,7 @@
 // `jobbox doctor`: what an admin checks on a node before it takes jobs. Pure: the fixed
 // commands a node runs, their output parsed into facts, and facts judged into one row per
 // check and node. commands/doctor.ts runs them.
+import { type Dialect, type NodeLimits, parseLimits } from './engine.js';
 import type { Config } from '../config/types.js';
 import { noControls } from '../errors.js';
 import { gresFiles } from '../scheduler/slurm.js';
@@ -16,18 +17,19 @@ export interface Check {
 }
 
 /** The engine's version, cgroup driver and version, in one call. */
-export function engineInfoArgv(): string[] {
-  return ['info', '--format', '{{.ServerVersion}} {{.CgroupDriver}} {{.CgroupVersion}}'];
+export function engineInfoArgv(d: Dialect): string[] {
+  return ['info', '--format', d.info];
 }
 
 export function judgeEngine(node: string, code: number, stdout: string, stderr: string): Check {
   const row = (status: CheckStatus, detail: string): Check => ({ check: 'engine', node, status, detail });
   if (code !== 0) return row('fail', `does not answer: ${stderr.trim().split('\n')[0] || `exit ${code}`}`);
   const [version = '', driver = '', cgroup = ''] = stdout.trim().split(/\s+/);
-  const what = `server ${version}, ${driver} cgroup driver, cgroup v${cgroup}`;
+  // Podman says `v1`, docker `1`.
+  const what = `server ${version}, ${driver} cgroup driver, cgroup v${cgroup.replace(/^v/, '')}`;
   // docs/cgroups.md: a container joins the job's cgroup by --cgroup-parent, a path, which the
   // systemd driver refuses (it takes only a slice).
-  if (driver === 'systemd') return row('fail', `${what}: jobbox needs the cgroupfs driver (dockerd --exec-opt native.cgroupdriver=cgroupfs)`);
+  if (driver === 'systemd') return row('fail', `${what}: jobbox needs the cgroupfs driver (dockerd --exec-opt native.cgroupdriver=cgroupfs; Podman: cgroup_manager = "cgroupfs" in containers.conf)`);
   if (driver !== 'cgroupfs') return row('fail', `${what}: an unknown cgroup driver`);
   return row('ok', what);
 }
@@ -72,6 +74,8 @@ for pid in $(ss -Hltnp "sport = :$ssh_port" 2>/dev/null | grep -o 'pid=[0-9]*' |
   break
 done
 echo "sshd_config $conf"
+# The session's hard nofile and nproc, and pid_max: what a Podman container may get (plan/engine.ts).
+echo "limits $(awk '/^Max open files/ {print $5}' /proc/self/limits) $(awk '/^Max processes/ {print $4}' /proc/self/limits) $(cat /proc/sys/kernel/pid_max)"
 echo "maxstartups $(timeout 10 sshd -T -f "$conf" 2>/dev/null | sed -n 's/^maxstartups //p')"
 `;
 
@@ -94,10 +98,11 @@ export interface NodeFacts {
   sshdConfig: string;
   /** sshd -T's `maxstartups start:rate:full`; undefined when it could not be read. */
   maxStartups: number | undefined;
+  limits: NodeLimits;
 }
 
 export function parseFacts(stdout: string): NodeFacts {
-  const facts: NodeFacts = { clockNs: undefined, dirs: [], ephemeral: undefined, reserved: [], devices: [], gpus: [], gres: [], sshdConfig: '', maxStartups: undefined };
+  const facts: NodeFacts = { clockNs: undefined, dirs: [], ephemeral: undefined, reserved: [], devices: [], gpus: [], gres: [], sshdConfig: '', maxStartups: undefined, limits: parseLimits(undefined) };
   for (const line of stdout.split('\n')) {
     const [key = '', ...rest] = line.trim().split(/\s+/);
     if (key === 'clock' && /^\d+$/.test(rest[0] ?? '')) facts.clockNs = BigInt(rest[0]!);
@@ -114,6 +119,7 @@ export function parseFacts(stdout: string): NodeFacts {
     else if (key === 'gres' && rest.length === 3 && /^\d+$/.test(rest[0]!) && /^\d+$/.test(rest[1]!)) facts.gres.push({ count: Number(rest[0]), index: Number(rest[1]), file: rest[2]! });
     else if (key === 'sshd_config') facts.sshdConfig = rest.join(' ');
     else if (key === 'maxstartups' && /^\d+/.test(rest[0] ?? '')) facts.maxStartups = Number.parseInt(rest[0]!, 10);
+    else if (key === 'limits') facts.limits = parseLimits(rest.join(' '));
   }
   return facts;
 }
@@ -215,11 +221,14 @@ export function largestMemlock(config: Config): { bytes: number; queue: string }
   return best;
 }
 
-/** A throwaway container with that memlock, boxed as the image check's: the engine must be able to set what a queue passes. */
-export function memlockArgv(ref: string, bytes: number, name: string): string[] {
+/**
+ * A throwaway container with that memlock, boxed as the image check's: the engine must be able
+ * to set what a queue passes, with the other limits a job's container gets there.
+ */
+export function memlockArgv(d: Dialect, limits: NodeLimits, ref: string, bytes: number, name: string): string[] {
   return [
     'run', '--rm', '--name', name, '--label', 'org.jobbox.check=memlock', '--pull', 'never', '--net', 'none', '--user', '65534:65534',
-    '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--pids-limit', '64', '--ulimit', `memlock=${bytes}:${bytes}`,
+    '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--pids-limit', '64', '--ulimit', `memlock=${bytes}:${bytes}`, ...d.limits(limits),
     '--entrypoint', '/bin/sh', ref, '-c', 'ulimit -l',
   ];
 }

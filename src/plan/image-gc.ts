@@ -107,7 +107,8 @@ export interface GcInput {
  * In order: by repository, then newest first.
  */
 export function planImageGc(input: GcInput): ImagePlan[] {
-  const used = new Set(input.used);
+  // Podman's inspect prints a container's image id without its algorithm, docker with it.
+  const used = new Set([...input.used].map((id) => (id.includes(':') ? id : `sha256:${id}`)));
   const byId = new Map<string, { id: string; created: number; refs: Set<string>; repos: Set<string> }>();
   for (const r of input.rows) {
     if (!input.managed(r.repository)) continue;

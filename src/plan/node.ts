@@ -7,6 +7,7 @@ import { DIGEST, runRef } from '../config/ref.js';
 import type { Config, Image, Queue } from '../config/types.js';
 import type { Attempt, Job } from '../job/job.js';
 import { slurmExternTask } from '../scheduler/slurm.js';
+import { dialect, parseLimits } from './engine.js';
 import { cgroupClear, containerName, imageAccountsArgv, nameArgv, psArgv, removeArgv, runningArgv, type CgroupClear, type NodeFacts } from './container.js';
 
 /** install -d also closes a directory left more open (by hand, or by an older jobbox). */
@@ -79,7 +80,8 @@ export function localDigest(stdout: string, repo: string): string | undefined {
  * `tmpfs` where the v1 hierarchies are, `cgroup2` for v2 (`-` for none); then the names of the
  * character devices in device_dir, one a line after `d ` (none when there is no such
  * directory); those in gpu_dir named nvidia…, after `g `, each with its `major:minor`; and, for
- * a queue that passes GPUs, which of its gpu_mounts exist on the node, after `m `.
+ * a queue that passes GPUs, which of its gpu_mounts exist on the node, after `m `; the
+ * session's hard nofile and nproc and the kernel's pid_max after `l `.
  */
 export function probeArgv(config: Config, queue: Queue, slurm = false): string[] {
   const gpus = queue.gpus === 'allocated';
@@ -103,7 +105,7 @@ export function parseProbe(stdout: string): Probe {
   const tagged = (tag: string) => rest.filter((l) => l.startsWith(`${tag} `)).map((l) => l.slice(2));
   const gpus = tagged('g').map((l) => /^(.+) (\d+:\d+)$/.exec(l)).filter((m) => m !== null);
   const gres = tagged('s').map((l) => /^(\d+) (\d+) (\S+)$/.exec(l)).filter((m) => m !== null).map((m) => ({ count: Number(m[1]), index: Number(m[2]), file: m[3]! }));
-  return { listening: said !== 'free', cgroupFs, devices: tagged('d'), gpuDevices: gpus.map((m) => m[1]!), gpuNumbers: gpus.map((m) => m[2]!), gpuMounts: tagged('m'), ...(gres.length > 0 && { gres }) };
+  return { listening: said !== 'free', cgroupFs, limits: parseLimits(tagged('l')[0]), devices: tagged('d'), gpuDevices: gpus.map((m) => m[1]!), gpuNumbers: gpus.map((m) => m[2]!), gpuMounts: tagged('m'), ...(gres.length > 0 && { gres }) };
 }
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -185,16 +187,19 @@ export function cgroupCleanupArgv(clear: CgroupClear): string[] {
 /**
  * What the job's container on a node used, read from its own cgroup (v1) before it is removed:
  * CPU nanoseconds (cpuacct.usage) and peak memory bytes (memory.max_usage_in_bytes), one a line.
- * A container with no cgroup parent of its own is under the engine's `/docker`. A fixed script:
- * the engine and the name are positional arguments.
+ * The cgroup is the one its first process is in: Docker names it by the container id, Podman
+ * `libpod-<id>`, each under its own parent when none is given. A fixed script: the engine and
+ * the name are positional arguments.
  */
 export function usageArgv(engine: string, job: Attempt): string[] {
   const script = [
     'set -e',
-    'id=$("$1" inspect --format "{{.Id}}" "$2")',
-    'parent=$("$1" inspect --format "{{.HostConfig.CgroupParent}}" "$2")',
-    '[ -n "$parent" ] || parent=/docker',
-    'cat "/sys/fs/cgroup/cpuacct$parent/$id/cpuacct.usage" "/sys/fs/cgroup/memory$parent/$id/memory.max_usage_in_bytes"',
+    'pid=$("$1" inspect --format "{{.State.Pid}}" "$2")',
+    // A path in /proc/PID/cgroup, as `N:controller[,controller…]:path`.
+    'cg() { awk -F: -v c="$1" \'{ n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3 }\' "/proc/$pid/cgroup"; }',
+    'cpu=$(cg cpuacct) mem=$(cg memory)',
+    '[ -n "$cpu" ] && [ -n "$mem" ]',
+    'cat "/sys/fs/cgroup/cpuacct$cpu/cpuacct.usage" "/sys/fs/cgroup/memory$mem/memory.max_usage_in_bytes"',
   ].join('\n');
   return ['sh', '-c', script, 'sh', engine, containerName(job)];
 }
@@ -231,7 +236,7 @@ export function nodeSteps(config: Config, job: Job, image: Image): { when: strin
     { when: 'first node, a digest whose accounts are not cached yet: does it hold the digest (pull_policy missing)', argv: [e, ...imageIdArgv(pinned)] },
     { when: 'a node whose docker run (--pull never) finds no such image, or every node with pull_policy always: the lock\'s dir, then a pull by digest', argv: pullArgv(config, runRef(pinned)) },
     { when: 'first node, a digest not seen before: its accounts and sshd release', argv: [e, ...imageAccountsArgv(pinned, 'jobbox-check-<random>')] },
-    { when: 'the port is taken, or docker run failed: who holds the job\'s name', argv: [e, ...nameArgv(job)] },
+    { when: 'the port is taken, or docker run failed: who holds the job\'s name', argv: [e, ...nameArgv(dialect(e), job)] },
     { when: 'after docker run, while its sshd does not answer: does the container still run', argv: [e, ...runningArgv(job)] },
     { when: 'its sshd never answered: the container\'s last words', argv: [e, ...logsArgv(job)] },
     { when: 'teardown, before the removal: what the container used', argv: usageArgv(e, job) },
@@ -284,6 +289,13 @@ sub devices {
     print "$tag $_$n\\n";
   }
 }
+# The session's hard limits and the kernel's pid_max, which a container of an engine without a
+# daemon may not exceed (plan/engine.ts).
+my %hard = ("open files" => "-", "processes" => "-");
+if (open(my $l, "<", "/proc/self/limits")) { while (<$l>) { $hard{$1} = $2 if /^Max (open files|processes)\\s+\\S+\\s+(\\S+)/ } }
+my $pids = "-";
+if (open(my $p, "<", "/proc/sys/kernel/pid_max")) { ($pids) = (<$p> // "-") =~ /(\\S+)/ }
+print "l $hard{'open files'} $hard{processes} $pids\\n";
 my ($ib, $gpu, $gres, @mounts) = @ARGV;
 devices("d", $ib, qr/^/, 0);
 devices("g", $gpu, qr/^nvidia/, 1);

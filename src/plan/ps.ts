@@ -2,19 +2,20 @@
 // what the shared dirs and the scheduler say of its attempt, and what a plain `jobbox gc` would
 // do with it (planGc's decision, plan/gc.ts). Pure: listings and facts in, rows out.
 import { noControls } from '../errors.js';
+import type { Dialect } from './engine.js';
 import { parseKey, type GcAction } from './gc.js';
 
 const LABEL = 'org.jobbox';
 // Each field as a JSON string: an image's own labels may hold tabs and newlines (a throwaway
 // image check inherits them), and must not break a line into rows of their own.
-const FIELDS = ['.Names', ...['job', 'index', 'attempt', 'owner', 'check'].map((l) => `(.Label "${LABEL}.${l}")`), '.Image', '.State', '.CreatedAt'].map((f) => `{{json ${f}}}`);
+const fields = (d: Dialect) => ['.Names', ...['job', 'index', 'attempt', 'owner', 'check'].map((l) => `(${d.label(`${LABEL}.${l}`)})`), '.Image', d.state, '.CreatedAt'].map((f) => `{{json ${f}}}`);
 // What docker names a container and jobbox an owner; anything else is shown as it is not.
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const OWNER = /^[a-z_][a-z0-9_.-]{0,31}\$?$/;
 
 /** Every container of a job attempt on one engine, running or not (an image check has no job label). */
-export function clusterPsArgv(): string[] {
-  return ['ps', '--all', '--no-trunc', '--filter', `label=${LABEL}.job`, '--format', FIELDS.join('\t')];
+export function clusterPsArgv(d: Dialect): string[] {
+  return ['ps', '--all', '--no-trunc', '--filter', `label=${LABEL}.job`, '--format', fields(d).join('\t')];
 }
 
 export interface ContainerFact {
@@ -28,9 +29,9 @@ export interface ContainerFact {
   createdMs: number | undefined;
 }
 
-/** `docker ps` prints CreatedAt as `2026-12-07 16:02:11 +0000 UTC`. */
+/** `docker ps` prints CreatedAt as `2026-12-07 16:02:11 +0000 UTC`, Podman with nanoseconds after the seconds. */
 function parseCreated(text: string): number | undefined {
-  const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) ([+-]\d\d)(\d\d)\b/.exec(text);
+  const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.\d+)? ([+-]\d\d)(\d\d)\b/.exec(text);
   if (!m) return undefined;
   const ms = Date.parse(`${m[1]}T${m[2]}${m[3]}:${m[4]}`);
   return Number.isNaN(ms) ? undefined : ms;

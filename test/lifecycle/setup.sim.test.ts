@@ -296,13 +296,29 @@ describe('setupJob on the simulated cluster', () => {
     nothingLeft();
   });
 
-  it('an engine whose pull prints no digest fails the start for good, not as a registry failure', async () => {
-    f.sim.node(f.hosts[0]!).intercept = (c) => (c.kind === 'pull' ? { code: 0, stdout: `${IMAGE_REF}\n` } : undefined);
+  it('an engine whose pull prints no digest (Podman) pins the digest its copy was pulled by', async () => {
+    const first = f.sim.node(f.hosts[0]!);
+    // The pull stores the image and prints its name only.
+    first.images.add(IMAGE_REF);
+    first.intercept = (c) => (c.kind === 'pull' ? { code: 0, stdout: `${IMAGE_REF}\n` } : undefined);
+
+    const result = await setupJob(f.config, f.job('1016'), f.log);
+
+    expect(result.image.digest).toBe(simDigest(IMAGE_REF));
+    await teardownJob(f.config, f.job('1016'), f.hosts, f.log);
+  });
+
+  it('an engine whose pull names no digest, nor its copy, fails the start for good, not as a registry failure', async () => {
+    f.sim.node(f.hosts[0]!).intercept = (c) => {
+      if (c.kind === 'pull') return { code: 0, stdout: `${IMAGE_REF}\n` };
+      if (c.argv.includes('{{json .RepoDigests}}')) return { code: 0, stdout: '[]\n' };
+      return undefined;
+    };
 
     const err = await failure('1016');
 
     expect(err.exitCode).toBe(99);
-    expect(err.message).toContain('pull: the engine pulled the tag but printed no single manifest digest to pin');
+    expect(err.message).toContain('pull: the engine pulled the tag but named no single manifest digest to pin');
     nothingLeft();
   });
 

@@ -10,6 +10,7 @@ import {
   removeArgv, runArgv, splitHeadOutput, type NodeFacts,
 } from '../../src/plan/container.js';
 import { jobPaths } from '../../src/plan/job-files.js';
+import { dialect } from '../../src/plan/engine.js';
 import { EXIT, JobboxError } from '../../src/errors.js';
 
 const REF = 'registry.example.org/hpc/deb12:latest';
@@ -165,6 +166,16 @@ describe('runArgv', () => {
     for (const memory of values(argv, '--memory')) expect(Number(soft)).toBeLessThanOrEqual(Number(memory));
   });
 
+  it('Podman: the node\'s hard nofile and nproc besides memlock (its own defaults may exceed them); Docker: memlock only', () => {
+    const limits = { nofile: 20000, nproc: 96367, pidMax: 32768 };
+    const podman = argvFor(config('', '', 'engine = /usr/bin/podman'), { facts: { devices: IB, limits } });
+    expect(values(podman, '--ulimit')).toEqual([expect.stringMatching(/^memlock=/), 'nofile=20000:20000', 'nproc=32768:32768']);
+    // Everything else is the same run line.
+    const docker = argvFor(config(), { facts: { devices: IB, limits } });
+    expect(values(docker, '--ulimit')).toEqual([expect.stringMatching(/^memlock=/)]);
+    expect(podman.filter((a) => !/^(?:nofile|nproc)=/.test(a)).join(' ').replace(/ --ulimit --ulimit/, '')).toBe(docker.join(' '));
+  });
+
   it.each(ROWS)('never carries a forbidden flag: %s', (_name, row) => {
     const argv = argvFor(config(row.queue, row.image, row.jobbox), row);
     for (const arg of argv.slice(0, -7)) {
@@ -293,10 +304,12 @@ describe('splitHeadOutput', () => {
 
 describe('argv of the other docker commands', () => {
   it('nameArgv finds any container holding the name, with its state, attempt and nonce', () => {
-    expect(nameArgv(JOB)).toEqual([
-      'ps', '--all', '--filter', 'name=^/jobbox-4711$', '--format', '{{.ID}} {{.State}} {{.Label "org.jobbox.attempt"}} {{.Label "org.jobbox.nonce"}}',
+    expect(nameArgv(dialect('docker'), JOB)).toEqual([
+      'ps', '--all', '--filter', 'name=^jobbox-4711$', '--format', '{{.ID}} {{.State}} {{.Label "org.jobbox.attempt"}} {{.Label "org.jobbox.nonce"}}',
     ]);
-    expect(nameArgv({ ...JOB, index: 5 })).toContain('name=^/jobbox-4711-5$');
+    expect(nameArgv(dialect('docker'), { ...JOB, index: 5 })).toContain('name=^jobbox-4711-5$');
+    // Podman's rows: labels from the map, the state as inspect says it.
+    expect(nameArgv(dialect('/usr/bin/podman'), JOB).at(-1)).toBe('{{.ID}} {{.ListContainer.State}} {{index .Labels "org.jobbox.attempt"}} {{index .Labels "org.jobbox.nonce"}}');
   });
 
   it('runningArgv asks whether the job container still runs', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/parse.js';
 import type { Config } from '../../src/config/types.js';
+import { dialect } from '../../src/plan/engine.js';
 import { checksTable, factsArgv, judgeEngine, judgeFacts, judgeMemlock, largestMemlock, memlockArgv, parseFacts, sortChecks, type NodeFacts } from '../../src/plan/doctor.js';
 
 const INI = `[jobbox]
@@ -28,7 +29,7 @@ const config: Config = parseConfig(INI, 'jobbox.ini');
 // As the script prints on a healthy node: 1.5 s after the epoch's 1796659000 s.
 const HEALTHY = [
   'clock 1796659000500000000', 'dir 0 700 shared', 'dir 0 755 shared', 'ephemeral 32768\t60999', 'reserved ',
-  'device rdma_cm', 'device uverbs0', 'sshd_config /etc/ssh/sshd_config', 'maxstartups 10:30:100', '',
+  'device rdma_cm', 'device uverbs0', 'sshd_config /etc/ssh/sshd_config', 'maxstartups 10:30:100', 'limits 20000 96367 32768', '',
 ].join('\n');
 const MID = 1_796_659_000_500;
 const judge = (f: Partial<NodeFacts>, mid = MID, rtt = 20, c = config) => judgeFacts(c, 'node1', { ...parseFacts(HEALTHY), ...f }, mid, rtt);
@@ -49,6 +50,7 @@ describe('the node script', () => {
     expect(parseFacts(HEALTHY)).toEqual({
       clockNs: 1796659000500000000n, dirs: [{ uid: 0, mode: 0o700, shared: true }, { uid: 0, mode: 0o755, shared: true }],
       ephemeral: [32768, 60999], reserved: [], devices: ['rdma_cm', 'uverbs0'], gpus: [], gres: [], sshdConfig: '/etc/ssh/sshd_config', maxStartups: 10,
+      limits: { nofile: 20000, nproc: 96367, pidMax: 32768 },
     });
     expect(parseFacts('gpu nvidia0\ngpu nvidiactl\ngres 2 0 /dev/nvidia[1-2]\n')).toMatchObject({ gpus: ['nvidia0', 'nvidiactl'], gres: [{ count: 2, index: 0, file: '/dev/nvidia[1-2]' }] });
     expect(parseFacts('reserved 30000,30100-30199\ndir missing\n')).toMatchObject({ reserved: [[30000, 30000], [30100, 30199]], dirs: [undefined] });
@@ -112,6 +114,9 @@ describe('the engine', () => {
   it('wants cgroupfs, and says what it found', () => {
     expect(judgeEngine('n', 0, '20.10.24+dfsg1 cgroupfs 1\n', '')).toEqual({ check: 'engine', node: 'n', status: 'ok', detail: 'server 20.10.24+dfsg1, cgroupfs cgroup driver, cgroup v1' });
     expect(judgeEngine('n', 0, '24.0.7 systemd 2\n', '').status).toBe('fail');
+    // Podman's info: its version, cgroup manager, and `v1`.
+    expect(judgeEngine('n', 0, '4.3.1 cgroupfs v1\n', '')).toMatchObject({ status: 'ok', detail: 'server 4.3.1, cgroupfs cgroup driver, cgroup v1' });
+    expect(judgeEngine('n', 0, '4.3.1 systemd v2\n', '')).toMatchObject({ status: 'fail', detail: expect.stringContaining('cgroup_manager = "cgroupfs"') });
     expect(judgeEngine('n', 1, '', 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n')).toMatchObject({
       status: 'fail', detail: 'does not answer: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?',
     });
@@ -119,7 +124,12 @@ describe('the engine', () => {
 
   it('memlock: the most a queue passes, which the engine must set', () => {
     expect(largestMemlock(config)).toEqual({ bytes: 64 * 2 ** 30, queue: 'big' }); // unlimited up to its 64g memory
-    expect(memlockArgv('r@sha256:x', 8388608, 'jobbox-check-1')).toEqual(expect.arrayContaining(['memlock=8388608:8388608', 'org.jobbox.check=memlock', 'jobbox-check-1', 'no-new-privileges']));
+    const limits = { nofile: 20000, nproc: 96367, pidMax: 32768 };
+    const docker = memlockArgv(dialect('docker'), limits, 'r@sha256:x', 8388608, 'jobbox-check-1');
+    expect(docker).toEqual(expect.arrayContaining(['memlock=8388608:8388608', 'org.jobbox.check=memlock', 'jobbox-check-1', 'no-new-privileges']));
+    expect(docker.filter((a) => a === '--ulimit')).toHaveLength(1);
+    // Podman's check gets the limits a job's container gets there.
+    expect(memlockArgv(dialect('podman'), limits, 'r@sha256:x', 8388608, 'c')).toEqual(expect.arrayContaining(['nofile=20000:20000', 'nproc=32768:32768']));
     expect(judgeMemlock('n', { bytes: 8388608, queue: 'normal' }, 0, '8192\n', '').status).toBe('ok');
     expect(judgeMemlock('n', { bytes: 8388608, queue: 'normal' }, 0, '64\n', '').status).toBe('fail');
     const refused = 'docker: Error response from daemon: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: error during container init: error setting rlimits for ready process: error setting rlimit type 8: operation not permitted: unknown\n';

@@ -8,6 +8,7 @@ import type { Job } from '../../src/job/job.js';
 import { quote } from '../../src/quote.js';
 import { cgroupCleanupArgv, cpusetArgv, localDigest, mknodArgv, nodeSteps, parseImages, parseProbe, probeArgv, pullArgv, pulledDigest } from '../../src/plan/node.js';
 import { repoOf, runRef } from '../../src/config/ref.js';
+import { parseLimits } from '../../src/plan/engine.js';
 
 const config = parseConfig(
   `
@@ -86,6 +87,9 @@ describe('the job\'s digest', () => {
 describe('probeArgv', () => {
   // What this host's kernel says is at /sys/fs/cgroup, as stat(1) names it (cgroup2fs: cgroup2).
   const CGROUP_FS = execFileSync('stat', ['-fc', '%T', '/sys/fs/cgroup'], { encoding: 'utf8' }).trim().replace(/^cgroup2fs$/, 'cgroup2');
+  // This process's hard limits, which the probe (its child) inherits, as /proc says them.
+  const hard = (name: string) => /^Max (?:open files|processes)\s+\S+\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith(`Max ${name} `)) ?? '')?.[1];
+  const LIMITS = `l ${hard('open files')} ${hard('processes')} ${readFileSync('/proc/sys/kernel/pid_max', 'utf8').trim()}`;
   const dir = mkdtempSync(join(tmpdir(), 'jobbox-probe-'));
   const normal = config.queues.get('normal')!;
   const probeIn = (deviceDir: string, stdin: string, queue = normal, gpuDir = '/dev') => {
@@ -100,12 +104,12 @@ describe('probeArgv', () => {
     await new Promise((r) => server.once('listening', r));
     const port = (server.address() as { port: number }).port;
     try {
-      expect(parseProbe(probeIn(dir, `${port}\n`))).toEqual({ listening: true, cgroupFs: CGROUP_FS, devices: [], gpuDevices: [], gpuNumbers: [], gpuMounts: [] });
+      expect(parseProbe(probeIn(dir, `${port}\n`))).toEqual({ listening: true, cgroupFs: CGROUP_FS, limits: parseLimits(LIMITS.slice(2)), devices: [], gpuDevices: [], gpuNumbers: [], gpuMounts: [] });
     } finally {
       server.close();
     }
     await new Promise((r) => server.once('close', r));
-    expect(probeIn(dir, `${port}\n`)).toBe(`free\n${CGROUP_FS}\n`);
+    expect(probeIn(dir, `${port}\n`)).toBe(`free\n${CGROUP_FS}\n${LIMITS}\n`);
   });
 
   it('says taken for a port held on [::] alone (v6-only): sshd would listen on IPv4 only', async () => {
@@ -124,14 +128,14 @@ describe('probeArgv', () => {
     symlinkSync('/dev/null', join(dir, 'uverbs0'));
     writeFileSync(join(dir, 'rdma_cm'), '');
     // Port 0: any port may bind it, so the answer is `free` whatever this host runs.
-    expect(probeIn(dir, '0\n')).toBe(`free\n${CGROUP_FS}\n`);
-    expect(probeIn('/dev', '0\n').split('\n').slice(2, 4)).toEqual(expect.arrayContaining([expect.stringMatching(/^d \S+$/)]));
+    expect(probeIn(dir, '0\n')).toBe(`free\n${CGROUP_FS}\n${LIMITS}\n`);
+    expect(probeIn('/dev', '0\n').split('\n').slice(3, 5)).toEqual(expect.arrayContaining([expect.stringMatching(/^d \S+$/)]));
     const dev = parseProbe(probeIn('/dev', '0\n'));
     expect(dev.devices).toEqual(expect.arrayContaining(['null', 'zero']));
     // /dev/fd is a symlink, /dev/pts a dir.
     expect(dev.devices).not.toContain('fd');
     expect(dev.devices).not.toContain('pts');
-    expect(probeIn(join(dir, 'none'), '0\n')).toBe(`free\n${CGROUP_FS}\n`);
+    expect(probeIn(join(dir, 'none'), '0\n')).toBe(`free\n${CGROUP_FS}\n${LIMITS}\n`);
   });
 
   it('lists gpu_dir\'s nvidia… devices with their numbers, and for a GPU queue which gpu_mounts exist', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { GcAction } from '../../src/plan/gc.js';
+import { dialect } from '../../src/plan/engine.js';
 import { clusterPsArgv, formatAge, parseClusterPs, planPs, psTable, shortImage, type PsFacts } from '../../src/plan/ps.js';
 
 const DIGEST = `sha256:${'ab12'.repeat(16)}`;
@@ -20,10 +21,14 @@ function facts(over: Partial<PsFacts> = {}): PsFacts {
 
 describe('clusterPsArgv', () => {
   it('lists every container with a job label, stopped ones too, tab-separated', () => {
-    const argv = clusterPsArgv();
+    const argv = clusterPsArgv(dialect('docker'));
     expect(argv.slice(0, 5)).toEqual(['ps', '--all', '--no-trunc', '--filter', 'label=org.jobbox.job']);
     expect(argv.at(-1)!.split('\t')).toHaveLength(9);
     expect(argv.at(-1)!.split('\t').every((f) => f.startsWith('{{json '))).toBe(true);
+    expect(argv.at(-1)!.split('\t').slice(1, 3)).toEqual(['{{json (.Label "org.jobbox.job")}}', '{{json (.Label "org.jobbox.index")}}']);
+    // Podman: labels from the map, the raw state.
+    const podman = clusterPsArgv(dialect('podman')).at(-1)!.split('\t');
+    expect([podman[1], podman[7]]).toEqual(['{{json (index .Labels "org.jobbox.job")}}', '{{json .ListContainer.State}}']);
   });
 });
 

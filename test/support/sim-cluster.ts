@@ -530,8 +530,9 @@ export class SimNode {
         return { code: 1, stderr: `Error response from daemon: invalid filter '${key}'\n` };
       }
     }
-    // Values of one key are alternatives (name), of labels all must hold.
-    if (names.length > 0) shown = shown.filter((c) => names.some((re) => re.test(`/${c.name}`)));
+    // Values of one key are alternatives (name), of labels all must hold. docker matches a name
+    // with its leading slash and without.
+    if (names.length > 0) shown = shown.filter((c) => names.some((re) => re.test(`/${c.name}`) || re.test(c.name)));
     const format = f.value('--format') ?? (f.has('--quiet') ? '{{.ID}}' : undefined);
     if (format === undefined) return { code: 1, stderr: 'sim: docker ps prints only with --quiet or --format here\n' };
     let stdout = '';

@@ -18,6 +18,12 @@ export const REPO = (() => {
 })();
 const script = `${REPO}/test/testbed/testbed.sh`;
 
+/**
+ * The engine the suites run on (`JOBBOX_TEST_ENGINE`, docker by default): the testbed config
+ * names it (global-setup.ts), and the suites ask the nodes' engine of that name what it holds.
+ */
+export const ENGINE: 'docker' | 'podman' = process.env.JOBBOX_TEST_ENGINE === 'podman' ? 'podman' : 'docker';
+
 export interface TestbedStatus {
   up: boolean;
   dir: string;

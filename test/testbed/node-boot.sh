@@ -29,6 +29,11 @@ mount --bind "$tb/etc/hosts" /etc/hosts
 # Every node sees its own InfiniBand devices at the one path the config names.
 mount --bind "$dir/ib" "$tb/ib"
 mount --bind "$dir/gpu" "$tb/gpu"
+# Podman has no daemon: a node's images and containers are its own /var/lib/containers, and
+# its /etc/containers the testbed's (the registry speaks HTTP; runc).
+mkdir -p "$dir/containers"
+mount --bind "$dir/containers" /var/lib/containers
+mount --bind "$tb/containers" /etc/containers
 # sshd runs every remote command through root's bash, which reads ~/.bashrc: this machine's
 # (pyenv init here, ~100 ms) is not a node's, so nodes get an empty one.
 [[ ! -f /root/.bashrc ]] || mount --bind /dev/null /root/.bashrc

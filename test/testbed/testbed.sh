@@ -12,6 +12,7 @@
 #   testbed.sh registry stop|start  take the registry away and back (fault suites)
 #   testbed.sh link NODE down|up    cut a node off the bridge and back
 #   testbed.sh dockerd NODE stop|start
+#   testbed.sh engine docker|podman    the engine the hooks use (both are on every node)
 #   testbed.sh bench-image          build the MPI benchmark image (opt-in; `up` never does), push it
 #                                   when the testbed is up, print its ref
 #   testbed.sh x11-image            build the X11 suite's image (opt-in, as bench-image), push it when
@@ -33,7 +34,8 @@ REGISTRY=$HOSTIP:5000
 RECIPE=r1
 PACKAGES=(docker.io docker-registry debootstrap openssh-server openssh-client iproute2 iptables musl-tools
           util-linux procps curl slurm-wlm slurm-wlm-basic-plugins munge mariadb-server slurmdbd
-          xvfb xauth x11-utils lintian logrotate prometheus prometheus-node-exporter)
+          xvfb xauth x11-utils lintian logrotate prometheus prometheus-node-exporter
+          podman runc catatonit uidmap fuse-overlayfs slirp4netns)
 # Slurm clients must never look the controller up in DNS: every command gets this file.
 export SLURM_CONF=$TB/etc/slurm.conf
 
@@ -232,6 +234,38 @@ make_gpu_devices() {
   mknod -m 0666 "$dir/nvidiactl" c 195 255
   mknod -m 0666 "$dir/nvidia-modeset" c 195 254
   mknod -m 0666 "$dir/nvidia-uvm" c 511 0
+}
+
+# Podman's node config (docs/podman.md): the testbed registry speaks HTTP, and runc, since
+# crun 1.8 refuses this machine's hybrid cgroups. node-boot.sh binds it over each node's
+# /etc/containers, with the node's own /var/lib/containers.
+# Podman lowers its own nproc to pid_max: no container may have more.
+nproc_max() {
+  local hard pid_max
+  hard=$(ulimit -Hu) pid_max=$(cat /proc/sys/kernel/pid_max)
+  [[ $hard == unlimited || $hard -gt $pid_max ]] && echo "$pid_max" || echo "$hard"
+}
+
+write_podman_config() {
+  local dir=$TB/containers
+  mkdir -p "$dir"
+  cp /etc/containers/policy.json "$dir/policy.json"
+  cat >"$dir/registries.conf" <<EOF
+unqualified-search-registries = []
+[[registry]]
+location = "$REGISTRY"
+insecure = true
+EOF
+  # Podman's default nofile and nproc (1048576) are above this machine's hard limits, which
+  # root here cannot raise (no CAP_SYS_RESOURCE): throwaway containers (the image check) get
+  # the hard limits instead; a job's get them from jobbox (plan/engine.ts).
+  cat >"$dir/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=$(nproc_max):$(nproc_max)"]
+
+[engine]
+runtime = "runc"
+EOF
 }
 
 write_config() {
@@ -564,6 +598,8 @@ cmd_up() {
   done
   cmd_install
   write_config
+  write_podman_config
+  mkdir -p /var/lib/containers
   make_network
   start_registry
   mkdir -p /etc/jobbox
@@ -678,6 +714,15 @@ cmd_link() {
   ip link set "jbv-$node" "$state"
 }
 
+# The engine every hook uses from now on: both run on every node (podman has no daemon), so
+# a switch needs no restart. Containers of the other engine are not seen by this one.
+cmd_engine() {
+  local engine=${1:-}
+  [[ $engine == docker || $engine == podman ]] || die "usage: engine docker|podman"
+  sed -i "s/^engine = .*/engine = $engine/" "$TB/etc/jobbox.ini"
+  say "engine: $engine"
+}
+
 # A node's dockerd stops and starts again (same arguments as node-boot.sh).
 cmd_dockerd() {
   local node=${1:-} what=${2:-} dir=$TB/nodes/${1:-}
@@ -731,10 +776,11 @@ main() {
     registry) cmd_registry "$@" ;;
     link) cmd_link "$@" ;;
     dockerd) cmd_dockerd "$@" ;;
+    engine) cmd_engine "$@" ;;
     bench-image) cmd_bench_image ;;
     x11-image) cmd_x11_image ;;
     reboot) cmd_reboot "$@" ;;
-    *) die "usage: testbed.sh deps|install|up [--nodes N] [--slurm]|down|status [--json]|exec NODE -- CMD...|env|registry stop|start|link NODE up|down|dockerd NODE stop|start|reboot NODE|bench-image|x11-image" ;;
+    *) die "usage: testbed.sh deps|install|up [--nodes N] [--slurm]|down|status [--json]|exec NODE -- CMD...|env|registry stop|start|link NODE up|down|dockerd NODE stop|start|engine docker|podman|reboot NODE|bench-image|x11-image" ;;
   esac
 }
 main "$@"

@@ -3,7 +3,7 @@
 import { chown, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jobDirs, lsfFixture } from '../../support/lsf-fixture.js';
-import { onNode } from '../../support/testbed.js';
+import { ENGINE, onNode } from '../../support/testbed.js';
 import { submitLsf, type LsfJobSpec } from './harness.js';
 
 const NODES = ['node1', 'node2', 'node3'];
@@ -22,9 +22,9 @@ const job: LsfJobSpec = {
   hosts: [{ name: 'node1', slots: 2 }, { name: 'node2', slots: 2 }, { name: 'node3', slots: 1 }],
   beforePostExec: async (jobId) => {
     const ps = await Promise.all(
-      NODES.map((n) => onNode(n, ['docker', 'ps', '--filter', `label=org.jobbox.job=${jobId}`, '--format', `${n}: {{.Names}} {{.Image}} {{.Status}}`])),
+      NODES.map((n) => onNode(n, [ENGINE, 'ps', '--filter', `label=org.jobbox.job=${jobId}`, '--format', `${n}: {{.Names}} {{.Image}} {{.Status}}`])),
     );
-    const inside = await onNode('node2', ['docker', 'exec', `jobbox-${jobId}`, 'ps', '-o', 'user,pid,args']);
+    const inside = await onNode('node2', [ENGINE, 'exec', `jobbox-${jobId}`, 'ps', '-o', 'user,pid,args']);
     during = `${ps.join('\n')}\n\nprocesses in node2's container:\n${inside}`;
   },
 };
@@ -35,7 +35,7 @@ for (const p of run.preExec) show(`PRE_EXEC (root on ${p.hosts[0]}): exit ${p.co
 show(`JOB_STARTER (as jbuser1): exit ${run.starter?.code}`, run.starter?.stdout);
 show('before POST_EXEC: docker ps on each node', during);
 show(`POST_EXEC (root): exit ${run.postExec?.code}`, run.postExec?.stderr);
-const left = await Promise.all(NODES.map((n) => onNode(n, ['docker', 'ps', '-aq', '--filter', 'label=org.jobbox.job'])));
+const left = await Promise.all(NODES.map((n) => onNode(n, [ENGINE, 'ps', '-aq', '--filter', 'label=org.jobbox.job'])));
 const claims = await readdir(join(config.portDir, 'claims'));
 show('after POST_EXEC', `jobbox containers on node1..3: ${left.map((l) => (l ? l.split('\n').length : 0)).join(' ')}; port claims: ${claims.length}; job dirs: ${(await jobDirs(config, run.jobId)).length}`);
 

@@ -1,0 +1,94 @@
+// Where Docker and Podman differ, and only here (docs/podman.md): the rest of jobbox builds
+// engine commands and reads their answers through a dialect, and never asks which engine it
+// is. Root Podman takes Docker's run line as it is (--init, --env-file, --mount, --device,
+// --cgroup-parent by absolute path on the cgroupfs manager), so what differs is what the two
+// print, and the limits a container gets when nobody names them.
+import { posix } from 'node:path';
+
+export type EngineKind = 'docker' | 'podman';
+
+/** The config's `engine` is a CLI: one whose name starts with `podman` is Podman, any other speaks Docker's. */
+export function engineKind(cli: string): EngineKind {
+  return posix.basename(cli).startsWith('podman') ? 'podman' : 'docker';
+}
+
+/** The hard limits of the node session that runs the engine, and the kernel's pid_max (the probe's `l` line). */
+export interface NodeLimits {
+  nofile: number | undefined;
+  nproc: number | undefined;
+  pidMax: number | undefined;
+}
+
+export interface Dialect {
+  kind: EngineKind;
+  /** A Go-template expression for one label of a `ps` row. */
+  label(name: string): string;
+  /** A Go-template expression for a `ps` row's state, as inspect's .State.Status says it: `running`, `exited`… */
+  state: string;
+  /** `info`'s template: version, cgroup driver, cgroup version (`1` or `v1`). */
+  info: string;
+  /** The words of a `run --pull never`, or an `image inspect`, for an image the node lacks. */
+  noImage: RegExp;
+  /** The words of an image removal for a name already gone. */
+  imageGone: RegExp;
+  /** The engine could not be reached: nothing was made on the node. */
+  unreachable: RegExp | undefined;
+  /** Its refusal of an absolute --cgroup-parent on the systemd cgroup driver, before it makes anything. */
+  systemdDriver: RegExp;
+  /** A run's flags for the limits jobbox does not set itself (memlock it does). */
+  limits(node: NodeLimits | undefined): string[];
+}
+
+const DOCKER: Dialect = {
+  kind: 'docker',
+  label: (name) => `.Label "${name}"`,
+  state: '.State',
+  info: '{{.ServerVersion}} {{.CgroupDriver}} {{.CgroupVersion}}',
+  noImage: /Error response from daemon: No such image: /,
+  imageGone: /No such image/,
+  // docker says so plainly, or, for a run with --device, as the server OS it could not learn
+  // (its ping failed, so the OS is empty): `unknown server OS: ` (docker 28), `unknown server OS: .` (older).
+  unreachable: /Cannot connect to the Docker daemon|unknown server OS: ?\.?$/m,
+  systemdDriver: /cgroup-parent for systemd cgroup should be a valid slice/,
+  // A container inherits dockerd's own limits, which its unit sets.
+  limits: () => [],
+};
+
+const PODMAN: Dialect = {
+  kind: 'podman',
+  // Podman's ps rows have a Labels map and no Label method, and their State is the human
+  // "Up 2 minutes": the raw one is the listing's own field.
+  label: (name) => `index .Labels "${name}"`,
+  state: '.ListContainer.State',
+  info: '{{.Version.Version}} {{.Host.CgroupManager}} {{.Host.CgroupsVersion}}',
+  noImage: /: image not known/,
+  imageGone: /image not known/,
+  // No daemon: the CLI is the engine.
+  unreachable: undefined,
+  systemdDriver: /did not receive systemd slice as cgroup parent/,
+  // Podman gives every container nofile and nproc 1048576 unless told otherwise, and any
+  // --ulimit (jobbox's memlock) replaces containers.conf's default_ulimits. Above the caller's
+  // hard limits that needs CAP_SYS_RESOURCE, which root lacks in some VMs and sandboxes (the
+  // testbed's): runc then refuses the start. So a container gets what it would inherit, as
+  // Docker's do from dockerd: the hard limits of the session that runs podman, nproc at most
+  // pid_max, since podman lowers its own nproc to that (measured: 32768 here; a container
+  // given 32769 is refused). An unlimited limit is left to Podman's default.
+  limits: (node) => {
+    const nproc = node?.nproc !== undefined && node.pidMax !== undefined ? Math.min(node.nproc, node.pidMax) : node?.nproc;
+    return [
+      ...(node?.nofile !== undefined ? ['--ulimit', `nofile=${node.nofile}:${node.nofile}`] : []),
+      ...(nproc !== undefined ? ['--ulimit', `nproc=${nproc}:${nproc}`] : []),
+    ];
+  },
+};
+
+export function dialect(cli: string): Dialect {
+  return engineKind(cli) === 'podman' ? PODMAN : DOCKER;
+}
+
+/** The probe's `l <nofile> <nproc> <pid_max>` (numbers, `unlimited`, or `-` where unread). */
+export function parseLimits(line: string | undefined): NodeLimits {
+  const [nofile = '', nproc = '', pidMax = ''] = (line ?? '').split(' ');
+  const n = (s: string) => (/^[1-9]\d{0,11}$/.test(s) ? Number(s) : undefined);
+  return { nofile: n(nofile), nproc: n(nproc), pidMax: n(pidMax) };
+}
