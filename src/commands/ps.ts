@@ -56,6 +56,7 @@ export async function ps(args: PsArgs, env: NodeJS.ProcessEnv): Promise<number> 
     claimed: new Set(claims.map((c) => c.claim)),
     dirs: new Set(dirs.filter((d) => d.isDirectory).map((d) => d.name)),
     actions: new Map(actions.map((a) => [a.key, a])),
+    engine: config.engine,
     over: (key) => {
       const job = parseKey(key);
       return job ? attemptOver(scheduler, answers.get(refKey(job)), job.attempt).over : undefined;

@@ -71,12 +71,14 @@ export interface PsFacts {
   /** The scheduler's verdict on each container's attempt: true over, false not, undefined unknown. */
   over: (key: string) => boolean | undefined;
   nowMs: number;
+  /** The engine's CLI, for the removal by hand it suggests. */
+  engine: string;
 }
 
 export function planPs(containers: ContainerFact[], facts: PsFacts): PsRow[] {
   const rows = containers.map((c): PsRow => {
     const ageS = c.createdMs === undefined ? undefined : Math.max(0, Math.floor((facts.nowMs - c.createdMs) / 1000));
-    const removeByHand = `docker rm -f ${c.name} on ${c.node}`;
+    const removeByHand = `${facts.engine} rm -f ${c.name} on ${c.node}`;
     if (c.key === undefined) return { ...c, ageS, flags: ['bad labels'], gc: `nothing: its labels name no attempt; ${removeByHand}` };
     const flags = [
       ...(facts.dirs.has(c.key) ? [] : ['no job dir']),

@@ -8,7 +8,7 @@ import type { Job } from '../../src/job/job.js';
 import { jobKey } from '../../src/plan/job-files.js';
 import { BJOBS_BIN, writeBjobsState } from '../harness/lsf/harness.js';
 import * as fixture from '../support/lsf-fixture.js';
-import { INSTALL, REPO, onNode, slurmClient, testbed, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
+import { ENGINE, INSTALL, onNode, REPO, slurmClient, testbed, testbedStatus, type TestbedStatus, waitFor } from '../support/testbed.js';
 
 // `jobbox gc` on the real testbed: real dockerd, sshd and Slurm 22.05; for LSF, the bjobs
 // stand-in of test/harness/lsf/bin (there is no LSF here).
@@ -117,7 +117,7 @@ async function left(key: string, nodes = NODES): Promise<{ containers: string[];
   const [id, index, attempt] = [key.split('.')[0]!, key.split('.')[1]!, key.split('.').slice(2).join('.')];
   const filters = ['--filter', `label=org.jobbox.job=${id}`, '--filter', `label=org.jobbox.index=${index}`, '--filter', `label=org.jobbox.attempt=${attempt}`];
   const containers: string[] = [];
-  for (const n of nodes) if (await onNode(n, ['docker', 'ps', '-aq', ...filters])) containers.push(n);
+  for (const n of nodes) if (await onNode(n, [ENGINE, 'ps', '-aq', ...filters])) containers.push(n);
   const claims = await fixture.claims(config, key);
   const dir = await stat(`${config.stateDir}/${key}`).then(() => true, () => false);
   return { containers, claims, dir };

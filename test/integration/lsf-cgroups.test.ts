@@ -4,7 +4,7 @@ import type { Config } from '../../src/config/types.js';
 import { lsfJobEnv, submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
 import { ALLOC, NODES, containers, hook, lsfFixture, spec } from '../support/lsf-fixture.js';
 import * as fixture from '../support/lsf-fixture.js';
-import { onNode, waitFor } from '../support/testbed.js';
+import { containerTop, ENGINE, onNode, waitFor } from '../support/testbed.js';
 
 // The scheduler sees and controls what runs in jobbox containers, under LSF: through the
 // harness (not LSF: test/harness/lsf/README.md), which plays LSF's job cgroup on the first
@@ -29,10 +29,7 @@ beforeAll(async () => {
 });
 
 /** The host pids of every process of the job's container on a node. */
-async function containerPids(node: string, jobId: number): Promise<string[]> {
-  const top = await onNode(node, ['docker', 'top', `jobbox-${jobId}`, '-eo', 'pid']);
-  return top.split('\n').slice(1).map((l) => l.trim()).filter(Boolean);
-}
+const containerPids = (node: string, jobId: number) => containerTop(node, `jobbox-${jobId}`);
 
 /** A controller's path of a process, from /proc/<pid>/cgroup (the host's view: nodes share its kernel). */
 async function cgroupOf(pid: string, controller: string): Promise<string> {
@@ -42,7 +39,7 @@ async function cgroupOf(pid: string, controller: string): Promise<string> {
 
 /** A file of the container's own cgroup in one hierarchy. */
 async function containerCgroupFile(node: string, jobId: number, hierarchy: string, file: string): Promise<string> {
-  const pid = (await onNode(node, ['docker', 'inspect', '--format', '{{.State.Pid}}', `jobbox-${jobId}`])).trim();
+  const pid = (await onNode(node, [ENGINE, 'inspect', '--format', '{{.State.Pid}}', `jobbox-${jobId}`])).trim();
   return (await readFile(`/sys/fs/cgroup/${hierarchy}${await cgroupOf(pid, hierarchy)}/${file}`, 'utf8')).trim();
 }
 
@@ -62,7 +59,7 @@ describe('LSF: a job\'s containers live in per-job cgroups on every node', () =>
     const done = job.then(() => true, () => true);
     await waitFor(`job ${jobId}'s sleeps on every node`, async () => {
       if (await Promise.race([done, Promise.resolve(false)])) return true;
-      const tops = await Promise.all(NODES.map((n) => onNode(n, ['docker', 'top', `jobbox-${jobId}`, '-eo', 'pid,args']).catch(() => '')));
+      const tops = await Promise.all(NODES.map((n) => containerTop(n, `jobbox-${jobId}`, true).then((l) => l.join('\n'), () => '')));
       return tops.every((t) => t.includes('sleep 12'));
     }, 90);
     expect(await Promise.race([done, Promise.resolve(false)]), 'the job ended before its containers were looked at').toBe(false);

@@ -5,7 +5,7 @@ import type { Config } from '../../src/config/types.js';
 import { lsfJobEnv, submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
 import { ALLOC, NODES, containers, hook, lsfFixture, spec } from '../support/lsf-fixture.js';
 import * as fixture from '../support/lsf-fixture.js';
-import { onNode, testbed } from '../support/testbed.js';
+import { ENGINE, onNode, testbed } from '../support/testbed.js';
 
 // The LSF core path end to end on the real testbed: real esub, pre-exec, job starter and
 // post-exec through hooks/lsf, real dockerd per node, real sshd and MPI in the containers.
@@ -130,7 +130,7 @@ describe('LSF: a requeued pre-exec for the same attempt', () => {
   it('reuses the port and the containers instead of starting duplicates', async () => {
     const run = await submitLsf(hooks, spec({ app: 'docker-deb12', command: 'true', skipStarter: true, skipPostExec: true }));
     // By container id: a container started again under the same name would not be the same.
-    const ids = () => Promise.all(NODES.map((n) => onNode(n, ['docker', 'ps', '--all', '--quiet', '--no-trunc', '--filter', `label=org.jobbox.job=${run.jobId}`])));
+    const ids = () => Promise.all(NODES.map((n) => onNode(n, [ENGINE, 'ps', '--all', '--quiet', '--no-trunc', '--filter', `label=org.jobbox.job=${run.jobId}`])));
     const before = { claims: await claims(run.jobId), containers: await containers(run.jobId), ids: await ids() };
     const env = lsfJobEnv(spec({}), run.jobId, ALLOC, { JOBBOX_IMAGE: 'deb12' });
     expect((await hook(hooks.preExec, env)).code).toBe(0);
@@ -152,7 +152,7 @@ describe('LSF: bkill', () => {
       command: 'echo started; sleep 300; echo not-reached',
       starterSignal: { signal, whenStdoutContains: 'started' },
       beforePostExec: async (jobId) => {
-        inside = await onNode('node1', ['docker', 'exec', `jobbox-${jobId}`, 'ps', '-eo', 'args']);
+        inside = await onNode('node1', [ENGINE, 'exec', `jobbox-${jobId}`, 'ps', '-eo', 'args']);
       },
     }));
     expect(run.starter?.stdout).toBe('started\n');
@@ -173,7 +173,7 @@ describe('LSF: bkill', () => {
       starterSignal: { signal: 'SIGKILL', whenStdoutContains: 'started' },
       beforePostExec: async (jobId) => {
         // Nothing can be delivered for a SIGKILL: the command runs on until the post-exec.
-        inside = await onNode('node1', ['docker', 'exec', `jobbox-${jobId}`, 'ps', '-eo', 'args']);
+        inside = await onNode('node1', [ENGINE, 'exec', `jobbox-${jobId}`, 'ps', '-eo', 'args']);
         clients = (await onNode('node1', ['ps', '-eo', 'args'])).split('\n').filter((l) => /^ssh -F /.test(l) && l.includes(`/${jobId}.`)).join('\n');
       },
     }));
@@ -190,8 +190,8 @@ describe('LSF: bkill', () => {
 describe('LSF: the registry goes away', () => {
   it('every node warm: the job runs the first node\'s digest everywhere, with no warning', async () => {
     const ref = config.images.get('deb12')!.ref;
-    await Promise.all(NODES.map((n) => onNode(n, ['docker', 'pull', '-q', ref])));
-    const digest = (await onNode('node1', ['docker', 'image', 'inspect', '--format', '{{index .RepoDigests 0}}', ref])).trim();
+    await Promise.all(NODES.map((n) => onNode(n, [ENGINE, 'pull', '-q', ref])));
+    const digest = (await onNode('node1', [ENGINE, 'image', 'inspect', '--format', '{{index .RepoDigests 0}}', ref])).trim();
     await testbed(['registry', 'stop']);
     try {
       const run = await submitLsf(hooks, spec({ app: 'docker-deb12', command: 'mpirun -np 5 hostname' }));
@@ -206,7 +206,7 @@ describe('LSF: the registry goes away', () => {
 
   it('a node without a copy makes pre-exec exit 1 (requeue) with every node rolled back; once it is back the job runs', async () => {
     const ref = config.images.get('deb12')!.ref;
-    await onNode('node3', ['docker', 'rmi', '-f', ref]);
+    await onNode('node3', [ENGINE, 'rmi', '-f', ref]);
     await testbed(['registry', 'stop']);
     let failed;
     try {

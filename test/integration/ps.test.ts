@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PsRow } from '../../src/plan/ps.js';
 import { BJOBS_BIN, lsfJobEnv, writeBjobsState } from '../harness/lsf/harness.js';
 import { ALLOC, hook, lsfFixture, spec } from '../support/lsf-fixture.js';
-import { INSTALL, onNode, testbed } from '../support/testbed.js';
+import { ENGINE, INSTALL, onNode, testbed } from '../support/testbed.js';
 
 // `jobbox ps` on the real testbed, through the installed CLI, as root on node1 (the admin host):
 // a live LSF job started by the real pre-exec, and an orphan container that has lost its claim
@@ -24,14 +24,14 @@ beforeAll(async () => {
   await writeBjobsState(stateFile, [{ id: JOB, stat: 'RUN' }]);
   expect(await hook(hooks.preExec, env())).toEqual({ code: 0, stderr: '' });
   // The orphan: the job's own image by digest, its labels, and nothing else of it anywhere.
-  const image = await onNode('node2', ['docker', 'inspect', '--format', '{{.Config.Image}}', `jobbox-${JOB}`]);
-  await onNode('node2', ['docker', 'run', '--detach', '--name', ORPHAN, '--label', 'org.jobbox.job=62999', '--label', 'org.jobbox.index=0',
+  const image = await onNode('node2', [ENGINE, 'inspect', '--format', '{{.Config.Image}}', `jobbox-${JOB}`]);
+  await onNode('node2', [ENGINE, 'run', '--detach', '--name', ORPHAN, '--label', 'org.jobbox.job=62999', '--label', 'org.jobbox.index=0',
     '--label', 'org.jobbox.attempt=node1', '--label', 'org.jobbox.owner=jbuser1', '--entrypoint', 'sleep', image, '600']);
 });
 
 afterAll(async () => {
   await hook(hooks.postExec, env());
-  await onNode('node2', ['docker', 'rm', '-f', ORPHAN]).catch(() => '');
+  await onNode('node2', [ENGINE, 'rm', '-f', ORPHAN]).catch(() => '');
   await rm(area, { recursive: true, force: true });
 });
 
@@ -52,7 +52,7 @@ describe('jobbox ps', () => {
     expect(view(rows)).toEqual([
       ...['node1', 'node2', 'node3'].map((n) => [n, `jobbox-${JOB}`, key, 'jbuser1', 'running', [], 'keep: job is RUN']),
       ['node2', ORPHAN, '62999.0.node1', 'jbuser1', 'running', ['no job dir', 'no port claim', 'job over'],
-        `nothing: gc finds attempts by their claim or job dir, and this one has neither; docker rm -f ${ORPHAN} on node2`],
+        `nothing: gc finds attempts by their claim or job dir, and this one has neither; ${ENGINE} rm -f ${ORPHAN} on node2`],
     ]);
     // Every container runs the job's one digest, and is seconds old.
     expect(new Set(rows.map((x) => x.image)).size).toBe(1);

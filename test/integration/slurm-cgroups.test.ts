@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { expandHostlist } from '../../src/scheduler/slurm.js';
-import { INSTALL, jobLogFrom, onNode, slurmClient, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
+import { containerTop, ENGINE, INSTALL, jobLogFrom, onNode, slurmClient, testbedStatus, type TestbedStatus, waitFor } from '../support/testbed.js';
 
 // The scheduler sees and controls what runs in jobbox containers: on the real Slurm testbed
 // (proctrack/cgroup, task/cgroup with ConstrainCores and ConstrainRAMSpace, PrologFlags=Contain,
@@ -41,10 +41,7 @@ const finished = (id: string, seconds = 120) => waitFor(`job ${id} to finish`, a
 const running = (id: string, file: string) => waitFor(`job ${id} to start its payload`, async () => (await readFile(file, 'utf8').catch(() => '')).includes('ready'), 90);
 
 /** The host pids of every process of the job's container on a node. */
-async function containerPids(node: string, id: string): Promise<string[]> {
-  const top = await onNode(node, ['docker', 'top', `jobbox-${id}`, '-eo', 'pid']);
-  return top.split('\n').slice(1).map((l) => l.trim()).filter(Boolean);
-}
+const containerPids = (node: string, id: string) => containerTop(node, `jobbox-${id}`);
 
 /** The node's part of `scontrol show job -d`: its CPU_IDs. */
 async function cpuIds(id: string): Promise<Map<string, string>> {
@@ -79,7 +76,7 @@ describe('Slurm: a job\'s containers live in its cgroups', () => {
             expect(line, `pid ${pid} on ${node}: ${controller}`).toContain(task);
           }
         }
-        const inspect = await onNode(node, ['docker', 'inspect', '--format', '{{.HostConfig.CgroupParent}} {{.HostConfig.CpusetCpus}}', `jobbox-${id}`]);
+        const inspect = await onNode(node, [ENGINE, 'inspect', '--format', '{{.HostConfig.CgroupParent}} {{.HostConfig.CpusetCpus}}', `jobbox-${id}`]);
         expect(inspect).toBe(`${task.slice(0, -1)} ${cores.get(node)}`);
         const cpuset = (await readFile(`/sys/fs/cgroup/cpuset${task}cpuset.cpus`, 'utf8')).trim();
         expect(cpuset).toBe(cores.get(node));

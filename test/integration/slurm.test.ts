@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import * as fixture from '../support/lsf-fixture.js';
-import { onNode, slurmClient, testbed, testbedStatus, waitFor, type TestbedStatus } from '../support/testbed.js';
+import { ENGINE, INIT, onNode, slurmClient, testbed, testbedStatus, type TestbedStatus, waitFor } from '../support/testbed.js';
 
 // jobbox on a real Slurm 22.05 cluster: slurmctld on the host, a slurmd in every node's
 // namespaces, the Prolog/Epilog and job_submit.lua from hooks/slurm and `jobbox slurm`.
@@ -40,7 +40,7 @@ const finished = (id: string, seconds = 120) =>
 const states = async () => (await slurm(['sinfo', '-h', '-N', '-p', 'normal', '-o', '%N %T'])).stdout.trim().split('\n').sort();
 
 async function leftovers(id: string): Promise<{ containers: string[]; claims: string[]; dirs: string[] }> {
-  const containers = (await Promise.all(NODES.map((n) => onNode(n, ['docker', 'ps', '-aq', '--filter', `label=org.jobbox.job=${id}`])))).filter(Boolean);
+  const containers = (await Promise.all(NODES.map((n) => onNode(n, [ENGINE, 'ps', '-aq', '--filter', `label=org.jobbox.job=${id}`])))).filter(Boolean);
   const claims = await fixture.claims(config, id);
   const dirs = (await readdir(config.stateDir)).filter((f) => f.startsWith(`${id}.`));
   return { containers, claims, dirs };
@@ -57,8 +57,8 @@ describe('Slurm: sbatch -N3 -C docker-deb12', () => {
     await finished(id);
     const out = await readFile(`${HOME}/s1.out`, 'utf8');
     expect(await jobField(id, 'JobState')).toBe('COMPLETED');
-    // PID 1 of a container is docker-init; on a node it would be the machine's init.
-    expect(out).toContain(`batch: node1 pid1=docker-init hostfile=${config.stateDir}/${id}.0.0/hostfile`);
+    // PID 1 of a container is the engine's init; on a node it would be the machine's init.
+    expect(out).toContain(`batch: node1 pid1=${INIT} hostfile=${config.stateDir}/${id}.0.0/hostfile`);
     expect(out.split('\n').filter((l) => l.startsWith('rank ')).sort()).toEqual([
       'rank node1 2001 2001 2001 3001 3002',
       'rank node2 2001 2001 2001 3001 3002',
@@ -145,7 +145,7 @@ describe('Slurm: scontrol requeue of a running job', () => {
 describe('Slurm: a transient fault', () => {
   it('registry down and no local copy: the job is requeued, no node drains, and it runs once the registry is back', async () => {
     const ref = config.images.get('deb12-mpich')!.ref;
-    await Promise.all(NODES.map((n) => onNode(n, ['docker', 'rmi', '-f', ref])));
+    await Promise.all(NODES.map((n) => onNode(n, [ENGINE, 'rmi', '-f', ref])));
     await testbed(['registry', 'stop']);
     try {
       const id = await submit('s6', '#SBATCH -N2\nmpiexec -n 2 hostname', ['-p', 'short']);

@@ -16,7 +16,7 @@ function action(key: string, over: Partial<GcAction>): GcAction {
 }
 
 function facts(over: Partial<PsFacts> = {}): PsFacts {
-  return { claimed: new Set(), dirs: new Set(), actions: new Map(), over: () => false, nowMs: NOW, ...over };
+  return { claimed: new Set(), dirs: new Set(), actions: new Map(), over: () => false, nowMs: NOW, engine: 'docker', ...over };
 }
 
 describe('clusterPsArgv', () => {

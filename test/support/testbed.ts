@@ -24,6 +24,18 @@ const script = `${REPO}/test/testbed/testbed.sh`;
  */
 export const ENGINE: 'docker' | 'podman' = process.env.JOBBOX_TEST_ENGINE === 'podman' ? 'podman' : 'docker';
 
+/** What a container's PID 1 is called (its /proc/1/comm): the engine's --init. */
+export const INIT = ENGINE === 'podman' ? 'podman-init' : 'docker-init';
+
+/**
+ * The host pids of a container's processes on a node, each with its command line when `args`:
+ * `docker top` takes ps(1)'s options, `podman top` its own descriptors (hpid: the host's pid).
+ */
+export async function containerTop(node: string, name: string, args = false): Promise<string[]> {
+  const argv = ENGINE === 'podman' ? ['podman', 'top', name, 'hpid', ...(args ? ['args'] : [])] : ['docker', 'top', name, '-eo', args ? 'pid,args' : 'pid'];
+  return (await onNode(node, argv)).split('\n').slice(1).map((l) => l.trim()).filter(Boolean);
+}
+
 export interface TestbedStatus {
   up: boolean;
   dir: string;
