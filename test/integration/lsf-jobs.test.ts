@@ -5,7 +5,7 @@ import type { Config } from '../../src/config/types.js';
 import { lsfJobEnv, submitLsf, type LsfQueueHooks } from '../harness/lsf/harness.js';
 import { ALLOC, NODES, containers, hook, lsfFixture, spec } from '../support/lsf-fixture.js';
 import * as fixture from '../support/lsf-fixture.js';
-import { ENGINE, onNode, testbed } from '../support/testbed.js';
+import { dropImage, ENGINE, onNode, testbed } from '../support/testbed.js';
 
 // The LSF core path end to end on the real testbed: real esub, pre-exec, job starter and
 // post-exec through hooks/lsf, real dockerd per node, real sshd and MPI in the containers.
@@ -66,7 +66,7 @@ describe('LSF: the queue default image and the submit-time allow-list', () => {
     const run = await submitLsf(hooks, spec({ command: 'cat /etc/debian_version; mpirun --version | head -1', skipPostExec: true }));
     expect(run.starter?.code).toBe(0);
     expect(run.starter?.stdout).toContain('Open MPI');
-    // docker ps names an image run by digest by its repository alone.
+    // The repository of the job's image (containers() shows it without the digest).
     expect((await containers(run.jobId)).map((c) => c.split(' ')[2])).toEqual(NODES.map(() => repoOf(config.images.get('deb12')!.ref)));
     const env = lsfJobEnv(spec({}), run.jobId, ALLOC, {});
     expect((await hook(hooks.postExec, env)).code).toBe(0);
@@ -206,7 +206,7 @@ describe('LSF: the registry goes away', () => {
 
   it('a node without a copy makes pre-exec exit 1 (requeue) with every node rolled back; once it is back the job runs', async () => {
     const ref = config.images.get('deb12')!.ref;
-    await onNode('node3', [ENGINE, 'rmi', '-f', ref]);
+    await dropImage('node3', ref);
     await testbed(['registry', 'stop']);
     let failed;
     try {

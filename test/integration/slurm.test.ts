@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import * as fixture from '../support/lsf-fixture.js';
-import { ENGINE, INIT, onNode, slurmClient, testbed, testbedStatus, type TestbedStatus, waitFor } from '../support/testbed.js';
+import { dropImage, ENGINE, INIT, onNode, slurmClient, testbed, testbedStatus, type TestbedStatus, waitFor } from '../support/testbed.js';
 
 // jobbox on a real Slurm 22.05 cluster: slurmctld on the host, a slurmd in every node's
 // namespaces, the Prolog/Epilog and job_submit.lua from hooks/slurm and `jobbox slurm`.
@@ -145,7 +145,7 @@ describe('Slurm: scontrol requeue of a running job', () => {
 describe('Slurm: a transient fault', () => {
   it('registry down and no local copy: the job is requeued, no node drains, and it runs once the registry is back', async () => {
     const ref = config.images.get('deb12-mpich')!.ref;
-    await Promise.all(NODES.map((n) => onNode(n, [ENGINE, 'rmi', '-f', ref])));
+    await Promise.all(NODES.map((n) => dropImage(n, ref)));
     await testbed(['registry', 'stop']);
     try {
       const id = await submit('s6', '#SBATCH -N2\nmpiexec -n 2 hostname', ['-p', 'short']);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import type { LsfJobSpec, LsfQueueHooks } from '../harness/lsf/harness.js';
-import { INSTALL, onNode, testbedStatus } from './testbed.js';
+import { ENGINE, INSTALL, onNode, testbedStatus } from './testbed.js';
 
 export const NODES = ['node1', 'node2', 'node3'];
 export const ALLOC = [{ name: 'node1', slots: 2 }, { name: 'node2', slots: 2 }, { name: 'node3', slots: 1 }];
@@ -35,9 +35,10 @@ export const spec = (over: Partial<LsfJobSpec>): LsfJobSpec => ({ user: 'jbuser1
 /** `node name image` of every container labelled with the job, on every node. */
 export async function containers(jobId: number): Promise<string[]> {
   const all = await Promise.all(
-    NODES.map((n) => onNode(n, ['docker', 'ps', '-a', '--filter', `label=org.jobbox.job=${jobId}`, '--format', `${n} {{.Names}} {{.Image}}`])),
+    NODES.map((n) => onNode(n, [ENGINE, 'ps', '-a', '--filter', `label=org.jobbox.job=${jobId}`, '--format', `${n} {{.Names}} {{.Image}}`])),
   );
-  return all.filter(Boolean).flatMap((s) => s.split('\n'));
+  // docker names an image run by digest by its repository alone, Podman by the ref it was run by.
+  return all.filter(Boolean).flatMap((s) => s.split('\n')).map((l) => l.replace(/@sha256:[0-9a-f]{64}$/, ''));
 }
 
 /** Port claims (names in port_dir/claims) of a job id, or of a job key `<id>.<index>.<attempt>`; read directly, not through the allocator. */

@@ -24,6 +24,15 @@ const script = `${REPO}/test/testbed/testbed.sh`;
  */
 export const ENGINE: 'docker' | 'podman' = process.env.JOBBOX_TEST_ENGINE === 'podman' ? 'podman' : 'docker';
 
+/**
+ * Takes an image off a node, by id, with every name it has: Podman keeps an image that one of
+ * its names (a digest's) still holds when a tag goes. A node without it is left as it is.
+ */
+export async function dropImage(node: string, ref: string): Promise<void> {
+  const id = await onNode(node, [ENGINE, 'image', 'inspect', '--format', '{{.Id}}', ref]).catch(() => '');
+  if (id) await onNode(node, [ENGINE, 'rmi', '--force', id]);
+}
+
 /** What a container's PID 1 is called (its /proc/1/comm): the engine's --init. */
 export const INIT = ENGINE === 'podman' ? 'podman-init' : 'docker-init';
 
