@@ -73,7 +73,7 @@ describe('LSF: a job\'s containers live in per-job cgroups on every node', () =>
       expect(pids.length, node).toBeGreaterThanOrEqual(4);
       for (const pid of pids) {
         for (const controller of ['memory', 'cpuacct', 'cpuset', 'freezer', 'pids']) {
-          expect(await cgroupOf(pid, controller), `pid ${pid} on ${node}: ${controller}`).toMatch(new RegExp(`^${parent.replaceAll('.', '\\.')}/[0-9a-f]{64}$`));
+          expect(await cgroupOf(pid, controller), `pid ${pid} on ${node}: ${controller}`).toMatch(new RegExp(`^${parent.replaceAll('.', '\\.')}/(?:libpod-)?[0-9a-f]{64}$`));
         }
       }
     }
