@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Three projects:
+// Four projects:
 // - unit: mirrors src/, may fake, needs no root and no testbed (CI runs it as an unprivileged
 //   user, test/unit-as-user.sh). The effect layer runs here against the simulated cluster in
 //   test/support/sim-cluster.ts.
@@ -9,6 +9,10 @@ import { defineConfig } from 'vitest/config';
 //   never skips a security case.
 // - testbed: the real dockerd, sshd, registry and Slurm that test/testbed brings up, one file
 //   per feature, in series because they share the nodes.
+// - podman: a named subset of the testbed suites, with the hooks on Podman.
+
+// The suites CI also runs on Podman (docs/podman.md says why these).
+const PODMAN_SUITES = ['lsf-jobs', 'lsf-cgroups', 'slurm', 'slurm-cgroups', 'gc', 'ps'];
 
 export default defineConfig({
   test: {
@@ -19,6 +23,19 @@ export default defineConfig({
         test: {
           name: 'testbed',
           include: ['test/integration/**/*.test.ts'],
+          globalSetup: ['test/integration/global-setup.ts'],
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 300_000,
+        },
+      },
+      // The same testbed with every hook on Podman: the LSF and Slurm job paths, cgroups, gc
+      // and ps. The suites ask the nodes' Podman what it holds (test/support/testbed.ts ENGINE).
+      {
+        test: {
+          name: 'podman',
+          env: { JOBBOX_TEST_ENGINE: 'podman' },
+          include: PODMAN_SUITES.map((s) => `test/integration/${s}.test.ts`),
           globalSetup: ['test/integration/global-setup.ts'],
           fileParallelism: false,
           testTimeout: 180_000,

@@ -1,12 +1,14 @@
-import { ENGINE, testbed, testbedStatus } from '../support/testbed.js';
+import type { TestProject } from 'vitest/node';
+import { testbed, testbedStatus } from '../support/testbed.js';
 
 // The suites need the real cluster. Reuse one that is up (a developer's), else bring one
 // up and take it down again afterwards, so CI leaves nothing running. Either way the suites
 // run jobbox as installed from the package of the tree as it is (testbed.sh install), on the
-// engine JOBBOX_TEST_ENGINE names (docker by default).
+// project's engine: the podman project's hooks use Podman (its suites see JOBBOX_TEST_ENGINE,
+// vitest.config.ts), every other's docker.
 let started = false;
 
-export async function setup(): Promise<void> {
+export async function setup(project: TestProject): Promise<void> {
   const status = await testbedStatus();
   if (status.up && status.slurm) {
     await testbed(['install'], { stdio: 'inherit' });
@@ -14,7 +16,7 @@ export async function setup(): Promise<void> {
     await testbed(['up', '--slurm'], { stdio: 'inherit' });
     started = true;
   }
-  await testbed(['engine', ENGINE], { stdio: 'inherit' });
+  await testbed(['engine', project.name === 'podman' ? 'podman' : 'docker'], { stdio: 'inherit' });
 }
 
 export async function teardown(): Promise<void> {
