@@ -160,6 +160,7 @@ export function runArgv(
     ...(memory !== undefined ? ['--memory', String(memory)] : []),
     '--ulimit', `memlock=${memlock}:${memlock}`,
     ...dialect(config.engine).limits(facts.limits),
+    ...dialect(config.engine).runFlags,
     '--pids-limit', String(queue.pidsLimit),
     '--shm-size', String(queue.shmSizeBytes),
     '--cap-drop', 'ALL',

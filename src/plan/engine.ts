@@ -37,6 +37,8 @@ export interface Dialect {
   systemdDriver: RegExp;
   /** A run's flags for the limits jobbox does not set itself (memlock it does). */
   limits(node: NodeLimits | undefined): string[];
+  /** A job container's run flags of this engine alone. */
+  runFlags: string[];
 }
 
 const DOCKER: Dialect = {
@@ -52,6 +54,7 @@ const DOCKER: Dialect = {
   systemdDriver: /cgroup-parent for systemd cgroup should be a valid slice/,
   // A container inherits dockerd's own limits, which its unit sets.
   limits: () => [],
+  runFlags: [],
 };
 
 const PODMAN: Dialect = {
@@ -80,6 +83,11 @@ const PODMAN: Dialect = {
       ...(nproc !== undefined ? ['--ulimit', `nproc=${nproc}:${nproc}`] : []),
     ];
   },
+  // Podman puts the container's monitor (conmon) in `<cgroup parent>/conmon`, where it outlives
+  // the removal for a moment: in the scheduler's own job cgroup that empty dir makes the
+  // scheduler's rmdir fail (measured with the LSF harness). Docker's shim stays in the engine's
+  // cgroup; no-conmon does the same for conmon, and the container alone is the job's.
+  runFlags: ['--cgroups=no-conmon'],
 };
 
 export function dialect(cli: string): Dialect {

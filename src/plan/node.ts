@@ -162,10 +162,8 @@ export function mknodArgv(levels: string[], shared: number, numbers: string[]): 
 
 /**
  * Removes what is left of the job's cgroups on a node, deepest first, in every hierarchy under
- * /sys/fs/cgroup (plan/container.ts cgroupClear). In `keep`'s hierarchies the dirs themselves
- * are the scheduler's: only what the engine made below them goes (Podman's `conmon`, which
- * would make the scheduler's own rmdir fail). A dir still in use stays. A fixed script: the
- * root, the count of `keep`, `keep`, then the dirs, as positional arguments.
+ * /sys/fs/cgroup but `keep`'s (plan/container.ts cgroupClear). A dir still in use stays.
+ * A fixed script: the root, the count of `keep`, `keep`, then the dirs, as positional arguments.
  */
 export function cgroupCleanupArgv(clear: CgroupClear): string[] {
   const script = [
@@ -174,12 +172,11 @@ export function cgroupCleanupArgv(clear: CgroupClear): string[] {
     'for h in "$root"/*; do',
     // cpu and cpuacct are links to cpu,cpuacct.
     '  [ -L "$h" ] && continue',
-    '  min=0',
-    '  case $keep in *"/${h##*/}/"*) min=1;; esac',
+    '  case $keep in *"/${h##*/}/"*) continue;; esac',
     '  for rel in "$@"; do',
     // Never the hierarchy's root, nor a level outside it.
     '    case /$rel/ in //*|*/../*|*/./*) continue;; esac',
-    '    [ -d "$h/$rel" ] && find "$h/$rel" -mindepth "$min" -depth -type d -exec rmdir {} + 2>/dev/null',
+    '    [ -d "$h/$rel" ] && find "$h/$rel" -depth -type d -exec rmdir {} + 2>/dev/null',
     '  done',
     'done',
     'exit 0',

@@ -166,14 +166,16 @@ describe('runArgv', () => {
     for (const memory of values(argv, '--memory')) expect(Number(soft)).toBeLessThanOrEqual(Number(memory));
   });
 
-  it('Podman: the node\'s hard nofile and nproc besides memlock (its own defaults may exceed them); Docker: memlock only', () => {
+  it('Podman: the node\'s hard nofile and nproc besides memlock (its own defaults may exceed them), conmon outside the job\'s cgroup; Docker: memlock only', () => {
     const limits = { nofile: 20000, nproc: 96367, pidMax: 32768 };
     const podman = argvFor(config('', '', 'engine = /usr/bin/podman'), { facts: { devices: IB, limits } });
     expect(values(podman, '--ulimit')).toEqual([expect.stringMatching(/^memlock=/), 'nofile=20000:20000', 'nproc=32768:32768']);
+    // Its monitor stays out of the job's cgroup, as Docker's shim does.
+    expect(podman).toContain('--cgroups=no-conmon');
     // Everything else is the same run line.
     const docker = argvFor(config(), { facts: { devices: IB, limits } });
     expect(values(docker, '--ulimit')).toEqual([expect.stringMatching(/^memlock=/)]);
-    expect(podman.filter((a) => !/^(?:nofile|nproc)=/.test(a)).join(' ').replace(/ --ulimit --ulimit/, '')).toBe(docker.join(' '));
+    expect(podman.filter((a) => !/^(?:nofile|nproc)=|^--cgroups=/.test(a)).join(' ').replace(/ --ulimit --ulimit/, '')).toBe(docker.join(' '));
   });
 
   it.each(ROWS)('never carries a forbidden flag: %s', (_name, row) => {

@@ -265,6 +265,7 @@ default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=$(nproc_max):$(n
 
 [engine]
 runtime = "runc"
+cgroup_manager = "cgroupfs"
 EOF
 }
 
