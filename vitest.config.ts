@@ -12,7 +12,7 @@ import { defineConfig } from 'vitest/config';
 // - podman: a named subset of the testbed suites, with the hooks on Podman.
 
 // The suites CI also runs on Podman (docs/podman.md says why these).
-const PODMAN_SUITES = ['lsf-jobs', 'lsf-cgroups', 'slurm', 'slurm-cgroups', 'gc', 'ps'];
+const PODMAN_SUITES = ['lsf-jobs', 'lsf-cgroups', 'slurm', 'slurm-cgroups', 'gc', 'ps', 'image-annotations'];
 
 export default defineConfig({
   test: {

@@ -14,7 +14,7 @@ import { imageCacheDir, OPENSSH_MIN, openSshAtLeast, parseOpenSsh, sshdLacks } f
 import { cgroupCleanupArgv, cpusetArgv, mknodArgv, imageIdArgv, localDigest, lockDirArgv, logsArgv, parseProbe, probeArgv, type Probe, pullArgv, pulledDigest, repoDigestsArgv, usageArgv } from '../plan/node.js';
 import { DIGEST, repoOf, runRef } from '../config/ref.js';
 import { slurmExternTask } from '../scheduler/slurm.js';
-import { dialect } from '../plan/engine.js';
+import { DAEMON_ANSWER, dialect, strangeAnnotations } from '../plan/engine.js';
 import type { Result } from '../result.js';
 
 /** Who holds the job's container name on a node. */
@@ -49,8 +49,6 @@ async function must(session: Session, argv: string[], timeoutMs: number, value: 
 // hint reads "See 'docker run --help'." in older releases, "Run 'docker run --help' for more
 // information" in newer ones.
 const HELP_HINT = /(?:See|Run) '[^']*--help'/;
-// A daemon's answer may heal; Podman has none, and its usage errors are its CLI's own.
-const DAEMON_ANSWER = new RegExp(`Error response from daemon|${dialect('docker').unreachable!.source}`, 'm');
 
 // runc could not give the container its device rules below the job's cgroups: the scheduler
 // denies the job a device (Slurm's ConstrainDevices; see joinSlurmCgroups). Another attempt
@@ -137,7 +135,7 @@ export async function startContainer(
   const t = config.startTimeoutMs;
   const d = dialect(config.engine);
   if (known?.running) return;
-  if (known?.stale.length) await must(session, [config.engine, ...removeArgv(known.stale)], t, known.stale.join(' '));
+  if (known?.stale.length) await must(session, [config.engine, ...removeArgv(d, known.stale)], t, known.stale.join(' '));
   let run = await session.run([config.engine, ...argv], t);
   // The client's own first words, not a line the daemon may have relayed from elsewhere.
   if (run.code !== 0 && !known?.stale.length && d.unreachable?.test(firstLine(run.stderr))) {
@@ -169,7 +167,7 @@ export async function startContainer(
     }
     throw commandFailed(session.host, [config.engine, ...argv], run, image.ref);
   }
-  await must(session, [config.engine, ...removeArgv(late.stale)], t, late.stale.join(' '));
+  await must(session, [config.engine, ...removeArgv(d, late.stale)], t, late.stale.join(' '));
   await must(session, [config.engine, ...argv], t, image.ref);
 }
 
@@ -252,8 +250,11 @@ export async function pullImage(session: Session, config: Config, image: Image, 
  * and a requeue that would never heal.
  */
 export async function imageAccounts(first: Session, config: Config, image: Image, log: Logger, ready: () => Promise<void>): Promise<ImageAccounts> {
-  // Named for what it holds: the files of older jobbox releases (by image id) have no sshd section.
-  const cached = image.digest && DIGEST.test(image.digest) ? `${imageCacheDir(config.stateDir)}/${image.digest.slice('sha256:'.length)}.manifest.accounts-sshd` : undefined;
+  const d = dialect(config.engine);
+  // Named for what it holds: the files of older jobbox releases (by image id) have no sshd
+  // section, and one checked where annotations are ignored says nothing of them.
+  const kind = d.annotationsArgv ? 'accounts-sshd-annotations' : 'accounts-sshd';
+  const cached = image.digest && DIGEST.test(image.digest) ? `${imageCacheDir(config.stateDir)}/${image.digest.slice('sha256:'.length)}.manifest.${kind}` : undefined;
   let text: string | undefined;
   if (cached) {
     await makeJobDir(imageCacheDir(config.stateDir));
@@ -261,10 +262,12 @@ export async function imageAccounts(first: Session, config: Config, image: Image
   }
   if (text === undefined) {
     await ready();
+    // Before anything runs it: the throwaway container would get the annotations too.
+    if (d.annotationsArgv) await checkAnnotations(first, config, image, d.annotationsArgv(runRef(image)));
     const name = `jobbox-check-${randomBytes(6).toString('hex')}`;
     const argv = [config.engine, ...imageAccountsArgv(image, name)];
     // Best effort: a container that ended on its own is gone already (--rm).
-    const discard = () => first.run([config.engine, ...removeArgv([name])], config.connectTimeoutMs).catch(() => undefined);
+    const discard = () => first.run([config.engine, ...removeArgv(d, [name])], config.connectTimeoutMs).catch(() => undefined);
     const r = await first.run(argv, config.startTimeoutMs).catch(async (err: unknown) => {
       // The client gave up (a timeout, too much output): the container may run on. A user's
       // image that does this will do it again: no requeue.
@@ -294,6 +297,20 @@ export async function imageAccounts(first: Session, config: Config, image: Image
   const lacks = sshdLacks(sshd);
   if (lacks.length > 0) log.warn({ image: image.ref, openssh: `${sshd.major}.${sshd.minor}`, lacks }, "the image's sshd is too old for these sshd_config lines; left out");
   return { passwd: files.get('/etc/passwd') ?? '', group: files.get('/etc/group') ?? '', sshd };
+}
+
+/**
+ * An image whose manifest annotates anything but the OCI's descriptive keys is refused for
+ * good, where the engine hands annotations to the runtime (Dialect.annotationsArgv): a user's
+ * image could order root's crun to keep root's groups in the job, or swap its seccomp filter.
+ */
+async function checkAnnotations(first: Session, config: Config, image: Image, argv: string[]): Promise<void> {
+  const stdout = await must(first, [config.engine, ...argv], config.connectTimeoutMs, runRef(image));
+  const strange = strangeAnnotations(stdout.trim());
+  if (strange === undefined) throw new JobboxError(`image ${image.alias}`, 'its annotations cannot be read', printable(stdout.trim().slice(0, 200)), EXIT.transient);
+  if (strange.length > 0) {
+    throw new JobboxError(`image ${image.alias}`, 'carries annotations the OCI runtime may act on (only org.opencontainers.image.* are taken)', printable(strange.join(' ')), EXIT.permanent);
+  }
 }
 
 /** What became of a node's container while the barrier waits: `oom`, stopped by the kernel for memory. */
@@ -379,7 +396,7 @@ export async function removeContainers(s: Session, config: Config, job: Attempt)
   if (listed.code !== 0) throw new JobboxError(`${s.host}: ${config.engine} ps`, printable(listed.stderr.trim()), job.id, EXIT.transient);
   const ids = listed.stdout.split('\n').filter(Boolean);
   if (ids.length === 0) return 0;
-  const removed = await s.run([config.engine, ...removeArgv(ids)], config.startTimeoutMs);
+  const removed = await s.run([config.engine, ...removeArgv(dialect(config.engine), ids)], config.startTimeoutMs);
   // A container that vanished between ps and rm is gone, which is what we want; any other
   // complaint, about any one of them, is a container that may still run.
   // A failure that says nothing (a session ended by a signal) is not "gone" either.

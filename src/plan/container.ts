@@ -254,8 +254,8 @@ export function runningArgv(job: Attempt): string[] {
   return ['inspect', '--format', '{{.State.Running}} {{.State.OOMKilled}}', containerName(job)];
 }
 
-export function removeArgv(ids: string[]): string[] {
-  return ['rm', '--force', '--volumes', ...ids];
+export function removeArgv(d: Dialect, ids: string[]): string[] {
+  return ['rm', '--force', ...d.removeFlags, '--volumes', ...ids];
 }
 
 /** The section of imageAccountsArgv's output that holds what the image's sshd says it is. */

@@ -75,7 +75,7 @@ for pid in $(ss -Hltnp "sport = :$ssh_port" 2>/dev/null | grep -o 'pid=[0-9]*' |
 done
 echo "sshd_config $conf"
 # The session's hard nofile and nproc, and pid_max: what a Podman container may get (plan/engine.ts).
-echo "limits $(awk '/^Max open files/ {print $5}' /proc/self/limits) $(awk '/^Max processes/ {print $4}' /proc/self/limits) $(cat /proc/sys/kernel/pid_max)"
+echo "limits $(awk '/^Max open files/ {v = $5} END {print v == "" ? "-" : v}' /proc/self/limits) $(awk '/^Max processes/ {v = $4} END {print v == "" ? "-" : v}' /proc/self/limits) $(cat /proc/sys/kernel/pid_max 2>/dev/null || echo -)"
 echo "maxstartups $(timeout 10 sshd -T -f "$conf" 2>/dev/null | sed -n 's/^maxstartups //p')"
 `;
 

@@ -7,7 +7,10 @@ import { posix } from 'node:path';
 
 export type EngineKind = 'docker' | 'podman';
 
-/** The config's `engine` is a CLI: one whose name starts with `podman` is Podman, any other speaks Docker's. */
+/**
+ * The config's `engine` is a CLI: one whose name starts with `podman` is Podman, any other speaks
+ * Docker's. podman-docker's `docker` shim is Podman under Docker's name: name it `podman`.
+ */
 export function engineKind(cli: string): EngineKind {
   return posix.basename(cli).startsWith('podman') ? 'podman' : 'docker';
 }
@@ -20,7 +23,6 @@ export interface NodeLimits {
 }
 
 export interface Dialect {
-  kind: EngineKind;
   /** A Go-template expression for one label of a `ps` row. */
   label(name: string): string;
   /** A Go-template expression for a `ps` row's state, as inspect's .State.Status says it: `running`, `exited`… */
@@ -37,12 +39,26 @@ export interface Dialect {
   systemdDriver: RegExp;
   /** A run's flags for the limits jobbox does not set itself (memlock it does). */
   limits(node: NodeLimits | undefined): string[];
+  /** A container's own cgroup (v1): `<parent, else defaultParent>/<prefix><id>`. */
+  cgroup: { defaultParent: string; prefix: string };
   /** A job container's run flags of this engine alone. */
   runFlags: string[];
+  /** `rm --force` flags besides: the container goes at once, not after a stop timeout. */
+  removeFlags: string[];
+  /**
+   * The inspect of an image's manifest annotations, for an engine that hands them to the OCI
+   * runtime (undefined: one that ignores them).
+   */
+  annotationsArgv: ((ref: string) => string[]) | undefined;
 }
 
+/**
+ * A daemon's answer, which may heal: docker relays it after the same usage hint as its own
+ * usage errors. Podman has no daemon; its usage errors are its CLI's own.
+ */
+export const DAEMON_ANSWER = /Error response from daemon|Cannot connect to the Docker daemon|unknown server OS: ?\.?$/m;
+
 const DOCKER: Dialect = {
-  kind: 'docker',
   label: (name) => `.Label "${name}"`,
   state: '.State',
   info: '{{.ServerVersion}} {{.CgroupDriver}} {{.CgroupVersion}}',
@@ -54,11 +70,15 @@ const DOCKER: Dialect = {
   systemdDriver: /cgroup-parent for systemd cgroup should be a valid slice/,
   // A container inherits dockerd's own limits, which its unit sets.
   limits: () => [],
+  cgroup: { defaultParent: '/docker', prefix: '' },
   runFlags: [],
+  // docker rm --force kills at once.
+  removeFlags: [],
+  // dockerd keeps no manifest annotations on an image, and passes none to the runtime.
+  annotationsArgv: undefined,
 };
 
 const PODMAN: Dialect = {
-  kind: 'podman',
   // Podman's ps rows have a Labels map and no Label method, and their State is the human
   // "Up 2 minutes": the raw one is the listing's own field.
   label: (name) => `index .Labels "${name}"`,
@@ -75,23 +95,50 @@ const PODMAN: Dialect = {
   // testbed's): runc then refuses the start. So a container gets what it would inherit, as
   // Docker's do from dockerd: the hard limits of the session that runs podman, nproc at most
   // pid_max, since podman lowers its own nproc to that (measured: 32768 here; a container
-  // given 32769 is refused). An unlimited limit is left to Podman's default.
+  // given 32769 is refused). An unlimited nofile is left to Podman's default.
   limits: (node) => {
-    const nproc = node?.nproc !== undefined && node.pidMax !== undefined ? Math.min(node.nproc, node.pidMax) : node?.nproc;
+    const known = [node?.nproc, node?.pidMax].filter((n) => n !== undefined);
+    const nproc = known.length > 0 ? Math.min(...known) : undefined;
     return [
       ...(node?.nofile !== undefined ? ['--ulimit', `nofile=${node.nofile}:${node.nofile}`] : []),
       ...(nproc !== undefined ? ['--ulimit', `nproc=${nproc}:${nproc}`] : []),
     ];
   },
+  // Measured with the cgroupfs manager: `/libpod_parent/libpod-<id>`, or `<parent>/libpod-<id>`.
+  cgroup: { defaultParent: '/libpod_parent', prefix: 'libpod-' },
   // Podman puts the container's monitor (conmon) in `<cgroup parent>/conmon`, where it outlives
   // the removal for a moment: in the scheduler's own job cgroup that empty dir makes the
   // scheduler's rmdir fail (measured with the LSF harness). Docker's shim stays in the engine's
   // cgroup; no-conmon does the same for conmon, and the container alone is the job's.
-  runFlags: ['--cgroups=no-conmon'],
+  // The rest are Podman's defaults that Docker does not have: root's proxy variables copied into
+  // the container, and an image's HEALTHCHECK run by root's systemd timers at the image's interval.
+  runFlags: ['--cgroups=no-conmon', '--http-proxy=false', '--no-healthcheck'],
+  // Podman's rm --force stops first, waiting the stop timeout (10 s) before it kills.
+  removeFlags: ['--time', '0'],
+  // Podman copies an image's manifest annotations into the container's OCI config, where crun
+  // reads some as orders (run.oci.keep_original_groups keeps root's groups; others replace the
+  // seccomp filter), and hooks may match them.
+  annotationsArgv: (ref) => ['image', 'inspect', '--format', '{{json .Annotations}}', ref],
 };
 
 export function dialect(cli: string): Dialect {
   return engineKind(cli) === 'podman' ? PODMAN : DOCKER;
+}
+
+/**
+ * Annotations an image may carry: the OCI's own descriptive keys, which no runtime acts on.
+ * Any other key (crun's run.oci.*, a hook's) could change how root's runtime starts the job.
+ */
+export function strangeAnnotations(stdout: string): string[] | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(stdout);
+  } catch {
+    return undefined;
+  }
+  if (parsed === null) return [];
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
+  return Object.keys(parsed).filter((k) => !/^org\.opencontainers\.image\.[a-z.-]+$/.test(k)).sort();
 }
 
 /** The probe's `l <nofile> <nproc> <pid_max>` (numbers, `unlimited`, or `-` where unread). */

@@ -187,21 +187,21 @@ export function cgroupCleanupArgv(clear: CgroupClear): string[] {
 /**
  * What the job's container on a node used, read from its own cgroup (v1) before it is removed:
  * CPU nanoseconds (cpuacct.usage) and peak memory bytes (memory.max_usage_in_bytes), one a line.
- * The cgroup is the one its first process is in: Docker names it by the container id, Podman
- * `libpod-<id>`, each under its own parent when none is given. A fixed script: the engine and
- * the name are positional arguments.
+ * The cgroup is named from what the engine says, never from where the container's processes
+ * are (the owner may move them: Slurm gives them their step dirs): the parent jobbox gave it,
+ * else the engine's own, then the engine's name for the container's cgroup (Dialect.cgroup). A
+ * fixed script: the engine, the name, the default parent and the prefix are positional.
  */
 export function usageArgv(engine: string, job: Attempt): string[] {
+  const { defaultParent, prefix } = dialect(engine).cgroup;
   const script = [
     'set -e',
-    'pid=$("$1" inspect --format "{{.State.Pid}}" "$2")',
-    // A path in /proc/PID/cgroup, as `N:controller[,controller…]:path`.
-    'cg() { awk -F: -v c="$1" \'{ n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3 }\' "/proc/$pid/cgroup"; }',
-    'cpu=$(cg cpuacct) mem=$(cg memory)',
-    '[ -n "$cpu" ] && [ -n "$mem" ]',
-    'cat "/sys/fs/cgroup/cpuacct$cpu/cpuacct.usage" "/sys/fs/cgroup/memory$mem/memory.max_usage_in_bytes"',
+    'id=$("$1" inspect --format "{{.Id}}" "$2")',
+    'parent=$("$1" inspect --format "{{.HostConfig.CgroupParent}}" "$2")',
+    '[ -n "$parent" ] || parent=$3',
+    'cat "/sys/fs/cgroup/cpuacct$parent/$4$id/cpuacct.usage" "/sys/fs/cgroup/memory$parent/$4$id/memory.max_usage_in_bytes"',
   ].join('\n');
-  return ['sh', '-c', script, 'sh', engine, containerName(job)];
+  return ['sh', '-c', script, 'sh', engine, containerName(job), defaultParent, prefix];
 }
 
 /** The container's last words, for the error when its sshd never answered. */
@@ -241,7 +241,7 @@ export function nodeSteps(config: Config, job: Job, image: Image): { when: strin
     { when: 'its sshd never answered: the container\'s last words', argv: [e, ...logsArgv(job)] },
     { when: 'teardown, before the removal: what the container used', argv: usageArgv(e, job) },
     { when: 'rollback and teardown: this attempt\'s containers', argv: [e, ...psArgv(job)] },
-    { when: 'their removal, and that of a stale holder of the name', argv: [e, ...removeArgv(['<ids>'])] },
+    { when: 'their removal, and that of a stale holder of the name', argv: [e, ...removeArgv(dialect(e), ['<ids>'])] },
   ];
 }
 

@@ -170,12 +170,13 @@ describe('runArgv', () => {
     const limits = { nofile: 20000, nproc: 96367, pidMax: 32768 };
     const podman = argvFor(config('', '', 'engine = /usr/bin/podman'), { facts: { devices: IB, limits } });
     expect(values(podman, '--ulimit')).toEqual([expect.stringMatching(/^memlock=/), 'nofile=20000:20000', 'nproc=32768:32768']);
-    // Its monitor stays out of the job's cgroup, as Docker's shim does.
-    expect(podman).toContain('--cgroups=no-conmon');
+    // Its monitor stays out of the job's cgroup, as Docker's shim does; no proxy variables of
+    // root's, no healthcheck timers of root's.
+    expect(podman).toEqual(expect.arrayContaining(['--cgroups=no-conmon', '--http-proxy=false', '--no-healthcheck']));
     // Everything else is the same run line.
     const docker = argvFor(config(), { facts: { devices: IB, limits } });
     expect(values(docker, '--ulimit')).toEqual([expect.stringMatching(/^memlock=/)]);
-    expect(podman.filter((a) => !/^(?:nofile|nproc)=|^--cgroups=/.test(a)).join(' ').replace(/ --ulimit --ulimit/, '')).toBe(docker.join(' '));
+    expect(podman.filter((a) => !/^(?:nofile|nproc)=|^--(?:cgroups=|http-proxy=|no-healthcheck)/.test(a)).join(' ').replace(/ --ulimit --ulimit/, '')).toBe(docker.join(' '));
   });
 
   it.each(ROWS)('never carries a forbidden flag: %s', (_name, row) => {
@@ -329,7 +330,11 @@ describe('argv of the other docker commands', () => {
     [['abc'], ['rm', '--force', '--volumes', 'abc']],
     [['abc', 'def'], ['rm', '--force', '--volumes', 'abc', 'def']],
   ])('removeArgv %j', (ids, argv) => {
-    expect(removeArgv(ids)).toEqual(argv);
+    expect(removeArgv(dialect('docker'), ids)).toEqual(argv);
+  });
+
+  it('removeArgv: Podman removes at once, not after its stop timeout', () => {
+    expect(removeArgv(dialect('podman'), ['abc'])).toEqual(['rm', '--force', '--time', '0', '--volumes', 'abc']);
   });
 
   it('imageAccountsArgv reads the files and the sshd release as nobody, offline and unprivileged', () => {

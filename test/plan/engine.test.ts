@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dialect, engineKind, parseLimits } from '../../src/plan/engine.js';
+import { dialect, engineKind, parseLimits, strangeAnnotations } from '../../src/plan/engine.js';
 
 describe('engineKind', () => {
   it('is Podman for a CLI named podman…, by name or path, and Docker for any other', () => {
@@ -33,7 +33,37 @@ describe('limits', () => {
     expect(podman.limits({ nofile: 20000, nproc: 96367, pidMax: 32768 })).toEqual(['--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=32768:32768']);
     expect(podman.limits({ nofile: 1048576, nproc: 127000, pidMax: 4194304 })).toEqual(['--ulimit', 'nofile=1048576:1048576', '--ulimit', 'nproc=127000:127000']);
     expect(podman.limits({ nofile: undefined, nproc: 5000, pidMax: undefined })).toEqual(['--ulimit', 'nproc=5000:5000']);
+    // An unlimited nproc is still no more than pid_max.
+    expect(podman.limits({ nofile: undefined, nproc: undefined, pidMax: 32768 })).toEqual(['--ulimit', 'nproc=32768:32768']);
     expect(podman.limits(undefined)).toEqual([]);
+  });
+});
+
+describe('strangeAnnotations', () => {
+  it('takes the OCI\'s descriptive keys, and names every other', () => {
+    expect(strangeAnnotations('null')).toEqual([]);
+    expect(strangeAnnotations('{}')).toEqual([]);
+    expect(strangeAnnotations('{"org.opencontainers.image.title":"x","org.opencontainers.image.base.digest":"sha256:1"}')).toEqual([]);
+    expect(strangeAnnotations('{"run.oci.keep_original_groups":"1","org.opencontainers.image.title":"x","io.kubernetes.cri-o.Devices":"/dev/sda"}'))
+      .toEqual(['io.kubernetes.cri-o.Devices', 'run.oci.keep_original_groups']);
+    // Not the OCI's namespace, only a prefix of it.
+    expect(strangeAnnotations('{"org.opencontainers.image":"x","org.opencontainers.imagefoo":"y"}')).toEqual(['org.opencontainers.image', 'org.opencontainers.imagefoo']);
+  });
+
+  it('cannot read anything but a JSON object', () => {
+    expect(strangeAnnotations('')).toBeUndefined();
+    expect(strangeAnnotations('[]')).toBeUndefined();
+    expect(strangeAnnotations('"x"')).toBeUndefined();
+    expect(strangeAnnotations('map[a:b]')).toBeUndefined();
+  });
+});
+
+describe('what only Podman needs', () => {
+  it('asks an image\'s annotations, removes at once, names its cgroups libpod-<id>', () => {
+    expect(dialect('docker').annotationsArgv).toBeUndefined();
+    expect(dialect('podman').annotationsArgv!('r@sha256:1')).toEqual(['image', 'inspect', '--format', '{{json .Annotations}}', 'r@sha256:1']);
+    expect(dialect('docker').cgroup).toEqual({ defaultParent: '/docker', prefix: '' });
+    expect(dialect('podman').cgroup).toEqual({ defaultParent: '/libpod_parent', prefix: 'libpod-' });
   });
 });
 
