@@ -37,7 +37,11 @@ function parseCreated(text: string): number | undefined {
   return Number.isNaN(ms) ? undefined : ms;
 }
 
-/** Each container's line; an image check's throwaway container (its `check` label) is not a job's. */
+/**
+ * Each container's line; a throwaway check (its `check` label, and the name jobbox gives it) is
+ * not a job's. The name too: a container gets its image's labels, and an image could carry a
+ * `check` label to hide its job's containers from this listing.
+ */
 export function parseClusterPs(node: string, stdout: string): ContainerFact[] {
   return stdout.split('\n').filter((l) => l.trim() !== '').flatMap((line) => {
     let fields: unknown[];
@@ -47,7 +51,7 @@ export function parseClusterPs(node: string, stdout: string): ContainerFact[] {
       return [{ node, name: '?', key: undefined, owner: '', image: '', state: '', createdMs: undefined }];
     }
     const [name, id, index, attempt, owner, check, image, state, created] = fields.map((f) => (typeof f === 'string' ? f : ''));
-    if (check) return [];
+    if (check && name!.startsWith('jobbox-check-')) return [];
     const key = `${id}.${index}.${attempt}`;
     const sane = NAME.test(name!) && OWNER.test(owner!) && parseKey(key) !== undefined;
     return [{ node, name: name!, key: sane ? key : undefined, owner: owner!, image: image!, state: state!, createdMs: parseCreated(created!) }];

@@ -49,6 +49,11 @@ describe('parseClusterPs', () => {
     expect(cs.map((c) => [c.name, c.key])).toEqual([['jobbox-5', undefined]]);
   });
 
+  it('lists a job\'s container whose image carries a check label of its own: only jobbox\'s checks are left out', () => {
+    const cs = parseClusterPs('node1', line('jobbox-6', '6', '0', 'node1', 'running', '2026-12-07 16:00:00 +0000 UTC', 'jbuser1', 'image'));
+    expect(cs.map((c) => [c.name, c.key])).toEqual([['jobbox-6', '6.0.node1']]);
+  });
+
   it('takes no name or owner but one docker and jobbox could have made', () => {
     expect(parseClusterPs('n', line('jobbox-5\u001b[2J', '5', '0', 'n'))[0]!.key).toBeUndefined();
     expect(parseClusterPs('n', line('jobbox-5', '5', '0', 'n', 'running', '2026-12-07 16:00:00 +0000 UTC', 'Bad Owner'))[0]!.key).toBeUndefined();
