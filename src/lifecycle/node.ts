@@ -89,12 +89,6 @@ export function checkCgroupV1(host: string, probe: Probe): void {
   }
 }
 
-// An engine on the systemd driver takes only a `.slice` for --cgroup-parent, and says so before
-// it creates anything (Dialect.systemdDriver): the job's cgroups, absolute paths for the
-// cgroupfs driver, cannot be joined there, and no requeue changes the engine's driver. Read
-// from the run's refusal rather than asked with `docker info` before every start, which costs
-// each node an engine call.
-
 /**
  * Before the node's docker run: the job's cpuset cgroups, from slurmd's root down to its extern
  * step's task (plan/node.ts cpusetArgv); on a node with GPUs, mknod of them given back on the
@@ -149,6 +143,10 @@ export async function startContainer(
     run = await session.run([config.engine, ...argv], t);
   }
   if (run.code === 0) return;
+  // An engine on the systemd driver takes only a `.slice` for --cgroup-parent, and says so
+  // before it creates anything: the job's cgroups, absolute paths for the cgroupfs driver,
+  // cannot be joined there, and no requeue changes the driver. Read from the run's refusal
+  // rather than asked with `info` before every start, which costs each node an engine call.
   if (job.containment && d.systemdDriver.test(run.stderr)) {
     throw new JobboxError(`${session.host}: ${config.engine} run`, 'a job\'s containers join its cgroups, which needs the engine\'s cgroupfs driver (it uses systemd)', firstLine(run.stderr), EXIT.permanent);
   }
