@@ -52,11 +52,16 @@ export interface Dialect {
   annotationsArgv: ((ref: string) => string[]) | undefined;
 }
 
+// docker cannot reach dockerd. It says so plainly, or, for a run with --device, as the server
+// OS it could not learn (its ping failed, so the OS is empty): `unknown server OS: ` (docker
+// 28), `unknown server OS: .` (older).
+const NO_DOCKERD = /Cannot connect to the Docker daemon|unknown server OS: ?\.?$/m;
+
 /**
  * A daemon's answer, which may heal: docker relays it after the same usage hint as its own
  * usage errors. Podman has no daemon; its usage errors are its CLI's own.
  */
-export const DAEMON_ANSWER = /Error response from daemon|Cannot connect to the Docker daemon|unknown server OS: ?\.?$/m;
+export const DAEMON_ANSWER = new RegExp(`Error response from daemon|${NO_DOCKERD.source}`, NO_DOCKERD.flags);
 
 const DOCKER: Dialect = {
   label: (name) => `.Label "${name}"`,
@@ -64,9 +69,7 @@ const DOCKER: Dialect = {
   info: '{{.ServerVersion}} {{.CgroupDriver}} {{.CgroupVersion}}',
   noImage: /Error response from daemon: No such image: /,
   imageGone: /No such image/,
-  // docker says so plainly, or, for a run with --device, as the server OS it could not learn
-  // (its ping failed, so the OS is empty): `unknown server OS: ` (docker 28), `unknown server OS: .` (older).
-  unreachable: /Cannot connect to the Docker daemon|unknown server OS: ?\.?$/m,
+  unreachable: NO_DOCKERD,
   systemdDriver: /cgroup-parent for systemd cgroup should be a valid slice/,
   // A container inherits dockerd's own limits, which its unit sets.
   limits: () => [],
