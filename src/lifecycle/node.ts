@@ -187,13 +187,13 @@ export async function pinImage(session: Session, config: Config, image: Image, l
   const pulled = await pullOn(session, config, image.ref);
   if (pulled.code === 0) {
     // docker's pull prints the digest; Podman's does not, and its copy is asked then.
-    const digest = pulledDigest(pulled.stdout) ?? localDigest((await session.run([config.engine, ...repoDigestsArgv(image.ref)], config.connectTimeoutMs)).stdout, repoOf(image.ref));
+    const digest = pulledDigest(pulled.stdout) ?? localDigest((await session.run([config.engine, ...repoDigestsArgv(dialect(config.engine), image.ref)], config.connectTimeoutMs)).stdout, repoOf(image.ref));
     // The same engine prints the same way next time: no requeue would help.
     if (!digest) throw new JobboxError(`${session.host}: pull`, 'the engine pulled the tag but named no single manifest digest to pin (docker prints "Digest: sha256:…", the copy\'s RepoDigests hold it)', image.ref, EXIT.permanent);
     return { ...image, digest };
   }
   const reason = firstLine(pulled.stderr);
-  const local = await session.run([config.engine, ...repoDigestsArgv(image.ref)], config.connectTimeoutMs);
+  const local = await session.run([config.engine, ...repoDigestsArgv(dialect(config.engine), image.ref)], config.connectTimeoutMs);
   if (local.code !== 0) throw new JobboxError(`${session.host}: pull`, `registry failed and no local copy (${printable(reason)})`, image.ref, EXIT.transient);
   const own = localDigest(local.stdout, repoOf(image.ref));
   // A copy that was loaded, committed or imported without a push has no registry digest, and

@@ -31,6 +31,8 @@ export interface Dialect {
   info: string;
   /** The words of a `run --pull never`, or an `image inspect`, for an image the node lacks. */
   noImage: RegExp;
+  /** `image inspect`'s template for the registry digests of a copy, then the engine's own pick among them if it has one. */
+  repoDigests: string;
   /** The words of an image removal for a name already gone. */
   imageGone: RegExp;
   /** The engine could not be reached: nothing was made on the node. */
@@ -68,6 +70,7 @@ const DOCKER: Dialect = {
   state: '.State',
   info: '{{.ServerVersion}} {{.CgroupDriver}} {{.CgroupVersion}}',
   noImage: /Error response from daemon: No such image: /,
+  repoDigests: '{{json .RepoDigests}}',
   imageGone: /No such image/,
   unreachable: NO_DOCKERD,
   systemdDriver: /cgroup-parent for systemd cgroup should be a valid slice/,
@@ -88,6 +91,9 @@ const PODMAN: Dialect = {
   state: '.ListContainer.State',
   info: '{{.Version.Version}} {{.Host.CgroupManager}} {{.Host.CgroupsVersion}}',
   noImage: /: image not known/,
+  // RepoDigests holds a multi-platform tag's list and its platform's manifest both; .Digest is
+  // the one the pull resolved the tag to (measured: the registry's digest for the tag).
+  repoDigests: '{{json .RepoDigests}} {{.Digest}}',
   imageGone: /image not known/,
   // No daemon: the CLI is the engine.
   unreachable: undefined,

@@ -7,7 +7,7 @@ import { DIGEST, runRef } from '../config/ref.js';
 import type { Config, Image, Queue } from '../config/types.js';
 import type { Attempt, Job } from '../job/job.js';
 import { slurmExternTask } from '../scheduler/slurm.js';
-import { dialect, parseLimits } from './engine.js';
+import { dialect, parseLimits, type Dialect } from './engine.js';
 import { cgroupClear, containerName, imageAccountsArgv, nameArgv, psArgv, removeArgv, runningArgv, type CgroupClear, type NodeFacts } from './container.js';
 
 /** install -d also closes a directory left more open (by hand, or by an older jobbox). */
@@ -38,9 +38,13 @@ export function imageIdArgv(image: Image): string[] {
   return ['image', 'inspect', '--format', '{{.Id}}', runRef(image)];
 }
 
-/** The registry digests a node's copy of a ref was pulled by: the job's digest when the registry cannot be asked. */
-export function repoDigestsArgv(ref: string): string[] {
-  return ['image', 'inspect', '--format', '{{json .RepoDigests}}', ref];
+/**
+ * The registry digests a node's copy of a ref was pulled by, and the engine's own pick where it
+ * has one (Dialect.repoDigests): the job's digest when the registry cannot be asked, or when
+ * the pull printed none.
+ */
+export function repoDigestsArgv(d: Dialect, ref: string): string[] {
+  return ['image', 'inspect', '--format', d.repoDigests, ref];
 }
 
 /** Every image a node holds, one a line: repository, tag, digest and id (`jobbox image list`). */
@@ -57,19 +61,24 @@ export function parseImages(stdout: string): { repository: string; tag: string; 
 }
 
 /**
- * repoDigestsArgv's answer → the digest of `repo` the copy carries. A copy pulled by several
- * digests of the repository (the same layers pushed twice) is ambiguous: none.
+ * repoDigestsArgv's answer → the digest of `repo` the copy carries. Of several digests of the
+ * repository, the one the engine names as the copy's own (Podman records a multi-platform tag's
+ * list and its platform's manifest both, and names the list, which the tag's pull resolved);
+ * without that, several (the same layers pushed twice) are ambiguous: none.
  */
 export function localDigest(stdout: string, repo: string): string | undefined {
+  const m = /^(\[.*\]|null)(?: (\S+))?\s*$/s.exec(stdout.trim());
+  if (!m) return undefined;
   let list: unknown;
   try {
-    list = JSON.parse(stdout);
+    list = JSON.parse(m[1]!);
   } catch {
     return undefined;
   }
   if (!Array.isArray(list)) return undefined;
   const digests = list.filter((d): d is string => typeof d === 'string' && d.startsWith(`${repo}@`)).map((d) => d.slice(repo.length + 1));
-  return digests.length === 1 && DIGEST.test(digests[0]!) ? digests[0] : undefined;
+  const one = digests.length === 1 ? digests[0] : m[2] !== undefined && digests.includes(m[2]) ? m[2] : undefined;
+  return one !== undefined && DIGEST.test(one) ? one : undefined;
 }
 
 /**
@@ -231,7 +240,7 @@ export function nodeSteps(config: Config, job: Job, image: Image): { when: strin
     ...cgroups,
     { when: 'first node, when jobbox\'s own client cannot ask the registry: the pull lock\'s dir, then the tag\'s pull, which pins the job to the digest it prints', argv: lockDirArgv() },
     { when: 'first node: the pull', argv: pullArgv(config, image.ref) },
-    { when: 'first node, when the registry fails: the digest of its own copy', argv: [e, ...repoDigestsArgv(image.ref)] },
+    { when: 'first node, when the registry fails, or its pull printed no digest: the digest of its own copy', argv: [e, ...repoDigestsArgv(dialect(e), image.ref)] },
     { when: 'while the port is checked: is the port free (the port on stdin), the cgroup filesystem (v1 for a job that joins its cgroups), the devices and GPUs, and for a Slurm GPU job slurmd\'s GPU records', argv: probeArgv(config, config.queues.get(job.queue)!, job.containment?.scheduler === 'slurm') },
     { when: 'first node, a digest whose accounts are not cached yet: does it hold the digest (pull_policy missing)', argv: [e, ...imageIdArgv(pinned)] },
     { when: 'a node whose docker run (--pull never) finds no such image, or every node with pull_policy always: the lock\'s dir, then a pull by digest', argv: pullArgv(config, runRef(pinned)) },

@@ -65,6 +65,17 @@ describe('the job\'s digest', () => {
     expect(localDigest('not json', 'reg:5000/hpc/deb12')).toBeUndefined();
   });
 
+  it('takes the engine\'s own pick of several (Podman: a multi-platform tag\'s list and its platform\'s manifest), only when it is one of them', () => {
+    const E = `sha256:${'cd'.repeat(32)}`;
+    const F = `sha256:${'ef'.repeat(32)}`;
+    const both = JSON.stringify([`reg:5000/hpc/deb12@${D}`, `reg:5000/hpc/deb12@${E}`]);
+    expect(localDigest(`${both} ${E}\n`, 'reg:5000/hpc/deb12')).toBe(E);
+    expect(localDigest(`${both} ${F}\n`, 'reg:5000/hpc/deb12')).toBeUndefined();
+    expect(localDigest(`${JSON.stringify([`reg:5000/hpc/deb12@${D}`])} ${F}\n`, 'reg:5000/hpc/deb12')).toBe(D);
+    expect(localDigest(`null ${F}`, 'reg:5000/hpc/deb12')).toBeUndefined();
+    expect(localDigest(`${both} ${E} x`, 'reg:5000/hpc/deb12')).toBeUndefined();
+  });
+
   it('is listed per node from docker images, only where it carries a registry digest', () => {
     const E = `sha256:${'cd'.repeat(32)}`;
     const out = [`reg:5000/hpc/deb12 r1 ${D} ${E}`, `reg:5000/hpc/deb12 <none> ${D} ${E}`, `local/x latest <none> ${E}`, 'garbage'].join('\n');
