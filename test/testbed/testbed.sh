@@ -236,9 +236,6 @@ make_gpu_devices() {
   mknod -m 0666 "$dir/nvidia-uvm" c 511 0
 }
 
-# Podman's node config (docs/podman.md): the testbed registry speaks HTTP, and runc, since
-# crun 1.8 refuses this machine's hybrid cgroups. node-boot.sh binds it over each node's
-# /etc/containers, with the node's own /var/lib/containers.
 # Podman lowers its own nproc to pid_max: no container may have more.
 nproc_max() {
   local hard pid_max
@@ -246,6 +243,9 @@ nproc_max() {
   [[ $hard == unlimited || $hard -gt $pid_max ]] && echo "$pid_max" || echo "$hard"
 }
 
+# Podman's node config (docs/podman.md): the testbed registry speaks HTTP, and runc, since
+# crun 1.8 refuses this machine's hybrid cgroups. node-boot.sh binds it over each node's
+# /etc/containers, with the node's own /var/lib/containers.
 write_podman_config() {
   local dir=$TB/containers
   mkdir -p "$dir"
