@@ -33,7 +33,7 @@ const run = await submitLsf(hooks, job);
 show(`esub.docker-deb12 (as jbuser1): exit ${run.esub.code}, LSB_SUB_MODIFY_ENVFILE`, run.esub.envfile);
 for (const p of run.preExec) show(`PRE_EXEC (root on ${p.hosts[0]}): exit ${p.code}`, p.stderr);
 show(`JOB_STARTER (as jbuser1): exit ${run.starter?.code}`, run.starter?.stdout);
-show('before POST_EXEC: docker ps on each node', during);
+show(`before POST_EXEC: ${ENGINE} ps on each node`, during);
 show(`POST_EXEC (root): exit ${run.postExec?.code}`, run.postExec?.stderr);
 const left = await Promise.all(NODES.map((n) => onNode(n, [ENGINE, 'ps', '-aq', '--filter', 'label=org.jobbox.job'])));
 const claims = await readdir(join(config.portDir, 'claims'));
